@@ -1,0 +1,64 @@
+"""The contract between the daemon and a southbound driver.
+
+A driver is a connection to one device (or one bus): it opens the transport, reads its points,
+writes one point, and closes. It never retries a lost connection by itself: the supervisor in
+``edge`` owns reconnection, backoff and outage logging, so that each outage is handled in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from drivers.sample import Status, TagSample, TagValue
+
+
+class LinkState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class DriverError(Exception):
+    """Base class of driver errors."""
+
+
+class DriverUnavailable(DriverError):
+    """The transport is lost or cannot be opened; the supervisor reconnects."""
+
+
+class UnknownDriverError(DriverError, LookupError):
+    """No driver is registered under the requested kind."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """A connection to one southbound device or upstream server.
+
+    ``Point`` is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint).
+    Points are validated when the config is loaded, never inside connect/read.
+    """
+
+    kind: ClassVar[str]
+    name: str
+
+    @property
+    def state(self) -> LinkState: ...
+
+    async def connect(self) -> None:
+        """Open the transport. Raise DriverUnavailable if the device cannot be reached."""
+
+    async def read(self, points: Sequence[Any]) -> list[TagSample]:
+        """Return exactly one sample per point, in order.
+
+        A failure that affects only some points (illegal address, decode error) becomes a Bad
+        sample for those points. Losing the transport raises DriverUnavailable.
+        """
+
+    async def write(self, point: Any, value: TagValue) -> Status:
+        """Write one value; return Status.Good or the status that explains the refusal."""
+
+    async def close(self) -> None:
+        """Release the transport. Idempotent; never raises."""

@@ -1,0 +1,88 @@
+"""Samples and status codes shared by every driver, the registry and the twin.
+
+Status values are the OPC UA StatusCode numbers (identical to ``asyncua.ua.StatusCodes``) so a
+status travels unchanged from a Modbus response to an OPC UA DataValue. Drivers stay free of
+asyncua; ``tests/drivers/test_sample.py`` checks the numbers against asyncua.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TypeAlias
+
+TagValue: TypeAlias = bool | int | float | str | None
+
+
+class Status(enum.IntEnum):
+    """OPC UA status codes used by the gateway (values identical to asyncua.ua.StatusCodes)."""
+
+    Good = 0x00000000
+    UncertainLastUsableValue = 0x40900000
+    UncertainNoCommunicationLastUsableValue = 0x408F0000
+    UncertainSubNormal = 0x40950000
+    BadInternalError = 0x80020000
+    BadCommunicationError = 0x80050000
+    BadDecodingError = 0x80070000
+    BadTimeout = 0x800A0000
+    BadUserAccessDenied = 0x801F0000
+    BadNoCommunication = 0x80310000
+    BadWaitingForInitialData = 0x80320000
+    BadNotWritable = 0x803B0000
+    BadOutOfRange = 0x803C0000
+    BadNotSupported = 0x803D0000
+    BadTypeMismatch = 0x80740000
+    BadConfigurationError = 0x80890000
+    BadNotConnected = 0x808A0000
+    BadDeviceFailure = 0x808B0000
+    BadSensorFailure = 0x808C0000
+    BadOutOfService = 0x808D0000
+
+
+def severity(status: int) -> int:
+    """0 = Good, 1 = Uncertain, 2 = Bad (the top two bits of the StatusCode)."""
+    return (int(status) >> 30) & 0b11
+
+
+def is_good(status: int) -> bool:
+    return severity(status) == 0
+
+
+def is_uncertain(status: int) -> bool:
+    return severity(status) == 1
+
+
+def is_bad(status: int) -> bool:
+    return severity(status) >= 2
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class TagSample:
+    """One observation of one tag.
+
+    ``value`` holds the engineering value (after scaling) or None; it never holds an error text.
+    With an Uncertain status it is the last usable value; with a Bad status it is None.
+    """
+
+    tag: str
+    value: TagValue
+    status: int
+    source_time: datetime
+    server_time: datetime
+
+    @property
+    def is_good(self) -> bool:
+        return is_good(self.status)
+
+    @property
+    def is_bad(self) -> bool:
+        return is_bad(self.status)
+
+    @property
+    def is_uncertain(self) -> bool:
+        return is_uncertain(self.status)

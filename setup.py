@@ -1,0 +1,51 @@
+"""Build and metadata for edgetwin.
+
+The twin kernels are compiled from ``kernels/_twin.pyx`` with Cython. Set ``EDGE_KERNELS_PURE=1``
+to skip the extension; the package then runs on the NumPy reference (``kernels.IMPLEMENTATION``
+says which one is active).
+"""
+
+import os
+
+from setuptools import Extension, find_packages, setup
+
+
+def kernel_extensions() -> list:
+    if os.environ.get("EDGE_KERNELS_PURE"):
+        return []
+    from Cython.Build import cythonize  # build requirement (pyproject.toml); fail loudly if missing
+
+    return cythonize(
+        [Extension("kernels._twin", ["kernels/_twin.pyx"], extra_compile_args=["-O3"])],
+        compiler_directives={"language_level": 3, "embedsignature": True},
+        annotate=bool(os.environ.get("EDGE_CYTHON_ANNOTATE")),
+    )
+
+
+setup(
+    name="edgetwin",
+    version="0.1.0",
+    description="OPC UA edge gateway with a digital twin inside",
+    python_requires=">=3.11",
+    packages=find_packages(include=["edge", "edge.*", "drivers", "drivers.*", "kernels", "kernels.*"]),
+    package_data={"kernels": ["*.pyx", "*.pyi"], "drivers": ["**/*.toml"]},
+    ext_modules=kernel_extensions(),
+    install_requires=[
+        # asyncua and pymodbus move fast: pinned to the versions the tests cover.
+        "asyncua==2.1.0",
+        "pymodbus[serial]==3.16.1",
+        "numpy>=1.26",
+        "structlog>=24.1",
+        "pydantic>=2.7,<3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-asyncio>=1.0,<2",
+            "hypothesis>=6.100",
+            "pyModbusTCP==0.3.1",
+            "filterpy>=1.4.5",
+        ],
+    },
+    entry_points={"console_scripts": ["edgetwin = edge.cli:main"]},
+)
