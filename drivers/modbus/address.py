@@ -1,0 +1,370 @@
+"""Modbus addresses and validated register points (pure; no I/O).
+
+Address grammar (case-insensitive, surrounding blanks ignored)::
+
+    address   := prefixed | classic
+    prefixed  := area ":" number [ "." bit ]     zero-based protocol address
+    area      := "hr"              holding register   (FC3 read, FC6/FC16 write)
+               | "ir"              input register     (FC4)
+               | "coil" | "co"     coil               (FC1 read, FC5 write)
+               | "di"              discrete input     (FC2)
+    classic   := digit 4 or 5 digits [ "." bit ]     one-based "Modicon" numbering
+                 "4xxxx"/"4xxxxx"  holding register   40001  -> hr:0,  400001 -> hr:0
+                 "3xxxx"/"3xxxxx"  input register     30010  -> ir:9
+                 "1xxxx"/"1xxxxx"  discrete input     10001  -> di:0
+                 "0xxxx"/"0xxxxx"  coil               00001  -> coil:0
+    bit       := 0..15, a single bit inside a register (hr/ir only; bit 0 = least significant)
+
+Examples: ``hr:100``, ``ir:5``, ``coil:0``, ``co:0``, ``di:3``, ``hr:100.3``, ``40001``,
+``400001``, ``30010.15``. Addresses are 0..65535.
+
+``make_point`` turns one tag's fields into a frozen ``RegisterPoint`` and checks everything once,
+when the configuration is loaded. Its ``ValueError`` messages are short and self-contained, so a
+config error line can carry them as-is (``register 70000 is outside 0..65535``).
+
+Byte and word order (``Order``) for values wider than one byte:
+
+* ``ABCD``: big-endian words, big-endian bytes (Modbus default; float32 1.0 = [0x3F80, 0x0000]).
+* ``CDAB``: word swap; the least significant register comes first.
+* ``BADC``: byte swap inside each register; the register order stays big-endian.
+* ``DCBA``: both; the value is fully little-endian.
+
+The same rule applies to 64-bit values (CDAB reverses all four registers). A 16-bit value is only
+affected by the byte swap. Strings are only affected by the byte swap (BADC/DCBA), since text has
+no word order. Single bits ignore the order, so a device-wide default order applies harmlessly to
+every tag.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from typing import cast
+
+MAX_ADDRESS = 65535
+MAX_STRING_REGISTERS = 125  # the most a single FC3/FC4 read can return
+
+
+class Area(enum.Enum):
+    """The four Modbus data tables."""
+
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete_input"
+    HOLDING = "holding"
+    INPUT = "input"
+
+    @property
+    def is_bit(self) -> bool:
+        """True for the single-bit tables (coils, discrete inputs)."""
+        return self in (Area.COIL, Area.DISCRETE_INPUT)
+
+    @property
+    def can_write(self) -> bool:
+        """True for the tables a client may write (coils, holding registers)."""
+        return self in (Area.COIL, Area.HOLDING)
+
+    @property
+    def noun(self) -> str:
+        """What one address of this table is called in messages."""
+        return _NOUN[self]
+
+    @property
+    def plural(self) -> str:
+        return _PLURAL[self]
+
+
+_NOUN = {
+    Area.COIL: "coil",
+    Area.DISCRETE_INPUT: "discrete input",
+    Area.HOLDING: "register",
+    Area.INPUT: "register",
+}
+_PLURAL = {
+    Area.COIL: "coils",
+    Area.DISCRETE_INPUT: "discrete inputs",
+    Area.HOLDING: "holding registers",
+    Area.INPUT: "input registers",
+}
+
+
+class DataType(enum.Enum):
+    """Value types a point can hold; the value is the name used in configs."""
+
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+
+    @property
+    def registers(self) -> int:
+        """Registers occupied by one value (0 for string: its length is configured)."""
+        return _REGISTERS[self]
+
+    @property
+    def is_integer(self) -> bool:
+        return self in _INT_RANGE
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DataType.FLOAT32, DataType.FLOAT64)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.is_integer or self.is_float
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """Inclusive raw range of an integer type."""
+        return _INT_RANGE[self]
+
+
+_REGISTERS = {
+    DataType.BOOL: 1,
+    DataType.INT16: 1,
+    DataType.UINT16: 1,
+    DataType.INT32: 2,
+    DataType.UINT32: 2,
+    DataType.INT64: 4,
+    DataType.UINT64: 4,
+    DataType.FLOAT32: 2,
+    DataType.FLOAT64: 4,
+    DataType.STRING: 0,
+}
+_INT_RANGE = {
+    DataType.INT16: (-(2**15), 2**15 - 1),
+    DataType.UINT16: (0, 2**16 - 1),
+    DataType.INT32: (-(2**31), 2**31 - 1),
+    DataType.UINT32: (0, 2**32 - 1),
+    DataType.INT64: (-(2**63), 2**63 - 1),
+    DataType.UINT64: (0, 2**64 - 1),
+}
+
+
+class Order(enum.Enum):
+    """Byte/word order of multi-byte values; see the module docstring."""
+
+    ABCD = "ABCD"
+    CDAB = "CDAB"
+    BADC = "BADC"
+    DCBA = "DCBA"
+
+    @property
+    def word_swap(self) -> bool:
+        """True when the least significant register comes first."""
+        return self in (Order.CDAB, Order.DCBA)
+
+    @property
+    def byte_swap(self) -> bool:
+        """True when the low byte of each register comes first."""
+        return self in (Order.BADC, Order.DCBA)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterPoint:
+    """One validated tag of a Modbus device; build it with ``make_point``.
+
+    ``count`` is the number of registers the value occupies (1 for a coil or discrete input).
+    ``bit`` is set only for a single bit inside a register (``hr:100.3``). ``length`` is the
+    string length in registers (None for other types). Decoded values are
+    ``raw * scale + offset``.
+    """
+
+    name: str
+    unit_id: int
+    area: Area
+    address: int
+    data_type: DataType
+    order: Order
+    count: int
+    bit: int | None
+    length: int | None
+    scale: float
+    offset: float
+    writable: bool
+    low: float | None
+    high: float | None
+    units: str | None
+
+    @property
+    def end(self) -> int:
+        """First address after this point."""
+        return self.address + self.count
+
+    @property
+    def is_scaled(self) -> bool:
+        return self.scale != 1.0 or self.offset != 0.0
+
+
+_PREFIXES = {
+    "hr": Area.HOLDING,
+    "ir": Area.INPUT,
+    "coil": Area.COIL,
+    "co": Area.COIL,
+    "di": Area.DISCRETE_INPUT,
+}
+_CLASSIC_DIGITS = {"0": Area.COIL, "1": Area.DISCRETE_INPUT, "3": Area.INPUT, "4": Area.HOLDING}
+_PREFIXED_RE = re.compile(r"([a-z]+):(\d+)(?:\.(\d+))?")
+_CLASSIC_RE = re.compile(r"(\d{5,6})(?:\.(\d+))?")
+_FORMS = "expected e.g. 'hr:100', 'hr:100.3', 'ir:5', 'coil:0', 'di:3' or '40001'"
+
+
+def parse_address(text: str) -> tuple[Area, int, int | None]:
+    """Parse one address (grammar in the module docstring) into (area, zero-based address, bit).
+
+    Raises ValueError with a short reason.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"address must be a string, not {type(text).__name__}")
+    s = text.strip().lower()
+    if m := _PREFIXED_RE.fullmatch(s):
+        prefix, number, bit_text = m.groups()
+        try:
+            area = _PREFIXES[prefix]
+        except KeyError:
+            raise ValueError(f"unknown area {prefix!r} in {text.strip()!r} (use hr, ir, coil/co or di)") from None
+        address = int(number)
+    elif m := _CLASSIC_RE.fullmatch(s):
+        digits, bit_text = m.groups()
+        try:
+            area = _CLASSIC_DIGITS[digits[0]]
+        except KeyError:
+            raise ValueError(
+                f"unknown area digit {digits[0]!r} in {digits!r} (use 0 coil, 1 discrete input, "
+                "3 input register, 4 holding register)"
+            ) from None
+        number = int(digits[1:])
+        if number == 0:
+            raise ValueError(f"{digits!r} is not a valid one-based address (numbering starts at 1)")
+        address = number - 1
+    else:
+        raise ValueError(f"cannot parse address {text.strip()!r}; {_FORMS}")
+    if address > MAX_ADDRESS:
+        raise ValueError(f"{area.noun} {address} is outside 0..{MAX_ADDRESS}")
+    bit: int | None = None
+    if bit_text is not None:
+        if area.is_bit:
+            raise ValueError(f"a bit index is only allowed on registers, not on {area.plural}")
+        bit = int(bit_text)
+        if bit > 15:
+            raise ValueError(f"bit {bit} is outside 0..15")
+    return area, address, bit
+
+
+def _enum_value(enum_cls: type[enum.Enum], value: object, what: str) -> enum.Enum:
+    if isinstance(value, enum_cls):
+        return value
+    if isinstance(value, str):
+        for member in enum_cls:
+            if member.value.lower() == value.strip().lower():
+                return member
+    known = ", ".join(m.value for m in enum_cls)
+    raise ValueError(f"unknown {what} {value!r} (known: {known})")
+
+
+def _finite(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, not {value}")
+    return float(value)
+
+
+def make_point(
+    *,
+    name: str,
+    unit_id: int = 1,
+    address: str,
+    type: str | DataType = "uint16",  # noqa: A002 - the config key is "type"
+    order: str | Order = "ABCD",
+    scale: float = 1.0,
+    offset: float = 0.0,
+    length: int | None = None,
+    writable: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    units: str | None = None,
+) -> RegisterPoint:
+    """Validate one tag's fields and return its RegisterPoint.
+
+    Raises ValueError with a short message that names the problem (not the tag: the caller
+    knows where the tag is).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("name must be a non-empty string")
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int) or not 0 <= unit_id <= 255:
+        raise ValueError(f"unit_id {unit_id!r} is outside 0..255")
+    area, start, bit = parse_address(address)
+    data_type = cast(DataType, _enum_value(DataType, type, "type"))
+    byte_order = cast(Order, _enum_value(Order, order, "order"))
+    type_name = data_type.value
+
+    if area.is_bit and data_type is not DataType.BOOL:
+        raise ValueError(f"type {type_name!r} is not allowed on {area.plural} (only bool)")
+    if bit is not None and data_type is not DataType.BOOL:
+        raise ValueError(f"a bit inside a register needs type 'bool', not {type_name!r}")
+    if not area.is_bit and bit is None and data_type is DataType.BOOL:
+        raise ValueError("type 'bool' on a register needs a bit index, e.g. 'hr:100.0'")
+
+    if data_type is DataType.STRING:
+        if length is None:
+            raise ValueError("type 'string' needs length (in registers)")
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_STRING_REGISTERS:
+            raise ValueError(f"length {length!r} is outside 1..{MAX_STRING_REGISTERS}")
+        count = length
+    else:
+        if length is not None:
+            raise ValueError(f"length is only allowed with type 'string', not {type_name!r}")
+        count = data_type.registers
+    if start + count - 1 > MAX_ADDRESS:
+        raise ValueError(
+            f"{type_name} at {area.noun} {start} needs {count} registers and runs past {MAX_ADDRESS}"
+        )
+
+    scale_f = _finite(scale, "scale")
+    offset_f = _finite(offset, "offset")
+    if scale_f == 0.0:
+        raise ValueError("scale must not be 0")
+    if not data_type.is_numeric and (scale_f != 1.0 or offset_f != 0.0):
+        raise ValueError(f"scale and offset are not allowed with type {type_name!r}")
+
+    if not isinstance(writable, bool):
+        raise ValueError(f"writable must be true or false, not {writable!r}")
+    if writable and not area.can_write:
+        raise ValueError(f"{area.plural} are read-only; writable is only allowed on coils and holding registers")
+    if writable and bit is not None:
+        raise ValueError("a bit inside a register cannot be writable (write the whole register or use a coil)")
+
+    low_f = None if low is None else _finite(low, "low")
+    high_f = None if high is None else _finite(high, "high")
+    if (low_f is not None or high_f is not None) and not data_type.is_numeric:
+        raise ValueError(f"low and high are not allowed with type {type_name!r}")
+    if low_f is not None and high_f is not None and low_f > high_f:
+        raise ValueError(f"low {low_f:g} is greater than high {high_f:g}")
+    if units is not None and not isinstance(units, str):
+        raise ValueError(f"units must be a string, not {units!r}")
+
+    return RegisterPoint(
+        name=name,
+        unit_id=unit_id,
+        area=area,
+        address=start,
+        data_type=data_type,
+        order=byte_order,
+        count=count,
+        bit=bit,
+        length=length if data_type is DataType.STRING else None,
+        scale=scale_f,
+        offset=offset_f,
+        writable=writable,
+        low=low_f,
+        high=high_f,
+        units=units,
+    )

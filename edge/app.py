@@ -1,0 +1,177 @@
+"""Build the gateway from a config and run it until shutdown.
+
+Startup order: registry (device tags, twin outputs, diagnostics) -> simulator (if enabled) ->
+OPC UA server -> device poll tasks and twin tasks. Shutdown unwinds in reverse. Every task is
+named and owned by one TaskGroup; a task that crashes stops the gateway (with a log line) rather
+than leaving it half-alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import structlog
+
+import kernels
+from drivers import load_driver_class
+from drivers.sample import Status, TagSample, utcnow
+from edge import __version__
+from edge.backoff import Backoff
+from edge.config import GatewayConfig, ModbusTcpDevice
+from edge.opcua_server import OpcUaServer
+from edge.registry import TagInfo, TagRegistry
+from edge.supervisor import DeviceRunner, Supervisor
+from edge.twin import TwinRunner, build_runners, signal_infos
+
+log = structlog.get_logger("edge.app")
+
+ShutdownTrigger = Callable[[], Awaitable[object]]
+
+
+class Gateway:
+    """Everything one config describes, wired together but not yet running."""
+
+    def __init__(self, cfg: GatewayConfig) -> None:
+        self.cfg = cfg
+        self.registry = TagRegistry()
+        runners = [self._device(dev) for dev in cfg.devices]
+        self.supervisor = Supervisor(runners)
+        for asset in cfg.assets:
+            for info in signal_infos(asset, self.registry):
+                self.registry.add(info)
+        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry)
+        for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
+            self.registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, units))
+        self.server: OpcUaServer | None = None
+
+    def _device(self, dev: ModbusTcpDevice) -> DeviceRunner:
+        points = dev.points()
+        for tag, point in zip(dev.tags, points, strict=True):
+            scaled = tag.scale != 1.0 or tag.offset != 0.0
+            dtype = point.data_type.value
+            if scaled and dtype not in ("bool", "string"):
+                dtype = "float64"  # engineering values of scaled integers are not integers
+            self.registry.add(
+                TagInfo(
+                    f"{dev.name}.{tag.name}",
+                    ("Devices", dev.name, tag.name),
+                    dtype,
+                    tag.units,
+                    tag.low,
+                    tag.high,
+                    tag.description,
+                    tag.writable,
+                    device=dev.name,
+                )
+            )
+        driver = load_driver_class(dev.driver)(
+            name=dev.name,
+            host=dev.host,
+            port=dev.port,
+            timeout_s=dev.timeout_s,
+            max_registers=dev.max_registers,
+            max_bits=dev.max_bits,
+            max_gap=dev.max_gap,
+        )
+        g = self.cfg.gateway
+        runner = DeviceRunner(
+            dev.name,
+            driver,
+            points,
+            self.registry,
+            poll_interval_s=dev.poll_interval_s,
+            backoff=Backoff(g.backoff_initial_s, g.backoff_max_s),
+        )
+        for info in runner.health.infos():
+            self.registry.add(info)
+        return runner
+
+    def gateway_diagnostics(self) -> list[TagSample]:
+        now = utcnow()
+        tick = max((t.last_tick_s for t in self.twins), default=0.0)
+        return [
+            TagSample("_diag.gateway.Version", __version__, Status.Good, now, now),
+            TagSample("_diag.gateway.KernelImplementation", kernels.IMPLEMENTATION, Status.Good, now, now),
+            TagSample("_diag.gateway.KernelTickTime", tick, Status.Good, now, now),
+        ]
+
+
+async def run_gateway(
+    cfg: GatewayConfig,
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    on_ready: Callable[[Gateway], None] | None = None,
+) -> None:
+    """Run the gateway until *shutdown_trigger* returns (default: SIGINT or SIGTERM)."""
+    gw = Gateway(cfg)
+    log.info("kernels_loaded", implementation=kernels.IMPLEMENTATION)
+    stop = asyncio.Event()
+    trigger = shutdown_trigger or _signal_trigger(stop)
+    async with AsyncExitStack() as stack:
+        async with asyncio.TaskGroup() as tg:
+            tasks: list[asyncio.Task] = []
+            if cfg.simulator.enabled:
+                tasks.append(await _start_simulator(cfg, tg))
+            gw.server = await stack.enter_async_context(
+                OpcUaServer(
+                    gw.registry,
+                    endpoint=cfg.gateway.endpoint,
+                    namespace_uri=cfg.gateway.namespace_uri,
+                    gateway_name=cfg.gateway.name,
+                    write_handler=gw.supervisor.write,
+                )
+            )
+            for r in gw.supervisor.runners:
+                tasks.append(tg.create_task(r.run(), name=f"poll:{r.name}"))
+            for twin in gw.twins:
+                tasks.append(tg.create_task(twin.run(), name=f"twin:{twin.tick_s:g}s"))
+            tasks.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
+            gw.registry.publish(gw.gateway_diagnostics())
+            log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
+            if on_ready is not None:
+                on_ready(gw)
+            await trigger()
+            log.info("gateway_stopping")
+            for t in tasks:
+                t.cancel()
+            # the TaskGroup now waits for every task to unwind (each closes its own transport)
+    log.info("gateway_stopped")
+
+
+async def _start_simulator(cfg: GatewayConfig, tg: asyncio.TaskGroup) -> asyncio.Task:
+    from edge.sim.plant import Fault
+    from edge.sim.server import serve_plant
+
+    sim = cfg.simulator
+    ready = asyncio.Event()
+    task = tg.create_task(
+        serve_plant(
+            host=sim.host,
+            port=sim.port,
+            unit_id=sim.unit_id,
+            tick_s=sim.tick_s,
+            time_scale=sim.time_scale,
+            fault=Fault[sim.fault.upper()],
+            seed=sim.seed,
+            ready=ready,
+        ),
+        name="plant:server",
+    )
+    await ready.wait()
+    return task
+
+
+async def _diagnostics_loop(gw: Gateway) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        gw.registry.publish(gw.gateway_diagnostics())
+
+
+def _signal_trigger(stop: asyncio.Event) -> ShutdownTrigger:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop.wait

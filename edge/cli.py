@@ -1,0 +1,137 @@
+"""The ``edgetwin`` command: run, check, simulate, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from edge import __version__
+from edge.config import ConfigError, json_schema, load_config
+from edge.logconfig import configure_logging
+
+log = structlog.get_logger("edge.cli")
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.endpoint:
+        cfg = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"endpoint": args.endpoint})})
+    configure_logging(args.log_level or cfg.gateway.log_level)
+
+    from edge.app import run_gateway
+
+    def ready(gw) -> None:
+        print(f"edgetwin {__version__} is serving {len(gw.registry)} nodes. Point your OPC UA client at {cfg.gateway.endpoint}", flush=True)
+
+    try:
+        asyncio.run(run_gateway(cfg, on_ready=ready))
+    except* OSError as group:
+        for exc in group.exceptions:
+            log.error("startup_failed", error=str(exc))
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.config:
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            failed = True
+        else:
+            tags = sum(len(d.tags) for d in cfg.devices)
+            print(f"{path}: ok ({len(cfg.devices)} devices, {tags} tags, {len(cfg.assets)} assets)")
+    return 1 if failed else 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level or "info")
+    from edge.sim.plant import Fault
+    from edge.sim.server import serve_plant
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            serve_plant(
+                host=args.host,
+                port=args.port,
+                unit_id=args.unit_id,
+                time_scale=args.time_scale,
+                fault=Fault[args.fault.upper()],
+                seed=args.seed,
+                ready=ready,
+            ),
+            name="plant:server",
+        )
+        await ready.wait()
+        print(f"Simulated plant (Modbus TCP) listening on {args.host}:{args.port}, unit {args.unit_id}", flush=True)
+        stop = asyncio.Event()
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        done, _ = await asyncio.wait([task, asyncio.create_task(stop.wait(), name="simulate:stop")], return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgetwin", description="OPC UA edge gateway with a digital twin inside")
+    p.add_argument("--version", action="version", version=f"edgetwin {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway")
+    run.add_argument("config", help="gateway config file (TOML)")
+    run.add_argument("--endpoint", help="override gateway.endpoint, e.g. opc.tcp://0.0.0.0:4840/edgetwin")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check", help="validate config files without opening any socket")
+    check.add_argument("config", nargs="+")
+    check.set_defaults(func=_check)
+
+    sim = sub.add_parser("simulate", help="run the simulated plant (a Modbus TCP server)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=5020)
+    sim.add_argument("--unit-id", type=int, default=1)
+    sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per wall-clock second")
+    sim.add_argument("--fault", default="none", choices=["none", "bearing_wear", "sensor_drift", "stuck_sensor"])
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sim.set_defaults(func=_simulate)
+
+    schema = sub.add_parser("schema", help="print the config JSON Schema")
+    schema.set_defaults(func=_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
