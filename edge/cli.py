@@ -34,9 +34,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run_gateway(cfg, on_ready=ready))
-    except* OSError as group:
-        for exc in group.exceptions:
-            log.error("startup_failed", error=str(exc))
+    except (OSError, ExceptionGroup) as exc:  # a port in use, an unreachable bind address, a crashed task
+        for err in exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]:
+            log.error("gateway_failed", error=str(err), error_type=type(err).__name__)
         return 1
     return 0
 
@@ -82,7 +82,7 @@ def _simulate(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        done, _ = await asyncio.wait([task, asyncio.create_task(stop.wait(), name="simulate:stop")], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([task, asyncio.create_task(stop.wait(), name="simulate:stop")], return_when=asyncio.FIRST_COMPLETED)
         task.cancel()
         try:
             await task

@@ -39,7 +39,9 @@ VARIANT_TYPES: dict[str, ua.VariantType] = {
     "float64": ua.VariantType.Double,
     "string": ua.VariantType.String,
 }
-_PYTHON_TYPES = {"bool": bool, "string": str, "float32": float, "float64": float}
+_ZERO: dict[str, object] = {"bool": False, "string": "", "float32": 0.0, "float64": 0.0} | {
+    t: 0 for t in ("int16", "uint16", "int32", "uint32", "int64", "uint64")
+}
 
 GROUP_FOLDERS = frozenset({"Devices", "Assets", "Diagnostics"})
 
@@ -149,17 +151,18 @@ class OpcUaServer:
         vtype = VARIANT_TYPES[info.data_type]
         nid = self._nid(info.path)
         initial = to_datavalue(self._registry.latest(info.key), vtype)
-        var = await parent.add_variable(nid, self._qn(info.path[-1]), ua.Variant(None, vtype), varianttype=vtype)
-        await var.write_attribute(ua.AttributeIds.DataType, ua.DataValue(ua.Variant(ua.NodeId(vtype.value), ua.VariantType.NodeId)))
+        var = await parent.add_variable(nid, self._qn(info.path[-1]), ua.Variant(_ZERO[info.data_type], vtype), varianttype=vtype)
         if info.description:
             await var.write_attribute(
                 ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(info.description), ua.VariantType.LocalizedText))
             )
         if info.units is not None:
-            await var.add_property(self._nid((*info.path, "EngineeringUnits")), "EngineeringUnits", _eu_information(info.units))
+            await var.add_property(
+                self._nid((*info.path, "EngineeringUnits")), ua.QualifiedName("EngineeringUnits", 0), _eu_information(info.units)
+            )
         if info.low is not None and info.high is not None:
             await var.add_property(
-                self._nid((*info.path, "EURange")), "EURange", ua.Range(Low=float(info.low), High=float(info.high))
+                self._nid((*info.path, "EURange")), ua.QualifiedName("EURange", 0), ua.Range(Low=float(info.low), High=float(info.high))
             )
         if info.writable:
             await var.set_writable(True)
