@@ -145,8 +145,10 @@ def test_cli_demo_starts_prints_endpoint_and_stops_cleanly_on_sigterm(tmp_path: 
     cfg = tmp_path / "demo.toml"
     cfg.write_text(text)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path / "stderr.log"
+    log_file = log_path.open("w")  # a file, not a pipe: an unread pipe would fill and block the gateway
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "edge", "run", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env
     )
     try:
         line = ""
@@ -154,16 +156,21 @@ def test_cli_demo_starts_prints_endpoint_and_stops_cleanly_on_sigterm(tmp_path: 
         while "Point your OPC UA client at" not in line:
             assert time.monotonic() < deadline, "no ready line"
             line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read()
+            assert line or proc.poll() is None, log_path.read_text()
         assert f"opc.tcp://127.0.0.1:{opcua_port}/edgetwin" in line
         time.sleep(1.0)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"gateway did not stop within 10 s of SIGTERM; its log:\n{log_path.read_text()}")
+        assert code == 0, log_path.read_text()
         assert time.monotonic() - started < 5
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    err = proc.stderr.read()
+        log_file.close()
+    err = log_path.read_text()
     assert "gateway_stopped" in err and "Traceback" not in err
