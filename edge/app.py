@@ -20,7 +20,7 @@ from drivers import load_driver_class
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.backoff import Backoff
-from edge.config import GatewayConfig, ModbusTcpDevice
+from edge.config import GatewayConfig, ModbusTcpDevice, SimulatorSection
 from edge.opcua_server import OpcUaServer
 from edge.registry import TagInfo, TagRegistry
 from edge.supervisor import DeviceRunner, Supervisor
@@ -114,7 +114,7 @@ async def run_gateway(
         async with asyncio.TaskGroup() as tg:
             tasks: list[asyncio.Task] = []
             if cfg.simulator.enabled:
-                tasks.append(await _start_simulator(cfg, tg))
+                tasks.append(await start_simulator(cfg.simulator, tg))
             gw.server = await stack.enter_async_context(
                 OpcUaServer(
                     gw.registry,
@@ -141,11 +141,22 @@ async def run_gateway(
     log.info("gateway_stopped")
 
 
-async def _start_simulator(cfg: GatewayConfig, tg: asyncio.TaskGroup) -> asyncio.Task:
+async def run_simulator(sim: SimulatorSection, *, shutdown_trigger: ShutdownTrigger | None = None, on_ready: Callable[[], None] | None = None) -> None:
+    """Run only the simulated plant until *shutdown_trigger* returns (default: SIGINT or SIGTERM)."""
+    trigger = shutdown_trigger or _signal_trigger(asyncio.Event())
+    async with asyncio.TaskGroup() as tg:
+        task = await start_simulator(sim, tg)
+        if on_ready is not None:
+            on_ready()
+        await trigger()
+        task.cancel()
+
+
+async def start_simulator(sim: SimulatorSection, tg: asyncio.TaskGroup) -> asyncio.Task:
+    """Start the simulated plant in *tg*; return once it listens."""
     from edge.sim.plant import Fault
     from edge.sim.server import serve_plant
 
-    sim = cfg.simulator
     ready = asyncio.Event()
     task = tg.create_task(
         serve_plant(

@@ -17,6 +17,13 @@ from edge.logconfig import configure_logging
 log = structlog.get_logger("edge.cli")
 
 
+def _failed(event: str, exc: BaseException) -> int:
+    """Log each underlying error of a failed run as one event line; exit code 1."""
+    for err in exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]:
+        log.error(event, error=str(err), error_type=type(err).__name__)
+    return 1
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
@@ -35,9 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run_gateway(cfg, on_ready=ready))
     except (OSError, ExceptionGroup) as exc:  # a port in use, an unreachable bind address, a crashed task
-        for err in exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]:
-            log.error("gateway_failed", error=str(err), error_type=type(err).__name__)
-        return 1
+        return _failed("gateway_failed", exc)
     return 0
 
 
@@ -57,39 +62,24 @@ def _check(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or "info")
-    from edge.sim.plant import Fault
-    from edge.sim.server import serve_plant
+    from edge.app import run_simulator
+    from edge.config import SimulatorSection
 
-    async def main() -> None:
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            serve_plant(
-                host=args.host,
-                port=args.port,
-                unit_id=args.unit_id,
-                time_scale=args.time_scale,
-                fault=Fault[args.fault.upper()],
-                seed=args.seed,
-                ready=ready,
-            ),
-            name="plant:server",
+    try:
+        sim = SimulatorSection(
+            enabled=True, host=args.host, port=args.port, unit_id=args.unit_id, time_scale=args.time_scale, fault=args.fault, seed=args.seed
         )
-        await ready.wait()
-        print(f"Simulated plant (Modbus TCP) listening on {args.host}:{args.port}, unit {args.unit_id}", flush=True)
-        stop = asyncio.Event()
-        import signal
+    except ValueError as exc:
+        print(f"edgetwin simulate: {exc}", file=sys.stderr)
+        return 2
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await asyncio.wait([task, asyncio.create_task(stop.wait(), name="simulate:stop")], return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+    def ready() -> None:
+        print(f"Simulated plant (Modbus TCP) listening on {sim.host}:{sim.port}, unit {sim.unit_id}", flush=True)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(run_simulator(sim, on_ready=ready))
+    except (OSError, ExceptionGroup) as exc:
+        return _failed("simulator_failed", exc)
     return 0
 
 
