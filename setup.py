@@ -16,7 +16,11 @@ def kernel_extensions() -> list:
     from Cython.Build import cythonize  # build requirement (pyproject.toml); fail loudly if missing
 
     return cythonize(
-        [Extension("kernels._twin", ["kernels/_twin.pyx"], extra_compile_args=["-O3"])],
+        [
+            Extension("kernels._twin", ["kernels/_twin.pyx"], extra_compile_args=["-O3"]),
+            Extension("kernels._ident", ["kernels/_ident.pyx"], extra_compile_args=["-O3"]),
+            Extension("kernels._detect", ["kernels/_detect.pyx"], extra_compile_args=["-O3"]),
+        ],
         compiler_directives={"language_level": 3, "embedsignature": True},
         annotate=bool(os.environ.get("EDGE_CYTHON_ANNOTATE")),
     )
@@ -45,7 +49,9 @@ setup(
             "hypothesis>=6.100",
             "pyModbusTCP==0.3.1",
             "filterpy>=1.4.5",
+            "matplotlib>=3.7",
         ],
+        "plot": ["matplotlib>=3.7"],  # edgetwin replay --plot
     },
     entry_points={"console_scripts": ["edgetwin = edge.cli:main"]},
 )

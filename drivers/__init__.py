@@ -10,6 +10,7 @@ from drivers.base import UnknownDriverError
 
 DRIVER_KINDS: Final[Mapping[str, str]] = {
     "modbus_tcp": "drivers.modbus.driver:ModbusTcpDriver",
+    "modbus_rtu": "drivers.modbus.driver:ModbusRtuDriver",
 }
 
 

@@ -14,6 +14,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from drivers.sample import Status, TagSample, TagValue
 
 
+# Statuses a driver gives a point it could not fetch right now although the link is up (a unit on a
+# shared bus that does not answer, or one that is demoted). The daemon does not publish them as they
+# are: it keeps the last usable value as UncertainNoCommunicationLastUsableValue until its staleness
+# limit, and only then shows the Bad status.
+COMMUNICATION_FAILURES: frozenset[int] = frozenset({Status.BadTimeout, Status.BadNoCommunication})
+
+
 class LinkState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"

@@ -20,7 +20,9 @@ from drivers import load_driver_class
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.backoff import Backoff
-from edge.config import GatewayConfig, ModbusTcpDevice, SimulatorSection
+from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
+from edge.extensions import northbound_extensions
+from edge.opcua.settings import server_options
 from edge.opcua_server import OpcUaServer
 from edge.registry import TagInfo, TagRegistry
 from edge.supervisor import DeviceRunner, Supervisor
@@ -47,10 +49,10 @@ class Gateway:
             self.registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, units))
         self.server: OpcUaServer | None = None
 
-    def _device(self, dev: ModbusTcpDevice) -> DeviceRunner:
+    def _device(self, dev: DeviceConfig) -> DeviceRunner:
         points = dev.points()
         for tag, point in zip(dev.tags, points, strict=True):
-            scaled = tag.scale != 1.0 or tag.offset != 0.0
+            scaled = point.is_scaled
             dtype = point.data_type.value
             if scaled and dtype not in ("bool", "string"):
                 dtype = "float64"  # engineering values of scaled integers are not integers
@@ -67,15 +69,7 @@ class Gateway:
                     device=dev.name,
                 )
             )
-        driver = load_driver_class(dev.driver)(
-            name=dev.name,
-            host=dev.host,
-            port=dev.port,
-            timeout_s=dev.timeout_s,
-            max_registers=dev.max_registers,
-            max_bits=dev.max_bits,
-            max_gap=dev.max_gap,
-        )
+        driver = load_driver_class(dev.driver)(name=dev.name, **dev.driver_settings())
         g = self.cfg.gateway
         runner = DeviceRunner(
             dev.name,
@@ -84,6 +78,8 @@ class Gateway:
             self.registry,
             poll_interval_s=dev.poll_interval_s,
             backoff=Backoff(g.backoff_initial_s, g.backoff_max_s),
+            intervals=dev.poll_intervals(),
+            stale_after_s=dev.stale_after_s,
         )
         for info in runner.health.infos():
             self.registry.add(info)
@@ -115,6 +111,9 @@ async def run_gateway(
             tasks: list[asyncio.Task] = []
             if cfg.simulator.enabled:
                 tasks.append(await start_simulator(cfg.simulator, tg))
+            # history, alarms, methods; entered first so the history database is flushed and
+            # closed only after the server and every producer have stopped
+            extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins))
             gw.server = await stack.enter_async_context(
                 OpcUaServer(
                     gw.registry,
@@ -122,6 +121,8 @@ async def run_gateway(
                     namespace_uri=cfg.gateway.namespace_uri,
                     gateway_name=cfg.gateway.name,
                     write_handler=gw.supervisor.write,
+                    extensions=extensions,
+                    **server_options(cfg),  # security policies, certificates, users, model metadata
                 )
             )
             for r in gw.supervisor.runners:

@@ -83,6 +83,27 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_password(args: argparse.Namespace) -> int:
+    """Print a salted hash for ``[[opcua.users]] password_hash``; the password is read without echo
+    on a terminal (asked twice), or as the first line of standard input otherwise."""
+    import getpass
+
+    from edge.users import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != password:
+            print("passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("empty password", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return 0
@@ -112,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sim.set_defaults(func=_simulate)
+
+    hp = sub.add_parser("hash-password", help="print a salted password hash for [[opcua.users]] password_hash")
+    hp.set_defaults(func=_hash_password)
+
+    from edge.replay_cli import add_parser as add_replay_parser
+
+    add_replay_parser(sub)
 
     schema = sub.add_parser("schema", help="print the config JSON Schema")
     schema.set_defaults(func=_schema)

@@ -1,70 +1,79 @@
 """The northbound OPC UA server: builds the address space from the registry and publishes samples.
 
-Node layout (string NodeIds derived from the browse path, so they are identical across restarts):
-``Objects/<gateway>/Devices/<device>/<tag>``, ``Objects/<gateway>/Assets/<asset>/<signal>/<output>``,
-``Objects/<gateway>/Diagnostics/...``. Each registry ``TagInfo.path`` becomes one variable.
+The information model (object types, node layout, attributes) is in ``edge/opcua/model.py``;
+logins and per-session rights in ``edge/opcua/auth.py``; client writes in ``edge/opcua/writes.py``;
+certificates and the client PKI in ``edge/security.py``; users and roles in ``edge/users.py``.
 
 Every sample is published as a DataValue with its status code and source/server timestamps. The
 variant type is always explicit: asyncua silently drops a value whose type does not match the node.
-Client writes to writable nodes are handed to ``write_handler`` (which sends them to the device)
-and acknowledged with the device's result; the node itself changes only on the next read-back.
+Client writes to writable nodes are validated, handed to ``write_handler`` (which sends them to
+the device) and acknowledged with the device's result; the node itself changes only on the next
+read-back.
+
+Extending the server (history, alarms, methods): pass ``extensions=[...]`` (each with
+``attach(server)``/``detach()``, see ``ServerExtension``); ``attach`` runs after the tag tree and
+types exist and before the endpoint opens. Extensions reach the asyncua server (``ua_server``),
+NodeIds (``node_id(key)``, ``path_node_id(path)``, ``type_node_id(name)``), per-batch sample
+listeners (``add_sample_listener``) and method roles (``require_role``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
 
 import structlog
 from asyncua import Server, ua
 
-from drivers.sample import Status, TagSample, TagValue
-from edge import units
+from drivers.sample import Status, TagSample, utcnow
+from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
+from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, node_id_text, to_datavalue
+from edge.opcua.writes import WriteGate, WriteHandler
 from edge.registry import TagInfo, TagRegistry
+from edge.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
+from edge.users import Role, UserDirectory
+
+__all__ = [
+    "GROUP_FOLDERS",
+    "VARIANT_TYPES",
+    "OpcUaServer",
+    "ServerExtension",
+    "WriteHandler",
+    "eu_information",
+    "node_id_text",
+    "to_datavalue",
+]
 
 log = structlog.get_logger("edge.opcua_server")
 
-WriteHandler = Callable[[str, TagValue], Awaitable[int]]
-
-VARIANT_TYPES: dict[str, ua.VariantType] = {
-    "bool": ua.VariantType.Boolean,
-    "int16": ua.VariantType.Int16,
-    "uint16": ua.VariantType.UInt16,
-    "int32": ua.VariantType.Int32,
-    "uint32": ua.VariantType.UInt32,
-    "int64": ua.VariantType.Int64,
-    "uint64": ua.VariantType.UInt64,
-    "float32": ua.VariantType.Float,
-    "float64": ua.VariantType.Double,
-    "string": ua.VariantType.String,
-}
-_ZERO: dict[str, object] = {"bool": False, "string": "", "float32": 0.0, "float64": 0.0} | {
-    t: 0 for t in ("int16", "uint16", "int32", "uint32", "int64", "uint64")
-}
-
-GROUP_FOLDERS = frozenset({"Devices", "Assets", "Diagnostics"})
+SESSIONS_KEY = "_diag.gateway.Sessions"
+SampleListener = Callable[[Sequence[TagSample]], None]
 
 
-def node_id_text(gateway: str, path: Sequence[str]) -> str:
-    return "/".join((gateway, *path))
+class ServerExtension(Protocol):
+    """A part of the server built beside the tag tree (history, alarms, methods).
 
+    ``attach`` runs after the tag nodes exist and before the endpoint opens; ``detach`` runs in
+    reverse order before it closes.
+    """
 
-def to_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
-    value = sample.value
-    if value is not None and vtype in (ua.VariantType.Float, ua.VariantType.Double):
-        value = float(value)
-    variant = ua.Variant(value, vtype) if value is not None else ua.Variant(None, ua.VariantType.Null)
-    return ua.DataValue(
-        Value=variant,
-        StatusCode=ua.StatusCode(int(sample.status)),
-        SourceTimestamp=sample.source_time,
-        ServerTimestamp=sample.server_time,
-    )
+    async def attach(self, server: OpcUaServer) -> None: ...
+
+    async def detach(self) -> None: ...
 
 
 class OpcUaServer:
-    """Serve the registry over OPC UA. Use as ``async with OpcUaServer(...) as server:``."""
+    """Serve the registry over OPC UA. Use as ``async with OpcUaServer(...) as server:``.
+
+    Without ``security`` the server offers only the None policy; without ``users`` it accepts
+    anonymous logins with every right. Both defaults are for tests and loopback embedding: the
+    daemon always passes the config's settings (``edge.app``).
+    """
 
     def __init__(
         self,
@@ -74,20 +83,36 @@ class OpcUaServer:
         namespace_uri: str,
         gateway_name: str,
         write_handler: WriteHandler | None = None,
+        extensions: Sequence[ServerExtension] = (),
+        security: SecuritySettings | None = None,
+        users: UserDirectory | None = None,
+        model: ModelInfo | None = None,
     ) -> None:
         self._registry = registry
+        self._extensions = list(extensions)
         self._endpoint = endpoint
         self._namespace_uri = namespace_uri
         self._gateway = gateway_name
         self._write_handler = write_handler
-        self._server = Server()
+        self._security = security or SecuritySettings()
+        self._users = users or UserDirectory(anonymous_role=Role.ADMIN)
+        self._model = model or ModelInfo()
+        self._server = Server(user_manager=OpcUaUserManager(self._users))
         self._ns = 0
+        self._builder: ModelBuilder | None = None
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
-        self._writable: dict[ua.NodeId, TagInfo] = {}
+        self._targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}
+        self._required_roles: dict[ua.NodeId, Role] = {}
+        self._listeners: list[SampleListener] = []
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._write_failures: set[str] = set()
+        self.sessions: SessionHooks | None = None
+        self.pki: Pki | None = None
+        self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
+        if SESSIONS_KEY not in registry:
+            registry.add(TagInfo(SESSIONS_KEY, ("Diagnostics", "Gateway", "Sessions"), "uint32", description="activated client sessions"))
 
     @property
     def namespace_index(self) -> int:
@@ -96,18 +121,71 @@ class OpcUaServer:
     def node_id(self, key: str) -> ua.NodeId:
         return self._nodes[key][0]
 
+    # -- for extensions (history, alarms, methods): see ServerExtension ------------------------
+    @property
+    def ua_server(self) -> Server:
+        return self._server
+
+    @property
+    def registry(self) -> TagRegistry:
+        return self._registry
+
+    def path_node_id(self, path: Sequence[str]) -> ua.NodeId:
+        """The NodeId of the object or variable at *path* below the gateway object."""
+        return ua.NodeId(node_id_text(self._gateway, path), self._ns)
+
+    def type_node_id(self, name: str) -> ua.NodeId:
+        """The NodeId of one of the model's object types ("AssetType", "TwinSignalType", "DeviceType")."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        return self._builder.types[name]
+
+    def add_sample_listener(self, listener: SampleListener) -> None:
+        """Call *listener* with each batch of samples after it is visible in the address space."""
+        self._listeners.append(listener)
+
+    def require_role(self, method_id: ua.NodeId, role: Role) -> None:
+        """Refuse calls of *method_id* from sessions below *role* (BadUserAccessDenied) and report
+        UserExecutable = false to them. Handlers can ask ``edge.users.current_role()`` too."""
+        self._required_roles[method_id] = role
+
+    # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> OpcUaServer:
         await self._server.init()
         self._server.set_endpoint(self._endpoint)
         self._server.set_server_name(f"edgetwin {self._gateway}")
-        self._server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await self._server.set_application_uri(self.application_uri)
+        await self._set_build_info()
+        await self._setup_security()
         self._ns = await self._server.register_namespace(self._namespace_uri)
-        await self._build()
-        self._install_write_hook()
+        self._builder = ModelBuilder(self._server, self._ns, self._gateway, self._registry, self._model)
+        await self._builder.build_types()
+        await self._builder.build_instances()
+        self._nodes = self._builder.nodes
+        self._targets = self._builder.targets
+        WriteGate(
+            self._registry,
+            self._write_handler,
+            writable=self._builder.writable,
+            variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
+        ).install(self._server.iserver.attribute_service)
+        self.sessions = SessionHooks(
+            self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR
+        )
+        for ext in self._extensions:
+            await ext.attach(self)
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
+        self._publish_sessions(0)
         await self._server.start()
         self._task = asyncio.create_task(self._publish_loop(), name="opcua:publish")
-        log.info("opcua_server_started", endpoint=self._endpoint, namespace=self._namespace_uri, nodes=len(self._nodes))
+        log.info(
+            "opcua_server_started",
+            endpoint=self._endpoint,
+            namespace=self._namespace_uri,
+            nodes=len(self._nodes),
+            policies=list(self._security.policies),
+            modes=list(self._security.modes) if self._security.secure else [],
+            anonymous=self._users.anonymous_role.label if self._users.anonymous_role else "off",
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -120,55 +198,51 @@ class OpcUaServer:
             except asyncio.CancelledError:
                 if asyncio.current_task() is not None and asyncio.current_task().cancelling():
                     raise
+        for ext in reversed(self._extensions):
+            await ext.detach()
         await self._server.stop()
         log.info("opcua_server_stopped")
 
-    # -- address space -----------------------------------------------------------------------
-    async def _build(self) -> None:
-        objects = self._server.nodes.objects
-        containers: dict[tuple[str, ...], Any] = {}
-        root = await objects.add_object(self._nid(()), self._qn(self._gateway))
-        containers[()] = root
-        for info in self._registry.infos():
-            parent = root
-            for depth in range(1, len(info.path)):
-                prefix = info.path[:depth]
-                if prefix not in containers:
-                    if depth == 1 and prefix[0] in GROUP_FOLDERS:
-                        containers[prefix] = await parent.add_folder(self._nid(prefix), self._qn(prefix[-1]))
-                    else:
-                        containers[prefix] = await parent.add_object(self._nid(prefix), self._qn(prefix[-1]))
-                parent = containers[prefix]
-            await self._add_variable(parent, info)
+    async def _setup_security(self) -> None:
+        sec = self._security
+        install_channel_guard()
+        self._server.set_security_policy(sec.policy_types())
+        manager = self._server.iserver.user_manager
+        self._server.set_identity_tokens(manager.identity_tokens())
+        if not manager.identity_tokens():
+            log.warning("no_logins_configured", hint="add [[opcua.users]] or set opcua.allow_anonymous = true")
+        if not sec.secure:
+            return
+        assert sec.state_dir is not None
+        pki = Pki.under(Path(sec.state_dir))
+        host = urlparse(self._endpoint).hostname
+        hostnames = list(sec.hostnames) or default_hostnames(host)
+        ensure_server_certificate(
+            pki, common_name=f"edgetwin {self._gateway}", application_uri=self.application_uri, hostnames=hostnames, days=sec.certificate_days
+        )
+        await self._server.load_certificate(str(pki.cert))
+        await self._server.load_private_key(str(pki.key))
+        validator = ClientCertificateValidator(pki)
+        await validator.load()
+        self._server.set_certificate_validator(validator)
+        self.pki = pki
 
-    def _nid(self, path: Sequence[str]) -> ua.NodeId:
-        return ua.NodeId(node_id_text(self._gateway, path), self._ns)
+    async def _set_build_info(self) -> None:
+        import kernels
+        from edge import __version__
 
-    def _qn(self, name: str) -> ua.QualifiedName:
-        return ua.QualifiedName(name, self._ns)
+        await self._server.set_build_info(
+            product_uri="urn:edgetwin",
+            manufacturer_name="edgetwin",
+            product_name="edgetwin",
+            software_version=__version__,
+            build_number=f"kernels={kernels.IMPLEMENTATION}",
+            build_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        )
 
-    async def _add_variable(self, parent: Any, info: TagInfo) -> None:
-        vtype = VARIANT_TYPES[info.data_type]
-        nid = self._nid(info.path)
-        initial = to_datavalue(self._registry.latest(info.key), vtype)
-        var = await parent.add_variable(nid, self._qn(info.path[-1]), ua.Variant(_ZERO[info.data_type], vtype), varianttype=vtype)
-        if info.description:
-            await var.write_attribute(
-                ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(info.description), ua.VariantType.LocalizedText))
-            )
-        if info.units is not None:
-            await var.add_property(
-                self._nid((*info.path, "EngineeringUnits")), ua.QualifiedName("EngineeringUnits", 0), _eu_information(info.units)
-            )
-        if info.low is not None and info.high is not None:
-            await var.add_property(
-                self._nid((*info.path, "EURange")), ua.QualifiedName("EURange", 0), ua.Range(Low=float(info.low), High=float(info.high))
-            )
-        if info.writable:
-            await var.set_writable(True)
-            self._writable[nid] = info
-        await self._server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)
-        self._nodes[info.key] = (nid, vtype)
+    def _publish_sessions(self, count: int) -> None:
+        now = utcnow()
+        self._registry.publish([TagSample(SESSIONS_KEY, count, Status.Good, now, now)])
 
     # -- publishing --------------------------------------------------------------------------
     async def _publish_loop(self) -> None:
@@ -176,72 +250,16 @@ class OpcUaServer:
         while True:
             batch = await self._queue.get()
             for sample in batch:
-                nid, vtype = self._nodes[sample.tag]
-                result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, to_datavalue(sample, vtype))
-                if not result.is_good() and sample.tag not in self._write_failures:
-                    self._write_failures.add(sample.tag)
-                    log.error("publish_failed", tag=sample.tag, status=result.name, value=repr(sample.value))
+                for nid, vtype in self._targets[sample.tag]:
+                    result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, to_datavalue(sample, vtype))
+                    if not result.is_good() and sample.tag not in self._write_failures:
+                        self._write_failures.add(sample.tag)
+                        log.error("publish_failed", tag=sample.tag, status=result.name, value=repr(sample.value))
+            for listener in self._listeners:
+                listener(batch)
 
     async def drain(self) -> None:
         """Wait until every sample published so far is visible in the address space (tests, shutdown)."""
         while not self._queue.empty():
             await asyncio.sleep(0)
         await asyncio.sleep(0)
-
-    # -- writes ------------------------------------------------------------------------------
-    def _install_write_hook(self) -> None:
-        service = self._server.iserver.attribute_service
-        original = service.write
-
-        async def write(params: ua.WriteParameters, user: Any = None) -> list[ua.StatusCode]:
-            results: list[ua.StatusCode | None] = []
-            passthrough = []
-            for wv in params.NodesToWrite:
-                info = self._writable.get(wv.NodeId)
-                if info is None or wv.AttributeId != ua.AttributeIds.Value:
-                    results.append(None)
-                    passthrough.append(wv)
-                else:
-                    results.append(ua.StatusCode(await self._client_write(info, wv.Value)))
-            if passthrough:
-                kwargs = {} if user is None else {"user": user}
-                rest = iter(await original(ua.WriteParameters(NodesToWrite=passthrough), **kwargs))
-                results = [r if r is not None else next(rest) for r in results]
-            return results  # type: ignore[return-value]
-
-        service.write = write
-
-    async def _client_write(self, info: TagInfo, dv: ua.DataValue) -> int:
-        value = dv.Value.Value if dv.Value is not None else None
-        expected = VARIANT_TYPES[info.data_type]
-        if dv.Value is None or dv.Value.VariantType != expected:
-            got = dv.Value.VariantType.name if dv.Value is not None else "null"
-            log.warning("write_rejected", tag=info.key, reason="type_mismatch", expected=expected.name, got=got)
-            return Status.BadTypeMismatch
-        if self._write_handler is None:
-            return Status.BadNotWritable
-        old = self._registry.latest(info.key).value
-        try:
-            status = int(await self._write_handler(info.key, value))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a driver bug must not take the server down
-            log.exception("write_failed", tag=info.key, error=str(exc))
-            return Status.BadInternalError
-        event = "write_done" if status == Status.Good else "write_rejected"
-        log.info(event, tag=info.key, old=old, new=value, status=Status(status).name if status in Status._value2member_map_ else hex(status))
-        return status
-
-
-def _eu_information(text: str) -> ua.EUInformation:
-    unit = units.lookup(text)
-    if unit is None:
-        return ua.EUInformation(
-            NamespaceUri=units.UNECE_NAMESPACE, UnitId=-1, DisplayName=ua.LocalizedText(text), Description=ua.LocalizedText(text)
-        )
-    return ua.EUInformation(
-        NamespaceUri=units.UNECE_NAMESPACE,
-        UnitId=units.unit_id(unit.code),
-        DisplayName=ua.LocalizedText(unit.symbol),
-        Description=ua.LocalizedText(unit.description),
-    )

@@ -5,7 +5,8 @@ Device tags, twin outputs and diagnostics all live here under one key space, so 
 
 Stale rules (one place): when a device's link is lost, a tag with a last usable value keeps it as
 ``UncertainNoCommunicationLastUsableValue`` (source time unchanged); a tag never read goes to
-``BadNoCommunication``. Until the first read every tag is ``BadWaitingForInitialData``.
+``BadNoCommunication``. With a staleness limit, a last usable value older than the limit goes Bad
+instead (the supervisor re-applies the rule while the source stays unreachable). Until the first read every tag is ``BadWaitingForInitialData``.
 """
 
 from __future__ import annotations
@@ -102,20 +103,33 @@ class TagRegistry:
             for listener in list(self._listeners):
                 listener(batch)
 
-    def mark_stale(self, keys: Iterable[str], *, at: datetime | None = None) -> None:
-        """Downgrade tags whose source is unreachable (see the module docstring for the rules)."""
+    def mark_stale(
+        self,
+        keys: Iterable[str],
+        *,
+        at: datetime | None = None,
+        stale_after_s: float | None = None,
+        status: int = Status.BadNoCommunication,
+    ) -> None:
+        """Downgrade tags whose source is unreachable (see the module docstring for the rules).
+
+        With *stale_after_s*, a last usable value older than that (by its source time) is no
+        longer usable: the tag goes to *status* (a Bad code) instead. Call again to re-evaluate.
+        """
         at = at or utcnow()
         out = []
         for key in keys:
             last = self._latest[key]
-            if last.status == Status.UncertainNoCommunicationLastUsableValue:
-                continue
-            if last.value is not None and not is_bad(last.status):
-                out.append(
-                    TagSample(key, last.value, Status.UncertainNoCommunicationLastUsableValue, last.source_time, at)
-                )
-            elif last.status != Status.BadNoCommunication:
-                out.append(TagSample(key, None, Status.BadNoCommunication, at, at))
+            usable = last.value is not None and not is_bad(last.status)
+            if usable and stale_after_s is not None and (at - last.source_time).total_seconds() >= stale_after_s:
+                usable = False
+            if usable:
+                if last.status != Status.UncertainNoCommunicationLastUsableValue:
+                    out.append(
+                        TagSample(key, last.value, Status.UncertainNoCommunicationLastUsableValue, last.source_time, at)
+                    )
+            elif last.status != status:
+                out.append(TagSample(key, None, status, at, at))
         self.publish(out)
 
     # -- listeners ---------------------------------------------------------------------------

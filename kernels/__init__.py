@@ -24,11 +24,14 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import reference
+from . import detect, reference
 from .models import STATE_SIZE, model_matrices
 
 __all__ = [
     "IMPLEMENTATION",
+    "AlarmPolicy",
+    "PcaDetector",
+    "ResidualDetector",
     "MAX_STATE_SIZE",
     "STATE_SIZE",
     "KalmanBank",
@@ -44,16 +47,19 @@ if os.environ.get("EDGE_KERNELS_PURE"):
     if os.environ.get("EDGE_REQUIRE_CYTHON") == "1":
         raise ImportError("EDGE_KERNELS_PURE and EDGE_REQUIRE_CYTHON=1 are both set; unset one of them")
     _impl = reference
+    _detect_impl = detect
 else:
     try:
         from . import _twin as _impl
+        from . import _detect as _detect_impl  # one implementation for all: compiled only if all are built
     except ImportError as exc:
         if os.environ.get("EDGE_REQUIRE_CYTHON") == "1":
             raise ImportError(
-                "EDGE_REQUIRE_CYTHON=1 but the compiled kernels (kernels._twin) cannot be imported; "
+                "EDGE_REQUIRE_CYTHON=1 but the compiled kernels (kernels._twin, kernels._detect) cannot be imported; "
                 "build them with `python setup.py build_ext --inplace` (needs Cython and a C compiler)"
             ) from exc
         _impl = reference
+        _detect_impl = detect
 
 IMPLEMENTATION: Final[str] = "numpy" if _impl is reference else "cython"
 
@@ -248,3 +254,14 @@ class KalmanBank:
     def score(self) -> np.ndarray:
         """Anomaly score (EWMA of innov^2 / innov_var, about 1 in normal operation), a copy."""
         return self._score.copy()
+
+
+# Anomaly detectors (kernels/detectors.py): imported last, they use _detect_impl chosen above.
+from .detectors import AlarmPolicy, PcaDetector, ResidualDetector  # noqa: E402
+
+# Online identification and what-if (kernels/ident.py, kernels/whatif.py); same environment
+# switches, IDENT_IMPLEMENTATION says which implementation runs.
+from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, rls_step  # noqa: E402
+from .whatif import constant_input_for_target, model_params  # noqa: E402
+
+__all__ += ["IDENT_IMPLEMENTATION", "ArxOrders", "RlsBank", "arx_simulate", "rls_step", "constant_input_for_target", "model_params"]

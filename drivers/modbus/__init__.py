@@ -1,6 +1,6 @@
-"""Modbus driver package: pure address/codec/plan/status modules plus the TCP driver.
+"""Modbus driver package: pure address/codec/plan/status/units modules plus the TCP and RTU drivers.
 
-``ModbusTcpDriver`` is imported lazily so that loading a configuration (which needs only
+``ModbusTcpDriver`` and ``ModbusRtuDriver`` are imported lazily so that loading a configuration (which needs only
 ``make_point``) does not import pymodbus.
 """
 
@@ -14,12 +14,13 @@ from drivers.modbus.plan import ReadRequest, plan_reads, split
 from drivers.modbus.status import ExceptionCode, TransportFailure, exception_status, transport_status
 
 if TYPE_CHECKING:
-    from drivers.modbus.driver import ModbusTcpDriver
+    from drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 
 __all__ = [
     "Area",
     "DataType",
     "ExceptionCode",
+    "ModbusRtuDriver",
     "ModbusTcpDriver",
     "Order",
     "ReadRequest",
@@ -38,8 +39,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ModbusTcpDriver":
-        from drivers.modbus.driver import ModbusTcpDriver
+    if name in ("ModbusTcpDriver", "ModbusRtuDriver"):
+        from drivers.modbus import driver
 
-        return ModbusTcpDriver
+        return getattr(driver, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -159,12 +159,12 @@ class Order(enum.Enum):
     @property
     def word_swap(self) -> bool:
         """True when the least significant register comes first."""
-        return self in (Order.CDAB, Order.DCBA)
+        return self is Order.CDAB or self is Order.DCBA
 
     @property
     def byte_swap(self) -> bool:
         """True when the low byte of each register comes first."""
-        return self in (Order.BADC, Order.DCBA)
+        return self is Order.BADC or self is Order.DCBA
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +277,27 @@ def _finite(value: object, what: str) -> float:
     return float(value)
 
 
+def linear_from_ranges(
+    raw_low: float | None, raw_high: float | None, eng_low: float | None, eng_high: float | None
+) -> tuple[float, float]:
+    """(scale, offset) that maps raw_low..raw_high onto eng_low..eng_high (value = raw * scale + offset).
+
+    The mapping is linear and not clamped: a raw value outside raw_low..raw_high gives an
+    engineering value outside eng_low..eng_high.
+    """
+    names = ("raw_low", "raw_high", "eng_low", "eng_high")
+    missing = [n for n, v in zip(names, (raw_low, raw_high, eng_low, eng_high)) if v is None]
+    if missing:
+        raise ValueError(f"range scaling needs all of raw_low, raw_high, eng_low, eng_high (missing {', '.join(missing)})")
+    rl, rh, el, eh = (_finite(v, n) for n, v in zip(names, (raw_low, raw_high, eng_low, eng_high)))
+    if rl == rh:
+        raise ValueError(f"raw_low and raw_high must differ (both {rl:g})")
+    if el == eh:
+        raise ValueError(f"eng_low and eng_high must differ (both {el:g})")
+    scale = (eh - el) / (rh - rl)
+    return scale, el - rl * scale
+
+
 def make_point(
     *,
     name: str,
@@ -291,11 +312,16 @@ def make_point(
     low: float | None = None,
     high: float | None = None,
     units: str | None = None,
+    raw_low: float | None = None,
+    raw_high: float | None = None,
+    eng_low: float | None = None,
+    eng_high: float | None = None,
 ) -> RegisterPoint:
     """Validate one tag's fields and return its RegisterPoint.
 
-    Raises ValueError with a short message that names the problem (not the tag: the caller
-    knows where the tag is).
+    Scaling is either ``scale``/``offset`` or the four range keys (``raw_low..raw_high`` maps onto
+    ``eng_low..eng_high``), never both. Raises ValueError with a short message that names the
+    problem (not the tag: the caller knows where the tag is).
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name must be a non-empty string")
@@ -330,6 +356,13 @@ def make_point(
 
     scale_f = _finite(scale, "scale")
     offset_f = _finite(offset, "offset")
+    ranges = (raw_low, raw_high, eng_low, eng_high)
+    if any(r is not None for r in ranges):
+        if not data_type.is_numeric:
+            raise ValueError(f"raw_low/raw_high/eng_low/eng_high are not allowed with type {type_name!r}")
+        if scale_f != 1.0 or offset_f != 0.0:
+            raise ValueError("give either scale/offset or raw_low/raw_high/eng_low/eng_high, not both")
+        scale_f, offset_f = linear_from_ranges(*ranges)
     if scale_f == 0.0:
         raise ValueError("scale must not be 0")
     if not data_type.is_numeric and (scale_f != 1.0 or offset_f != 0.0):

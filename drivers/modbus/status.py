@@ -1,5 +1,7 @@
 """Modbus exception codes and transport failures -> OPC UA status (pure table).
 
+docs/modbus.md carries the same table for users; a test checks the two agree row by row.
+
 The exception codes are those of the Modbus application protocol (the same numbers as
 ``pymodbus.constants.ExcCodes``, checked by a test); this module does not import pymodbus.
 
@@ -68,6 +70,7 @@ class TransportFailure(enum.Enum):
     CONNECTION_LOST = "connection_lost"  # the peer closed or reset the connection
     TIMEOUT = "timeout"  # no response within timeout_s
     PROTOCOL_ERROR = "protocol_error"  # a response that does not match the request
+    UNIT_DEMOTED = "unit_demoted"  # the unit stopped answering and is not polled for demote_for_s
 
 
 TRANSPORT_STATUS: Final[Mapping[TransportFailure, Status]] = MappingProxyType(
@@ -76,8 +79,17 @@ TRANSPORT_STATUS: Final[Mapping[TransportFailure, Status]] = MappingProxyType(
         TransportFailure.CONNECTION_LOST: Status.BadNoCommunication,
         TransportFailure.TIMEOUT: Status.BadTimeout,
         TransportFailure.PROTOCOL_ERROR: Status.BadCommunicationError,
+        TransportFailure.UNIT_DEMOTED: Status.BadNoCommunication,
     }
 )
+
+# Exceptions by which a gateway says the unit behind it did not answer: counted like a timeout of
+# that unit (towards its demotion), not as an answer.
+NO_ANSWER_CODES: Final = frozenset({ExceptionCode.GATEWAY_PATH_UNAVAILABLE, ExceptionCode.GATEWAY_TARGET_NO_RESPONSE})
+
+# Exceptions to a block read that may come from one address inside the block (or from an unmapped
+# address the block reads across): the block is split to isolate the point the device rejects.
+ISOLATE_CODES: Final = frozenset({ExceptionCode.ILLEGAL_ADDRESS, ExceptionCode.ILLEGAL_VALUE})
 
 
 def exception_status(code: int) -> Status:

@@ -225,3 +225,40 @@ def test_area_and_type_helpers() -> None:
     assert DataType.INT16.int_range == (-32768, 32767)
     assert [o for o in Order if o.word_swap] == [Order.CDAB, Order.DCBA]
     assert [o for o in Order if o.byte_swap] == [Order.BADC, Order.DCBA]
+
+
+# -- scaling by ranges ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ranges", "scale", "offset"),
+    [
+        ((0, 27648, 0, 100), 100 / 27648, 0.0),  # S7 analog input, 0..100 %
+        ((4000, 20000, 0, 10), 10 / 16000, -2.5),  # 4..20 mA in uA -> 0..10 bar
+        ((0, 100, 100, 0), -1.0, 100.0),  # inverted
+        ((-32768, 32767, -1, 1), 2 / 65535, -1 + 32768 * 2 / 65535),
+    ],
+)
+def test_range_scaling_is_linear(ranges: tuple, scale: float, offset: float) -> None:
+    raw_low, raw_high, eng_low, eng_high = ranges
+    p = make_point(name="t", address="hr:0", type="int32", raw_low=raw_low, raw_high=raw_high, eng_low=eng_low, eng_high=eng_high)
+    assert (p.scale, p.offset) == (pytest.approx(scale), pytest.approx(offset))
+    assert raw_low * p.scale + p.offset == pytest.approx(eng_low)
+    assert raw_high * p.scale + p.offset == pytest.approx(eng_high)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"raw_low": 0, "raw_high": 10}, r"needs all of .* \(missing eng_low, eng_high\)"),
+        ({"raw_low": 0, "raw_high": 0, "eng_low": 0, "eng_high": 1}, "raw_low and raw_high must differ"),
+        ({"raw_low": 0, "raw_high": 1, "eng_low": 2, "eng_high": 2}, "eng_low and eng_high must differ"),
+        ({"raw_low": 0, "raw_high": 1, "eng_low": 0, "eng_high": 1, "scale": 2.0}, "not both"),
+        ({"raw_low": 0, "raw_high": float("inf"), "eng_low": 0, "eng_high": 1}, "raw_high must be finite"),
+        ({"raw_low": 0, "raw_high": 1, "eng_low": 0, "eng_high": 1, "type": "string", "length": 2}, "not allowed with type 'string'"),
+    ],
+)
+def test_range_scaling_refusals(kwargs: dict, message: str) -> None:
+    fields = {"name": "t", "address": "hr:0", "type": "uint16", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        make_point(**fields)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
 from drivers.modbus.address import DataType, Order, RegisterPoint, make_point
-from drivers.modbus.codec import bytes_to_registers, decode, decode_bits, encode, registers_to_bytes
+from drivers.modbus.codec import bytes_to_registers, decode, decode_bits, decode_block, encode, registers_to_bytes
 
 ORDERS = list(Order)
 NUMERIC = [t for t in DataType if t.is_numeric]
@@ -342,3 +342,52 @@ def test_bytes_helpers_are_inverse() -> None:
     data = struct.pack(">q", 0x0102030405060708)
     for order in ORDERS:
         assert registers_to_bytes(bytes_to_registers(data, order), order) == data
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=lambda o: o.value)
+@pytest.mark.parametrize("data_type", SCALED_TYPES, ids=lambda t: t.value)
+@few
+@given(
+    data=st.data(),
+    raw=st.sampled_from([(0, 27648), (4000, 20000), (0, 1000), (-100, 100)]),
+    eng=st.sampled_from([(0.0, 100.0), (-40.0, 150.0), (10.0, 0.0)]),
+)
+def test_range_scaled_raw_round_trip(data: st.DataObject, data_type: DataType, order: Order, raw: tuple, eng: tuple) -> None:
+    """Range scaling (raw_low..raw_high -> eng_low..eng_high) survives decode -> encode in every order."""
+    p = point(data_type.value, order.value, raw_low=raw[0], raw_high=raw[1], eng_low=eng[0], eng_high=eng[1])
+    registers = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=p.count, max_size=p.count))
+    assert encode(decode(registers, p), p) == registers
+
+
+_BLOCK_POINTS = st.builds(
+    lambda t, order, offset, bit, length: make_point(
+        name="p",
+        address=f"hr:{offset}" + (f".{bit}" if t == "bool" else ""),
+        type=t,
+        order=order.value,
+        length=length if t == "string" else None,
+        scale=0.5 if t == "int32" else 1.0,
+    ),
+    st.sampled_from([t.value for t in DataType]),
+    st.sampled_from(ORDERS),
+    st.integers(0, 12),
+    st.integers(0, 15),
+    st.integers(1, 3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(points=st.lists(_BLOCK_POINTS, min_size=1, max_size=6), registers=st.lists(st.integers(0, 0xFFFF), min_size=0, max_size=16))
+def test_decode_block_agrees_with_decode(points: list[RegisterPoint], registers: list[int]) -> None:
+    """The poll hot path gives each point what ``decode`` gives on its own slice, errors included."""
+    for p, got in zip(points, decode_block(registers, 0, points), strict=True):
+        chunk = registers[p.address : p.address + p.count]
+        try:
+            want = decode(chunk, p)
+        except ValueError:
+            assert isinstance(got, ValueError)
+            continue
+        if isinstance(want, float) and math.isnan(want):
+            assert isinstance(got, float) and math.isnan(got)
+        else:
+            assert got == want and type(got) is type(want)

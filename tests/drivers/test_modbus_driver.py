@@ -244,6 +244,19 @@ async def test_write_function_codes(pymodbus_server: PymodbusServer, pm_driver: 
     assert pymodbus_server.pdus == [5, 6, 16]
 
 
+async def test_write_multiple_uses_fc15_and_fc16(pymodbus_server: PymodbusServer) -> None:
+    """The write_multiple quirk writes one coil with FC15 and one register with FC16."""
+    d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=pymodbus_server.port, timeout_s=TIMEOUT_S, write_multiple=True)
+    await d.connect()
+    pymodbus_server.pdus.clear()
+    assert await d.write(pt("c", "coil:2", "bool", writable=True), True) == Status.Good
+    assert await d.write(pt("r", "hr:3", "int16", writable=True), -7) == Status.Good
+    assert pymodbus_server.pdus == [15, 16]
+    assert await pymodbus_server.get(Area.COIL, 2, 1) == [True]
+    assert await pymodbus_server.get(Area.HOLDING, 3, 1) == [0xFFF9]
+    await d.close()
+
+
 @pytest.mark.parametrize(
     ("point", "value", "status"),
     [
@@ -404,9 +417,14 @@ async def test_timeout_closes_link_and_raises(silent_server: int) -> None:
 
 
 async def test_write_timeout_returns_bad_timeout(silent_server: int) -> None:
+    """A write that times out returns BadTimeout; the unit's miss is counted, and the next read,
+    on which no unit answers either, reports the link as lost."""
     d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=silent_server, timeout_s=0.2)
     await d.connect()
     assert await d.write(pt("w", "hr:0", writable=True), 1) == Status.BadTimeout
+    assert d.units.failing(1)
+    with pytest.raises(DriverUnavailable, match="no unit answers"):
+        await d.read([pt("x", "hr:0")])
     assert d.state is LinkState.DISCONNECTED
     await d.close()
 

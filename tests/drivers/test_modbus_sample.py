@@ -9,61 +9,67 @@ from pathlib import Path
 import pytest
 
 import drivers.modbus
-from drivers.modbus import ModbusTcpDriver, make_point, plan_reads
+from drivers import load_driver_class
+from drivers.modbus import ModbusRtuDriver, ModbusTcpDriver, make_point, plan_reads
+from drivers.modbus.bus import ModbusDriver
+from edge.config import ModbusRtuDevice, ModbusTag, ModbusTcpDevice, load_config
 
 SAMPLE = Path(drivers.modbus.__file__).with_name("sample.toml")
-DEVICE_KEYS = {
-    "name", "driver", "host", "port", "unit_id", "timeout_s", "poll_interval_s", "order",
-    "max_registers", "max_bits", "max_gap", "description", "tags",
-}  # fmt: skip
-TAG_KEYS = {
-    "name", "address", "type", "order", "scale", "offset", "length", "writable", "low", "high",
-    "units", "unit_id", "description",
-}  # fmt: skip
+MODELS = {"modbus_tcp": ModbusTcpDevice, "modbus_rtu": ModbusRtuDevice}
 
 
-def _commented_defaults() -> dict[str, dict[str, object]]:
-    """The ``# key = value`` lines of the sample, per section ("device" or "tag")."""
-    found: dict[str, dict[str, object]] = {"device": {}, "tag": {}}
-    section = "device"
+def _commented_defaults() -> list[tuple[str, dict[str, object]]]:
+    """The ``# key = value`` lines of the sample, per section: ("modbus_tcp" | "modbus_rtu" | "tag", values)."""
+    sections: list[tuple[str, dict[str, object]]] = []
     for raw in SAMPLE.read_text().splitlines():
         line = raw.strip()
-        if line == "[[devices.tags]]":
-            section = "tag"
-        elif line.startswith("# ") and "=" in line:
-            found[section].update(tomllib.loads(line[2:]))
-    return found
+        if line == "[[devices]]":
+            sections.append(("device", {}))
+        elif line == "[[devices.tags]]":
+            sections.append(("tag", {}))
+        elif line.startswith("driver = "):
+            sections[-1] = (tomllib.loads(line)["driver"], sections[-1][1])
+        elif line.startswith("# ") and "=" in line and not line.startswith("# name,"):
+            sections[-1][1].update(tomllib.loads(line[2:]))
+    return sections
 
 
-def test_sample_builds_points_and_plans() -> None:
-    doc = tomllib.loads(SAMPLE.read_text())
-    (device,) = doc["devices"]
-    assert set(device) <= DEVICE_KEYS
-    assert device["driver"] == ModbusTcpDriver.kind
-    points = []
-    for tag in device["tags"]:
-        assert set(tag) <= TAG_KEYS
-        fields = {k: v for k, v in tag.items() if k != "description"}
-        fields.setdefault("unit_id", device.get("unit_id", 1))
-        fields.setdefault("order", device.get("order", "ABCD"))
-        points.append(make_point(**fields))
-    assert plan_reads(points)
-    ModbusTcpDriver(name=device["name"], host=device["host"], port=device["port"])
+def test_sample_loads_and_builds_drivers() -> None:
+    """The sample is a valid config; each device builds its driver and plans its reads."""
+    cfg = load_config(SAMPLE)
+    assert [d.driver for d in cfg.devices] == ["modbus_tcp", "modbus_rtu"]
+    for dev in cfg.devices:
+        driver = load_driver_class(dev.driver)(name=dev.name, **dev.driver_settings())
+        assert isinstance(driver, (ModbusTcpDriver, ModbusRtuDriver))
+        assert plan_reads(dev.points(), max_registers=dev.max_registers, max_gap=dev.max_gap)
+    tcp = cfg.devices[0]
+    assert dict(zip([t.name for t in tcp.tags], tcp.poll_intervals()))["pump_running"] == 0.1
+    valve = {p.name: p for p in tcp.points()}["valve_position"]
+    assert (valve.address, valve.scale) == (20, pytest.approx(100 / 27648))
 
 
 def test_commented_keys_are_known_and_match_code_defaults() -> None:
-    """Every ``# key = default`` line names a real key and shows the default the code uses."""
-    commented = _commented_defaults()
-    assert set(commented["device"]) <= DEVICE_KEYS
-    assert set(commented["tag"]) <= TAG_KEYS
-    driver_defaults = {
-        k: p.default for k, p in inspect.signature(ModbusTcpDriver).parameters.items() if p.default is not p.empty
-    }
-    for key in ("port", "timeout_s", "max_registers", "max_bits", "max_gap"):
-        assert commented["device"][key] == driver_defaults[key], key
-    point_defaults = {k: p.default for k, p in inspect.signature(make_point).parameters.items() if p.default is not p.empty}
-    for key in ("type", "scale", "offset", "writable", "order"):
-        assert commented["tag"][key] == point_defaults[key], key
+    """Every ``# key = default`` line names a real key and shows the default the config model uses."""
+    for kind, values in _commented_defaults():
+        model = ModbusTag if kind == "tag" else MODELS[kind]
+        for key, value in values.items():
+            assert key in model.model_fields, f"{kind}: unknown key {key!r}"
+            default = model.model_fields[key].default
+            if default is not None:  # keys without a default show an example value instead
+                assert value == default, f"{kind}.{key}: sample says {value!r}, model default is {default!r}"
+
+
+def test_driver_and_model_defaults_agree() -> None:
+    """A driver built without a setting behaves as the config default says."""
+    params = {**inspect.signature(ModbusDriver).parameters, **inspect.signature(ModbusTcpDriver).parameters}
+    for key in ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple", "port"):
+        assert params[key].default == ModbusTcpDevice.model_fields[key].default, key
+    rtu = inspect.signature(ModbusRtuDriver).parameters
+    for key in ("parity", "data_bits", "stop_bits", "frame_pause_s"):
+        assert rtu[key].default == ModbusRtuDevice.model_fields[key].default, key
+    point = inspect.signature(make_point).parameters
+    for key in ("type", "scale", "offset", "writable", "length", "low", "high", "units", "raw_low", "eng_high"):
+        assert point[key].default == ModbusTag.model_fields[key].default, key
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pymodbus.constants import ExcCodes
 
 from drivers.modbus.status import (
     EXCEPTION_STATUS,
     TRANSPORT_STATUS,
+    UNKNOWN_EXCEPTION_STATUS,
     ExceptionCode,
     TransportFailure,
     exception_name,
@@ -65,6 +68,7 @@ def test_exception_names() -> None:
         (TransportFailure.CONNECTION_LOST, Status.BadNoCommunication),
         (TransportFailure.TIMEOUT, Status.BadTimeout),
         (TransportFailure.PROTOCOL_ERROR, Status.BadCommunicationError),
+        (TransportFailure.UNIT_DEMOTED, Status.BadNoCommunication),
     ],
 )
 def test_transport_row(failure: TransportFailure, status: Status) -> None:
@@ -73,3 +77,49 @@ def test_transport_row(failure: TransportFailure, status: Status) -> None:
 
 def test_every_transport_failure_is_mapped() -> None:
     assert set(TRANSPORT_STATUS) == set(TransportFailure)
+
+
+# -- the documented tables agree with the code, row by row ----------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "modbus.md"
+
+
+def _table_after(text: str, heading: str) -> list[list[str]]:
+    """Rows (cells stripped) of the first Markdown table after *heading*."""
+    lines = text[text.index(heading) :].splitlines()[1:]
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def _exception_rows(rows: list[list[str]]) -> dict[str, tuple[str, str]]:
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+@pytest.mark.parametrize("source", ["docs/modbus.md", "drivers/modbus/status.py"])
+def test_documented_exception_table_matches_the_code(source: str) -> None:
+    """Every row of the exception table names the code's status, and every code has a row."""
+    text = (ROOT / source).read_text()
+    heading = "### Modbus exception responses" if source.endswith(".md") else "| code |"
+    rows = _table_after(text, heading) if source.endswith(".md") else _table_after(text, "are those of the Modbus")
+    table = _exception_rows(rows)
+    expected = {f"0x{int(code):02X}": (code.name, status.name) for code, status in EXCEPTION_STATUS.items()}
+    other = table.pop("other", None) or table.pop("else")
+    assert other[1] == UNKNOWN_EXCEPTION_STATUS.name
+    assert table == expected
+
+
+def test_documented_transport_table_matches_the_code() -> None:
+    rows = _table_after(DOC.read_text(), "### Transport failures")
+    assert {r[0]: r[1] for r in rows} == {f.value: s.name for f, s in TRANSPORT_STATUS.items()}
+
+
+def test_documented_write_refusals_are_real_statuses() -> None:
+    rows = _table_after(DOC.read_text(), "## Writes")
+    assert {r[1] for r in rows} <= set(Status.__members__)
+    assert {"BadNotWritable", "BadTypeMismatch", "BadOutOfRange", "BadNoCommunication", "BadNotConnected"} == {r[1] for r in rows}

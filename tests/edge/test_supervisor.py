@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import structlog
 from structlog.testing import capture_logs
 
 from drivers.base import LinkState
-from drivers.sample import Status
+from drivers.sample import Status, TagSample
 from edge.backoff import Backoff
 from edge.registry import TagInfo, TagRegistry
 from edge.supervisor import DeviceRunner, Supervisor
@@ -98,3 +99,125 @@ async def test_writes_are_routed_to_the_owner_and_refused_when_link_is_down() ->
     assert await sup.write("plc.a", 2.0) == Status.Good
     assert driver.writes == [("a", 2.0)]
     assert await sup.write("other.x", 1.0) == Status.BadNotWritable
+
+
+# -- scan groups and the stale policy ------------------------------------------------------------------
+
+
+class RecordingDriver(FakeDriver):
+    """FakeDriver that records which points each read asked for and can fail single points."""
+
+    def __init__(self, name: str, script: list[str] | None = None, *, failing: dict[str, Status] | None = None) -> None:
+        super().__init__(name, script or [])
+        self.asked: list[tuple[str, ...]] = []
+        self.failing = failing or {}
+
+    async def read(self, points):  # type: ignore[override]
+        samples = await super().read(points)
+        self.asked.append(tuple(p.name for p in points))
+        return [
+            TagSample(s.tag, None, self.failing[s.tag], s.source_time, s.server_time) if s.tag in self.failing else s
+            for s in samples
+        ]
+
+
+def _registry(names: list[str]) -> TagRegistry:
+    reg = TagRegistry()
+    for n in names:
+        reg.add(TagInfo(f"plc.{n}", ("Devices", "plc", n), device="plc"))
+    return reg
+
+
+async def _run(runner: DeviceRunner, seconds: float) -> None:
+    task = asyncio.create_task(runner.run(), name="poll:plc")
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_scan_groups_due_together_share_one_read() -> None:
+    """a every 20 ms, b and c every 40 ms: b and c are only ever read together with a."""
+    names = ["a", "b", "c"]
+    reg = _registry(names)
+    driver = RecordingDriver("plc")
+    runner = DeviceRunner(
+        "plc", driver, [FakePoint(n) for n in names], reg, poll_interval_s=1.0, backoff=Backoff(0.01, 0.01), intervals=[0.02, 0.04, 0.04]
+    )
+    for info in runner.health.infos():
+        reg.add(info)
+    await _run(runner, 0.4)
+    assert set(driver.asked) <= {("a", "b", "c"), ("a",)}
+    together = driver.asked.count(("a", "b", "c"))
+    alone = driver.asked.count(("a",))
+    assert together >= 3 and alone >= 3
+    assert abs(together - alone) <= 2  # every other slot of a is also a slot of b and c
+
+
+def test_one_poll_interval_per_point_is_required() -> None:
+    with pytest.raises(ValueError, match="2 poll intervals for 1 points"):
+        DeviceRunner("plc", FakeDriver("plc", []), [FakePoint("a")], TagRegistry(), poll_interval_s=1, backoff=Backoff(), intervals=[1, 2])
+
+
+async def test_unit_not_answering_keeps_last_value_uncertain_then_bad_after_stale_limit() -> None:
+    """A point the driver could not fetch (BadTimeout) keeps its last value as Uncertain with the old
+    source time, goes Bad after stale_after_s, and is Good again on the next good read."""
+    reg = _registry(["a", "b"])
+    driver = RecordingDriver("plc")
+    runner = DeviceRunner(
+        "plc", driver, [FakePoint("a"), FakePoint("b")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01), stale_after_s=0.15
+    )
+    for info in runner.health.infos():
+        reg.add(info)
+    seen: list[tuple[int, object]] = []
+    reg.subscribe(lambda batch: seen.extend((s.status, s.value) for s in batch if s.tag == "plc.a"))
+    task = asyncio.create_task(runner.run(), name="poll:plc")
+    try:
+        async with asyncio.timeout(3):
+            while reg.latest("plc.a").status != Status.Good:
+                await asyncio.sleep(0.005)
+            good = reg.latest("plc.a")
+            driver.failing["a"] = Status.BadTimeout
+            while reg.latest("plc.a").status != Status.UncertainNoCommunicationLastUsableValue:
+                await asyncio.sleep(0.005)
+            uncertain = reg.latest("plc.a")
+            while reg.latest("plc.a").status != Status.BadTimeout:
+                await asyncio.sleep(0.005)
+            bad_at = reg.latest("plc.a").server_time
+            del driver.failing["a"]
+            while reg.latest("plc.a").status != Status.Good:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert uncertain.source_time == good.source_time
+    assert uncertain.value is not None and uncertain.value <= good.value + 1  # the last usable value
+    assert (bad_at - good.source_time).total_seconds() >= 0.15
+    assert reg.latest("plc.b").status == Status.Good
+    statuses = [st for st, _ in seen]
+    assert statuses.count(Status.UncertainNoCommunicationLastUsableValue) == 1  # published once, not every cycle
+    assert statuses.count(Status.BadTimeout) == 1
+
+
+async def test_lost_link_goes_bad_after_stale_limit_during_backoff() -> None:
+    """While the supervisor backs off (2 s here), the stale policy is applied again, so the last
+    value goes Bad stale_after_s after it was read rather than at the next reconnect attempt."""
+    reg = _registry(["a"])
+    driver = RecordingDriver("plc", ["ok", "ok"])
+    driver.default = "down"
+    runner = DeviceRunner("plc", driver, [FakePoint("a")], reg, poll_interval_s=0.01, backoff=Backoff(2.0, 2.0, jitter=0.0), stale_after_s=0.1)
+    for info in runner.health.infos():
+        reg.add(info)
+    statuses: list[int] = []
+    reg.subscribe(lambda batch: statuses.extend(s.status for s in batch if s.tag == "plc.a"))
+    task = asyncio.create_task(runner.run(), name="poll:plc")
+    try:
+        async with asyncio.timeout(1.0):
+            while reg.latest("plc.a").status != Status.BadNoCommunication:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert statuses == [Status.Good, Status.UncertainNoCommunicationLastUsableValue, Status.BadNoCommunication]
+    assert driver.connects == 1  # still in the first backoff

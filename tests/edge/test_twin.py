@@ -35,19 +35,25 @@ class _Feed:
         self.reg.publish([TagSample(tag, value, status, self.t, self.t)])
 
 
-def _out(samples: list[TagSample]) -> dict[str, TagSample]:
-    return {s.tag: s for s in samples}
+def _tick(twin: TwinRunner) -> dict[str, TagSample]:
+    """Tick and publish (as TwinRunner.run does); the tick's samples by key. The alarm is published
+    only on change, so its current sample comes from the registry."""
+    samples = twin.tick()
+    twin.registry.publish(samples)
+    out = {s.tag: s for s in samples}
+    out.setdefault("tank.alarm", twin.registry.latest("tank.alarm"))
+    return out
 
 
 def test_outputs_wait_for_initial_data_until_warm_then_go_good() -> None:
     twin, reg, _ = _setup(warmup=5)
     feed = _Feed(reg)
-    out = _out(twin.tick())
+    out = _tick(twin)
     assert out["tank.s0.estimate"].status == Status.BadWaitingForInitialData and out["tank.s0.estimate"].value is None
     assert out["tank.anomaly_score"].status == Status.BadWaitingForInitialData
     for i in range(5):
         feed("plc.s0", 20.0)
-        out = _out(twin.tick())
+        out = _tick(twin)
     assert out["tank.s0.estimate"].status == Status.Good
     assert abs(out["tank.s0.estimate"].value - 20.0) < 0.5
     assert out["tank.s0.measured"].value == 20.0 and out["tank.s0.measured"].status == Status.Good
@@ -62,7 +68,7 @@ def test_stale_input_makes_outputs_uncertain_and_estimate_coasts() -> None:
         feed("plc.s0", 20.0)
         twin.tick()
     reg.mark_stale(["plc.s0"])
-    out = _out(twin.tick())
+    out = _tick(twin)
     assert out["tank.s0.estimate"].status == Status.UncertainSubNormal
     assert out["tank.s0.estimate"].value is not None
     assert "tank.s0.residual" not in out  # no measurement, no residual
@@ -75,8 +81,8 @@ def test_same_sample_is_not_fed_twice() -> None:
     feed = _Feed(reg)
     feed("plc.s0", 20.0)
     twin.tick()
-    out = _out(twin.tick())  # no new sample between ticks
-    assert twin.groups[0].channels[0].updates == 1
+    out = _tick(twin)  # no new sample between ticks
+    assert twin.groups[0].updates[0] == 1
     assert "tank.s0.residual" not in out
 
 
@@ -87,20 +93,20 @@ def test_step_fault_raises_score_above_threshold_and_alarm_releases_with_hystere
     scores = []
     for _ in range(200):
         feed("plc.s0", 20.0 + rng.normal(0, 0.1))
-        scores.append(_out(twin.tick())["tank.anomaly_score"].value)
+        scores.append(_tick(twin)["tank.anomaly_score"].value)
     normal = max(s for s in scores[50:] if s is not None)
     assert normal < asset.alarm_threshold
     alarm_at = None
     for k in range(100):
         feed("plc.s0", 21.0 + rng.normal(0, 0.1))  # a 10-sigma step
-        out = _out(twin.tick())
+        out = _tick(twin)
         if out["tank.alarm"].value and alarm_at is None:
             alarm_at = k
     assert alarm_at is not None and alarm_at < 10
     # the random walk re-converges; the alarm clears once the score falls below 80 % of the threshold
     for _ in range(300):
         feed("plc.s0", 21.0 + rng.normal(0, 0.1))
-        out = _out(twin.tick())
+        out = _tick(twin)
     assert out["tank.alarm"].value is False
 
 
@@ -120,3 +126,14 @@ def test_runners_are_grouped_by_tick_period() -> None:
 
 def test_kernel_implementation_is_reported() -> None:
     assert kernels.IMPLEMENTATION in ("cython", "numpy")
+
+
+def test_alarm_is_published_on_change_only() -> None:
+    twin, reg, _ = _setup(warmup=2)
+    feed = _Feed(reg)
+    alarm_samples = []
+    for _ in range(10):
+        feed("plc.s0", 20.0)
+        alarm_samples += [s for s in twin.tick() if s.tag == "tank.alarm"]
+    # once while waiting for data, once when the asset went warm (False, Good); nothing after that
+    assert [(s.value, s.status) for s in alarm_samples] == [(None, Status.BadWaitingForInitialData), (False, Status.Good)]

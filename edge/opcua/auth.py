@@ -1,0 +1,193 @@
+"""Logins and per-session rights on top of asyncua.
+
+* ``OpcUaUserManager`` turns an ActivateSession into a ``GatewayUser`` carrying a ``Principal``
+  (or refuses it: asyncua then answers BadUserAccessDenied). Anonymous logins only reach it when
+  the anonymous token is offered at all; otherwise asyncua answers BadIdentityTokenRejected.
+* ``SessionHooks`` wraps every client session asyncua creates so that each request runs with
+  ``edge.users.current_principal`` set, Call requests honour the roles methods require
+  (BadUserAccessDenied before the handler runs), UserAccessLevel / UserExecutable reads answer
+  for the calling user, and the number of activated sessions is reported on every change.
+
+``GuardedUaProcessor`` closes a gap in asyncua 2.1: its secure channel falls back to the None
+policy even when None is not configured, so a client could create and activate a session and read
+over an unsecured channel. Sessions are now only created or activated on a channel whose policy
+and mode the server offers (GetEndpoints over None stays possible, as discovery needs it).
+
+Every principal maps to asyncua's plain ``UserRole.User``: asyncua's ``Admin`` role may rewrite
+any attribute and add or delete nodes, which no remote client of the gateway may do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from asyncua import ua
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server import binary_server_asyncio
+from asyncua.server.uaprocessor import UaProcessor
+from asyncua.server.user_managers import UserManager
+
+from edge.users import Principal, Role, UserDirectory, current_principal, role_of
+
+log = structlog.get_logger("edge.opcua.auth")
+
+
+@dataclass
+class GatewayUser(User):
+    principal: Principal | None = None
+
+
+class OpcUaUserManager(UserManager):
+    def __init__(self, directory: UserDirectory) -> None:
+        self.directory = directory
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> User | None:
+        if username is None:  # the anonymous token (X509 user tokens are not offered)
+            principal = self.directory.anonymous()
+            if principal is None:
+                log.warning("login_refused", user="anonymous", reason="anonymous logins are off")
+                return None
+        else:
+            principal = self.directory.authenticate(username, password or "")
+            if principal is None:
+                log.warning("login_failed", user=username)
+                return None
+        log.info("login", user=principal.name, role=principal.role.label)
+        return GatewayUser(role=UserRole.User, name=principal.name, principal=principal)
+
+    def identity_tokens(self) -> list[type]:
+        tokens: list[type] = []
+        if self.directory.allows_anonymous:
+            tokens.append(ua.AnonymousIdentityToken)
+        if self.directory.has_users:
+            tokens.append(ua.UserNameIdentityToken)
+        return tokens
+
+
+def principal_of(user: Any) -> Principal | None:
+    return getattr(user, "principal", None)
+
+
+class SessionHooks:
+    """Installs per-session wrappers on an asyncua InternalServer (see the module docstring)."""
+
+    def __init__(self, iserver: Any, *, on_sessions: Callable[[int], None], required_roles: dict[ua.NodeId, Role], write_role: Role) -> None:
+        self.iserver = iserver
+        self.on_sessions = on_sessions
+        self.required_roles = required_roles
+        self.write_role = write_role
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._count = -1
+        original = iserver.create_session
+
+        def create_session(name: str, user: User = User(role=UserRole.Anonymous), external: bool = False) -> Any:
+            session = original(name, user=user, external=external)
+            if external:
+                self._wrap(session)
+            return session
+
+        iserver.create_session = create_session
+
+    @property
+    def count(self) -> int:
+        return sum(1 for s in list(self._sessions) if s.is_activated())
+
+    def _changed(self) -> None:
+        count = self.count
+        if count != self._count:
+            self._count = count
+            self.on_sessions(count)
+
+    def _wrap(self, session: Any) -> None:
+        self._sessions.add(session)
+        hooks = self
+        activate, close, call, read = session.activate_session, session.close_session, session.call, session.read
+        write, history_read = session.write, session.history_read
+
+        def activate_session(params: Any, peer_certificate: Any) -> Any:
+            result = activate(params, peer_certificate)
+            hooks._changed()
+            return result
+
+        async def close_session(delete_subs: bool = True) -> None:
+            try:
+                await close(delete_subs)
+            finally:
+                hooks._changed()
+
+        def as_caller(fn: Callable[..., Any]) -> Callable[..., Any]:
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                token = current_principal.set(principal_of(session.user))
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    current_principal.reset(token)
+
+            return wrapper
+
+        async def call_checked(params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
+            role = role_of(session.user)
+            allowed, results = [], []
+            for req in params:
+                needed = hooks.required_roles.get(req.MethodId)
+                if needed is not None and (role is None or role < needed):
+                    log.warning("call_refused", user=getattr(session.user, "name", None), method=req.MethodId.to_string(), needs=needed.label)
+                    results.append(ua.CallMethodResult(StatusCode=ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)))
+                else:
+                    allowed.append(req)
+                    results.append(None)
+            done = iter(await call(allowed) if allowed else [])
+            return [r if r is not None else next(done) for r in results]
+
+        async def read_for_user(params: ua.ReadParameters) -> list[ua.DataValue]:
+            # the address space hands out its stored DataValues: replace, never mutate
+            results = list(await read(params))
+            role = role_of(session.user)
+            for i, rv in enumerate(params.NodesToRead):
+                dv = results[i]
+                if dv.Value is None or dv.Value.Value is None:
+                    continue
+                if rv.AttributeId == ua.AttributeIds.UserAccessLevel and (role is None or role < hooks.write_role):
+                    level = dv.Value.Value & ~ua.AccessLevel.CurrentWrite.mask
+                    results[i] = dataclasses.replace(dv, Value=ua.Variant(level, ua.VariantType.Byte))
+                elif rv.AttributeId == ua.AttributeIds.UserExecutable and dv.Value.Value:
+                    needed = hooks.required_roles.get(rv.NodeId)
+                    if needed is not None and (role is None or role < needed):
+                        results[i] = dataclasses.replace(dv, Value=ua.Variant(False, ua.VariantType.Boolean))
+            return results
+
+        session.activate_session = activate_session
+        session.close_session = close_session
+        session.call = as_caller(call_checked)
+        session.read = as_caller(read_for_user)
+        session.write = as_caller(write)
+        session.history_read = as_caller(history_read)
+
+
+_SESSION_REQUESTS = frozenset(
+    ua.NodeId(i) for i in (ua.ObjectIds.CreateSessionRequest_Encoding_DefaultBinary, ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+)
+
+
+class GuardedUaProcessor(UaProcessor):
+    """asyncua's per-connection processor, refusing sessions on a channel policy the server does not offer."""
+
+    async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        if typeid in _SESSION_REQUESTS:
+            policy = self._connection.security_policy
+            offered = self._connection._policies  # the server's configured SecurityPolicyFactory list
+            if not any(f.matches(policy.URI, policy.Mode) for f in offered):
+                log.warning("session_refused", reason="security policy not offered", policy=policy.URI, mode=policy.Mode.name)
+                raise ServiceError(ua.StatusCodes.BadSecurityPolicyRejected)
+        return await super()._process_message(typeid, requesthdr, seqhdr, body)
+
+
+def install_channel_guard() -> None:
+    """Make asyncua's binary server use GuardedUaProcessor (a correct rule for every server: idempotent)."""
+    binary_server_asyncio.UaProcessor = GuardedUaProcessor  # type: ignore[misc]

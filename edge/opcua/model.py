@@ -1,0 +1,351 @@
+"""The information model: object types and the instance tree built from the registry.
+
+Types (``Types/ObjectTypes/BaseObjectType/...``, NodeIds ``types:<Type>[/<member>]``):
+
+* ``DeviceType``: LinkState, LastError, ReadsOk, ReadsFailed, Reconnects, PollCycleTime, plus any
+  number of tag variables (placeholder ``<Tag>``).
+* ``AssetType``: AnomalyScore, Alarm, plus any number of ``TwinSignalType`` signals (``<Signal>``).
+* ``TwinSignalType``: Measured, Estimate, Forecast (property ForecastHorizon, seconds), Residual,
+  AnomalyScore.
+
+Instances (string NodeIds ``<gateway>/<browse path>``, so they depend only on their own path):
+``Devices/<device>`` (DeviceType) with its tags, ``Assets/<asset>`` (AssetType) with
+``<signal>`` (TwinSignalType) objects, ``Diagnostics/<device>/<counter>`` and
+``Diagnostics/Gateway/<leaf>``. A device's diagnostics are shown twice, at
+``Diagnostics/<device>/<leaf>`` (the registry's path) and as members of the device object at
+``Devices/<device>/<leaf>``; both nodes are fed from the same registry key.
+
+Variables with a range from the config are ``AnalogItemType`` (EURange, EngineeringUnits);
+the others are ``BaseDataVariableType`` (with EngineeringUnits when the unit is known).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncua import Server, ua
+
+from drivers.sample import TagSample
+from edge import units
+from edge.health import DEVICE_FIELDS
+from edge.registry import TagInfo, TagRegistry
+
+VARIANT_TYPES: dict[str, ua.VariantType] = {
+    "bool": ua.VariantType.Boolean,
+    "int16": ua.VariantType.Int16,
+    "uint16": ua.VariantType.UInt16,
+    "int32": ua.VariantType.Int32,
+    "uint32": ua.VariantType.UInt32,
+    "int64": ua.VariantType.Int64,
+    "uint64": ua.VariantType.UInt64,
+    "float32": ua.VariantType.Float,
+    "float64": ua.VariantType.Double,
+    "string": ua.VariantType.String,
+}
+NUMERIC = frozenset(VARIANT_TYPES) - {"bool", "string"}
+GROUP_FOLDERS = frozenset({"Devices", "Assets", "Diagnostics"})
+TWIN_OUTPUTS = ("Measured", "Estimate", "Forecast", "Residual", "AnomalyScore")
+
+# (member, data type, units, description)
+DEVICE_MEMBERS = tuple((leaf, dtype, unit, desc) for leaf, dtype, unit, desc in DEVICE_FIELDS)
+ASSET_MEMBERS = (
+    ("AnomalyScore", "float64", "1", "largest anomaly score of the asset's signals (about 1 when normal)"),
+    ("Alarm", "bool", None, "anomaly score above the asset's alarm threshold"),
+)
+SIGNAL_MEMBERS = (
+    ("Measured", "float64", None, "the measured device value the twin follows"),
+    ("Estimate", "float64", None, "Kalman estimate of the signal"),
+    ("Forecast", "float64", None, "forecast ForecastHorizon seconds ahead"),
+    ("Residual", "float64", None, "measured minus one-step prediction"),
+    ("AnomalyScore", "float64", "1", "EWMA of the normalized innovation squared (about 1 when normal)"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the registry does not say about the model: descriptions and forecast horizons."""
+
+    device_descriptions: Mapping[str, str] = field(default_factory=dict)
+    asset_descriptions: Mapping[str, str] = field(default_factory=dict)
+    forecast_horizons_s: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (asset, signal)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ModelInfo:
+        return cls(
+            device_descriptions={d.name: d.description for d in cfg.devices if d.description},
+            asset_descriptions={a.name: a.description for a in cfg.assets if a.description},
+            forecast_horizons_s={(a.name, s.name): s.forecast_horizon_s for a in cfg.assets for s in a.signals},
+        )
+
+
+def node_id_text(gateway: str, path: Sequence[str]) -> str:
+    return "/".join((gateway, *path))
+
+
+def type_id_text(type_name: str, member: str | None = None) -> str:
+    return f"types:{type_name}" if member is None else f"types:{type_name}/{member}"
+
+
+def container_type(prefix: tuple[str, ...], leaf_depths: set[int]) -> str:
+    """The type of the object at *prefix*; *leaf_depths* are the path lengths of variables below it."""
+    if len(prefix) == 1 and prefix[0] in GROUP_FOLDERS:
+        return "FolderType"
+    if len(prefix) == 2 and prefix[0] == "Devices":
+        return "DeviceType"
+    if len(prefix) == 2 and prefix[0] == "Assets":
+        return "AssetType"
+    if len(prefix) == 3 and prefix[0] == "Assets" and 4 in leaf_depths:
+        return "TwinSignalType"
+    if len(prefix) == 2 and prefix[0] == "Diagnostics":
+        return "FolderType"
+    return "BaseObjectType"
+
+
+def to_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
+    value = sample.value
+    if value is not None and vtype in (ua.VariantType.Float, ua.VariantType.Double):
+        value = float(value)
+    variant = ua.Variant(value, vtype) if value is not None else ua.Variant(None, ua.VariantType.Null)
+    return ua.DataValue(
+        Value=variant,
+        StatusCode=ua.StatusCode(int(sample.status)),
+        SourceTimestamp=sample.source_time,
+        ServerTimestamp=sample.server_time,
+    )
+
+
+def eu_information(text: str) -> ua.EUInformation:
+    unit = units.lookup(text)
+    if unit is None:
+        return ua.EUInformation(
+            NamespaceUri=units.UNECE_NAMESPACE, UnitId=-1, DisplayName=ua.LocalizedText(text), Description=ua.LocalizedText(text)
+        )
+    return ua.EUInformation(
+        NamespaceUri=units.UNECE_NAMESPACE,
+        UnitId=units.unit_id(unit.code),
+        DisplayName=ua.LocalizedText(unit.symbol),
+        Description=ua.LocalizedText(unit.description),
+    )
+
+
+def access_level(writable: bool) -> int:
+    mask = ua.AccessLevel.CurrentRead.mask
+    return mask | ua.AccessLevel.CurrentWrite.mask if writable else mask
+
+
+_FOLDER = ua.NodeId(ua.ObjectIds.FolderType)
+_BASE_OBJECT = ua.NodeId(ua.ObjectIds.BaseObjectType)
+_HAS_COMPONENT = ua.NodeId(ua.ObjectIds.HasComponent)
+_HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
+_ORGANIZES = ua.NodeId(ua.ObjectIds.Organizes)
+_ZERO: dict[str, object] = {"bool": False, "string": ""} | {t: 0.0 for t in ("float32", "float64")} | {
+    t: 0 for t in NUMERIC - {"float32", "float64"}
+}
+
+
+class ModelBuilder:
+    """Creates the types and the instance tree in an asyncua server (before it starts)."""
+
+    def __init__(self, server: Server, ns: int, gateway: str, registry: TagRegistry, info: ModelInfo) -> None:
+        self.server = server
+        self.ns = ns
+        self.gateway = gateway
+        self.registry = registry
+        self.info = info
+        self.session = server.iserver.isession
+        self.types: dict[str, ua.NodeId] = {"FolderType": _FOLDER, "BaseObjectType": _BASE_OBJECT}
+        self.nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}  # registry key -> its variable
+        self.targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}  # registry key -> every node showing it
+        self.writable: dict[ua.NodeId, TagInfo] = {}
+        self._signals: list[tuple[str, ...]] = []
+        self._variable_paths: set[tuple[str, ...]] = set()
+
+    def nid(self, path: Sequence[str]) -> ua.NodeId:
+        return ua.NodeId(node_id_text(self.gateway, path), self.ns)
+
+    def qn(self, name: str) -> ua.QualifiedName:
+        return ua.QualifiedName(name, self.ns)
+
+    # -- low-level node creation (explicit attributes; asyncua's helpers guess too much) ----------
+    async def _add(self, item: ua.AddNodesItem) -> ua.NodeId:
+        (result,) = await self.session.add_nodes([item])
+        result.StatusCode.check()
+        return result.AddedNodeId
+
+    async def add_object(self, parent: ua.NodeId, nid: ua.NodeId, name: str, type_id: ua.NodeId, *, description: str, ref: ua.NodeId) -> ua.NodeId:
+        attrs = ua.ObjectAttributes(
+            DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(description), EventNotifier=0, WriteMask=0, UserWriteMask=0
+        )
+        item = ua.AddNodesItem(
+            ParentNodeId=parent, ReferenceTypeId=ref, RequestedNewNodeId=nid, BrowseName=self.qn(name),
+            NodeClass=ua.NodeClass.Object, NodeAttributes=attrs, TypeDefinition=type_id,
+        )  # fmt: skip
+        return await self._add(item)
+
+    async def add_variable(
+        self, parent: ua.NodeId, nid: ua.NodeId, name: str, *, data_type: str, description: str, writable: bool = False,
+        type_id: ua.NodeId | None = None, value: ua.Variant | None = None, property_: bool = False, qname: ua.QualifiedName | None = None,
+    ) -> ua.NodeId:  # fmt: skip
+        vtype = VARIANT_TYPES[data_type]
+        attrs = ua.VariableAttributes(
+            DisplayName=ua.LocalizedText(name),
+            Description=ua.LocalizedText(description),
+            Value=value if value is not None else ua.Variant(_ZERO[data_type], vtype),
+            DataType=ua.NodeId(vtype.value),
+            ValueRank=ua.ValueRank.Scalar,
+            AccessLevel=access_level(writable),
+            UserAccessLevel=access_level(writable),
+            MinimumSamplingInterval=0.0,
+            Historizing=False,
+            WriteMask=0,
+            UserWriteMask=0,
+        )
+        if type_id is None:
+            type_id = ua.NodeId(ua.ObjectIds.PropertyType if property_ else ua.ObjectIds.BaseDataVariableType)
+        item = ua.AddNodesItem(
+            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY if property_ else _HAS_COMPONENT, RequestedNewNodeId=nid,
+            BrowseName=qname or self.qn(name), NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=type_id,
+        )  # fmt: skip
+        return await self._add(item)
+
+    async def add_struct_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: Any, data_type: int) -> None:
+        attrs = ua.VariableAttributes(
+            DisplayName=ua.LocalizedText(name),
+            Description=ua.LocalizedText(name),
+            Value=ua.Variant(value, ua.VariantType.ExtensionObject),
+            DataType=ua.NodeId(data_type),
+            ValueRank=ua.ValueRank.Scalar,
+            AccessLevel=ua.AccessLevel.CurrentRead.mask,
+            UserAccessLevel=ua.AccessLevel.CurrentRead.mask,
+        )
+        item = ua.AddNodesItem(
+            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY, RequestedNewNodeId=nid, BrowseName=ua.QualifiedName(name, 0),
+            NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(ua.ObjectIds.PropertyType),
+        )  # fmt: skip
+        await self._add(item)
+
+    async def _rule(self, nid: ua.NodeId, rule: int) -> None:
+        await self.server.get_node(nid).add_reference(ua.NodeId(rule), ua.NodeId(ua.ObjectIds.HasModellingRule), True, False)
+
+    # -- types -------------------------------------------------------------------------------
+    async def build_types(self) -> None:
+        base = ua.NodeId(ua.ObjectIds.BaseObjectType)
+        specs = {
+            "DeviceType": ("a southbound device: its tags, link state and counters", DEVICE_MEMBERS),
+            "TwinSignalType": ("one signal of a digital twin: measured, estimated and forecast values", SIGNAL_MEMBERS),
+            "AssetType": ("a plant asset with a digital twin: its signals, anomaly score and alarm", ASSET_MEMBERS),
+        }
+        for name, (description, members) in specs.items():
+            tid = ua.NodeId(type_id_text(name), self.ns)
+            attrs = ua.ObjectTypeAttributes(DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(description), IsAbstract=False)
+            item = ua.AddNodesItem(
+                ParentNodeId=base, ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasSubtype), RequestedNewNodeId=tid, BrowseName=self.qn(name),
+                NodeClass=ua.NodeClass.ObjectType, NodeAttributes=attrs,
+            )  # fmt: skip
+            self.types[name] = await self._add(item)
+            for member, dtype, unit, desc in members:
+                mid = ua.NodeId(type_id_text(name, member), self.ns)
+                await self.add_variable(tid, mid, member, data_type=dtype, description=desc)
+                await self._rule(mid, ua.ObjectIds.ModellingRule_Mandatory)
+                if unit is not None:
+                    eu = ua.NodeId(type_id_text(name, f"{member}/EngineeringUnits"), self.ns)
+                    await self.add_struct_property(mid, eu, "EngineeringUnits", eu_information(unit), ua.ObjectIds.EUInformation)
+                    await self._rule(eu, ua.ObjectIds.ModellingRule_Mandatory)
+                if name == "TwinSignalType" and member == "Forecast":
+                    hid = ua.NodeId(type_id_text(name, "Forecast/ForecastHorizon"), self.ns)
+                    await self.add_variable(mid, hid, "ForecastHorizon", data_type="float64", description="forecast horizon in seconds", property_=True)
+                    await self._rule(hid, ua.ObjectIds.ModellingRule_Mandatory)
+        # placeholders: "any number of these"
+        tag = ua.NodeId(type_id_text("DeviceType", "<Tag>"), self.ns)
+        await self.add_variable(self.types["DeviceType"], tag, "<Tag>", data_type="float64", description="a tag read from the device")
+        await self._rule(tag, ua.ObjectIds.ModellingRule_OptionalPlaceholder)
+        sig = ua.NodeId(type_id_text("AssetType", "<Signal>"), self.ns)
+        await self.add_object(
+            self.types["AssetType"], sig, "<Signal>", self.types["TwinSignalType"], description="a signal of the twin", ref=_HAS_COMPONENT
+        )
+        await self._rule(sig, ua.ObjectIds.ModellingRule_OptionalPlaceholder)
+
+    # -- instances ---------------------------------------------------------------------------
+    async def build_instances(self) -> None:
+        objects = ua.NodeId(ua.ObjectIds.ObjectsFolder)
+        infos = self.registry.infos()
+        depths: dict[tuple[str, ...], set[int]] = {}
+        for info in infos:
+            for d in range(1, len(info.path)):
+                depths.setdefault(info.path[:d], set()).add(len(info.path))
+        root = await self.add_object(
+            objects, self.nid(()), self.gateway, _BASE_OBJECT, description=f"edgetwin gateway {self.gateway}", ref=_ORGANIZES
+        )
+        containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {(): (root, "BaseObjectType")}
+        for info in infos:
+            parent, parent_type = containers[()]
+            for depth in range(1, len(info.path)):
+                prefix = info.path[:depth]
+                if prefix not in containers:
+                    kind = container_type(prefix, depths[prefix])
+                    ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
+                    nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
+                    containers[prefix] = (nid, kind)
+                    if kind == "TwinSignalType":
+                        self._signals.append(prefix)
+                parent, parent_type = containers[prefix]
+            await self._variable(parent, info)
+        # a device's diagnostics are members of its DeviceType object too: mirrored variables at
+        # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
+        for info in infos:
+            p = info.path
+            if len(p) == 3 and p[0] == "Diagnostics" and ("Devices", p[1]) in containers:
+                await self._variable(containers[("Devices", p[1])][0], info, path=("Devices", p[1], p[2]))
+        for prefix in self._signals:
+            await self._add_horizon(prefix)
+
+    async def _add_horizon(self, prefix: tuple[str, ...]) -> None:
+        horizon = self.info.forecast_horizons_s.get((prefix[1], prefix[2]))
+        forecast = (*prefix, "Forecast")
+        if horizon is None or forecast not in self._variable_paths:
+            return
+        await self.add_variable(
+            self.nid(forecast), self.nid((*forecast, "ForecastHorizon")), "ForecastHorizon", data_type="float64",
+            description="forecast horizon in seconds", property_=True, value=ua.Variant(float(horizon), ua.VariantType.Double),
+        )  # fmt: skip
+
+    def _describe(self, prefix: tuple[str, ...], kind: str) -> str:
+        if kind == "DeviceType":
+            return self.info.device_descriptions.get(prefix[1]) or f"device {prefix[1]}"
+        if kind == "AssetType":
+            return self.info.asset_descriptions.get(prefix[1]) or f"asset {prefix[1]}"
+        if kind == "TwinSignalType":
+            return f"twin signal {prefix[2]} of asset {prefix[1]}"
+        if prefix == ("Diagnostics", "Gateway"):
+            return "gateway diagnostics: version, kernel, tick time, sessions"
+        return {"Devices": "southbound devices", "Assets": "assets with digital twins", "Diagnostics": "link state and counters"}.get(
+            prefix[-1], "/".join(prefix)
+        )
+
+    async def _variable(self, parent: ua.NodeId, info: TagInfo, path: tuple[str, ...] | None = None) -> None:
+        """Create the variable of *info* (or a mirror of it at *path*)."""
+        mirror = path is not None
+        path = path or info.path
+        nid = self.nid(path)
+        analog = info.data_type in NUMERIC and info.low is not None and info.high is not None
+        type_id = ua.NodeId(ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType)
+        description = info.description or f"{path[-1]} of {'/'.join(path[:-1])}"
+        await self.add_variable(parent, nid, path[-1], data_type=info.data_type, description=description, writable=info.writable, type_id=type_id)
+        if info.units is not None:
+            eu = self.nid((*path, "EngineeringUnits"))
+            await self.add_struct_property(nid, eu, "EngineeringUnits", eu_information(info.units), ua.ObjectIds.EUInformation)
+        if analog:
+            rng = ua.Range(Low=float(info.low), High=float(info.high))
+            await self.add_struct_property(nid, self.nid((*path, "EURange")), "EURange", rng, ua.ObjectIds.Range)
+        vtype = VARIANT_TYPES[info.data_type]
+        initial = to_datavalue(self.registry.latest(info.key), vtype)
+        await self.server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)
+        self.targets.setdefault(info.key, []).append((nid, vtype))
+        if mirror:
+            return
+        self.nodes[info.key] = (nid, vtype)
+        self._variable_paths.add(info.path)
+        if info.writable:
+            self.writable[nid] = info

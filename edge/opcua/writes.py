@@ -1,0 +1,151 @@
+"""Client writes: role check, validation, write-through to the device, and the audit log.
+
+A write to a writable tag is checked in this order, and the first failure is the answer:
+
+1. attribute other than Value, or a role below ``operator`` -> BadUserAccessDenied
+2. a read-only variable of the gateway -> BadNotWritable
+3. wrong variant type (or null) -> BadTypeMismatch
+4. NaN/inf, or outside the tag's configured low..high -> BadOutOfRange (never clamped)
+5. no device behind the tag -> BadNotWritable
+6. the device's own answer (the driver's write status)
+
+The node is not changed by the write itself; it shows the new value after the next read-back.
+Every write by a client (allowed or not) is logged once, as ``write_done`` or ``write_rejected``,
+with user, role, node, tag, old value, new value and result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from asyncua import ua
+
+from drivers.sample import Status, TagValue
+from edge.opcua.model import VARIANT_TYPES
+from edge.registry import TagInfo, TagRegistry
+from edge.users import Role, role_of
+
+log = structlog.get_logger("edge.opcua.writes")
+
+WriteHandler = Callable[[str, TagValue], Awaitable[int]]
+
+
+def status_name(code: int) -> str:
+    try:
+        return Status(code).name
+    except ValueError:
+        return ua.StatusCode(code).name
+
+
+def check_value(info: TagInfo, variant: ua.Variant | None) -> tuple[int, str]:
+    """(Status.Good, "") when *variant* may be sent to the device for *info*, else (status, reason). Pure."""
+    expected = VARIANT_TYPES[info.data_type]
+    if variant is None or variant.Value is None or variant.VariantType != expected:
+        got = variant.VariantType.name if variant is not None and variant.Value is not None else "null"
+        return Status.BadTypeMismatch, f"expected {expected.name}, got {got}"
+    value = variant.Value
+    if isinstance(value, float) and not math.isfinite(value):
+        return Status.BadOutOfRange, f"{value} is not a finite number"
+    if info.data_type not in ("bool", "string"):
+        if info.low is not None and value < info.low:
+            return Status.BadOutOfRange, f"{value} is below the low limit {info.low:g}"
+        if info.high is not None and value > info.high:
+            return Status.BadOutOfRange, f"{value} is above the high limit {info.high:g}"
+    return Status.Good, ""
+
+
+class WriteGate:
+    """Replaces asyncua's attribute-service write (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: TagRegistry,
+        handler: WriteHandler | None,
+        *,
+        writable: Mapping[ua.NodeId, TagInfo],
+        variables: Mapping[ua.NodeId, str],
+        write_role: Role = Role.OPERATOR,
+    ) -> None:
+        self.registry = registry
+        self.handler = handler
+        self.writable = writable
+        self.variables = variables  # every gateway variable: NodeId -> registry key
+        self.write_role = write_role
+
+    def install(self, service: Any) -> None:
+        original = service.write
+
+        async def write(params: ua.WriteParameters, user: Any = None) -> list[ua.StatusCode]:
+            principal = getattr(user, "principal", None)
+            if principal is None:  # the server's own internal session: asyncua's rules apply
+                return await original(params, **({} if user is None else {"user": user}))
+            results: list[ua.StatusCode | None] = []
+            passthrough: list[ua.WriteValue] = []
+            for wv in params.NodesToWrite:
+                code = await self._one(wv, user)
+                if code is None:
+                    passthrough.append(wv)
+                results.append(None if code is None else ua.StatusCode(code))
+            if passthrough:
+                rest = iter(await original(ua.WriteParameters(NodesToWrite=passthrough), user=user))
+                out = []
+                for wv, r in zip(params.NodesToWrite, results, strict=True):
+                    if r is None:
+                        r = next(rest)
+                        self._audit(user, wv, None, r.value, "asyncua access rules")
+                    out.append(r)
+                return out
+            return results  # type: ignore[return-value]
+
+        service.write = write
+
+    async def _one(self, wv: ua.WriteValue, user: Any) -> int | None:
+        """The status for one write, or None to leave it to asyncua (nodes outside the gateway's tree)."""
+        key = self.variables.get(wv.NodeId)
+        role = role_of(user)
+        if wv.AttributeId != ua.AttributeIds.Value:
+            return self._audit(user, wv, key, Status.BadUserAccessDenied, f"attribute {ua.AttributeIds(wv.AttributeId).name} is not writable")
+        if role is None or role < self.write_role:
+            return self._audit(user, wv, key, Status.BadUserAccessDenied, f"role {role.label if role else 'none'} may not write")
+        if key is None:
+            return None
+        info = self.writable.get(wv.NodeId)
+        if info is None:
+            return self._audit(user, wv, key, Status.BadNotWritable, "read-only variable")
+        status, reason = check_value(info, wv.Value.Value if wv.Value is not None else None)
+        if status != Status.Good:
+            return self._audit(user, wv, key, status, reason)
+        if self.handler is None:
+            return self._audit(user, wv, key, Status.BadNotWritable, "no device behind this tag")
+        try:
+            status = int(await self.handler(key, wv.Value.Value.Value))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a driver bug must not take the server down
+            log.exception("write_failed", tag=key, error=str(exc))
+            status = Status.BadInternalError
+        return self._audit(user, wv, key, status, "device answer")
+
+    def _audit(self, user: Any, wv: ua.WriteValue, key: str | None, status: int, reason: str) -> int:
+        new = wv.Value.Value.Value if wv.Value is not None and wv.Value.Value is not None else None
+        old = self.registry.latest(key).value if key is not None else None
+        role = role_of(user)
+        fields = dict(
+            user=getattr(user, "name", None),
+            role=role.label if role else None,
+            node=wv.NodeId.to_string(),
+            tag=key,
+            old=old,
+            new=new,
+            status=status_name(status),
+            reason=reason,
+        )
+        if status == Status.Good:
+            log.info("write_done", **fields)
+        else:
+            log.warning("write_rejected", **fields)
+        return status
