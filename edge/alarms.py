@@ -12,7 +12,8 @@ The condition is an AlarmConditionType object with NodeId ``<source path>/<Condi
 events' ConditionId), referenced from its source with HasCondition, not HasComponent: browsing the
 source shows only its variables. Each state change emits one event carrying the condition's
 whole state: ActiveState/Id, AckedState/Id, Retain, Severity, Message, SourceNode, SourceName,
-ConditionName, EventId, Time, Quality. Events are emitted on the source object (an EventNotifier,
+ConditionName, EventId, Time, Quality; the condition node's own variables (ActiveState/Id,
+AckedState/Id, Retain, Message, ...) show the same state. Events are emitted on the source object (an EventNotifier,
 referenced from Server with HasNotifier) and on the Server object.
 
 State machine (no confirm, no shelving): normal -> active+unacked (Retain) -> acked and/or inactive;
@@ -138,6 +139,7 @@ class _Condition:
     source_id: ua.NodeId
     input_id: ua.NodeId | None
     event: Any  # the asyncua event object of this condition (fields set before each emission)
+    mirror: dict[str, ua.NodeId]  # event field -> variable of the condition node showing it
     state: ConditionState = field(default_factory=ConditionState)
 
 
@@ -174,7 +176,7 @@ class OpcUaAlarms:
             gen = await self._server.get_event_generator(ua.ObjectIds.AlarmConditionType, source)
             input_id = server.node_id(spec.key) if spec.key in server.registry else None
             _fix_data_types(gen.event)
-            c = _Condition(spec, node_id, source_id, input_id, gen.event)
+            c = _Condition(spec, node_id, source_id, input_id, gen.event, await _state_nodes(cond, gen.event))
             self.conditions[node_id] = c
             self._by_key.setdefault(spec.key, []).append(c)
             server.require_role((await cond.get_child(["0:Acknowledge"])).nodeid, ACK_ROLE)
@@ -258,6 +260,13 @@ class OpcUaAlarms:
         _two_state(ev, "ActiveState", s.active, "Active", "Inactive", s.active_since if s.active else at)
         _two_state(ev, "AckedState", s.acked, "Acknowledged", "Unacknowledged", s.acked_at)
         setattr(ev, "SuppressedOrShelved", False)
+        aspace = self._server.iserver.aspace
+        for name, nid in c.mirror.items():  # the condition node shows the state of its latest event
+            value = getattr(ev, name, None)
+            variant = ua.Variant(value, ev.data_types[name]) if value is not None else ua.Variant(None, ua.VariantType.Null)
+            result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, ua.DataValue(variant, SourceTimestamp=at, ServerTimestamp=now))
+            if not result.is_good():
+                log.error("condition_variable_write_failed", condition=spec.name, field=name, status=result.name)
         subscriptions = self._server.iserver.subscription_service
         for emitter in (c.source_id, ua.NodeId(ua.ObjectIds.Server)):
             out = copy.copy(ev)  # emitted twice: on the source and on Server (root of the notifier tree)
@@ -296,6 +305,21 @@ def _two_state(ev: Any, name: str, value: bool, true_text: str, false_text: str,
     setattr(ev, f"{name}/FalseState", ua.LocalizedText(false_text))
     if since is not None:
         setattr(ev, f"{name}/TransitionTime", since)
+
+
+async def _state_nodes(cond: Any, event: Any) -> dict[str, ua.NodeId]:
+    """The variables of an instantiated condition (and their properties, e.g. ``ActiveState/Id``)
+    that carry one of the event's fields."""
+    out: dict[str, ua.NodeId] = {}
+    for child in await cond.get_children(nodeclassmask=ua.NodeClass.Variable):
+        name = (await child.read_browse_name()).Name
+        if name in event.data_types:
+            out[name] = child.nodeid
+        for prop in await child.get_children(nodeclassmask=ua.NodeClass.Variable):
+            sub = f"{name}/{(await prop.read_browse_name()).Name}"
+            if sub in event.data_types:
+                out[sub] = prop.nodeid
+    return out
 
 
 _DERIVED_TYPES = {

@@ -281,6 +281,7 @@ class SignalConfig(_Strict):
     input_model: Literal["fopdt", "arx"] = "fopdt"
     arx_orders: tuple[int, int, int] = (2, 2, 1)  # na, nb, nk (input_model = "arx")
     dead_time_s: float = Field(0.0, ge=0)  # fopdt; a multiple of model_period_s
+    max_dead_time_s: float | None = Field(None, ge=0)  # fopdt: identify the dead time in dead_time_s..this
     model_period_s: float | None = Field(None, gt=0)  # identification sample period; default the asset's tick_s
     forgetting: float = Field(0.998, ge=0.9, le=1)
     covariance_bound: float = Field(1e4, gt=0)  # anti-windup: forgetting pauses above this trace(P)
@@ -634,6 +635,16 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
             c.add(f"{path}.dead_time_s", f"must be a whole multiple of model_period_s ({period:g} s), got {sig.dead_time_s:g}")
         elif sig.input_model == "fopdt" and round(steps) > 255:
             c.add(f"{path}.dead_time_s", f"at most 255 model periods of dead time, got {round(steps)}")
+        if sig.max_dead_time_s is not None:
+            top = sig.max_dead_time_s / period
+            if sig.input_model != "fopdt":
+                c.add(f"{path}.max_dead_time_s", "only for input_model = \"fopdt\"")
+            elif abs(top - round(top)) > 1e-9 * max(1.0, top):
+                c.add(f"{path}.max_dead_time_s", f"must be a whole multiple of model_period_s ({period:g} s), got {sig.max_dead_time_s:g}")
+            elif sig.max_dead_time_s < sig.dead_time_s:
+                c.add(f"{path}.max_dead_time_s", f"must be >= dead_time_s ({sig.dead_time_s:g} s)")
+            elif round(top) > 255 or round(top) - round(steps) + 1 > 32:
+                c.add(f"{path}.max_dead_time_s", f"at most 255 model periods and 32 candidate dead times, got {round(top) - round(steps) + 1} candidates up to {round(top)} periods")
 
 
 def _check_opcua(c: _Collector, opcua: OpcUaSection | None) -> None:

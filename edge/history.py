@@ -24,12 +24,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from drivers.sample import TagSample, TagValue, utcnow
-from edge.registry import TagRegistry
+from drivers.sample import Status, TagSample, TagValue, utcnow
+from edge.registry import TagInfo, TagRegistry
 
 log = structlog.get_logger("edge.history")
 
@@ -235,8 +234,21 @@ def _db_value(value: TagValue) -> TagValue:
     return value
 
 
+# (leaf below Diagnostics/Gateway, data type, description), registry keys ``_diag.gateway.<leaf>``
+DIAGNOSTICS = (
+    ("HistorySamplesWritten", "uint64", "samples written to the history database since start"),
+    ("HistorySamplesDropped", "uint64", "samples dropped because the history writer fell behind"),
+    ("HistoryPendingSamples", "uint64", "samples accepted but not yet written"),
+    ("HistoryDatabaseSize", "uint64", "bytes used by the history database (with its write-ahead log)"),
+)
+
+
 class HistoryRecorder:
-    """Record the registry's samples of *keys* into *store*. Use as ``async with``."""
+    """Record the registry's samples of *keys* into *store*. Use as ``async with``.
+
+    With *diagnostics*, the recorder declares the ``DIAGNOSTICS`` tags in the registry (before the
+    OPC UA server builds its tree) and publishes them after every flush.
+    """
 
     def __init__(
         self,
@@ -248,6 +260,7 @@ class HistoryRecorder:
         batch_size: int = 5000,
         trim_interval_s: float = 60.0,
         max_buffer: int = 200_000,
+        diagnostics: bool = False,
     ) -> None:
         unknown = sorted(set(keys) - {i.key for i in registry.infos()})
         if unknown:
@@ -268,12 +281,20 @@ class HistoryRecorder:
         self._failing = False
         self.written = 0
         self.dropped = 0
+        self.db_bytes = 0
+        self._diagnostics = diagnostics
+        if diagnostics:
+            for leaf, dtype, description in DIAGNOSTICS:
+                if f"_diag.gateway.{leaf}" not in registry:
+                    registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, description=description))
 
     async def __aenter__(self) -> HistoryRecorder:
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self.store.trim)
+        self.db_bytes = await asyncio.to_thread(self.store.used_bytes)
         self._unsubscribe = self._registry.subscribe(self._on_samples)
         self._task = asyncio.create_task(self._run(), name="history:writer")
+        self._publish_diagnostics()
         log.info("history_opened", path=str(self.store.path), tags=len(self.keys), rows=await asyncio.to_thread(self.store.count))
         return self
 
@@ -338,6 +359,14 @@ class HistoryRecorder:
             if loop.time() >= next_trim:
                 next_trim = loop.time() + self._trim_interval_s
                 await self.trim()
+            self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
+        if not self._diagnostics:
+            return
+        now = utcnow()
+        values = (self.written, self.dropped, len(self._buffer), self.db_bytes)
+        self._registry.publish([TagSample(f"_diag.gateway.{leaf}", v, Status.Good, now, now) for (leaf, _, _), v in zip(DIAGNOSTICS, values, strict=True)])
 
     async def trim(self) -> None:
         try:
@@ -347,33 +376,8 @@ class HistoryRecorder:
             return
         if by_age or by_size:
             log.info("history_trimmed", by_age=by_age, by_size=by_size)
+        try:
+            self.db_bytes = await asyncio.to_thread(self.store.used_bytes)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("history_size_failed", error=str(exc))
 
-
-def history_keys(cfg: Any, registry: TagRegistry) -> list[str]:
-    """Registry keys to historize: device tags with ``historize``, every output of a signal with
-    ``historize`` (or of an asset with ``historize``), and the asset's own outputs in that case."""
-    keys = {f"{dev.name}.{tag.name}" for dev in cfg.devices for tag in dev.tags if tag.historize}
-    prefixes = []
-    for asset in cfg.assets:
-        if asset.historize:
-            prefixes.append(f"{asset.name}.")
-        else:
-            prefixes.extend(f"{asset.name}.{sig.name}." for sig in asset.signals if sig.historize)
-    if prefixes:
-        keys.update(i.key for i in registry.infos() if i.key.startswith(tuple(prefixes)))
-    return sorted(k for k in keys if k in registry)
-
-
-def history_path(cfg: Any) -> Path:
-    """``history.path``, or ``history.sqlite`` in the state directory; relative paths are relative
-    to the config file's folder."""
-    from edge.opcua.settings import state_dir
-
-    if cfg.history.path is None:
-        return state_dir(cfg) / "history.sqlite"
-    path = Path(cfg.history.path)
-    if path.is_absolute():
-        return path
-    source = Path(cfg.source)
-    base = source.parent if cfg.source != "<memory>" and source.suffix else Path.cwd()
-    return (base / path).resolve()

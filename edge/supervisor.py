@@ -118,6 +118,7 @@ class DeviceRunner:
                 points, keys = self._batch(due)
                 started = time.monotonic()
                 samples = await self.driver.read(points)
+                _stop_if_cancelled()
                 self.health.poll_cycle_s = time.monotonic() - started
                 self.health.reads_ok += 1
                 self._publish(keys, samples)
@@ -187,6 +188,15 @@ class DeviceRunner:
             self._log.warning("write_rejected", tag=key, reason="device not connected")
             return Status.BadNoCommunication
         return int(await self.driver.write(point, value))
+
+
+def _stop_if_cancelled() -> None:
+    # A driver (or a library below it) may swallow a cancellation: asyncio.wait_for on Python
+    # 3.11 returns a result that arrived together with the cancel. The request stays counted on
+    # the task; honour it here so shutdown never waits on a poll loop that did not notice.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _rekey(keys: Sequence[str], samples: Sequence[TagSample]) -> list[TagSample]:

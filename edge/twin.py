@@ -39,7 +39,7 @@ from edge.registry import TagInfo, TagRegistry
 from edge.twin_io import sample, severity
 from edge.twin_detect import AssetDetector, detector_infos
 from edge.twin_kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
-from edge.twin_model import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, model_infos, orders_of, period_of
+from edge.twin_model import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
 
 log = structlog.get_logger("edge.twin")
 
@@ -115,9 +115,9 @@ class TwinRunner:
                     max(1, round(sig.forecast_horizon_s / period)),
                     sig.model_warmup, sig.max_gain_rel_std, sig.input_model == "fopdt",
                 )
-                grouped[(orders_of(sig, period), ticks, ch.first_order)].append((ch, sig.forgetting, sig.covariance_bound))
-        for (orders, ticks, _), members in grouped.items():
-            g = ModelGroup(orders, ticks, ticks * self.tick_s, [m[0] for m in members],
+                grouped[(tuple(candidates_of(sig, period)), ticks, ch.first_order)].append((ch, sig.forgetting, sig.covariance_bound))
+        for (candidates, ticks, _), members in grouped.items():
+            g = ModelGroup(list(candidates), ticks, ticks * self.tick_s, [m[0] for m in members],
                            np.array([m[1] for m in members]), np.array([m[2] for m in members]))
             self.model_groups.append(g)
             for i, ch in enumerate(g.channels):

@@ -3,7 +3,8 @@
 A signal with an ``input`` tag gets an ARX model (first order plus dead time by default) from that
 input to the signal, identified online by ``kernels.ident.RlsBank``. Channels of all assets of a
 runner that share a model structure and sample period are stacked into one bank: one kernel call
-per model period for all of them.
+per model period for all of them. With ``max_dead_time_s`` there is one bank per candidate dead
+time, and each channel uses the candidate with the smallest residual variance.
 
 Sampling: the model runs at ``model_period_s`` (a whole number ``m`` of ticks). Each tick adds the
 fresh output measurement and the current input value to per-channel sums; every ``m`` ticks the
@@ -53,10 +54,13 @@ MODEL_OUTPUTS: dict[str, tuple[str, bool]] = {
 }
 
 
-def orders_of(sig: SignalConfig, period_s: float) -> ArxOrders:
-    if sig.input_model == "fopdt":
-        return ArxOrders.fopdt(round(sig.dead_time_s / period_s))
-    return ArxOrders(*sig.arx_orders)
+def candidates_of(sig: SignalConfig, period_s: float) -> list[ArxOrders]:
+    """The model structures to identify: one, or one per candidate dead time (``max_dead_time_s``)."""
+    if sig.input_model != "fopdt":
+        return [ArxOrders(*sig.arx_orders)]
+    first = round(sig.dead_time_s / period_s)
+    last = first if sig.max_dead_time_s is None else round(sig.max_dead_time_s / period_s)
+    return [ArxOrders.fopdt(d) for d in range(first, last + 1)]
 
 
 def period_of(sig: SignalConfig, asset: AssetConfig) -> float:
@@ -75,7 +79,7 @@ def model_infos(asset: AssetConfig, sig: SignalConfig, registry: TagRegistry) ->
         "model_gain": (gain_unit, f"identified steady-state gain from {sig.input}"),
         "model_gain_std": (gain_unit, "standard deviation of the identified gain"),
         "model_time_constant": ("s", "identified time constant"),
-        "model_dead_time": ("s", "dead time of the identified model"),
+        "model_dead_time": ("s", "dead time of the model (identified with max_dead_time_s)"),
         "model_residual_std": (y_unit, "standard deviation of the one-step model residual"),
         "model_forecast": (y_unit, f"model forecast {h:g} s ahead, input held"),
         "model_forecast_low": (y_unit, f"lower bound of the 95 % prediction interval {h:g} s ahead"),
@@ -107,21 +111,24 @@ class ModelChannel:
 
 
 class ModelGroup:
-    """One RLS bank: identified channels sharing a model structure and a sample period."""
+    """Identified channels sharing a model structure and a sample period: one RLS bank per
+    candidate structure (one, or one per candidate dead time when the dead time is identified)."""
 
-    def __init__(self, orders: ArxOrders, period_ticks: int, period_s: float, channels: list[ModelChannel],
+    def __init__(self, candidates: list[ArxOrders], period_ticks: int, period_s: float, channels: list[ModelChannel],
                  lam: np.ndarray, p_max: np.ndarray) -> None:
         n = len(channels)
-        self.orders = orders
+        self.candidates = candidates
         self.period_ticks = period_ticks
         self.period_s = period_s
         self.channels = channels
-        p0 = float(np.min(p_max)) / (10 * orders.n_params) if n else 1.0
-        self.bank = RlsBank(orders, n, lam=lam, p_max=p_max, p0=p0)
+        n_params = candidates[0].n_params  # the same for every candidate (they differ in nk only)
+        p0 = float(np.min(p_max)) / (10 * n_params) if n else 1.0
+        self.banks = [RlsBank(o, n, lam=lam, p_max=p_max, p0=p0) for o in candidates]
+        self.choice = np.zeros(n, dtype=np.intp)  # index of the candidate each channel uses
         # Excited: every parameter direction has gained at least EXCITATION times the prior's
         # information, i.e. trace(P) <= p * p0 / EXCITATION. A constant input leaves one direction
         # at the prior, whatever the gain's apparent spread says.
-        self.excited_trace = orders.n_params * p0 / EXCITATION
+        self.excited_trace = n_params * p0 / EXCITATION
         self.sum_y = np.zeros(n)
         self.n_y = np.zeros(n)
         self.sum_u = np.zeros(n)
@@ -139,8 +146,14 @@ class ModelGroup:
         for c in channels:
             c.keys = tuple(f"{c.asset}.{c.signal}.{k}" for k, (_, fo) in MODEL_OUTPUTS.items() if c.first_order or not fo)
 
+    def bank_of(self, i: int) -> RlsBank:
+        """The bank whose model channel *i* uses now."""
+        return self.banks[self.choice[i]]
+
     def reset(self, i: int) -> None:
-        self.bank.reset(i)
+        for b in self.banks:
+            b.reset(i)
+        self.choice[i] = 0
         self.sum_y[i] = self.n_y[i] = self.sum_u[i] = self.n_u[i] = 0.0
         self.warm[i] = False
         self.channels[i].warm = False
@@ -161,14 +174,20 @@ class ModelGroup:
             y_avg = np.where(self.n_y > 0, self.sum_y / self.n_y, np.nan)
             u_avg = np.where(self.n_u > 0, self.sum_u / self.n_u, np.nan)
         self.sum_y[:] = self.n_y[:] = self.sum_u[:] = self.n_u[:] = 0.0
-        self.bank.step(y_avg, u_avg)
+        for b in self.banks:
+            b.step(y_avg, u_avg)
+        if len(self.banks) > 1:
+            # Dead time: the candidate with the smallest residual variance (EWMA over the forgetting
+            # window); ties and all-NaN keep the shortest.
+            s2 = np.stack([b.sigma2 for b in self.banks])
+            self.choice = np.argmin(np.where(np.isnan(s2), np.inf, s2), axis=0)
         inputs_good = (severity(y.status) == 0) & (severity(u_status) == 0)
         return self._outputs(inputs_good, now)
 
-    def _outputs(self, inputs_good: np.ndarray, now: datetime) -> list[TagSample]:
-        b = self.bank
+    def _candidate_outputs(self, b: RlsBank, orders: ArxOrders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(columns (n, 8), gain relative std (n,), updated (n,))`` of one candidate bank."""
         n = len(self.channels)
-        mp = model_params(b.theta, b.P, b.sigma2, self.orders, self.period_s)
+        mp = model_params(b.theta, b.P, b.sigma2, orders, self.period_s)
         mean, var = b.simulate(np.repeat(b.uh[:, :1], self.max_horizon, axis=1))
         idx = np.arange(n)
         f_mean = mean[idx, self.horizons - 1]
@@ -176,12 +195,21 @@ class ModelGroup:
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(mp.gain_std / mp.gain)
         rel[np.trace(b.P, axis1=1, axis2=2) > self.excited_trace] = np.inf
-        updated = ~np.isnan(b.err)
+        rel[~(np.isfinite(f_mean) & np.isfinite(half))] = np.inf
         cols = np.stack([mp.gain, mp.gain_std, mp.time_constant_s, np.full(n, mp.dead_time_s), np.sqrt(b.sigma2), f_mean, f_mean - half, f_mean + half], axis=1)
+        return cols, rel, ~np.isnan(b.err)
+
+    def _outputs(self, inputs_good: np.ndarray, now: datetime) -> list[TagSample]:
+        idx = np.arange(len(self.channels))
+        parts = [self._candidate_outputs(b, o) for b, o in zip(self.banks, self.candidates)]
+        cols = np.stack([p[0] for p in parts])[self.choice, idx]
+        rel = np.stack([p[1] for p in parts])[self.choice, idx]
+        updated = np.stack([p[2] for p in parts])[self.choice, idx]
+        updates = np.stack([b.updates for b in self.banks])[self.choice, idx]
         if not self.orders_first:
             cols = cols[:, [0, 1, 4, 5, 6, 7]]
-        determined = (rel <= self.max_rel) & np.isfinite(cols[:, 0]) & np.isfinite(f_mean) & np.isfinite(half)
-        self.warm |= (b.updates >= self.warmup) & determined
+        determined = (rel <= self.max_rel) & np.isfinite(cols[:, 0])
+        self.warm |= (updates >= self.warmup) & determined
         good = determined & updated & inputs_good
         status = np.where(good, GOOD, UNCERTAIN)
         finite = np.isfinite(cols)
@@ -198,13 +226,13 @@ class ModelGroup:
     # -- what-if ----------------------------------------------------------------------------
     def simulate(self, i: int, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of y over ``len(inputs)`` model periods for channel *i*."""
-        b = self.bank
+        b = self.bank_of(i)
         s = slice(i, i + 1)
         mean, var = arx_simulate(b.theta[s], b.P[s], b.yh[s], b.uh[s], inputs[None, :], b.sigma2[s])
         return mean[0], var[0]
 
     def input_for_target(self, i: int, target: float, steps: int) -> tuple[float, float, bool]:
-        b, c = self.bank, self.channels[i]
+        b, c = self.bank_of(i), self.channels[i]
         if not (math.isfinite(c.low) and math.isfinite(c.high)):
             raise ValueError(f"input {c.input_tag!r} has no low/high limits configured; cannot choose an input")
         s = slice(i, i + 1)

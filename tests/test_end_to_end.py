@@ -26,11 +26,11 @@ NS = "urn:edgetwin:demo"
 pytestmark = pytest.mark.slow
 
 
-def _config(modbus_port: int, opcua_port: int, *, time_scale: float = 20.0):
-    """The shipped demo config on free ports, with plant time running fast."""
+def _config(modbus_port: int, opcua_port: int, state_dir: Path, *, time_scale: float = 20.0):
+    """The shipped demo config on free ports and a private state directory, with plant time running fast."""
     cfg = load_config(ROOT / "config" / "demo.toml")
     sim = cfg.simulator.model_copy(update={"port": modbus_port, "time_scale": time_scale, "tick_s": 0.05})
-    gw = cfg.gateway.model_copy(update={"endpoint": f"opc.tcp://127.0.0.1:{opcua_port}/edgetwin"})
+    gw = cfg.gateway.model_copy(update={"endpoint": f"opc.tcp://127.0.0.1:{opcua_port}/edgetwin", "state_dir": str(state_dir)})
     dev = cfg.devices[0].model_copy(update={"port": modbus_port, "poll_interval_s": 0.05})
     asset = cfg.assets[0].model_copy(update={"tick_s": 0.1, "warmup_ticks": 10})
     return cfg.model_copy(update={"simulator": sim, "gateway": gw, "devices": [dev], "assets": [asset]})
@@ -52,8 +52,8 @@ async def _wait_for(predicate, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_plant_to_opcua_client(free_port_factory) -> None:
-    cfg = _config(free_port_factory(), free_port_factory())
+async def test_plant_to_opcua_client(free_port_factory, tmp_path: Path) -> None:
+    cfg = _config(free_port_factory(), free_port_factory(), tmp_path / "state")
     stop = asyncio.Event()
     ready = asyncio.Event()
     gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")

@@ -37,6 +37,7 @@ from structlog.typing import BindableLogger
 
 from drivers.base import DriverUnavailable, LinkState
 from drivers.modbus.address import Area, RegisterPoint
+from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
 from drivers.modbus.codec import encode
 from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
 from drivers.modbus.plan import ReadRequest, plan_reads, split
@@ -142,9 +143,11 @@ class ModbusDriver:
         self._drop_client()
         self._state = LinkState.CONNECTING
         client = self._new_client()
+        pending = cancel_requests()
         try:
             async with asyncio.timeout(self.timeout_s):
                 connected = await client.connect()
+            raise_if_cancel_was_swallowed(pending)
         except asyncio.CancelledError:
             client.close()
             self._state = LinkState.DISCONNECTED
@@ -179,15 +182,15 @@ class ModbusDriver:
             for req in requests:
                 self.units.seen(req.unit_id)
                 if req.unit_id in missed:  # not asked again in this cycle
-                    _fill(results, req.points, missed[req.unit_id])
+                    fill(results, req.points, missed[req.unit_id])
                     continue
                 if self.units.is_demoted(req.unit_id):
                     status = transport_status(TransportFailure.UNIT_DEMOTED)
-                    _fill(results, req.points, Outcome(None, status, utcnow(), Reason.NO_ANSWER, "unit demoted"))
+                    fill(results, req.points, Outcome(None, status, utcnow(), Reason.NO_ANSWER, "unit demoted"))
                     continue
                 rejected = self._rejected.get((req.unit_id, req.area, req.start, req.count))
                 if rejected is not None:  # refused before on this connection: not asked again
-                    _fill(results, req.points, Outcome(None, rejected[0], utcnow(), Reason.EXCEPTION, rejected[1]))
+                    fill(results, req.points, Outcome(None, rejected[0], utcnow(), Reason.EXCEPTION, rejected[1]))
                     continue
                 miss = await self._read_block(client, req, results)
                 if miss is not None:
@@ -233,7 +236,7 @@ class ModbusDriver:
             if self.units.is_demoted(point.unit_id):
                 return self._refuse(point, value, Status.BadNoCommunication)
             try:
-                response = await self._send(_write_call(self._client, point, registers, multiple=self.write_multiple), retries=0)
+                response = await self._send(write_call(self._client, point, registers, multiple=self.write_multiple), retries=0)
             except _TransportError as exc:
                 if exc.failure is TransportFailure.TIMEOUT:
                     self._missed(point.unit_id, str(exc))
@@ -264,14 +267,14 @@ class ModbusDriver:
     async def _read_block(self, client: Any, req: ReadRequest, results: dict[int, Outcome]) -> Outcome | None:
         """Read one block into *results*; return the outcome of a unit that did not answer, or None."""
         try:
-            response = await self._send(_read_call(client, req), retries=self.retries)
+            response = await self._send(read_call(client, req), retries=self.retries)
         except _TransportError as exc:
             if exc.failure is not TransportFailure.TIMEOUT:
                 self._lose(exc.failure)
                 raise DriverUnavailable(f"{self.endpoint}: {exc}") from None
             self._missed(req.unit_id, str(exc))
             miss = Outcome(None, transport_status(exc.failure), utcnow(), Reason.NO_ANSWER, str(exc))
-            _fill(results, req.points, miss)
+            fill(results, req.points, miss)
             return miss
         arrived = utcnow()
         if not response.isError():
@@ -285,7 +288,7 @@ class ModbusDriver:
         if code in NO_ANSWER_CODES:
             self._missed(req.unit_id, detail)
             miss = Outcome(None, status, arrived, Reason.NO_ANSWER, detail)
-            _fill(results, req.points, miss)
+            fill(results, req.points, miss)
             return miss
         self._answered(req.unit_id)
         if code in ISOLATE_CODES:
@@ -293,7 +296,7 @@ class ModbusDriver:
             if len(parts) > 1:
                 return await self._isolate(client, req, parts, results)
             self._rejected[(req.unit_id, req.area, req.start, req.count)] = (status, detail)
-        _fill(results, req.points, Outcome(None, status, arrived, Reason.EXCEPTION, detail))
+        fill(results, req.points, Outcome(None, status, arrived, Reason.EXCEPTION, detail))
         return None
 
     async def _isolate(
@@ -307,7 +310,7 @@ class ModbusDriver:
         for part in parts:
             miss = await self._read_block(client, part, results)
             if miss is not None:
-                _fill(results, req.points, miss, only_missing=True)
+                fill(results, req.points, miss, only_missing=True)
                 return miss
         return None
 
@@ -359,10 +362,12 @@ class ModbusDriver:
                 self._quiet_until = time.monotonic() + self.frame_pause_s
 
     async def _call(self, request: Callable[[], Awaitable[ModbusPDU]]) -> ModbusPDU:
+        pending = cancel_requests()
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await request()
+                response = await request()
         except TimeoutError:
+            raise_if_cancel_was_swallowed(pending)
             raise _TransportError(TransportFailure.TIMEOUT, f"no response within {self.timeout_s:g} s") from None
         except ConnectionException as exc:
             raise _TransportError(TransportFailure.CONNECTION_LOST, str(exc)) from None
@@ -372,6 +377,8 @@ class ModbusDriver:
             raise _TransportError(TransportFailure.PROTOCOL_ERROR, str(exc)) from None
         except OSError as exc:
             raise _TransportError(TransportFailure.CONNECTION_LOST, str(exc)) from None
+        raise_if_cancel_was_swallowed(pending)
+        return response
 
     # -- bookkeeping -------------------------------------------------------------------------------------
 
@@ -429,29 +436,3 @@ class ModbusDriver:
             area=point.area.value,
             address=point.address,
         )
-
-
-def _fill(results: dict[int, Outcome], points: Sequence[RegisterPoint], out: Outcome, *, only_missing: bool = False) -> None:
-    for p in points:
-        if not only_missing or id(p) not in results:
-            results[id(p)] = out
-
-
-def _read_call(client: Any, req: ReadRequest) -> Callable[[], Awaitable[ModbusPDU]]:
-    method = {
-        Area.COIL: client.read_coils,
-        Area.DISCRETE_INPUT: client.read_discrete_inputs,
-        Area.HOLDING: client.read_holding_registers,
-        Area.INPUT: client.read_input_registers,
-    }[req.area]
-    return lambda: method(req.start, count=req.count, device_id=req.unit_id)
-
-
-def _write_call(client: Any, point: RegisterPoint, registers: list[int], *, multiple: bool) -> Callable[[], Awaitable[ModbusPDU]]:
-    if point.area is Area.COIL:
-        if multiple:
-            return lambda: client.write_coils(point.address, [bool(registers[0])], device_id=point.unit_id)
-        return lambda: client.write_coil(point.address, bool(registers[0]), device_id=point.unit_id)
-    if len(registers) == 1 and not multiple:
-        return lambda: client.write_register(point.address, registers[0], device_id=point.unit_id)
-    return lambda: client.write_registers(point.address, registers, device_id=point.unit_id)

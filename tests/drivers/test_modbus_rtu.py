@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,18 @@ def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -
 @pytest.fixture
 def serial_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two linked pseudo-terminals made by socat: (driver side, server side)."""
+    with socat_pair(tmp_path) as pair:
+        yield pair
+
+
+@contextmanager
+def socat_pair(folder: Path) -> Iterator[tuple[str, str]]:
+    """Run socat linking two pseudo-terminals in *folder*; stop it on exit (the line goes away)."""
+    folder.mkdir(parents=True, exist_ok=True)
     socat = shutil.which("socat")
     if socat is None:
         pytest.fail("socat is not installed: the Modbus RTU tests need it (apt-get install socat; .ci/run installs it)")
-    a, b = str(tmp_path / "ttyA"), str(tmp_path / "ttyB")
+    a, b = str(folder / "ttyA"), str(folder / "ttyB")
     proc = subprocess.Popen(
         [socat, "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
         stdout=subprocess.DEVNULL,
@@ -159,11 +168,13 @@ async def test_silent_unit_on_the_bus_is_demoted(rtu_server: ModbusSerialServer,
         for _ in range(2):
             samples = await rtu.read(pts)
             assert [s.status for s in samples] == [Status.Good, Status.BadTimeout, Status.Good]
+        sent = rtu.requests_sent
         started = time.monotonic()
         samples = await rtu.read(pts)
         elapsed = time.monotonic() - started
     assert [(s.value, s.status) for s in samples] == [(10, Status.Good), (None, Status.BadNoCommunication), (20, Status.Good)]
-    assert elapsed < 0.25  # the demoted unit costs no timeout
+    assert rtu.requests_sent - sent == 2  # the demoted unit is not asked
+    assert elapsed < rtu.timeout_s  # so it costs no timeout
     assert [(e["event"], e["unit_id"]) for e in logs if e["log_level"] == "warning"] == [("modbus_unit_unreachable", 3)]
 
 
@@ -196,3 +207,35 @@ async def test_all_units_silent_is_a_lost_bus(serial_pair: tuple[str, str]) -> N
     with pytest.raises(DriverUnavailable, match="no unit answers"):
         await d.read([pt("a", "hr:0")])
     await d.close()
+
+
+async def test_serial_line_lost_and_back(tmp_path: Path) -> None:
+    """The far end of the line goes away (socat stopped): read raises DriverUnavailable; once the
+    line and the server are back, connect and read work again."""
+    with socat_pair(tmp_path) as (a, b):
+        server = ModbusSerialServer([_device(1)], framer=FramerType.RTU, port=b, baudrate=BAUD)
+        await server.serve_forever(background=True)
+        d = ModbusRtuDriver(name="bus1", port=a, baud_rate=BAUD, timeout_s=0.3)
+        await d.connect()
+        await server.async_setValues(1, 3, 0, [5])
+        assert (await d.read([pt("x", "hr:0")]))[0].value == 5
+        await server.shutdown()
+    try:
+        with pytest.raises(DriverUnavailable):
+            await d.read([pt("x", "hr:0")])
+        await d.close()
+        with pytest.raises(DriverUnavailable):
+            await d.connect()  # the device node is gone
+        with socat_pair(tmp_path) as (a2, b2):  # the line comes back under the same device name
+            assert a2 == a
+            server = ModbusSerialServer([_device(1)], framer=FramerType.RTU, port=b2, baudrate=BAUD)
+            await server.serve_forever(background=True)
+            try:
+                await server.async_setValues(1, 3, 0, [6])
+                await d.connect()
+                assert (await d.read([pt("x", "hr:0")]))[0].value == 6
+            finally:
+                await d.close()
+                await server.shutdown()
+    finally:
+        await d.close()

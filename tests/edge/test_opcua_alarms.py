@@ -271,3 +271,29 @@ async def test_conditions_hang_off_their_source_with_has_condition_only(served) 
     assert conditions == {ua.NodeId("gw/Devices/plc/tempHighLimit", ns), ua.NodeId("gw/Devices/plc/tempLowLimit", ns)}
     cond = client.get_node(ua.NodeId("gw/Devices/plc/tempHighLimit", ns))
     assert await cond.read_type_definition() == ua.NodeId(ua.ObjectIds.AlarmConditionType)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_condition_node_variables_show_the_latest_state(served) -> None:
+    reg, _, client, events, _, ns = served
+    events.drain()
+    _publish(reg, "plc.temp", 50.0)
+    _publish(reg, "plc.temp", 95.0)
+    raised = await events.next("tempHighLimit")
+    cond = client.get_node(ua.NodeId("gw/Devices/plc/tempHighLimit", ns))
+
+    async def read(*path: str):
+        return await (await cond.get_child([f"0:{p}" for p in path])).read_value()
+
+    assert await read("ActiveState", "Id") is True and (await read("ActiveState")).Text == "Active"
+    assert await read("AckedState", "Id") is False
+    assert await read("Retain") is True and await read("Severity") == 500
+    assert (await read("Message")).Text == raised.Message.Text
+    assert await read("EventId") == raised.EventId
+    _publish(reg, "plc.temp", 20.0)
+    cleared = await events.next("tempHighLimit")
+    assert await read("ActiveState", "Id") is False
+    await cond.call_method(ACKNOWLEDGE_METHOD, ua.Variant(cleared.EventId, ua.VariantType.ByteString), ua.LocalizedText("ok"))
+    await events.next("tempHighLimit")
+    assert await read("AckedState", "Id") is True and await read("Retain") is False
+    assert (await read("Comment")).Text == "ok"

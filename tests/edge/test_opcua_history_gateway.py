@@ -13,7 +13,8 @@ from asyncua import Client, ua
 from drivers.sample import Status, TagSample
 from edge.app import Gateway, run_gateway
 from edge.config import parse_config
-from edge.history import HistoryStore, history_path
+from edge.extensions import history_path
+from edge.history import HistoryStore
 
 NS = "urn:edgetwin:test-gateway-history"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -109,6 +110,8 @@ async def test_sigterm_flushes_history_and_a_restart_serves_it(tmp_path, free_po
             dvs = await temp.read_raw_history(T0, T0 + timedelta(seconds=10))
             assert [dv.Value.Value for dv in dvs] == [s.value for s in samples]
             assert [dv.SourceTimestamp.replace(tzinfo=timezone.utc) for dv in dvs] == [s.source_time for s in samples]
+            size = await client.get_node(ua.NodeId("gw/Diagnostics/Gateway/HistoryDatabaseSize", ns)).read_value()
+            assert size > 50 * N  # the 500 samples and the twin outputs are on disk
             # the limit alarm from the config is a condition on the device object
             cond = client.get_node(ua.NodeId("gw/Devices/plc/tempHighLimit", ns))
             assert (await cond.read_browse_name()).Name == "tempHighLimit"

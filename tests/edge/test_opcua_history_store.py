@@ -141,3 +141,18 @@ def test_integers_beyond_int64_are_kept_exactly(store) -> None:
     big = 2**64 - 1  # a uint64 register pair
     store.append([TagSample("a", big, Status.Good, T0, T0), TagSample("a", -(2**63), Status.Good, T0, T0)])
     assert [int(r.value) for r in store.read("a", None, None)] == [big, -(2**63)]
+
+
+async def test_recorder_publishes_its_diagnostics(tmp_path) -> None:
+    reg = TagRegistry()
+    reg.add(TagInfo("a", ("Devices", "d", "a")))
+    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
+    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=0.01, diagnostics=True) as rec:
+        assert reg.info("_diag.gateway.HistorySamplesWritten").path == ("Diagnostics", "Gateway", "HistorySamplesWritten")
+        reg.publish([TagSample("a", float(i), Status.Good, T0, T0) for i in range(7)])
+        async with asyncio.timeout(5):
+            while reg.latest("_diag.gateway.HistorySamplesWritten").value != 7:
+                await asyncio.sleep(0.01)
+        assert reg.latest("_diag.gateway.HistorySamplesDropped").value == 0
+        assert reg.latest("_diag.gateway.HistoryPendingSamples").status == Status.Good
+        assert reg.latest("_diag.gateway.HistoryDatabaseSize").value == rec.db_bytes > 0

@@ -148,11 +148,13 @@ async def test_scan_groups_due_together_share_one_read() -> None:
     for info in runner.health.infos():
         reg.add(info)
     await _run(runner, 0.4)
-    assert set(driver.asked) <= {("a", "b", "c"), ("a",)}
+    assert set(driver.asked) <= {("a", "b", "c"), ("a",), ("b", "c")}  # b and c are one group
     together = driver.asked.count(("a", "b", "c"))
     alone = driver.asked.count(("a",))
     assert together >= 3 and alone >= 3
-    assert abs(together - alone) <= 2  # every other slot of a is also a slot of b and c
+    # every other slot of a is a slot of b and c; only an overrun on a loaded machine (which
+    # skips a missed slot) can make them come due apart
+    assert driver.asked.count(("b", "c")) <= max(1, together // 4)
 
 
 def test_one_poll_interval_per_point_is_required() -> None:
@@ -221,3 +223,30 @@ async def test_lost_link_goes_bad_after_stale_limit_during_backoff() -> None:
         await asyncio.gather(task, return_exceptions=True)
     assert statuses == [Status.Good, Status.UncertainNoCommunicationLastUsableValue, Status.BadNoCommunication]
     assert driver.connects == 1  # still in the first backoff
+
+
+class SwallowingDriver(FakeDriver):
+    """A driver whose read swallows a cancellation, as asyncio.wait_for does on Python 3.11 when
+    the awaited future completes in the same loop iteration as the cancel."""
+
+    async def read(self, points):  # type: ignore[override]
+        self.step_event.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # the response "arrived": return it instead of raising
+        return await super().read(points)
+
+
+async def test_a_swallowed_cancellation_still_stops_the_poll_task() -> None:
+    reg = _registry(["a"])
+    driver = SwallowingDriver("plc", [])
+    runner = DeviceRunner("plc", driver, [FakePoint("a")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01))
+    for info in runner.health.infos():
+        reg.add(info)
+    task = asyncio.create_task(runner.run(), name="poll:plc")
+    await driver.step_event.wait()
+    task.cancel()
+    async with asyncio.timeout(1):
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and driver.closes == 1

@@ -16,7 +16,7 @@ from edge.sim.params import PlantParams
 from edge.sim.plant import Plant, Setpoints
 from edge.twin import TwinRunner, signal_infos
 
-TICK_S = 0.5
+TICK_S = 1.0  # the demo ticks at 0.5 s; 1 s halves the test time and changes nothing here
 PERIOD_S = 10.0
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -52,7 +52,7 @@ class Rig:
         return self.last[f"tank.temperature.model_{leaf}"]
 
 
-def make_rig(*, ambient_amplitude_c: float = 0.0, seed: int = 1, **signal: object) -> Rig:
+def make_rig(*, ambient_amplitude_c: float = 0.0, seed: int = 1, pump: bool = False, **signal: object) -> Rig:
     reg = TagRegistry()
     reg.add(TagInfo("plc.temperature", ("Devices", "plc", "temperature"), "float64", "degC", -20.0, 150.0, device="plc"))
     reg.add(TagInfo("plc.heater", ("Devices", "plc", "heater"), "float64", "%", 0.0, 100.0, device="plc"))
@@ -64,8 +64,9 @@ def make_rig(*, ambient_amplitude_c: float = 0.0, seed: int = 1, **signal: objec
     asset = AssetConfig(name="tank", tick_s=TICK_S, signals=[sig, SignalConfig(name="level", tag="plc.level")])
     for info in signal_infos(asset, reg):
         reg.add(info)
-    # Pump off: the tank is the pure first-order lag of docs/plant.md (tau 300 s, 0.5 K/%).
-    plant = Plant(PlantParams(ambient_amplitude_c=ambient_amplitude_c), setpoints=Setpoints(heater_pct=40.0, pump_enable=False), seed=seed)
+    # Pump off (default): the tank is the pure first-order lag of docs/plant.md (tau 300 s, 0.5 K/%).
+    params = PlantParams(ambient_amplitude_c=ambient_amplitude_c, max_substep_s=TICK_S)  # exact exponential steps
+    plant = Plant(params, setpoints=Setpoints(heater_pct=40.0, pump_enable=pump), seed=seed)
     return Rig(TwinRunner([asset], reg, TICK_S), reg, plant, {})
 
 
@@ -184,7 +185,7 @@ def test_an_hour_of_constant_heater_keeps_the_covariance_bounded() -> None:
     rig.run(300.0)
     rig.run(900.0, 70.0)
     assert rig.out("gain").value is not None  # warm (identified during the step)
-    bank = rig.twin.model_groups[0].bank
+    bank = rig.twin.model_groups[0].banks[0]
     rig.run(3600.0)  # an hour at a constant heater
     trace = np.trace(bank.P[0])
     assert 0.5e4 < trace <= 1e4  # the covariance grew until the bound stopped the forgetting
@@ -202,3 +203,63 @@ def test_ambient_swing_biases_but_stays_near_the_plant() -> None:
         rig.run(900.0, heater)
     assert rig.out("gain").value == pytest.approx(0.5, rel=0.10)
     assert rig.out("time_constant").value == pytest.approx(300.0, rel=0.20)
+
+
+def test_with_the_pump_running_it_finds_the_effective_lag() -> None:
+    """The cold inflow adds q/V to the loss rate: 1/tau_eff = 1/300 s + q/V, gain 0.5 tau_eff/300."""
+    rig = make_rig(pump=True, seed=5)
+    p = rig.plant.params
+    q_l_s = p.pump_max_flow_l_min / 60.0 * rig.plant.rpm / p.pump_rated_rpm
+    volume_l = rig.plant.level_pct / 100.0 * p.tank_capacity_l  # at its steady state already
+    tau_eff = 1.0 / (1.0 / p.temp_tau_s + q_l_s / volume_l)
+    gain_eff = p.heater_gain_c_per_pct * tau_eff / p.temp_tau_s
+    assert tau_eff < 270.0  # clearly different from the pump-off values
+    rig.run(600.0)
+    for heater in HEATER_STEPS[:3]:
+        rig.run(900.0, heater)
+    assert rig.out("gain").value == pytest.approx(gain_eff, rel=0.05)
+    assert rig.out("time_constant").value == pytest.approx(tau_eff, rel=0.05)
+
+
+def test_model_outputs_are_declared_under_the_signal_model_folder() -> None:
+    rig = make_rig()
+    infos = {i.key: i for i in rig.reg.infos() if ".model_" in i.key}
+    assert {i.path[3:] for i in infos.values()} == {
+        ("Model", leaf) for leaf in ("Gain", "GainStd", "TimeConstant", "DeadTime", "ResidualStd", "Forecast", "ForecastLow", "ForecastHigh")
+    }
+    assert infos["tank.temperature.model_gain"].units == "degC/%"
+    assert infos["tank.temperature.model_time_constant"].units == "s"
+    assert all(i.path[:3] == ("Assets", "tank", "temperature") for i in infos.values())
+    assert rig.twin.model_assets == ["tank"]
+
+
+def test_dead_time_is_identified_among_candidates() -> None:
+    """A first-order process with 5 s of dead time (gain 2, tau 60 s, sampled every second) fed
+    through the registry; with max_dead_time_s the twin tries 0..10 s and keeps 5 s."""
+    reg = TagRegistry()
+    reg.add(TagInfo("plc.y", ("Devices", "plc", "y"), "float64", "degC", device="plc"))
+    reg.add(TagInfo("plc.u", ("Devices", "plc", "u"), "float64", "%", 0.0, 100.0, device="plc"))
+    sig = SignalConfig(name="y", tag="plc.y", input="plc.u", model_period_s=1.0, max_dead_time_s=10.0, forecast_horizon_s=30.0)
+    asset = AssetConfig(name="proc", tick_s=1.0, signals=[sig])
+    for info in signal_infos(asset, reg):
+        reg.add(info)
+    twin = TwinRunner([asset], reg, 1.0)
+    assert len(twin.model_groups[0].banks) == 11
+    rng = np.random.default_rng(6)
+    a, gain, d = math.exp(-1.0 / 60.0), 2.0, 5
+    u_hist, y, last = [0.0] * 20, 20.0, {}
+    for k in range(1500):
+        u = float(rng.integers(0, 11)) if k % 100 == 0 else u_hist[-1]
+        u_hist.append(u)
+        y = a * y + (1 - a) * gain * u_hist[-2 - d] + (1 - a) * 20.0 + rng.normal(0, 0.01)
+        ts = T0 + timedelta(seconds=k)
+        reg.publish([TagSample("plc.y", y, Status.Good, ts, ts), TagSample("plc.u", u, Status.Good, ts, ts)])
+        last.update({s.tag: s for s in twin.tick()})
+    assert last["proc.y.model_dead_time"].value == 5.0
+    assert last["proc.y.model_gain"].value == pytest.approx(gain, rel=0.05)
+    assert last["proc.y.model_time_constant"].value == pytest.approx(60.0, rel=0.05)
+    # what-if runs on the chosen candidate: a step acts after the dead time
+    base = twin.simulate("proc", [u_hist[-1]], 10)
+    stepped = twin.simulate("proc", [u_hist[-1] + 10.0], 10)
+    moved = [abs(s - b) > 1e-9 for s, b in zip(stepped, base)]
+    assert moved.index(True) == 1 + d  # element 0 is past-determined, then 5 steps of dead time
