@@ -40,6 +40,7 @@ import structlog
 from asyncua import ua
 
 from drivers.sample import Status, TagSample, is_bad, utcnow
+from edge.tasks import cancel_and_wait
 from edge.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.alarms")
@@ -192,14 +193,7 @@ class OpcUaAlarms:
     async def detach(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
+        await cancel_and_wait(self._task)
 
     def _on_samples(self, batch: Sequence[TagSample]) -> None:
         if any(s.tag in self._by_key for s in batch):

@@ -357,6 +357,21 @@ class GatewayConfig(_Strict):
     assets: list[AssetConfig] = Field(default_factory=list)
     source: str = "<memory>"
 
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from this config: absolute as given, relative to the config file's folder
+        (to the working directory for a config that did not come from a file)."""
+        path = Path(path)
+        if path.is_absolute():
+            return path
+        source = Path(self.source)
+        base = source.parent if self.source != "<memory>" and source.suffix else Path.cwd()
+        return (base / path).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        """``gateway.state_dir`` resolved (certificates, PKI, history)."""
+        return self.resolve_path(self.gateway.state_dir)
+
     def device(self, name: str) -> DeviceConfig:
         return next(d for d in self.devices if d.name == name)
 

@@ -59,13 +59,6 @@ def history_keys(cfg: Any, registry: TagRegistry) -> list[str]:
 def history_path(cfg: Any) -> Path:
     """``history.path``, or ``history.sqlite`` in the state directory; relative paths are relative
     to the config file's folder."""
-    from edge.opcua.settings import state_dir
-
     if cfg.history.path is None:
-        return state_dir(cfg) / "history.sqlite"
-    path = Path(cfg.history.path)
-    if path.is_absolute():
-        return path
-    source = Path(cfg.source)
-    base = source.parent if cfg.source != "<memory>" and source.suffix else Path.cwd()
-    return (base / path).resolve()
+        return cfg.state_path / "history.sqlite"
+    return cfg.resolve_path(cfg.history.path)

@@ -31,6 +31,7 @@ import structlog
 from asyncua import Server, ua
 
 from drivers.sample import Status, TagSample, utcnow
+from edge.tasks import cancel_and_wait
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, node_id_text, to_datavalue
 from edge.opcua.writes import WriteGate, WriteHandler
@@ -191,13 +192,7 @@ class OpcUaServer:
     async def __aexit__(self, *exc: object) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                if asyncio.current_task() is not None and asyncio.current_task().cancelling():
-                    raise
+        await cancel_and_wait(self._task)
         for ext in reversed(self._extensions):
             await ext.detach()
         await self._server.stop()

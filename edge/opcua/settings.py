@@ -12,12 +12,7 @@ from edge.users import UserDirectory
 
 def state_dir(cfg: Any) -> Path:
     """``gateway.state_dir``; a relative path is relative to the config file's folder."""
-    path = Path(cfg.gateway.state_dir)
-    if path.is_absolute():
-        return path
-    source = Path(cfg.source)
-    base = source.parent if cfg.source != "<memory>" and source.suffix else Path.cwd()
-    return (base / path).resolve()
+    return cfg.state_path
 
 
 def server_options(cfg: Any) -> dict[str, Any]:
