@@ -18,13 +18,12 @@ because a converted copy would silently swallow the update; anything else is a V
 from __future__ import annotations
 
 import operator
-import os
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import detect, reference
+from . import detect, reference  # noqa: F401 (public submodules: the NumPy references)
 from .models import STATE_SIZE, model_matrices
 
 __all__ = [
@@ -43,25 +42,8 @@ __all__ = [
 
 MAX_STATE_SIZE: Final[int] = 8  # the compiled kernels keep per-channel scratch on the stack
 
-if os.environ.get("EDGE_KERNELS_PURE"):
-    if os.environ.get("EDGE_REQUIRE_CYTHON") == "1":
-        raise ImportError("EDGE_KERNELS_PURE and EDGE_REQUIRE_CYTHON=1 are both set; unset one of them")
-    _impl = reference
-    _detect_impl = detect
-else:
-    try:
-        from . import _twin as _impl
-        from . import _detect as _detect_impl  # one implementation for all: compiled only if all are built
-    except ImportError as exc:
-        if os.environ.get("EDGE_REQUIRE_CYTHON") == "1":
-            raise ImportError(
-                "EDGE_REQUIRE_CYTHON=1 but the compiled kernels (kernels._twin, kernels._detect) cannot be imported; "
-                "build them with `python setup.py build_ext --inplace` (needs Cython and a C compiler)"
-            ) from exc
-        _impl = reference
-        _detect_impl = detect
+from ._select import IMPLEMENTATION, detect_impl as _detect_impl, twin_impl as _impl  # noqa: E402, F401 (_detect_impl: kernels.detectors)
 
-IMPLEMENTATION: Final[str] = "numpy" if _impl is reference else "cython"
 
 
 def _output(name: str, a: object, shape: tuple[int, ...]) -> np.ndarray:

@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import ident_reference
 
 MAX_NA: Final[int] = 8
 MAX_NB: Final[int] = 8
 MAX_NU: Final[int] = 256  # nk + nb - 1 (input history, i.e. dead time in samples)
 
-if os.environ.get("EDGE_KERNELS_PURE"):
-    _impl = ident_reference
-else:
-    try:
-        from . import _ident as _impl
-    except ImportError as exc:
-        if os.environ.get("EDGE_REQUIRE_CYTHON") == "1":
-            raise ImportError(
-                "EDGE_REQUIRE_CYTHON=1 but kernels._ident cannot be imported; build it with "
-                "`python setup.py build_ext --inplace`"
-            ) from exc
-        _impl = ident_reference
+from ._select import IMPLEMENTATION as IDENT_IMPLEMENTATION, ident_impl as _impl  # noqa: E402, F401 (one choice for all kernels)
 
-IDENT_IMPLEMENTATION: Final[str] = "numpy" if _impl is ident_reference else "cython"
 
 
 @dataclass(frozen=True, slots=True)
