@@ -136,9 +136,8 @@ async def run_gateway(
                 on_ready(gw)
             await trigger()
             log.info("gateway_stopping")
-            for t in tasks:
-                t.cancel()
-            # the TaskGroup now waits for every task to unwind (each closes its own transport)
+            await _stop_tasks(tasks, cfg.gateway.shutdown_timeout_s)
+            # the TaskGroup now collects every task (each has closed its own transport)
     log.info("gateway_stopped")
 
 
@@ -174,6 +173,20 @@ async def start_simulator(sim: SimulatorSection, tg: asyncio.TaskGroup) -> async
     )
     await ready.wait()
     return task
+
+
+async def _stop_tasks(tasks: list[asyncio.Task], timeout_s: float) -> None:
+    """Cancel *tasks*; a task still running after *timeout_s* is named in the log and cancelled again
+    (a library below it may have swallowed the first cancellation)."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(3):
+        for t in pending:
+            t.cancel()
+        if not pending:
+            return
+        _, pending = await asyncio.wait(pending, timeout=timeout_s)
+        if pending:
+            log.error("shutdown_slow", timeout_s=timeout_s, tasks=sorted(t.get_name() for t in pending))
 
 
 async def _diagnostics_loop(gw: Gateway) -> None:
