@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,13 @@ def test_pca_features_are_levels_then_differences() -> None:
     assert pca_features(v, False, (1,)).tolist() == [[1, 0], [2, 20], [4, 30]]
 
 
-@pytest.mark.skipif(not (SKAB / "valve1" / "3.csv").exists(), reason=f"SKAB data not found at {SKAB}")
 def test_replay_skab_file(tmp_path: Path) -> None:
     """valve1/3.csv: closing the inlet valve. The alarm must cover most of the fault and stay quiet before it."""
+    if not (SKAB / "valve1" / "3.csv").exists():
+        # CI always has ../shared beside the checkout: there a missing data set is a failure, not a skip
+        if os.environ.get("CI"):
+            pytest.fail(f"SKAB data not found at {SKAB} (CI must provide ../shared/datasets/skab)")
+        pytest.skip(f"SKAB data not found at {SKAB} (a checkout without ../shared)")
     settings = DetectorSettings(rate_only=("Temperature", "Thermocouple"))
     png = tmp_path / "v3.png"
     table, result, scores = replay_file(SKAB / "valve1" / "3.csv", settings, out=tmp_path / "v3.csv", plot=png)
