@@ -10,7 +10,7 @@ over files. Rows:
   T2+Q (upstream recipe)  our re-implementation of the leaderboard's causal T^2+Q detector from
                           its description, with its quirks, to validate the metric code: it must
                           print the published row (0.76 / 26.62 / 24.92, 25.35 / 14.51 / 31.33).
-  ours: PCA T2+Q          kernels.PcaDetector through edge.replay.run_detector, the configuration
+  ours: PCA T2+Q          kernels.PcaDetector through edge.replay.run.run_detector, the configuration
                           documented in docs/detection.md (causal: each decision uses the current
                           and earlier rows only).
   ours: EWMA / CUSUM      per-signal residual detectors on the Kalman twin's innovations
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import kernels  # noqa: E402
-from edge.replay import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
-from edge.replay_metrics import Scores, SignalTable, read_signal_csv  # noqa: E402
+from edge.replay.run import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
+from edge.replay.metrics import Scores, SignalTable, read_signal_csv  # noqa: E402
 from kernels import detect  # noqa: E402
 
 TRAIN = 400

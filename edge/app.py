@@ -19,14 +19,14 @@ import kernels
 from drivers import load_driver_class
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
-from edge.backoff import Backoff
-from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
-from edge.extensions import northbound_extensions
+from edge.core.backoff import Backoff
+from edge.config.loader import DeviceConfig, GatewayConfig, SimulatorSection
+from edge.opcua.extensions import northbound_extensions
 from edge.opcua.settings import server_options
-from edge.opcua_server import OpcUaServer
-from edge.registry import TagInfo, TagRegistry
-from edge.supervisor import DeviceRunner, Supervisor
-from edge.twin import TwinRunner, build_runners, signal_infos
+from edge.opcua.server import OpcUaServer
+from edge.core.registry import TagInfo, TagRegistry
+from edge.core.supervisor import DeviceRunner, Supervisor
+from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
 

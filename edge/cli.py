@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import structlog
 
 from edge import __version__
-from edge.config import ConfigError, json_schema, load_config
-from edge.logconfig import configure_logging
+from edge.config.loader import ConfigError, json_schema, load_config
+from edge.core.logconfig import configure_logging
 
 log = structlog.get_logger("edge.cli")
 
@@ -63,7 +63,7 @@ def _check(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or "info")
     from edge.app import run_simulator
-    from edge.config import SimulatorSection
+    from edge.config.loader import SimulatorSection
 
     try:
         sim = SimulatorSection(
@@ -88,7 +88,7 @@ def _hash_password(args: argparse.Namespace) -> int:
     on a terminal (asked twice), or as the first line of standard input otherwise."""
     import getpass
 
-    from edge.users import hash_password
+    from edge.opcua.users import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp = sub.add_parser("hash-password", help="print a salted password hash for [[opcua.users]] password_hash")
     hp.set_defaults(func=_hash_password)
 
-    from edge.replay_cli import add_parser as add_replay_parser
+    from edge.replay.cli import add_parser as add_replay_parser
 
     add_replay_parser(sub)
 

@@ -4,7 +4,7 @@
   (or refuses it: asyncua then answers BadUserAccessDenied). Anonymous logins only reach it when
   the anonymous token is offered at all; otherwise asyncua answers BadIdentityTokenRejected.
 * ``SessionHooks`` wraps every client session asyncua creates so that each request runs with
-  ``edge.users.current_principal`` set, Call requests honour the roles methods require
+  ``edge.opcua.users.current_principal`` set, Call requests honour the roles methods require
   (BadUserAccessDenied before the handler runs), UserAccessLevel / UserExecutable reads answer
   for the calling user, and the number of activated sessions is reported on every change.
 
@@ -33,7 +33,7 @@ from asyncua.server import binary_server_asyncio
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.server.user_managers import UserManager
 
-from edge.users import Principal, Role, UserDirectory, current_principal, role_of
+from edge.opcua.users import Principal, Role, UserDirectory, current_principal, role_of
 
 log = structlog.get_logger("edge.opcua.auth")
 

@@ -28,9 +28,9 @@ from typing import Any
 from asyncua import Server, ua
 
 from drivers.sample import TagSample
-from edge import units
-from edge.health import DEVICE_FIELDS
-from edge.registry import TagInfo, TagRegistry
+from edge.opcua import units
+from edge.core.health import DEVICE_FIELDS
+from edge.core.registry import TagInfo, TagRegistry
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
     "bool": ua.VariantType.Boolean,

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.opcua.model import ModelInfo
-from edge.security import SecuritySettings
-from edge.users import UserDirectory
+from edge.opcua.security import SecuritySettings
+from edge.opcua.users import UserDirectory
 
 
 def state_dir(cfg: Any) -> Path:

@@ -26,8 +26,8 @@ from asyncua import ua
 
 from drivers.sample import Status, TagValue
 from edge.opcua.model import VARIANT_TYPES
-from edge.registry import TagInfo, TagRegistry
-from edge.users import Role, role_of
+from edge.core.registry import TagInfo, TagRegistry
+from edge.opcua.users import Role, role_of
 
 log = structlog.get_logger("edge.opcua.writes")
 

@@ -1,0 +1,145 @@
+"""Config models of Modbus devices (TCP and RTU buses) and their tags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from drivers.modbus.address import RegisterPoint, make_point, parse_address
+from edge.config.base import Name, _Strict
+
+
+class ModbusTag(_Strict):
+    name: Name
+    address: str
+    type: str = "uint16"
+    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    # linear scaling by ranges instead of scale/offset: raw_low..raw_high -> eng_low..eng_high
+    raw_low: float | None = None
+    raw_high: float | None = None
+    eng_low: float | None = None
+    eng_high: float | None = None
+    length: int | None = Field(None, ge=1, le=123)
+    writable: bool = False
+    low: float | None = None
+    high: float | None = None
+    units: str | None = None
+    description: str = ""
+    unit_id: int | None = Field(None, ge=0, le=255)
+    poll_interval_s: float | None = Field(None, gt=0, le=3600)  # scan group; default: the device's
+    historize: bool = False  # keep this tag's samples in the history database
+    # limit alarm: active above alarm_high / below alarm_low, clears alarm_deadband inside the limit
+    alarm_high: float | None = None
+    alarm_low: float | None = None
+    alarm_deadband: float = Field(0.0, ge=0)
+    alarm_severity: int = Field(500, ge=1, le=1000)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        parse_address(v)  # raises ValueError with the reason
+        return v
+
+    @model_validator(mode="after")
+    def _alarm_limits(self) -> ModbusTag:
+        if self.alarm_high is None and self.alarm_low is None:
+            return self
+        if self.type in ("bool", "string"):
+            raise ValueError(f"alarm_high/alarm_low need a numeric tag, not type {self.type!r}")
+        if self.alarm_high is not None and self.alarm_low is not None and self.alarm_low >= self.alarm_high:
+            raise ValueError(f"alarm_low ({self.alarm_low:g}) must be below alarm_high ({self.alarm_high:g})")
+        return self
+
+    @model_validator(mode="after")
+    def _point(self) -> ModbusTag:
+        # type/area/limits consistency; the device's defaults do not change what is allowed
+        self.to_point(unit_id=1, order="ABCD")
+        return self
+
+    def to_point(self, *, unit_id: int, order: str) -> RegisterPoint:
+        return make_point(
+            name=self.name,
+            unit_id=unit_id if self.unit_id is None else self.unit_id,
+            address=self.address,
+            type=self.type,
+            order=self.order or order,
+            scale=self.scale,
+            offset=self.offset,
+            length=self.length,
+            writable=self.writable,
+            low=self.low,
+            high=self.high,
+            units=self.units,
+            raw_low=self.raw_low,
+            raw_high=self.raw_high,
+            eng_low=self.eng_low,
+            eng_high=self.eng_high,
+        )
+
+
+class _ModbusDevice(_Strict):
+    """Settings shared by Modbus TCP and RTU devices (one device = one physical bus)."""
+
+    name: Name
+    unit_id: int = Field(1, ge=0, le=255)
+    timeout_s: float = Field(1.0, gt=0, le=60)
+    retries: int = Field(0, ge=0, le=10)
+    poll_interval_s: float = Field(1.0, gt=0, le=3600)
+    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
+    max_registers: int = Field(125, ge=1, le=125)
+    max_bits: int = Field(2000, ge=1, le=2000)
+    max_gap: int = Field(10, ge=0, le=124)
+    demote_after: int = Field(3, ge=1, le=100)
+    demote_for_s: float = Field(10.0, gt=0, le=3600)
+    stale_after_s: float = Field(30.0, gt=0, le=86400)
+    write_multiple: bool = False  # device quirk: FC15/FC16 even for one coil or register
+    tags_csv: str | None = None  # relative to the config file's folder
+    description: str = ""
+    tags: list[ModbusTag] = Field(default_factory=list)
+
+    def points(self) -> list[RegisterPoint]:
+        """The validated register points of this device, in tag order."""
+        return [t.to_point(unit_id=self.unit_id, order=self.order) for t in self.tags]
+
+    def poll_intervals(self) -> list[float]:
+        """Each tag's poll period (its scan group), in tag order."""
+        return [t.poll_interval_s or self.poll_interval_s for t in self.tags]
+
+    def driver_settings(self) -> dict[str, Any]:
+        """Keyword arguments of the driver class (besides ``name``)."""
+        keys = ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple")
+        return {k: getattr(self, k) for k in keys} | self._transport_settings()
+
+    def _transport_settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ModbusTcpDevice(_ModbusDevice):
+    driver: Literal["modbus_tcp"]
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+
+    def _transport_settings(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port}
+
+
+class ModbusRtuDevice(_ModbusDevice):
+    driver: Literal["modbus_rtu"]
+    port: str  # serial device, e.g. /dev/ttyUSB0 or COM3
+    baud_rate: int = Field(gt=0, le=4_000_000)
+    parity: Literal["N", "E", "O"] = "N"
+    data_bits: Literal[7, 8] = 8
+    stop_bits: Literal[1, 2] = 1
+    frame_pause_s: float | None = Field(None, ge=0, le=1)  # default: 3.5 characters, at least 1.75 ms
+
+    def _transport_settings(self) -> dict[str, Any]:
+        keys = ("port", "baud_rate", "parity", "data_bits", "stop_bits", "frame_pause_s")
+        return {k: getattr(self, k) for k in keys}
+
+
+DeviceConfig = Annotated[ModbusTcpDevice | ModbusRtuDevice, Field(discriminator="driver")]
+DEVICE_MODELS: Mapping[str, type[BaseModel]] = {"modbus_tcp": ModbusTcpDevice, "modbus_rtu": ModbusRtuDevice}

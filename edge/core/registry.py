@@ -1,0 +1,144 @@
+"""The tag registry: what every tag is, its latest sample, and who wants to hear about changes.
+
+Device tags, twin outputs and diagnostics all live here under one key space, so the OPC UA server
+(and later history and MQTT) see one uniform stream of ``TagSample``s.
+
+Stale rules (one place): when a device's link is lost, a tag with a last usable value keeps it as
+``UncertainNoCommunicationLastUsableValue`` (source time unchanged); a tag never read goes to
+``BadNoCommunication``. With a staleness limit, a last usable value older than the limit goes Bad
+instead (the supervisor re-applies the rule while the source stays unreachable). Until the first read every tag is ``BadWaitingForInitialData``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from drivers.sample import Status, TagSample, is_bad, utcnow
+
+log = structlog.get_logger("edge.core.registry")
+
+Listener = Callable[[Sequence[TagSample]], None]
+
+DATA_TYPES = frozenset(
+    {"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    """What a tag is: its key, where it appears in the address space, and its metadata."""
+
+    key: str  # registry key, e.g. "tank1_plc.temperature" or "tank1.temperature.estimate"
+    path: tuple[str, ...]  # browse path below the gateway object, e.g. ("Devices", "tank1_plc", "temperature")
+    data_type: str = "float64"
+    units: str | None = None
+    low: float | None = None
+    high: float | None = None
+    description: str = ""
+    writable: bool = False
+    device: str | None = None  # the device whose link state governs this tag's staleness
+
+    def __post_init__(self) -> None:
+        if self.data_type not in DATA_TYPES:
+            raise ValueError(f"{self.key}: unknown data type {self.data_type!r}")
+
+
+class TagRegistry:
+    """Latest sample per tag plus synchronous fan-out to listeners (which must not block)."""
+
+    def __init__(self) -> None:
+        self._info: dict[str, TagInfo] = {}
+        self._latest: dict[str, TagSample] = {}
+        self._listeners: list[Listener] = []
+        self._by_device: dict[str, list[str]] = {}
+
+    # -- declaration -------------------------------------------------------------------------
+    def add(self, info: TagInfo) -> None:
+        if info.key in self._info:
+            raise ValueError(f"duplicate tag key {info.key!r}")
+        self._info[info.key] = info
+        now = utcnow()
+        self._latest[info.key] = TagSample(info.key, None, Status.BadWaitingForInitialData, now, now)
+        if info.device is not None:
+            self._by_device.setdefault(info.device, []).append(info.key)
+
+    def info(self, key: str) -> TagInfo:
+        return self._info[key]
+
+    def infos(self) -> list[TagInfo]:
+        return list(self._info.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._info
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def device_tags(self, device: str) -> list[str]:
+        return list(self._by_device.get(device, ()))
+
+    # -- samples -----------------------------------------------------------------------------
+    def latest(self, key: str) -> TagSample:
+        return self._latest[key]
+
+    def publish(self, samples: Iterable[TagSample]) -> None:
+        """Accept samples (server_time is stamped here) and notify listeners once per batch."""
+        now = utcnow()
+        batch = []
+        for s in samples:
+            if s.tag not in self._info:
+                raise KeyError(f"sample for unknown tag {s.tag!r}")
+            if is_bad(s.status) and s.value is not None:
+                # A Bad status never carries a value; keeping one would show stale data as current.
+                s = TagSample(s.tag, None, s.status, s.source_time, now)
+            else:
+                s = TagSample(s.tag, s.value, s.status, s.source_time, now)
+            self._latest[s.tag] = s
+            batch.append(s)
+        if batch:
+            for listener in list(self._listeners):
+                listener(batch)
+
+    def mark_stale(
+        self,
+        keys: Iterable[str],
+        *,
+        at: datetime | None = None,
+        stale_after_s: float | None = None,
+        status: int = Status.BadNoCommunication,
+    ) -> None:
+        """Downgrade tags whose source is unreachable (see the module docstring for the rules).
+
+        With *stale_after_s*, a last usable value older than that (by its source time) is no
+        longer usable: the tag goes to *status* (a Bad code) instead. Call again to re-evaluate.
+        """
+        at = at or utcnow()
+        out = []
+        for key in keys:
+            last = self._latest[key]
+            usable = last.value is not None and not is_bad(last.status)
+            if usable and stale_after_s is not None and (at - last.source_time).total_seconds() >= stale_after_s:
+                usable = False
+            if usable:
+                if last.status != Status.UncertainNoCommunicationLastUsableValue:
+                    out.append(
+                        TagSample(key, last.value, Status.UncertainNoCommunicationLastUsableValue, last.source_time, at)
+                    )
+            elif last.status != status:
+                out.append(TagSample(key, None, status, at, at))
+        self.publish(out)
+
+    # -- listeners ---------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Register *listener*; return a function that removes it."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe

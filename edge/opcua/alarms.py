@@ -1,0 +1,338 @@
+"""Alarms: OPC UA AlarmConditionType events for twin anomalies and tag limits, with Acknowledge.
+
+asyncua has no Alarms & Conditions server, so this builds the part the gateway needs on its event
+machinery. Each configured alarm is one condition:
+
+* ``AnomalyAlarm`` on ``Assets/<asset>``: follows the twin's ``<asset>.alarm`` flag (which already
+  has hysteresis: see edge/twin/runner.py), severity ``alarm_severity`` of the asset.
+* ``<tag>HighLimit`` / ``<tag>LowLimit`` on ``Devices/<device>``: active above ``alarm_high`` (below
+  ``alarm_low``), inactive again ``alarm_deadband`` inside the limit.
+
+The condition is an AlarmConditionType object with NodeId ``<source path>/<ConditionName>`` (the
+events' ConditionId), referenced from its source with HasCondition, not HasComponent: browsing the
+source shows only its variables. Each state change emits one event carrying the condition's
+whole state: ActiveState/Id, AckedState/Id, Retain, Severity, Message, SourceNode, SourceName,
+ConditionName, EventId, Time, Quality; the condition node's own variables (ActiveState/Id,
+AckedState/Id, Retain, Message, ...) show the same state. Events are emitted on the source object (an EventNotifier,
+referenced from Server with HasNotifier) and on the Server object.
+
+State machine (no confirm, no shelving): normal -> active+unacked (Retain) -> acked and/or inactive;
+the condition stops being retained once it is both inactive and acknowledged. Acknowledge is the
+standard method (``AcknowledgeableConditionType.Acknowledge`` i=9111, or the condition's own
+``Acknowledge`` component) with the EventId of the condition's latest event and a comment; it needs
+the operator role. A Bad sample does not change the active state (the value is unknown); its status
+is reported as the condition's Quality in the next event.
+
+The transition logic (``ConditionState``) is pure; ``OpcUaAlarms`` wires it to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from asyncua import ua
+
+from drivers.sample import Status, TagSample, is_bad, utcnow
+from edge.core.tasks import cancel_and_wait
+from edge.opcua.users import Role, current_principal, current_role
+
+log = structlog.get_logger("edge.opcua.alarms")
+
+ACKNOWLEDGE_METHOD = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
+ACK_ROLE = Role.OPERATOR
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSpec:
+    """One configured alarm condition."""
+
+    name: str  # ConditionName and browse name of the condition node
+    key: str  # the registry key it watches
+    source: tuple[str, ...]  # browse path of the source object below the gateway
+    severity: int
+    kind: Literal["flag", "high", "low"]
+    limit: float = 0.0
+    deadband: float = 0.0
+    text: str = ""  # what the alarm is about, for the message
+
+
+def alarm_specs(cfg: Any) -> list[AlarmSpec]:
+    """The alarms a gateway config declares (asset anomaly alarms, then tag limit alarms)."""
+    out = [
+        AlarmSpec("AnomalyAlarm", f"{a.name}.alarm", ("Assets", a.name), a.alarm_severity, "flag", a.alarm_threshold, text=f"{a.name} anomaly score")
+        for a in cfg.assets
+    ]
+    for dev in cfg.devices:
+        for tag in dev.tags:
+            key, src = f"{dev.name}.{tag.name}", ("Devices", dev.name)
+            unit = f" {tag.units}" if tag.units else ""
+            if tag.alarm_high is not None:
+                out.append(AlarmSpec(f"{tag.name}HighLimit", key, src, tag.alarm_severity, "high", tag.alarm_high, tag.alarm_deadband, f"{key}{unit}"))
+            if tag.alarm_low is not None:
+                out.append(AlarmSpec(f"{tag.name}LowLimit", key, src, tag.alarm_severity, "low", tag.alarm_low, tag.alarm_deadband, f"{key}{unit}"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionState:
+    """The state of one condition. Pure: every transition returns a new state (or None)."""
+
+    active: bool = False
+    acked: bool = True
+    quality: int = Status.Good
+    value: float | None = None
+    event_id: bytes = b""
+    active_since: datetime | None = None
+    acked_at: datetime | None = None
+    comment: str = ""
+    user: str = ""
+
+    @property
+    def retain(self) -> bool:
+        return self.active or not self.acked
+
+    def on_sample(self, spec: AlarmSpec, sample: TagSample) -> ConditionState | None:
+        """The new state if *sample* changes the condition (activity or quality), else None."""
+        if is_bad(sample.status) or sample.value is None:
+            return replace(self, quality=int(sample.status)) if self.quality != sample.status and self.retain else None
+        value = float(sample.value)  # type: ignore[arg-type]
+        if spec.kind == "flag":
+            active = bool(sample.value)
+        elif spec.kind == "high":
+            active = value > spec.limit if not self.active else value > spec.limit - spec.deadband
+        else:
+            active = value < spec.limit if not self.active else value < spec.limit + spec.deadband
+        if active == self.active:
+            return replace(self, quality=int(sample.status)) if self.quality != sample.status and self.retain else None
+        if active:
+            return replace(self, active=True, acked=False, quality=int(sample.status), value=value, active_since=sample.source_time, comment="", user="")
+        return replace(self, active=False, quality=int(sample.status), value=value)
+
+    def acknowledge(self, event_id: bytes, comment: str, user: str, at: datetime) -> ConditionState | int:
+        """The acknowledged state, or the status code that refuses the acknowledgement."""
+        if event_id != self.event_id:
+            return ua.StatusCodes.BadEventIdUnknown
+        if self.acked:
+            return ua.StatusCodes.BadConditionBranchAlreadyAcked
+        return replace(self, acked=True, acked_at=at, comment=comment, user=user)
+
+    def message(self, spec: AlarmSpec) -> str:
+        if spec.kind == "flag":
+            what = "above" if self.active else "back below the release level of"
+            return f"{spec.text} {what} threshold {spec.limit:g}"
+        shown = "?" if self.value is None else f"{self.value:g}"
+        if spec.kind == "high":
+            return f"{spec.text} = {shown}, " + (f"above high limit {spec.limit:g}" if self.active else f"back below high limit {spec.limit:g}")
+        return f"{spec.text} = {shown}, " + (f"below low limit {spec.limit:g}" if self.active else f"back above low limit {spec.limit:g}")
+
+
+@dataclass(slots=True)
+class _Condition:
+    spec: AlarmSpec
+    node_id: ua.NodeId
+    source_id: ua.NodeId
+    input_id: ua.NodeId | None
+    event: Any  # the asyncua event object of this condition (fields set before each emission)
+    mirror: dict[str, ua.NodeId]  # event field -> variable of the condition node showing it
+    state: ConditionState = field(default_factory=ConditionState)
+
+
+class OpcUaAlarms:
+    """An ``OpcUaServer`` extension that raises, clears and acknowledges alarm conditions."""
+
+    def __init__(self, specs: Sequence[AlarmSpec]) -> None:
+        self.specs = list(specs)
+        self.conditions: dict[ua.NodeId, _Condition] = {}
+        self._by_key: dict[str, list[_Condition]] = {}
+        self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Any = None
+        self._server: Any = None
+
+    async def attach(self, server: Any) -> None:
+        self._server = server.ua_server
+        iserver = self._server.iserver
+        server_node = self._server.nodes.server
+        notifiers: set[ua.NodeId] = set()
+        for spec in self.specs:
+            source_id = server.path_node_id(spec.source)
+            node_id = server.path_node_id((*spec.source, spec.name))
+            source = self._server.get_node(source_id)
+            cond = await source.add_object(node_id, ua.QualifiedName(spec.name, server.namespace_index), objecttype=ua.ObjectIds.AlarmConditionType, instantiate_optional=False)
+            # A condition is not a member of its source: relate them with HasCondition (not
+            # hierarchical), so browsing a device or asset still shows only its variables.
+            await source.delete_reference(cond, ua.ObjectIds.HasComponent, forward=True, bidirectional=True)
+            await source.add_reference(cond, ua.ObjectIds.HasCondition)
+            self._server.link_method(await cond.get_child(["0:Acknowledge"]), self._acknowledge)
+            if source_id not in notifiers:
+                notifiers.add(source_id)
+                await server_node.add_reference(source_id, ua.ObjectIds.HasNotifier)
+            gen = await self._server.get_event_generator(ua.ObjectIds.AlarmConditionType, source)
+            input_id = server.node_id(spec.key) if spec.key in server.registry else None
+            _fix_data_types(gen.event)
+            c = _Condition(spec, node_id, source_id, input_id, gen.event, await _state_nodes(cond, gen.event))
+            self.conditions[node_id] = c
+            self._by_key.setdefault(spec.key, []).append(c)
+            server.require_role((await cond.get_child(["0:Acknowledge"])).nodeid, ACK_ROLE)
+        if self.specs:
+            iserver.isession.add_method_callback(ACKNOWLEDGE_METHOD, self._acknowledge)
+            server.require_role(ACKNOWLEDGE_METHOD, ACK_ROLE)
+            if ua.ObjectIds.RefreshStartEventType not in iserver.subscription_service.standard_events:
+                await iserver.setup_condition_methods()  # ConditionRefresh replays retained conditions
+        self._unsubscribe = server.registry.subscribe(self._on_samples)
+        self._task = asyncio.create_task(self._run(), name="opcua:alarms")
+        log.info("alarms_ready", conditions=len(self.conditions))
+
+    async def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await cancel_and_wait(self._task)
+
+    def _on_samples(self, batch: Sequence[TagSample]) -> None:
+        if any(s.tag in self._by_key for s in batch):
+            self._queue.put_nowait(batch)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            for sample in batch:
+                for c in self._by_key.get(sample.tag, ()):
+                    new = c.state.on_sample(c.spec, sample)
+                    if new is None:
+                        continue
+                    try:
+                        await self._transition(c, new, sample.source_time)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # one undeliverable event must not end alarm processing
+                        log.exception("alarm_emit_failed", condition=c.spec.name, source="/".join(c.spec.source))
+
+    async def drain(self) -> None:
+        """Wait until every sample published so far has been evaluated (tests)."""
+        while not self._queue.empty():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    async def _transition(self, c: _Condition, new: ConditionState, at: datetime) -> None:
+        old = c.state
+        new = replace(new, event_id=uuid.uuid4().bytes)
+        c.state = new
+        if new.active != old.active:
+            event = "alarm_raised" if new.active else "alarm_cleared"
+            log.warning(event, condition=c.spec.name, source="/".join(c.spec.source), value=new.value, severity=c.spec.severity)
+        await self._emit(c, at)
+
+    async def _emit(self, c: _Condition, at: datetime) -> None:
+        s, spec, ev = c.state, c.spec, c.event
+        now = utcnow()
+        ev.EventId = s.event_id
+        ev.NodeId = c.node_id  # ConditionId
+        ev.ConditionName = spec.name
+        ev.ConditionClassId = ua.NodeId(ua.ObjectIds.ProcessConditionClassType)
+        ev.ConditionClassName = ua.LocalizedText("Process")
+        ev.BranchId = ua.NodeId()
+        ev.SourceNode = c.source_id
+        ev.SourceName = "/".join(spec.source[1:])
+        ev.InputNode = c.input_id
+        ev.Time = at
+        ev.ReceiveTime = now
+        ev.Severity = spec.severity
+        ev.LastSeverity = spec.severity
+        ev.Message = ua.LocalizedText(s.message(spec))
+        ev.Retain = s.retain
+        ev.Quality = ua.StatusCode(s.quality)
+        ev.Comment = ua.LocalizedText(s.comment)
+        ev.ClientUserId = s.user
+        _two_state(ev, "EnabledState", True, "Enabled", "Disabled", None)
+        _two_state(ev, "ActiveState", s.active, "Active", "Inactive", s.active_since if s.active else at)
+        _two_state(ev, "AckedState", s.acked, "Acknowledged", "Unacknowledged", s.acked_at)
+        setattr(ev, "SuppressedOrShelved", False)
+        aspace = self._server.iserver.aspace
+        for name, nid in c.mirror.items():  # the condition node shows the state of its latest event
+            value = getattr(ev, name, None)
+            variant = ua.Variant(value, ev.data_types[name]) if value is not None else ua.Variant(None, ua.VariantType.Null)
+            result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, ua.DataValue(variant, SourceTimestamp=at, ServerTimestamp=now))
+            if not result.is_good():
+                log.error("condition_variable_write_failed", condition=spec.name, field=name, status=result.name)
+        subscriptions = self._server.iserver.subscription_service
+        for emitter in (c.source_id, ua.NodeId(ua.ObjectIds.Server)):
+            out = copy.copy(ev)  # emitted twice: on the source and on Server (root of the notifier tree)
+            out.emitting_node = emitter
+            await subscriptions.trigger_event(out)
+
+    async def _acknowledge(self, parent: ua.NodeId, *args: ua.Variant) -> ua.StatusCode | list[ua.Variant]:
+        c = self.conditions.get(parent)
+        if c is None:
+            return ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)
+        role = current_role()
+        principal = current_principal.get()
+        user = principal.name if principal is not None else ""
+        if role is not None and role < ACK_ROLE:
+            log.warning("acknowledge_refused", condition=c.spec.name, user=user, needs=ACK_ROLE.label)
+            return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
+        if len(args) != 2 or args[0].VariantType != ua.VariantType.ByteString or args[1].VariantType not in (ua.VariantType.LocalizedText, ua.VariantType.String, ua.VariantType.Null):
+            log.warning("acknowledge_rejected", condition=c.spec.name, user=user, reason="expected (EventId: ByteString, Comment: LocalizedText)")
+            return ua.StatusCode(ua.StatusCodes.BadInvalidArgument)
+        comment = args[1].Value
+        text = comment.Text if isinstance(comment, ua.LocalizedText) else (comment or "")
+        now = utcnow()
+        result = c.state.acknowledge(args[0].Value or b"", text or "", user, now)
+        if isinstance(result, int):
+            log.warning("acknowledge_rejected", condition=c.spec.name, user=user, reason=ua.StatusCode(result).name)
+            return ua.StatusCode(result)
+        log.info("alarm_acknowledged", condition=c.spec.name, source="/".join(c.spec.source), user=user, comment=text)
+        await self._transition(c, result, now)
+        return []
+
+
+def _two_state(ev: Any, name: str, value: bool, true_text: str, false_text: str, since: datetime | None) -> None:
+    setattr(ev, name, ua.LocalizedText(true_text if value else false_text))
+    setattr(ev, f"{name}/Id", value)
+    setattr(ev, f"{name}/TrueState", ua.LocalizedText(true_text))
+    setattr(ev, f"{name}/FalseState", ua.LocalizedText(false_text))
+    if since is not None:
+        setattr(ev, f"{name}/TransitionTime", since)
+
+
+async def _state_nodes(cond: Any, event: Any) -> dict[str, ua.NodeId]:
+    """The variables of an instantiated condition (and their properties, e.g. ``ActiveState/Id``)
+    that carry one of the event's fields."""
+    out: dict[str, ua.NodeId] = {}
+    for child in await cond.get_children(nodeclassmask=ua.NodeClass.Variable):
+        name = (await child.read_browse_name()).Name
+        if name in event.data_types:
+            out[name] = child.nodeid
+        for prop in await child.get_children(nodeclassmask=ua.NodeClass.Variable):
+            sub = f"{name}/{(await prop.read_browse_name()).Name}"
+            if sub in event.data_types:
+                out[sub] = prop.nodeid
+    return out
+
+
+_DERIVED_TYPES = {
+    ua.ObjectIds.UtcTime: ua.VariantType.DateTime,
+    ua.ObjectIds.Duration: ua.VariantType.Double,
+    ua.ObjectIds.LocaleId: ua.VariantType.String,
+    ua.ObjectIds.Counter: ua.VariantType.UInt32,
+}
+
+
+def _fix_data_types(ev: Any) -> None:
+    """asyncua records derived data types (UtcTime, Duration...) of event fields as NodeIds, which
+    ``to_event_fields`` cannot turn into Variants; map them to their built-in variant types."""
+    for name, dtype in list(ev.data_types.items()):
+        if isinstance(dtype, ua.NodeId):
+            ident = dtype.Identifier if dtype.NamespaceIndex == 0 else None
+            if ident in _DERIVED_TYPES:
+                ev.data_types[name] = _DERIVED_TYPES[ident]
+            elif isinstance(ident, int) and 1 <= ident <= 25:
+                ev.data_types[name] = ua.VariantType(ident)
+            else:
+                ev.data_types[name] = ua.VariantType.ExtensionObject

@@ -1,0 +1,247 @@
+"""Transport security of the OPC UA server: endpoints, the server certificate, the client PKI.
+
+State directory layout (created on first start; the private key is mode 0600)::
+
+    <state_dir>/pki/own/certs/server_cert.der      server certificate (self-signed, 2048-bit RSA)
+    <state_dir>/pki/own/private/server_key.pem     its private key
+    <state_dir>/pki/trusted/certs/                 client (or CA) certificates that may connect
+    <state_dir>/pki/trusted/crl/                   revocation lists
+    <state_dir>/pki/rejected/certs/                untrusted client certificates, kept for review
+
+A client whose certificate is not trusted is refused at CreateSession with BadCertificateUntrusted
+and its certificate is written to ``rejected/certs/`` (``<CN> [<sha1>].der``); an administrator
+trusts it by moving the file to ``trusted/certs/``. The trust list is reloaded on a miss, so no
+restart is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from asyncua import ua
+from asyncua.crypto import cert_gen
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = structlog.get_logger("edge.opcua.security")
+
+POLICIES = ("None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
+MODES = ("Sign", "SignAndEncrypt")
+
+_POLICY_TYPES: dict[tuple[str, str], ua.SecurityPolicyType] = {
+    ("Basic256Sha256", "Sign"): ua.SecurityPolicyType.Basic256Sha256_Sign,
+    ("Basic256Sha256", "SignAndEncrypt"): ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+    ("Aes128_Sha256_RsaOaep", "Sign"): ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign,
+    ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"): ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+    ("Aes256_Sha256_RsaPss", "Sign"): ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
+    ("Aes256_Sha256_RsaPss", "SignAndEncrypt"): ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """What the server offers. ``policies`` may include "None" (no security) only when configured."""
+
+    policies: tuple[str, ...] = ("None",)
+    modes: tuple[str, ...] = MODES
+    state_dir: Path | None = None
+    application_uri: str | None = None
+    hostnames: tuple[str, ...] = ()
+    certificate_days: int = 3650
+
+    def __post_init__(self) -> None:
+        for p in self.policies:
+            if p not in POLICIES:
+                raise ValueError(f"unknown security policy {p!r}; known: {', '.join(POLICIES)}")
+        for m in self.modes:
+            if m not in MODES:
+                raise ValueError(f"unknown security mode {m!r}; known: {', '.join(MODES)}")
+        if self.secure and self.state_dir is None:
+            raise ValueError("secure policies need a state_dir for the server certificate")
+
+    @property
+    def secure(self) -> bool:
+        return any(p != "None" for p in self.policies)
+
+    def policy_types(self) -> list[ua.SecurityPolicyType]:
+        out = [ua.SecurityPolicyType.NoSecurity] if "None" in self.policies else []
+        out += [_POLICY_TYPES[(p, m)] for p in self.policies if p != "None" for m in self.modes]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pki:
+    root: Path
+    cert: Path = field(init=False)
+    key: Path = field(init=False)
+    trusted: Path = field(init=False)
+    crl: Path = field(init=False)
+    rejected: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "cert", self.root / "own" / "certs" / "server_cert.der")
+        set_(self, "key", self.root / "own" / "private" / "server_key.pem")
+        set_(self, "trusted", self.root / "trusted" / "certs")
+        set_(self, "crl", self.root / "trusted" / "crl")
+        set_(self, "rejected", self.root / "rejected" / "certs")
+
+    @classmethod
+    def under(cls, state_dir: Path) -> Pki:
+        return cls(Path(state_dir) / "pki")
+
+    def create_dirs(self) -> None:
+        for d in (self.cert.parent, self.trusted, self.crl, self.rejected):
+            d.mkdir(parents=True, exist_ok=True)
+        self.key.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.key.parent, 0o700)
+
+
+def default_hostnames(endpoint_host: str | None) -> list[str]:
+    names = [socket.gethostname(), socket.getfqdn()]
+    if endpoint_host and endpoint_host not in ("0.0.0.0", "::", ""):
+        names.insert(0, endpoint_host)
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _san(application_uri: str, hostnames: Iterable[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri)]
+    for name in hostnames:
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            out.append(x509.DNSName(name))
+    return out
+
+
+def generate_certificate(
+    key_path: Path, cert_path: Path, *, common_name: str, application_uri: str, hostnames: Sequence[str], days: int, server: bool = True
+) -> x509.Certificate:
+    """Make a 2048-bit RSA key and a self-signed application certificate; the key file is 0600."""
+    key = cert_gen.generate_private_key()
+    usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert = cert_gen.generate_self_signed_app_certificate(
+        key, common_name, {"organizationName": "edgetwin"}, _san(application_uri, hostnames), usage, days=days
+    )
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    tmp = key_path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.chmod(tmp, 0o600)  # also when the umask or an existing file had other bits
+    os.replace(tmp, key_path)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    return cert
+
+
+def san_of(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """(URIs, host names and IP addresses) in a certificate's subjectAltName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    hosts = san.get_values_for_type(x509.DNSName) + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return san.get_values_for_type(x509.UniformResourceIdentifier), hosts
+
+
+def ensure_server_certificate(pki: Pki, *, common_name: str, application_uri: str, hostnames: Sequence[str], days: int) -> x509.Certificate:
+    """Load the server certificate, generating it (and the PKI folders) on first start."""
+    pki.create_dirs()
+    if pki.cert.exists() and pki.key.exists():
+        cert = x509.load_der_x509_certificate(pki.cert.read_bytes())
+        uris, hosts = san_of(cert)
+        if application_uri not in uris or not set(hostnames) <= set(hosts):
+            # Regenerating would silently break every client that trusts the current one.
+            log.warning(
+                "server_certificate_mismatch",
+                path=str(pki.cert),
+                certificate_uris=uris,
+                certificate_hosts=hosts,
+                application_uri=application_uri,
+                hostnames=list(hostnames),
+                hint="delete the certificate and key to generate a new pair on the next start",
+            )
+        if pki.key.stat().st_mode & 0o077:
+            log.warning("server_key_permissions", path=str(pki.key), mode=oct(pki.key.stat().st_mode & 0o777), hint="chmod 600")
+        return cert
+    cert = generate_certificate(
+        pki.key, pki.cert, common_name=common_name, application_uri=application_uri, hostnames=hostnames, days=days
+    )
+    log.info("server_certificate_created", path=str(pki.cert), application_uri=application_uri, hostnames=list(hostnames))
+    return cert
+
+
+def thumbprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA1()).hex()
+
+
+def rejected_name(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = re.sub(r"[^A-Za-z0-9_.@ -]", "_", str(cns[0].value)) if cns else "certificate"
+    return f"{cn} [{thumbprint(cert)}].der"
+
+
+class _TrustStore(TrustStore):
+    """asyncua's TrustStore, but an empty trusted/ folder means "trust nobody" instead of an error."""
+
+    async def load_trust(self) -> None:
+        certs: list[x509.Certificate] = []
+        for location in self.trust_locations:
+            certs.extend(await self._load_trust_location(location))
+        self._trust_store = x509.verification.Store(certs) if certs else None
+
+
+class ClientCertificateValidator:
+    """asyncua certificate hook: full validation against ``trusted/``; untrusted ones go to ``rejected/``."""
+
+    OPTIONS = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
+
+    def __init__(self, pki: Pki) -> None:
+        self.pki = pki
+        self._store = _TrustStore([pki.trusted], [pki.crl])
+        self._validator = CertificateValidator(self.OPTIONS, self._store)
+        self._logged: set[str] = set()
+
+    async def load(self) -> None:
+        await self._store.load()
+
+    async def __call__(self, cert: x509.Certificate, app: ua.ApplicationDescription) -> None:
+        try:
+            await self._validator.validate(cert, app)
+            return
+        except Exception as exc:  # ServiceError carries the UA status code
+            code = getattr(exc, "code", None)
+            if code != ua.StatusCodes.BadCertificateUntrusted:
+                self._log_once(cert, "client_certificate_invalid", status=ua.StatusCode(code).name if code else str(exc))
+                raise
+        await self._store.load_trust()  # an administrator may have just moved it to trusted/
+        try:
+            await self._validator.validate(cert, app)
+            return
+        except Exception as exc:
+            if getattr(exc, "code", None) != ua.StatusCodes.BadCertificateUntrusted:
+                raise
+            path = self.pki.rejected / rejected_name(cert)
+            if not path.exists():
+                self.pki.rejected.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+            self._log_once(cert, "client_certificate_rejected", path=str(path), application_uri=app.ApplicationUri)
+            raise
+
+    def _log_once(self, cert: x509.Certificate, event: str, **kw: object) -> None:
+        key = f"{event}:{thumbprint(cert)}"
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(event, subject=cert.subject.rfc4514_string(), thumbprint=thumbprint(cert), **kw)

@@ -1,0 +1,260 @@
+"""The northbound OPC UA server: builds the address space from the registry and publishes samples.
+
+The information model (object types, node layout, attributes) is in ``edge/opcua/model.py``;
+logins and per-session rights in ``edge/opcua/auth.py``; client writes in ``edge/opcua/writes.py``;
+certificates and the client PKI in ``edge/opcua/security.py``; users and roles in ``edge/opcua/users.py``.
+
+Every sample is published as a DataValue with its status code and source/server timestamps. The
+variant type is always explicit: asyncua silently drops a value whose type does not match the node.
+Client writes to writable nodes are validated, handed to ``write_handler`` (which sends them to
+the device) and acknowledged with the device's result; the node itself changes only on the next
+read-back.
+
+Extending the server (history, alarms, methods): pass ``extensions=[...]`` (each with
+``attach(server)``/``detach()``, see ``ServerExtension``); ``attach`` runs after the tag tree and
+types exist and before the endpoint opens. Extensions reach the asyncua server (``ua_server``),
+NodeIds (``node_id(key)``, ``path_node_id(path)``, ``type_node_id(name)``), per-batch sample
+listeners (``add_sample_listener``) and method roles (``require_role``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+import structlog
+from asyncua import Server, ua
+
+from drivers.sample import Status, TagSample, utcnow
+from edge.core.tasks import cancel_and_wait
+from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
+from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, node_id_text, to_datavalue
+from edge.opcua.writes import WriteGate, WriteHandler
+from edge.core.registry import TagInfo, TagRegistry
+from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
+from edge.opcua.users import Role, UserDirectory
+
+__all__ = [
+    "GROUP_FOLDERS",
+    "VARIANT_TYPES",
+    "OpcUaServer",
+    "ServerExtension",
+    "WriteHandler",
+    "eu_information",
+    "node_id_text",
+    "to_datavalue",
+]
+
+log = structlog.get_logger("edge.opcua.server")
+
+SESSIONS_KEY = "_diag.gateway.Sessions"
+SampleListener = Callable[[Sequence[TagSample]], None]
+
+
+class ServerExtension(Protocol):
+    """A part of the server built beside the tag tree (history, alarms, methods).
+
+    ``attach`` runs after the tag nodes exist and before the endpoint opens; ``detach`` runs in
+    reverse order before it closes.
+    """
+
+    async def attach(self, server: OpcUaServer) -> None: ...
+
+    async def detach(self) -> None: ...
+
+
+class OpcUaServer:
+    """Serve the registry over OPC UA. Use as ``async with OpcUaServer(...) as server:``.
+
+    Without ``security`` the server offers only the None policy; without ``users`` it accepts
+    anonymous logins with every right. Both defaults are for tests and loopback embedding: the
+    daemon always passes the config's settings (``edge.app``).
+    """
+
+    def __init__(
+        self,
+        registry: TagRegistry,
+        *,
+        endpoint: str,
+        namespace_uri: str,
+        gateway_name: str,
+        write_handler: WriteHandler | None = None,
+        extensions: Sequence[ServerExtension] = (),
+        security: SecuritySettings | None = None,
+        users: UserDirectory | None = None,
+        model: ModelInfo | None = None,
+    ) -> None:
+        self._registry = registry
+        self._extensions = list(extensions)
+        self._endpoint = endpoint
+        self._namespace_uri = namespace_uri
+        self._gateway = gateway_name
+        self._write_handler = write_handler
+        self._security = security or SecuritySettings()
+        self._users = users or UserDirectory(anonymous_role=Role.ADMIN)
+        self._model = model or ModelInfo()
+        self._server = Server(user_manager=OpcUaUserManager(self._users))
+        self._ns = 0
+        self._builder: ModelBuilder | None = None
+        self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
+        self._targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}
+        self._required_roles: dict[ua.NodeId, Role] = {}
+        self._listeners: list[SampleListener] = []
+        self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._write_failures: set[str] = set()
+        self.sessions: SessionHooks | None = None
+        self.pki: Pki | None = None
+        self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
+        if SESSIONS_KEY not in registry:
+            registry.add(TagInfo(SESSIONS_KEY, ("Diagnostics", "Gateway", "Sessions"), "uint32", description="activated client sessions"))
+
+    @property
+    def namespace_index(self) -> int:
+        return self._ns
+
+    def node_id(self, key: str) -> ua.NodeId:
+        return self._nodes[key][0]
+
+    # -- for extensions (history, alarms, methods): see ServerExtension ------------------------
+    @property
+    def ua_server(self) -> Server:
+        return self._server
+
+    @property
+    def registry(self) -> TagRegistry:
+        return self._registry
+
+    def path_node_id(self, path: Sequence[str]) -> ua.NodeId:
+        """The NodeId of the object or variable at *path* below the gateway object."""
+        return ua.NodeId(node_id_text(self._gateway, path), self._ns)
+
+    def type_node_id(self, name: str) -> ua.NodeId:
+        """The NodeId of one of the model's object types ("AssetType", "TwinSignalType", "DeviceType")."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        return self._builder.types[name]
+
+    def add_sample_listener(self, listener: SampleListener) -> None:
+        """Call *listener* with each batch of samples after it is visible in the address space."""
+        self._listeners.append(listener)
+
+    def require_role(self, method_id: ua.NodeId, role: Role) -> None:
+        """Refuse calls of *method_id* from sessions below *role* (BadUserAccessDenied) and report
+        UserExecutable = false to them. Handlers can ask ``edge.opcua.users.current_role()`` too."""
+        self._required_roles[method_id] = role
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> OpcUaServer:
+        await self._server.init()
+        self._server.set_endpoint(self._endpoint)
+        self._server.set_server_name(f"edgetwin {self._gateway}")
+        await self._server.set_application_uri(self.application_uri)
+        await self._set_build_info()
+        await self._setup_security()
+        self._ns = await self._server.register_namespace(self._namespace_uri)
+        self._builder = ModelBuilder(self._server, self._ns, self._gateway, self._registry, self._model)
+        await self._builder.build_types()
+        await self._builder.build_instances()
+        self._nodes = self._builder.nodes
+        self._targets = self._builder.targets
+        WriteGate(
+            self._registry,
+            self._write_handler,
+            writable=self._builder.writable,
+            variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
+        ).install(self._server.iserver.attribute_service)
+        self.sessions = SessionHooks(
+            self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR
+        )
+        for ext in self._extensions:
+            await ext.attach(self)
+        self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
+        self._publish_sessions(0)
+        await self._server.start()
+        self._task = asyncio.create_task(self._publish_loop(), name="opcua:publish")
+        log.info(
+            "opcua_server_started",
+            endpoint=self._endpoint,
+            namespace=self._namespace_uri,
+            nodes=len(self._nodes),
+            policies=list(self._security.policies),
+            modes=list(self._security.modes) if self._security.secure else [],
+            anonymous=self._users.anonymous_role.label if self._users.anonymous_role else "off",
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        await cancel_and_wait(self._task)
+        for ext in reversed(self._extensions):
+            await ext.detach()
+        await self._server.stop()
+        log.info("opcua_server_stopped")
+
+    async def _setup_security(self) -> None:
+        sec = self._security
+        install_channel_guard()
+        self._server.set_security_policy(sec.policy_types())
+        manager = self._server.iserver.user_manager
+        self._server.set_identity_tokens(manager.identity_tokens())
+        if not manager.identity_tokens():
+            log.warning("no_logins_configured", hint="add [[opcua.users]] or set opcua.allow_anonymous = true")
+        if not sec.secure:
+            return
+        assert sec.state_dir is not None
+        pki = Pki.under(Path(sec.state_dir))
+        host = urlparse(self._endpoint).hostname
+        hostnames = list(sec.hostnames) or default_hostnames(host)
+        ensure_server_certificate(
+            pki, common_name=f"edgetwin {self._gateway}", application_uri=self.application_uri, hostnames=hostnames, days=sec.certificate_days
+        )
+        await self._server.load_certificate(str(pki.cert))
+        await self._server.load_private_key(str(pki.key))
+        validator = ClientCertificateValidator(pki)
+        await validator.load()
+        self._server.set_certificate_validator(validator)
+        self.pki = pki
+
+    async def _set_build_info(self) -> None:
+        import kernels
+        from edge import __version__
+
+        await self._server.set_build_info(
+            product_uri="urn:edgetwin",
+            manufacturer_name="edgetwin",
+            product_name="edgetwin",
+            software_version=__version__,
+            build_number=f"kernels={kernels.IMPLEMENTATION}",
+            build_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        )
+
+    def _publish_sessions(self, count: int) -> None:
+        now = utcnow()
+        self._registry.publish([TagSample(SESSIONS_KEY, count, Status.Good, now, now)])
+
+    # -- publishing --------------------------------------------------------------------------
+    async def _publish_loop(self) -> None:
+        aspace = self._server.iserver.aspace
+        while True:
+            batch = await self._queue.get()
+            for sample in batch:
+                for nid, vtype in self._targets[sample.tag]:
+                    result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, to_datavalue(sample, vtype))
+                    if not result.is_good() and sample.tag not in self._write_failures:
+                        self._write_failures.add(sample.tag)
+                        log.error("publish_failed", tag=sample.tag, status=result.name, value=repr(sample.value))
+            for listener in self._listeners:
+                listener(batch)
+
+    async def drain(self) -> None:
+        """Wait until every sample published so far is visible in the address space (tests, shutdown)."""
+        while not self._queue.empty():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)

@@ -1,0 +1,240 @@
+"""Identified input->output models of the twin: online RLS identification, forecast, what-if.
+
+A signal with an ``input`` tag gets an ARX model (first order plus dead time by default) from that
+input to the signal, identified online by ``kernels.ident.RlsBank``. Channels of all assets of a
+runner that share a model structure and sample period are stacked into one bank: one kernel call
+per model period for all of them. With ``max_dead_time_s`` there is one bank per candidate dead
+time, and each channel uses the candidate with the smallest residual variance.
+
+Sampling: the model runs at ``model_period_s`` (a whole number ``m`` of ticks). Each tick adds the
+fresh output measurement and the current input value to per-channel sums; every ``m`` ticks the
+block averages are one model sample. Averaging keeps sensor noise out of the regressor: a slow
+process (the tank's 300 s time constant) sampled at the tick rate would move far less per sample
+than its noise, and least squares would then misplace the pole (errors in variables).
+
+Published per identified signal (keys ``<asset>.<signal>.model_*``, nodes
+``Assets/<asset>/<signal>/Model/<Leaf>``), refreshed once per model period: Gain, GainStd,
+TimeConstant and DeadTime (first-order models), ResidualStd, Forecast with ForecastLow/High (the
+95 % prediction interval, ``forecast_horizon_s`` ahead with the input held).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from drivers.sample import Status, TagSample
+from edge.config.loader import AssetConfig, SignalConfig
+from edge.core.registry import TagInfo, TagRegistry
+from edge.twin.io import gather, held_values, sample, severity
+from kernels.ident import ArxOrders, RlsBank, arx_simulate
+from kernels.whatif import constant_input_for_target, interval_half_width, model_params
+
+Z95 = float(interval_half_width(1.0, 0.95))  # 1.959964
+MAX_SIM_STEPS = 100_000
+BAD_WAITING = int(Status.BadWaitingForInitialData)
+BAD_OUT_OF_RANGE = int(Status.BadOutOfRange)
+GOOD = int(Status.Good)
+UNCERTAIN = int(Status.UncertainSubNormal)
+EXCITATION = 100.0
+
+# registry key suffix -> (browse leaf below <signal>/Model, first-order models only)
+MODEL_OUTPUTS: dict[str, tuple[str, bool]] = {
+    "model_gain": ("Gain", False),
+    "model_gain_std": ("GainStd", False),
+    "model_time_constant": ("TimeConstant", True),
+    "model_dead_time": ("DeadTime", True),
+    "model_residual_std": ("ResidualStd", False),
+    "model_forecast": ("Forecast", False),
+    "model_forecast_low": ("ForecastLow", False),
+    "model_forecast_high": ("ForecastHigh", False),
+}
+
+
+def candidates_of(sig: SignalConfig, period_s: float) -> list[ArxOrders]:
+    """The model structures to identify: one, or one per candidate dead time (``max_dead_time_s``)."""
+    if sig.input_model != "fopdt":
+        return [ArxOrders(*sig.arx_orders)]
+    first = round(sig.dead_time_s / period_s)
+    last = first if sig.max_dead_time_s is None else round(sig.max_dead_time_s / period_s)
+    return [ArxOrders.fopdt(d) for d in range(first, last + 1)]
+
+
+def period_of(sig: SignalConfig, asset: AssetConfig) -> float:
+    return sig.model_period_s if sig.model_period_s is not None else asset.tick_s
+
+
+def model_infos(asset: AssetConfig, sig: SignalConfig, registry: TagRegistry) -> list[TagInfo]:
+    """Registry entries of one identified signal (declared before the OPC UA tree is built)."""
+    out_info, in_info = registry.info(sig.tag), registry.info(sig.input)  # type: ignore[arg-type]
+    y_unit = sig.units or out_info.units
+    gain_unit = f"{y_unit}/{in_info.units}" if y_unit and in_info.units else None
+    first_order = sig.input_model == "fopdt"
+    base = ("Assets", asset.name, sig.name, "Model")
+    h = sig.forecast_horizon_s
+    meta = {
+        "model_gain": (gain_unit, f"identified steady-state gain from {sig.input}"),
+        "model_gain_std": (gain_unit, "standard deviation of the identified gain"),
+        "model_time_constant": ("s", "identified time constant"),
+        "model_dead_time": ("s", "dead time of the model (identified with max_dead_time_s)"),
+        "model_residual_std": (y_unit, "standard deviation of the one-step model residual"),
+        "model_forecast": (y_unit, f"model forecast {h:g} s ahead, input held"),
+        "model_forecast_low": (y_unit, f"lower bound of the 95 % prediction interval {h:g} s ahead"),
+        "model_forecast_high": (y_unit, f"upper bound of the 95 % prediction interval {h:g} s ahead"),
+    }
+    infos = []
+    for key, (leaf, fo_only) in MODEL_OUTPUTS.items():
+        if fo_only and not first_order:
+            continue
+        unit, text = meta[key]
+        infos.append(TagInfo(f"{asset.name}.{sig.name}.{key}", (*base, leaf), "float64", unit, description=text))
+    return infos
+
+
+@dataclass(slots=True)
+class ModelChannel:
+    asset: str
+    signal: str
+    tag: str
+    input_tag: str
+    low: float  # input limits (the input tag's low/high; +-inf when not configured)
+    high: float
+    horizon: int  # model steps of the Forecast outputs (>= 1)
+    warmup: int
+    max_gain_rel_std: float
+    first_order: bool
+    keys: tuple[str, ...] = ()
+    warm: bool = False
+
+
+class ModelGroup:
+    """Identified channels sharing a model structure and a sample period: one RLS bank per
+    candidate structure (one, or one per candidate dead time when the dead time is identified)."""
+
+    def __init__(self, candidates: list[ArxOrders], period_ticks: int, period_s: float, channels: list[ModelChannel],
+                 lam: np.ndarray, p_max: np.ndarray) -> None:
+        n = len(channels)
+        self.candidates = candidates
+        self.period_ticks = period_ticks
+        self.period_s = period_s
+        self.channels = channels
+        n_params = candidates[0].n_params  # the same for every candidate (they differ in nk only)
+        p0 = float(np.min(p_max)) / (10 * n_params) if n else 1.0
+        self.banks = [RlsBank(o, n, lam=lam, p_max=p_max, p0=p0) for o in candidates]
+        self.choice = np.zeros(n, dtype=np.intp)  # index of the candidate each channel uses
+        # Excited: every parameter direction has gained at least EXCITATION times the prior's
+        # information, i.e. trace(P) <= p * p0 / EXCITATION. A constant input leaves one direction
+        # at the prior, whatever the gain's apparent spread says.
+        self.excited_trace = n_params * p0 / EXCITATION
+        self.sum_y = np.zeros(n)
+        self.n_y = np.zeros(n)
+        self.sum_u = np.zeros(n)
+        self.n_u = np.zeros(n)
+        self.ticks = 0
+        self.tags = [c.tag for c in channels]
+        self.input_tags = [c.input_tag for c in channels]
+        self.last_source: list[datetime | None] = [None] * n
+        self.warm = np.zeros(n, dtype=bool)
+        self.warmup = np.array([c.warmup for c in channels], dtype=np.int64)
+        self.max_rel = np.array([c.max_gain_rel_std for c in channels])
+        self.orders_first = bool(channels) and channels[0].first_order  # the runner groups fopdt and arx apart
+        self.horizons = np.array([c.horizon for c in channels], dtype=np.intp)
+        self.max_horizon = int(self.horizons.max()) if n else 1
+        for c in channels:
+            c.keys = tuple(f"{c.asset}.{c.signal}.{k}" for k, (_, fo) in MODEL_OUTPUTS.items() if c.first_order or not fo)
+
+    def bank_of(self, i: int) -> RlsBank:
+        """The bank whose model channel *i* uses now."""
+        return self.banks[self.choice[i]]
+
+    def reset(self, i: int) -> None:
+        for b in self.banks:
+            b.reset(i)
+        self.choice[i] = 0
+        self.sum_y[i] = self.n_y[i] = self.sum_u[i] = self.n_u[i] = 0.0
+        self.warm[i] = False
+        self.channels[i].warm = False
+
+    def tick(self, registry: TagRegistry, now: datetime) -> list[TagSample]:
+        """Accumulate this tick's samples; on a model period, update and return the outputs."""
+        y = gather(registry, self.tags, self.last_source)
+        u, u_status = held_values(registry, self.input_tags)
+        self.sum_y += np.where(y.fresh, y.value, 0.0)
+        self.n_y += y.fresh
+        u_ok = ~np.isnan(u)
+        self.sum_u += np.where(u_ok, u, 0.0)
+        self.n_u += u_ok
+        self.ticks += 1
+        if self.ticks % self.period_ticks:
+            return []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y_avg = np.where(self.n_y > 0, self.sum_y / self.n_y, np.nan)
+            u_avg = np.where(self.n_u > 0, self.sum_u / self.n_u, np.nan)
+        self.sum_y[:] = self.n_y[:] = self.sum_u[:] = self.n_u[:] = 0.0
+        for b in self.banks:
+            b.step(y_avg, u_avg)
+        if len(self.banks) > 1:
+            # Dead time: the candidate with the smallest residual variance (EWMA over the forgetting
+            # window); ties and all-NaN keep the shortest.
+            s2 = np.stack([b.sigma2 for b in self.banks])
+            self.choice = np.argmin(np.where(np.isnan(s2), np.inf, s2), axis=0)
+        inputs_good = (severity(y.status) == 0) & (severity(u_status) == 0)
+        return self._outputs(inputs_good, now)
+
+    def _candidate_outputs(self, b: RlsBank, orders: ArxOrders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(columns (n, 8), gain relative std (n,), updated (n,))`` of one candidate bank."""
+        n = len(self.channels)
+        mp = model_params(b.theta, b.P, b.sigma2, orders, self.period_s)
+        mean, var = b.simulate(np.repeat(b.uh[:, :1], self.max_horizon, axis=1))
+        idx = np.arange(n)
+        f_mean = mean[idx, self.horizons - 1]
+        half = Z95 * np.sqrt(var[idx, self.horizons - 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(mp.gain_std / mp.gain)
+        rel[np.trace(b.P, axis1=1, axis2=2) > self.excited_trace] = np.inf
+        rel[~(np.isfinite(f_mean) & np.isfinite(half))] = np.inf
+        cols = np.stack([mp.gain, mp.gain_std, mp.time_constant_s, np.full(n, mp.dead_time_s), np.sqrt(b.sigma2), f_mean, f_mean - half, f_mean + half], axis=1)
+        return cols, rel, ~np.isnan(b.err)
+
+    def _outputs(self, inputs_good: np.ndarray, now: datetime) -> list[TagSample]:
+        idx = np.arange(len(self.channels))
+        parts = [self._candidate_outputs(b, o) for b, o in zip(self.banks, self.candidates)]
+        cols = np.stack([p[0] for p in parts])[self.choice, idx]
+        rel = np.stack([p[1] for p in parts])[self.choice, idx]
+        updated = np.stack([p[2] for p in parts])[self.choice, idx]
+        updates = np.stack([b.updates for b in self.banks])[self.choice, idx]
+        if not self.orders_first:
+            cols = cols[:, [0, 1, 4, 5, 6, 7]]
+        determined = (rel <= self.max_rel) & np.isfinite(cols[:, 0])
+        self.warm |= (updates >= self.warmup) & determined
+        good = determined & updated & inputs_good
+        status = np.where(good, GOOD, UNCERTAIN)
+        finite = np.isfinite(cols)
+        out: list[TagSample] = []
+        for c, warm, st, row, ok in (zip(self.channels, self.warm.tolist(), status.tolist(), cols.tolist(), finite.tolist())):
+            c.warm = warm
+            if not warm:
+                out += [sample(k, None, BAD_WAITING, now, now) for k in c.keys]
+                continue
+            # a NaN output (no time constant for a pole outside (0, 1)) is BadOutOfRange
+            out += [sample(k, v, st, now, now) if f else sample(k, None, BAD_OUT_OF_RANGE, now, now) for k, v, f in zip(c.keys, row, ok)]
+        return out
+
+    # -- what-if ----------------------------------------------------------------------------
+    def simulate(self, i: int, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of y over ``len(inputs)`` model periods for channel *i*."""
+        b = self.bank_of(i)
+        s = slice(i, i + 1)
+        mean, var = arx_simulate(b.theta[s], b.P[s], b.yh[s], b.uh[s], inputs[None, :], b.sigma2[s])
+        return mean[0], var[0]
+
+    def input_for_target(self, i: int, target: float, steps: int) -> tuple[float, float, bool]:
+        b, c = self.bank_of(i), self.channels[i]
+        if not (math.isfinite(c.low) and math.isfinite(c.high)):
+            raise ValueError(f"input {c.input_tag!r} has no low/high limits configured; cannot choose an input")
+        s = slice(i, i + 1)
+        choice = constant_input_for_target(b.theta[s], b.yh[s], b.uh[s], target, steps, c.low, c.high)
+        return float(choice.input[0]), float(choice.predicted[0]), bool(choice.reachable[0])

@@ -1,0 +1,85 @@
+"""The twin's Kalman part: one ``KalmanBank`` per model kind, stepped and published per tick.
+
+Per signal it publishes (registry keys ``<asset>.<signal>.<output>``): measured (the device tag
+mirrored, when its source time or status changes), estimate, forecast (at the configured horizon),
+residual (only on ticks with a new measurement) and anomaly_score. Statuses: see ``edge.twin.runner``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+import kernels
+from drivers.sample import Status, TagSample
+from edge.core.registry import TagRegistry
+from edge.twin.io import gather, sample, severity
+
+BAD_WAITING = int(Status.BadWaitingForInitialData)
+GOOD = int(Status.Good)
+UNCERTAIN = int(Status.UncertainSubNormal)
+
+
+@dataclass(slots=True)
+class KalmanChannel:
+    asset: str
+    signal: str
+    tag: str  # input registry key
+    r: float  # measurement variance
+    horizon_steps: int
+    warmup: int
+
+
+class KalmanGroup:
+    """One kernel bank: channels sharing a model and process noise (the runner's tick period)."""
+
+    def __init__(self, model: str, q: float, tick_s: float, channels: list[KalmanChannel], alpha: np.ndarray) -> None:
+        n = len(channels)
+        self.channels = channels
+        self.alpha = alpha
+        self.bank = kernels.KalmanBank(model, n, tick_s, q, np.array([c.r for c in channels]))
+        self.tags = [c.tag for c in channels]
+        self.warmup = np.array([c.warmup for c in channels], dtype=np.int64)
+        self.updates = np.zeros(n, dtype=np.int64)
+        self.last_source: list[datetime | None] = [None] * n
+        self._mirrored: list[tuple[datetime, int] | None] = [None] * n
+        self.horizons = sorted({c.horizon_steps for c in channels})
+        self._horizon_of = np.array([self.horizons.index(c.horizon_steps) for c in channels], dtype=np.intp)
+        prefixes = [f"{c.asset}.{c.signal}" for c in channels]
+        self.keys = {name: [f"{p}.{name}" for p in prefixes] for name in ("measured", "estimate", "forecast", "residual", "anomaly_score")}
+
+    def tick(self, registry: TagRegistry, now: datetime) -> tuple[list[TagSample], np.ndarray, np.ndarray]:
+        """Step the bank once; return ``(samples, score (n,), status (n,))`` of the channels."""
+        g = gather(registry, self.tags, self.last_source)
+        z = np.where(g.fresh, g.value, np.nan)
+        self.updates += g.fresh
+        self.bank.step(z)
+        self.bank.update_score(self.alpha)
+        score = self.bank.score
+        innov = self.bank.innovation
+        forecasts = np.stack([self.bank.forecast(h)[0] for h in self.horizons]) if self.horizons else np.empty((0, 0))
+        fcast = forecasts[self._horizon_of, np.arange(len(self.channels))] if len(self.channels) else np.empty(0)
+        status = np.where(self.updates < self.warmup, BAD_WAITING, np.where(severity(g.status) == 0, GOOD, UNCERTAIN))
+        out: list[TagSample] = []
+        # Measured: mirror the device tag when its source time or status changed.
+        for i, s in enumerate(g.samples):
+            key = (s.source_time, s.status)
+            if key != self._mirrored[i]:
+                self._mirrored[i] = key
+                out.append(sample(self.keys["measured"][i], None if s.value is None else float(s.value), s.status, s.source_time, now))  # type: ignore[arg-type]
+        st_l = status.tolist()
+        est_l, fc_l, sc_l, inn_l = self.bank.estimate.tolist(), fcast.tolist(), score.tolist(), innov.tolist()
+        has_resid = np.isfinite(innov).tolist()
+        k_est, k_fc, k_score, k_resid = self.keys["estimate"], self.keys["forecast"], self.keys["anomaly_score"], self.keys["residual"]
+        for i, st in enumerate(st_l):
+            if st == BAD_WAITING:
+                out += [sample(k_est[i], None, st, now, now), sample(k_fc[i], None, st, now, now), sample(k_score[i], None, st, now, now)]
+                if has_resid[i]:
+                    out.append(sample(k_resid[i], None, st, now, now))
+                continue
+            out += [sample(k_est[i], est_l[i], st, now, now), sample(k_fc[i], fc_l[i], st, now, now), sample(k_score[i], sc_l[i], st, now, now)]
+            if has_resid[i]:  # a residual exists only where a measurement arrived
+                out.append(sample(k_resid[i], inn_l[i], st, now, now))
+        return out, score, status

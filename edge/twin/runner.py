@@ -1,0 +1,288 @@
+"""TwinRunner: feeds measured tags to the Kalman kernels and publishes the twin's outputs.
+
+Channels of all assets that share a tick period, model and process noise are stacked into one
+``KalmanBank`` so each tick is one kernel call per kind, not one per signal.
+
+Per signal it publishes (registry keys ``<asset>.<signal>.<output>``, nodes
+``Assets/<asset>/<signal>/<Output>``): Measured (the device tag mirrored), Estimate, Forecast (at
+the configured horizon), Residual (innovation: measured minus one-step prediction) and
+AnomalyScore (EWMA of the normalized innovation squared: about 1 in normal operation). Per asset:
+AnomalyScore (the largest of its signals') and Alarm (score above ``alarm_threshold``, released
+below 80 % of it; published when its value or status changes).
+
+Status of twin outputs: BadWaitingForInitialData until the signal has had ``warmup_ticks``
+measurements; then Good while the input is Good, UncertainSubNormal while it is not (stale,
+uncertain or missing: the estimate then runs on prediction alone).
+
+Signals with an ``input`` tag also get an identified input->output model (``edge.twin.identified``):
+its parameters and forecast interval are published under ``<signal>/Model``, and the runner
+answers what-if questions on it (``simulate``, ``input_for_target``, ``reset_model``), which back
+the asset's Simulate and ResetModel methods on the OPC UA server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import structlog
+
+from drivers.sample import Status, TagSample, utcnow
+from edge.config.loader import AssetConfig
+from edge.core.registry import TagInfo, TagRegistry
+from edge.twin.io import sample, severity
+from edge.twin.detector import AssetDetector, detector_infos
+from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
+from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
+
+log = structlog.get_logger("edge.twin.runner")
+
+OUTPUTS = ("Estimate", "Forecast", "Residual", "AnomalyScore")
+ALARM_RELEASE = 0.8
+
+
+def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
+    """The registry entries an asset's twin publishes (declared before the server builds its tree)."""
+    out = []
+    for sig in asset.signals:
+        src = registry.info(sig.tag)
+        unit = sig.units or src.units
+        base = ("Assets", asset.name, sig.name)
+        out.append(TagInfo(f"{asset.name}.{sig.name}.measured", (*base, "Measured"), "float64", unit, src.low, src.high, f"measured {sig.tag}"))
+        out.append(TagInfo(f"{asset.name}.{sig.name}.estimate", (*base, "Estimate"), "float64", unit, src.low, src.high, f"{sig.model} Kalman estimate"))
+        out.append(TagInfo(f"{asset.name}.{sig.name}.forecast", (*base, "Forecast"), "float64", unit, src.low, src.high, f"forecast {sig.forecast_horizon_s:g} s ahead"))
+        out.append(TagInfo(f"{asset.name}.{sig.name}.residual", (*base, "Residual"), "float64", unit, description="measured minus one-step prediction"))
+        out.append(TagInfo(f"{asset.name}.{sig.name}.anomaly_score", (*base, "AnomalyScore"), "float64", "1", description="EWMA of normalized innovation squared (about 1 when normal)"))
+    for sig in asset.signals:
+        if sig.input is not None:
+            out.extend(model_infos(asset, sig, registry))
+    out.append(TagInfo(f"{asset.name}.anomaly_score", ("Assets", asset.name, "AnomalyScore"), "float64", "1", description="largest signal anomaly score"))
+    out.append(TagInfo(f"{asset.name}.alarm", ("Assets", asset.name, "Alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}"))
+    out.extend(detector_infos(asset))
+    return out
+
+
+class TwinRunner:
+    """Runs every asset whose tick period is ``tick_s``."""
+
+    def __init__(self, assets: Sequence[AssetConfig], registry: TagRegistry, tick_s: float) -> None:
+        self.assets = list(assets)
+        self.registry = registry
+        self.tick_s = tick_s
+        self.last_tick_s = 0.0
+        grouped: dict[tuple[str, float], list[tuple[KalmanChannel, float]]] = defaultdict(list)
+        for asset in self.assets:
+            for sig in asset.signals:
+                ch = KalmanChannel(asset.name, sig.name, sig.tag, sig.measurement_noise**2, round(sig.forecast_horizon_s / tick_s), asset.warmup_ticks)
+                grouped[(sig.model, sig.process_noise)].append((ch, asset.score_alpha))
+        self.groups = [
+            KalmanGroup(model, q, tick_s, [c for c, _ in members], np.array([a for _, a in members]))
+            for (model, q), members in grouped.items()
+        ]
+        # Per-asset aggregation, vectorised: each channel's asset index, in group order.
+        index = {a.name: i for i, a in enumerate(self.assets)}
+        self._asset_of = np.concatenate([np.array([index[c.asset] for c in g.channels], dtype=np.intp) for g in self.groups]) if self.groups else np.empty(0, np.intp)
+        n_assets = len(self.assets)
+        self._signals_per_asset = np.bincount(self._asset_of, minlength=n_assets)
+        self._threshold = np.array([a.alarm_threshold for a in self.assets])
+        self._alarm = np.zeros(n_assets, dtype=bool)
+        self._alarm_published: list[tuple[bool, int] | None] = [None] * n_assets
+        self._asset_keys = [(f"{a.name}.anomaly_score", f"{a.name}.alarm") for a in self.assets]
+        self.model_groups: list[ModelGroup] = []
+        self._models: dict[str, tuple[ModelGroup, int]] = {}
+        self._build_models()
+        self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
+
+    def _build_models(self) -> None:
+        grouped: dict[tuple, list[tuple[ModelChannel, float, float]]] = defaultdict(list)
+        for asset in self.assets:
+            for sig in asset.signals:
+                if sig.input is None:
+                    continue
+                period = period_of(sig, asset)
+                ticks = round(period / self.tick_s)
+                info = self.registry.info(sig.input)
+                ch = ModelChannel(
+                    asset.name, sig.name, sig.tag, sig.input,
+                    -math.inf if info.low is None else float(info.low),
+                    math.inf if info.high is None else float(info.high),
+                    max(1, round(sig.forecast_horizon_s / period)),
+                    sig.model_warmup, sig.max_gain_rel_std, sig.input_model == "fopdt",
+                )
+                grouped[(tuple(candidates_of(sig, period)), ticks, ch.first_order)].append((ch, sig.forgetting, sig.covariance_bound))
+        for (candidates, ticks, _), members in grouped.items():
+            g = ModelGroup(list(candidates), ticks, ticks * self.tick_s, [m[0] for m in members],
+                           np.array([m[1] for m in members]), np.array([m[2] for m in members]))
+            self.model_groups.append(g)
+            for i, ch in enumerate(g.channels):
+                self._models[ch.asset] = (g, i)
+
+    async def run(self) -> None:
+        next_due = time.monotonic()
+        while True:
+            started = time.perf_counter()
+            self.registry.publish(self.tick())
+            self.last_tick_s = time.perf_counter() - started
+            next_due += self.tick_s
+            now = time.monotonic()
+            if next_due < now:
+                next_due = now
+            await asyncio.sleep(next_due - now)
+
+    def tick(self) -> list[TagSample]:
+        """One step of every bank; returns the samples to publish."""
+        # A tick allocates several samples per channel, all alive until published. With thousands
+        # of channels the cyclic GC would otherwise run every few hundred allocations and walk the
+        # whole registry each time (half the tick's cost at 10,000 channels); nothing here makes
+        # reference cycles, so it is paused for the tick and restored after.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._tick()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _tick(self) -> list[TagSample]:
+        now = utcnow()
+        out: list[TagSample] = []
+        scores, statuses = [], []
+        for g in self.groups:
+            samples, score, status = g.tick(self.registry, now)
+            out += samples
+            scores.append(score)
+            statuses.append(status)
+        if self.assets:
+            out += self._asset_outputs(np.concatenate(scores) if scores else np.empty(0), np.concatenate(statuses) if statuses else np.empty(0, np.int64), now)
+        for mg in self.model_groups:
+            out += mg.tick(self.registry, now)
+        for det in self.detectors:
+            out += det.tick(self.registry, now)
+        return out
+
+    def _asset_outputs(self, score: np.ndarray, status: np.ndarray, now: datetime) -> list[TagSample]:
+        """Per asset: the largest score of its warm signals, and the alarm with hysteresis."""
+        n_assets = len(self.assets)
+        warm = status != BAD_WAITING
+        value = np.full(n_assets, -np.inf)
+        np.maximum.at(value, self._asset_of[warm], score[warm])
+        n_warm = np.bincount(self._asset_of[warm], minlength=n_assets)
+        n_good = np.bincount(self._asset_of[severity(status) == 0], minlength=n_assets)
+        any_warm = n_warm > 0
+        asset_status = np.where(~any_warm, BAD_WAITING, np.where(n_good == self._signals_per_asset, GOOD, UNCERTAIN))
+        was = self._alarm
+        active = np.where(was, value > ALARM_RELEASE * self._threshold, value > self._threshold) & any_warm
+        for i in np.flatnonzero(active != was).tolist():
+            a = self.assets[i]
+            log.warning("twin_alarm" if active[i] else "twin_alarm_cleared", asset=a.name, score=round(float(value[i]), 2), threshold=a.alarm_threshold)
+        self._alarm = active
+        out: list[TagSample] = []
+        published = self._alarm_published
+        for i, ((k_score, k_alarm), st, v, on) in enumerate(zip(self._asset_keys, asset_status.tolist(), value.tolist(), active.tolist())):
+            warm = st != BAD_WAITING
+            out.append(sample(k_score, v if warm else None, st, now, now))
+            if published[i] != (on, st):  # the alarm is published on change (its source time is the change)
+                published[i] = (on, st)
+                out.append(sample(k_alarm, on if warm else None, st, now, now))
+        return out
+
+    # -- identified models: what-if and reset (back the OPC UA Simulate / ResetModel methods) ---
+    @property
+    def model_assets(self) -> list[str]:
+        """Names of this runner's assets that have an identified input->output model."""
+        return list(self._models)
+
+    def _model(self, asset: str) -> tuple[ModelGroup, int]:
+        try:
+            return self._models[asset]
+        except KeyError:
+            if any(a.name == asset for a in self.assets):
+                raise ValueError(f"asset {asset!r} has no identified input->output model (no signal with an input)") from None
+            raise ValueError(f"unknown asset {asset!r}") from None
+
+    def model_period_s(self, asset: str) -> float:
+        """The sample period of *asset*'s identified model: one Simulate step."""
+        return self._model(asset)[0].period_s
+
+    def _warm(self, asset: str) -> tuple[ModelGroup, int]:
+        g, i = self._model(asset)
+        if not g.channels[i].warm:
+            raise ValueError(f"the model of asset {asset!r} is not identified yet (it needs {g.channels[i].warmup} samples and an input that moves)")
+        return g, i
+
+    def simulate(self, asset: str, inputs: Sequence[float], horizon_steps: int) -> list[float]:
+        """Predicted output of *asset*'s identified model over *horizon_steps* model periods.
+
+        Steps are model periods (``model_period_s``), step 0 being the one that starts now.
+        ``inputs[j]`` is the input held during step j; when ``len(inputs) < horizon_steps`` the
+        last input is held. Element j of the result is the predicted output (its average over step
+        j, in the output tag's units); an input acts from the step after it is applied on (plus
+        the dead time), so element 0 depends only on the past. Raises ValueError for an
+        unknown asset, an asset without an identified model or whose model is not warm yet, an
+        empty or too long *inputs*, a non-finite input, an input outside the input tag's
+        low/high limits, or *horizon_steps* outside 1..MAX_SIM_STEPS. Nothing is clamped.
+        """
+        return self.simulate_interval(asset, inputs, horizon_steps)[0]
+
+    def simulate_interval(self, asset: str, inputs: Sequence[float], horizon_steps: int) -> tuple[list[float], list[float], list[float]]:
+        """Like ``simulate``, plus the lower and upper bounds of the 95 % prediction interval."""
+        g, i = self._warm(asset)
+        c = g.channels[i]
+        if isinstance(horizon_steps, bool) or not isinstance(horizon_steps, int | np.integer):
+            raise ValueError(f"horizon_steps must be an integer, got {horizon_steps!r}")
+        if not 1 <= horizon_steps <= MAX_SIM_STEPS:
+            raise ValueError(f"horizon_steps must be in 1..{MAX_SIM_STEPS}, got {horizon_steps}")
+        try:
+            u = np.array([float(v) for v in inputs], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("inputs must be a sequence of numbers") from None
+        if u.size == 0:
+            raise ValueError("inputs must not be empty")
+        if u.size > horizon_steps:
+            raise ValueError(f"{u.size} inputs for a horizon of {horizon_steps} steps")
+        if not np.all(np.isfinite(u)):
+            raise ValueError("inputs must be finite")
+        bad = (u < c.low) | (u > c.high)
+        if np.any(bad):
+            j = int(np.argmax(bad))
+            raise ValueError(f"inputs[{j}] = {u[j]:g} is outside the limits of {c.input_tag} ({c.low:g}..{c.high:g})")
+        full = np.concatenate([u, np.full(horizon_steps - u.size, u[-1])])
+        mean, var = g.simulate(i, full)
+        half = Z95 * np.sqrt(var)
+        return mean.tolist(), (mean - half).tolist(), (mean + half).tolist()
+
+    def input_for_target(self, asset: str, target: float, horizon_steps: int) -> tuple[float, float, bool]:
+        """The constant input within the input tag's limits that brings *asset*'s output to
+        *target* after *horizon_steps* model periods: ``(input, predicted output, reachable)``.
+
+        When no input within the limits reaches the target, the limit that comes closest is
+        returned with ``reachable`` False. ValueError as for ``simulate``, and when the input tag
+        has no low/high limits.
+        """
+        g, i = self._warm(asset)
+        if not math.isfinite(target):
+            raise ValueError(f"target must be finite, got {target!r}")
+        if not 1 <= horizon_steps <= MAX_SIM_STEPS:
+            raise ValueError(f"horizon_steps must be in 1..{MAX_SIM_STEPS}, got {horizon_steps}")
+        return g.input_for_target(i, float(target), int(horizon_steps))
+
+    def reset_model(self, asset: str) -> None:
+        """Forget *asset*'s identified model; its outputs wait for initial data again at once."""
+        g, i = self._model(asset)
+        g.reset(i)
+        now = utcnow()
+        self.registry.publish([sample(k, None, Status.BadWaitingForInitialData, now, now) for k in g.channels[i].keys])
+        log.info("twin_model_reset", asset=asset, signal=g.channels[i].signal)
+
+
+def build_runners(assets: Sequence[AssetConfig], registry: TagRegistry) -> list[TwinRunner]:
+    by_tick: dict[float, list[AssetConfig]] = defaultdict(list)
+    for a in assets:
+        by_tick[a.tick_s].append(a)
+    return [TwinRunner(group, registry, tick) for tick, group in by_tick.items()]

@@ -1,0 +1,363 @@
+"""Shared-bus behaviour of the Modbus TCP driver against a server whose units misbehave on demand.
+
+A gateway with several unit ids on one connection: a unit that never answers is demoted and must
+not stall the others; a rejected address is isolated from its block; a slow unit's late reply is
+not taken for another unit's; retries; every exception code over the wire; writes with scaling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from drivers.base import DriverUnavailable, LinkState
+from drivers.modbus import ModbusTcpDriver
+from drivers.modbus.address import RegisterPoint, make_point
+from drivers.modbus.status import EXCEPTION_STATUS, exception_status
+from drivers.sample import Status, TagSample
+from edge.core.backoff import Backoff
+from edge.core.registry import TagInfo, TagRegistry
+from edge.core.supervisor import DeviceRunner
+from tests.drivers.mini_server import MiniServer, Unit
+
+
+def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -> RegisterPoint:
+    return make_point(name=name, address=address, type=type_, unit_id=unit_id, **kw)
+
+
+def by_name(samples: list[TagSample]) -> dict[str, TagSample]:
+    return {s.tag: s for s in samples}
+
+
+@pytest.fixture
+async def two_units(free_port: int) -> AsyncIterator[MiniServer]:
+    server = MiniServer(free_port, {1: Unit(), 2: Unit()})
+    async with server:
+        yield server
+
+
+def make_driver(port: int, **kw) -> ModbusTcpDriver:
+    kw.setdefault("timeout_s", 0.2)
+    return ModbusTcpDriver(name="gw", host="127.0.0.1", port=port, **kw)
+
+
+async def test_silent_unit_is_demoted_and_the_other_keeps_answering(two_units: MiniServer) -> None:
+    """After demote_after misses the unit is not asked any more; the live unit's reads stay Good."""
+    two_units.units[1].hr[0] = 11
+    two_units.units[2].silent = True
+    d = make_driver(two_units.port, demote_after=2, demote_for_s=60)
+    await d.connect()
+    live, dead = pt("live", "hr:0", unit_id=1), pt("dead", "hr:0", unit_id=2)
+    with capture_logs() as logs:
+        first = by_name(await d.read([live, dead]))
+        second = by_name(await d.read([live, dead]))
+        sent = d.requests_sent
+        started = time.monotonic()
+        third = by_name(await d.read([live, dead]))
+        elapsed = time.monotonic() - started
+    assert (first["live"].value, first["live"].status) == (11, Status.Good)
+    assert (first["dead"].value, first["dead"].status) == (None, Status.BadTimeout)
+    assert second["dead"].status == Status.BadTimeout
+    assert (third["live"].status, third["dead"].status) == (Status.Good, Status.BadNoCommunication)
+    assert d.requests_sent == sent + 1  # the demoted unit is not asked
+    assert elapsed < d.timeout_s  # no timeout spent on the demoted unit
+    assert d.units.demoted() == [2]
+    assert [(e["event"], e["unit_id"]) for e in logs if e["log_level"] == "warning"] == [("modbus_unit_unreachable", 2)]
+    assert d.state is LinkState.CONNECTED
+    await d.close()
+
+
+async def test_demoted_unit_is_probed_again_and_recovery_is_logged_once(two_units: MiniServer) -> None:
+    two_units.units[2].silent = True
+    d = make_driver(two_units.port, demote_after=1, demote_for_s=0.3)
+    await d.connect()
+    pts = [pt("live", "hr:0", unit_id=1), pt("dead", "hr:1", unit_id=2)]
+    with capture_logs() as logs:
+        await d.read(pts)  # unit 2 misses once: demoted
+        assert by_name(await d.read(pts))["dead"].status == Status.BadNoCommunication
+        two_units.units[2].silent = False
+        two_units.units[2].hr[1] = 7
+        await asyncio.sleep(0.35)
+        samples = by_name(await d.read(pts))
+        await d.read(pts)
+    assert (samples["dead"].value, samples["dead"].status) == (7, Status.Good)
+    events = [(e["event"], e.get("unit_id")) for e in logs]
+    assert events == [("modbus_unit_unreachable", 2), ("modbus_unit_recovered", 2)]
+    await d.close()
+
+
+async def test_no_unit_answering_is_a_lost_link(two_units: MiniServer) -> None:
+    """When every unit on the connection is failing, read raises DriverUnavailable (the supervisor reconnects)."""
+    two_units.units[1].silent = two_units.units[2].silent = True
+    d = make_driver(two_units.port)
+    await d.connect()
+    with pytest.raises(DriverUnavailable, match=r"no unit answers \(unit 1, 2\)"):
+        await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    assert d.state is LinkState.DISCONNECTED
+    await d.close()
+
+
+async def test_reconnect_forgets_demotions(two_units: MiniServer) -> None:
+    two_units.units[2].silent = True
+    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    await d.connect()
+    await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    assert d.units.demoted() == [2]
+    await d.close()
+    await d.connect()
+    assert d.units.demoted() == []
+    await d.close()
+
+
+async def test_rejected_address_is_isolated_and_the_split_remembered(free_port: int) -> None:
+    """ILLEGAL_ADDRESS inside a block: only the rejected point is Bad, logged once; later polls do not re-split."""
+    async with MiniServer(free_port, {1: Unit(holes={5})}) as server:
+        server.units[1].hr[3:8] = [30, 40, 50, 60, 70]
+        d = make_driver(free_port)
+        await d.connect()
+        pts = [pt("a", "hr:3"), pt("bad", "hr:5"), pt("c", "hr:7")]
+        with capture_logs() as logs:
+            first = by_name(await d.read(pts))
+            n1 = server.units[1].requests
+            second = by_name(await d.read(pts))
+            n2 = server.units[1].requests - n1
+        assert [(first[n].value, first[n].status) for n in ("a", "bad", "c")] == [
+            (30, Status.Good), (None, Status.BadConfigurationError), (70, Status.Good)
+        ]  # fmt: skip
+        assert (second["a"].value, second["c"].value) == (30, 70)
+        assert second["bad"].status == Status.BadConfigurationError
+        assert n1 == 4  # the block, then one request per point
+        assert n2 == 2  # the two good points alone; the rejected one is not asked again
+        assert [e["event"] for e in logs] == ["modbus_block_split", "modbus_exception"]
+        # a new connection asks the rejected address once more (the device may have been fixed)
+        await d.close()
+        server.units[1].holes.clear()
+        await d.connect()
+        assert by_name(await d.read(pts))["bad"].value == 50
+        await d.close()
+
+
+async def test_unmapped_gap_read_across_is_isolated(free_port: int) -> None:
+    """Two good points whose block reads across an unmapped address both end up Good."""
+    async with MiniServer(free_port, {1: Unit(holes={5})}) as server:
+        server.units[1].hr[3], server.units[1].hr[7] = 3, 7
+        d = make_driver(free_port)
+        await d.connect()
+        samples = await d.read([pt("a", "hr:3"), pt("b", "hr:7")])
+        assert [(s.value, s.status) for s in samples] == [(3, Status.Good), (7, Status.Good)]
+        n = server.units[1].requests
+        await d.read([pt("a", "hr:3"), pt("b", "hr:7")])
+        assert server.units[1].requests - n == 2
+        await d.close()
+
+
+async def test_slow_unit_late_reply_is_not_taken_for_the_next_request(free_port: int) -> None:
+    """A reply that arrives after the timeout carries an old transaction id and is ignored."""
+    async with MiniServer(free_port, {1: Unit(delay_s=0.3), 2: Unit()}) as server:
+        server.units[1].hr[0], server.units[2].hr[0] = 111, 222
+        d = make_driver(free_port, timeout_s=0.2, demote_after=5)
+        await d.connect()
+        slow, fast = pt("slow", "hr:0", unit_id=1), pt("fast", "hr:0", unit_id=2)
+        first = by_name(await d.read([slow, fast]))
+        await asyncio.sleep(0.15)  # the late reply to unit 1 lands now
+        second = by_name(await d.read([fast]))
+        assert first["slow"].status == Status.BadTimeout
+        assert (first["fast"].value, second["fast"].value) == (222, 222)
+        server.units[1].delay_s = 0.05  # slow but within the timeout
+        assert (await d.read([slow]))[0].value == 111
+        await d.close()
+
+
+async def test_retries_resend_after_a_timeout(free_port: int) -> None:
+    async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
+        server.units[1].hr[0] = 5
+        d = make_driver(free_port, timeout_s=0.1, retries=1)
+        await d.connect()
+        (s,) = await d.read([pt("a", "hr:0")])
+        assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 2)
+        await d.close()
+
+
+@pytest.mark.parametrize("code", [*sorted(int(c) for c in EXCEPTION_STATUS), 0x0C])
+async def test_every_exception_code_over_the_wire(free_port: int, code: int) -> None:
+    """Each exception code in a real response reaches the reader and the writer as its mapped status."""
+    async with MiniServer(free_port, {1: Unit(exception=code), 2: Unit()}):
+        d = make_driver(free_port)
+        await d.connect()
+        samples = by_name(await d.read([pt("x", "hr:0"), pt("y", "coil:0", "bool"), pt("ok", "hr:0", unit_id=2)]))
+        assert samples["x"].status == samples["y"].status == exception_status(code)
+        assert samples["x"].value is None and samples["ok"].status == Status.Good
+        assert await d.write(pt("w", "hr:1", writable=True), 1) == exception_status(code)
+        assert await d.write(pt("wc", "coil:1", "bool", writable=True), True) == exception_status(code)
+        await d.close()
+
+
+async def test_range_scaled_write_and_read_back(free_port: int) -> None:
+    """raw 0..27648 -> 0..100 %: a write of 50 % puts raw 13824; limits refuse before sending."""
+    async with MiniServer(free_port, {1: Unit()}) as server:
+        d = make_driver(free_port)
+        await d.connect()
+        p = pt("valve", "hr:10", "int16", raw_low=0, raw_high=27648, eng_low=0, eng_high=100, writable=True, low=0, high=100)
+        assert await d.write(p, 50.0) == Status.Good
+        assert server.units[1].hr[10] == 13824
+        assert (await d.read([p]))[0].value == pytest.approx(50.0)
+        n = server.units[1].requests
+        assert await d.write(p, 100.5) == Status.BadOutOfRange
+        assert await d.write(p, -1) == Status.BadOutOfRange
+        assert server.units[1].requests == n and server.units[1].hr[10] == 13824
+        await d.close()
+
+
+async def test_write_to_a_demoted_unit_is_refused_without_sending(two_units: MiniServer) -> None:
+    two_units.units[2].silent = True
+    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    await d.connect()
+    await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    sent = d.requests_sent
+    assert await d.write(pt("w", "hr:0", unit_id=2, writable=True), 1) == Status.BadNoCommunication
+    assert d.requests_sent == sent
+    assert await d.write(pt("w", "hr:0", unit_id=1, writable=True), 1) == Status.Good
+    await d.close()
+
+
+# -- through the supervisor: poll rate, staleness, server restart -----------------------------------------
+
+
+def _runner(driver: ModbusTcpDriver, points: list[RegisterPoint], *, poll_s: float, stale_after_s: float) -> tuple[DeviceRunner, TagRegistry]:
+    reg = TagRegistry()
+    for p in points:
+        reg.add(TagInfo(f"gw.{p.name}", ("Devices", "gw", p.name), "float64", device="gw"))
+    runner = DeviceRunner(
+        "gw", driver, points, reg, poll_interval_s=poll_s, backoff=Backoff(0.05, 0.2, jitter=0.0), stale_after_s=stale_after_s
+    )
+    for info in runner.health.infos():
+        reg.add(info)
+    return runner, reg
+
+
+async def _wait_for(cond, timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.005)
+
+
+async def test_live_unit_keeps_its_poll_rate_while_the_other_goes_uncertain_then_bad(two_units: MiniServer) -> None:
+    """Unit 2 stops answering on a shared gateway: unit 1 is still polled at (most of) its rate;
+    unit 2's tag keeps its last value as Uncertain (old source time), goes Bad after stale_after_s,
+    and is Good again once the unit answers."""
+    poll_s, window_s = 0.02, 1.2
+    two_units.units[1].hr[0], two_units.units[2].hr[0] = 1, 2
+    d = make_driver(two_units.port, timeout_s=0.1, demote_after=2, demote_for_s=0.5)
+    live, dead = pt("live", "hr:0", unit_id=1), pt("dead", "hr:0", unit_id=2)
+    runner, reg = _runner(d, [live, dead], poll_s=poll_s, stale_after_s=0.4)
+    seen: list[tuple[int, object]] = []
+    reg.subscribe(lambda batch: seen.extend((s.status, s.value) for s in batch if s.tag == "gw.dead"))
+    task = asyncio.create_task(runner.run(), name="poll:gw")
+    try:
+        with capture_logs() as logs:
+            await _wait_for(lambda: reg.latest("gw.dead").status == Status.Good)
+            good = reg.latest("gw.dead")
+            two_units.units[2].silent = True
+            await _wait_for(lambda: reg.latest("gw.dead").status == Status.UncertainNoCommunicationLastUsableValue)
+            uncertain = reg.latest("gw.dead")
+            before = two_units.units[1].requests
+            started = time.monotonic()
+            await asyncio.sleep(window_s)
+            rate = (two_units.units[1].requests - before) / (time.monotonic() - started)
+            assert reg.latest("gw.dead").status in (Status.BadTimeout, Status.BadNoCommunication)
+            assert reg.latest("gw.dead").value is None
+            two_units.units[2].silent = False
+            await _wait_for(lambda: reg.latest("gw.dead").status == Status.Good)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert (uncertain.value, uncertain.source_time) == (2, good.source_time)
+    # nominal 50 polls/s; without demotion every cycle would wait out a 0.1 s timeout (< 10/s)
+    assert rate >= 0.5 / poll_s, f"live unit polled at {rate:.1f}/s"
+    assert reg.latest("gw.live").status == Status.Good
+    events = [e["event"] for e in logs if e["event"].startswith(("modbus_unit", "device_"))]
+    assert events == ["modbus_unit_unreachable", "modbus_unit_recovered"]
+
+
+async def test_server_killed_and_restarted_through_the_supervisor(free_port: int) -> None:
+    """The link is lost: tags go Uncertain, one device_unreachable; after a restart they are Good, one device_reconnected."""
+    server = MiniServer(free_port, {1: Unit()})
+    await server.start()
+    server.units[1].hr[0] = 42
+    d = make_driver(free_port, timeout_s=0.1)
+    runner, reg = _runner(d, [pt("x", "hr:0")], poll_s=0.02, stale_after_s=30)
+    task = asyncio.create_task(runner.run(), name="poll:gw")
+    try:
+        with capture_logs() as logs:
+            await _wait_for(lambda: reg.latest("gw.x").value == 42)
+            await server.stop()
+            await _wait_for(lambda: reg.latest("gw.x").status == Status.UncertainNoCommunicationLastUsableValue)
+            assert reg.latest("gw.x").value == 42
+            await asyncio.sleep(0.3)  # several failed reconnects
+            server = MiniServer(free_port, {1: Unit()})
+            server.units[1].hr[0] = 43
+            await server.start()
+            await _wait_for(lambda: reg.latest("gw.x").value == 43)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.stop()
+    events = [e["event"] for e in logs if e["event"].startswith("device_")]
+    assert events == ["device_unreachable", "device_reconnected"]
+    assert reg.latest("gw.x").status == Status.Good
+
+
+class _Response:
+    registers = [0]
+
+    def isError(self) -> bool:  # noqa: N802 - pymodbus's name
+        return False
+
+
+class _SwallowingClient:
+    """A client whose request returns a response although its task was cancelled (asyncio.wait_for
+    on Python 3.11 when the response arrives in the same loop iteration as the cancel)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+
+    async def connect(self) -> bool:
+        return True
+
+    async def read_holding_registers(self, address: int, *, count: int, device_id: int):
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        return _Response()
+
+    read_coils = read_discrete_inputs = read_input_registers = read_holding_registers
+
+    def close(self) -> None:
+        self.connected = False
+
+
+async def test_a_cancellation_swallowed_below_the_driver_is_raised_again() -> None:
+    client = _SwallowingClient()
+
+    class Driver(ModbusTcpDriver):
+        def _new_client(self):
+            return client
+
+    d = Driver(name="gw", host="127.0.0.1", timeout_s=5.0)
+    await d.connect()
+    task = asyncio.create_task(d.read([pt("a", "hr:0")]), name="read")
+    async with asyncio.timeout(1):
+        await client.waiting.wait()
+    task.cancel()
+    async with asyncio.timeout(1):
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    await d.close()

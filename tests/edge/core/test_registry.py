@@ -1,0 +1,73 @@
+"""TagRegistry: initial status, stale rules, Bad never carries a value, fan-out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from drivers.sample import Status, TagSample, utcnow
+from edge.core.registry import TagInfo, TagRegistry
+
+
+def _registry() -> TagRegistry:
+    reg = TagRegistry()
+    reg.add(TagInfo("plc.a", ("Devices", "plc", "a"), device="plc"))
+    reg.add(TagInfo("plc.b", ("Devices", "plc", "b"), device="plc"))
+    return reg
+
+
+def test_a_tag_never_read_is_waiting_for_initial_data() -> None:
+    reg = _registry()
+    s = reg.latest("plc.a")
+    assert s.status == Status.BadWaitingForInitialData and s.value is None
+
+
+def test_lost_link_keeps_last_value_as_uncertain_with_the_old_source_time() -> None:
+    """A lost link keeps the last value but downgrades it to UncertainNoCommunicationLastUsableValue."""
+    reg = _registry()
+    t0 = utcnow() - timedelta(seconds=5)
+    reg.publish([TagSample("plc.a", 12.5, Status.Good, t0, t0)])
+    reg.mark_stale(reg.device_tags("plc"))
+    a, b = reg.latest("plc.a"), reg.latest("plc.b")
+    assert (a.value, a.status, a.source_time) == (12.5, Status.UncertainNoCommunicationLastUsableValue, t0)
+    assert (b.value, b.status) == (None, Status.BadNoCommunication)
+
+
+def test_bad_sample_never_carries_a_value() -> None:
+    reg = _registry()
+    now = utcnow()
+    reg.publish([TagSample("plc.a", 3.0, Status.BadTimeout, now, now)])
+    assert reg.latest("plc.a").value is None
+
+
+def test_listeners_get_one_batch_and_can_unsubscribe() -> None:
+    reg = _registry()
+    got: list[list[str]] = []
+    unsubscribe = reg.subscribe(lambda batch: got.append([s.tag for s in batch]))
+    now = utcnow()
+    reg.publish([TagSample("plc.a", 1.0, Status.Good, now, now), TagSample("plc.b", 2.0, Status.Good, now, now)])
+    unsubscribe()
+    reg.publish([TagSample("plc.a", 1.0, Status.Good, now, now)])
+    assert got == [["plc.a", "plc.b"]]
+
+
+def test_marking_stale_twice_publishes_once() -> None:
+    reg = _registry()
+    now = utcnow()
+    reg.publish([TagSample("plc.a", 1.0, Status.Good, now, now)])
+    got = []
+    reg.subscribe(got.append)
+    reg.mark_stale(["plc.a", "plc.b"])
+    reg.mark_stale(["plc.a", "plc.b"])
+    assert len(got) == 1
+
+
+def test_unknown_and_duplicate_keys_are_refused() -> None:
+    reg = _registry()
+    with pytest.raises(ValueError):
+        reg.add(TagInfo("plc.a", ("x",)))
+    with pytest.raises(KeyError):
+        reg.publish([TagSample("nope", 1, Status.Good, utcnow(), utcnow())])
+    with pytest.raises(ValueError):
+        TagInfo("k", ("k",), data_type="double")

@@ -1,0 +1,158 @@
+"""HistoryStore on its own: round trip, ordering, retention by age and by size, recorder flushing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.sample import Status, TagSample, utcnow
+from edge.history.store import HistoryRecorder, HistoryStore, from_us, to_us
+from edge.core.registry import TagInfo, TagRegistry
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=1)
+    s.open()
+    yield s
+    s.close()
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)))
+def test_time_round_trips_to_the_microsecond(t: datetime) -> None:
+    assert from_us(to_us(t)) == t
+
+
+def test_database_is_in_wal_mode_and_survives_reopen(tmp_path) -> None:
+    s = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=1)
+    s.open()
+    s.append([TagSample("a", 1.5, Status.Good, T0, T0), TagSample("b", "text", Status.Good, T0, T0)])
+    s.close()
+    assert sqlite3.connect(tmp_path / "h.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.open()
+    assert [r.value for r in s.read("a", None, None)] == [1.5]
+    assert [r.to_sample("b") for r in s.read("b", None, None)] == [TagSample("b", "text", Status.Good, T0, T0)]
+    s.close()
+
+
+def test_read_orders_by_source_time_then_arrival(store) -> None:
+    t = [T0 + timedelta(seconds=i) for i in range(3)]
+    store.append([TagSample("a", 2, Status.Good, t[2], T0), TagSample("a", 0, Status.Good, t[0], T0), TagSample("a", 1, Status.Good, t[0], T0)])
+    assert [r.value for r in store.read("a", None, None)] == [0, 1, 2]
+    assert [r.value for r in store.read("a", None, None, reverse=True)] == [2, 1, 0]
+    assert [r.value for r in store.read("a", to_us(t[1]), None)] == [2]
+    first = store.read("a", None, None, limit=1)[0]
+    assert [r.value for r in store.read("a", None, None, after=(first.source_us, first.id))] == [1, 2]
+
+
+def test_retention_by_age_removes_only_rows_received_before_the_cutoff(store) -> None:
+    now = utcnow()
+    store.append([TagSample("a", float(d), Status.Good, now, now - timedelta(days=d)) for d in (10, 8, 6, 1)])
+    assert store.trim(now) == (2, 0)
+    assert [r.value for r in store.read("a", None, None)] == [6.0, 1.0]
+
+
+def test_retention_by_size_keeps_the_newest_rows_under_the_limit(store) -> None:
+    """40,000 samples (well over 1 MB) trim down to under 1 MB, newest kept, oldest gone."""
+    for chunk in range(8):
+        store.append([TagSample("a", float(chunk * 5000 + i), Status.Good, T0 + timedelta(milliseconds=chunk * 5000 + i), T0) for i in range(5000)])
+    assert store.used_bytes() > store.max_bytes
+    by_age, by_size = store.trim(T0)
+    assert by_age == 0 and by_size > 0
+    assert store.used_bytes() <= store.max_bytes
+    rows = store.read("a", None, None)
+    assert len(rows) == 40_000 - by_size
+    assert rows[-1].value == 39_999.0 and rows[0].value == float(by_size)
+    assert (store.path.stat().st_size) <= store.max_bytes * 1.05  # freed pages are given back to the file system
+
+
+def test_append_is_all_or_nothing(store) -> None:
+    with pytest.raises(sqlite3.Error):
+        store.append([TagSample("a", 1.0, Status.Good, T0, T0), TagSample("a", object(), Status.Good, T0, T0)])  # type: ignore[arg-type]
+    assert store.count() == 0
+    store.append([TagSample("a", 1.0, Status.Good, T0, T0)])
+    assert store.count("a") == 1
+
+
+async def test_recorder_writes_only_historized_tags_and_flushes_on_close(tmp_path) -> None:
+    reg = TagRegistry()
+    reg.add(TagInfo("a", ("Devices", "d", "a")))
+    reg.add(TagInfo("b", ("Devices", "d", "b")))
+    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
+    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=3600) as rec:
+        for i in range(100):
+            reg.publish([TagSample("a", float(i), Status.Good, T0, T0), TagSample("b", 1.0, Status.Good, T0, T0)])
+        await asyncio.sleep(0)
+        assert rec.written == 0  # nothing flushed yet: the interval is an hour and the batch is not full
+    store.open()
+    try:
+        assert store.count("a") == 100 and store.count("b") == 0
+    finally:
+        store.close()
+
+
+async def test_recorder_writes_a_full_batch_without_waiting_for_the_interval(tmp_path) -> None:
+    reg = TagRegistry()
+    reg.add(TagInfo("a", ("Devices", "d", "a")))
+    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
+    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=3600, batch_size=10) as rec:
+        reg.publish([TagSample("a", float(i), Status.Good, T0, T0) for i in range(10)])
+        async with asyncio.timeout(5):
+            while rec.written < 10:
+                await asyncio.sleep(0.01)
+
+
+def test_recorder_refuses_unknown_keys(tmp_path) -> None:
+    reg = TagRegistry()
+    with pytest.raises(ValueError, match="not in the registry: nope"):
+        HistoryRecorder(HistoryStore(tmp_path / "h", retention_days=1, max_db_mb=1), reg, ["nope"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=30), st.integers(1, 7))
+def test_paging_with_after_visits_every_row_once(tmp_path_factory, rows, page) -> None:
+    """Following (source_us, id) continuation from any page size yields every row once, in order."""
+    s = HistoryStore(tmp_path_factory.mktemp("p") / "h.sqlite", retention_days=7, max_db_mb=8)
+    s.open()
+    try:
+        s.append([TagSample("a", v, Status.Good, T0 + timedelta(seconds=sec), T0) for sec, v in rows])
+        for reverse in (False, True):
+            everything = s.read("a", None, None, reverse=reverse)
+            seen, after = [], None
+            while True:
+                got = s.read("a", None, None, reverse=reverse, after=after, limit=page)
+                seen.extend(got)
+                if len(got) < page:
+                    break
+                after = (got[-1].source_us, got[-1].id)
+            assert [r.id for r in seen] == [r.id for r in everything]
+    finally:
+        s.close()
+
+
+def test_integers_beyond_int64_are_kept_exactly(store) -> None:
+    big = 2**64 - 1  # a uint64 register pair
+    store.append([TagSample("a", big, Status.Good, T0, T0), TagSample("a", -(2**63), Status.Good, T0, T0)])
+    assert [int(r.value) for r in store.read("a", None, None)] == [big, -(2**63)]
+
+
+async def test_recorder_publishes_its_diagnostics(tmp_path) -> None:
+    reg = TagRegistry()
+    reg.add(TagInfo("a", ("Devices", "d", "a")))
+    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
+    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=0.01, diagnostics=True) as rec:
+        assert reg.info("_diag.gateway.HistorySamplesWritten").path == ("Diagnostics", "Gateway", "HistorySamplesWritten")
+        reg.publish([TagSample("a", float(i), Status.Good, T0, T0) for i in range(7)])
+        async with asyncio.timeout(5):
+            while reg.latest("_diag.gateway.HistorySamplesWritten").value != 7:
+                await asyncio.sleep(0.01)
+        assert reg.latest("_diag.gateway.HistorySamplesDropped").value == 0
+        assert reg.latest("_diag.gateway.HistoryPendingSamples").status == Status.Good
+        assert reg.latest("_diag.gateway.HistoryDatabaseSize").value == rec.db_bytes > 0

@@ -1,0 +1,216 @@
+"""History over OPC UA with a real asyncua client: HistoryRead, continuation points, restarts, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from asyncua import Client, ua
+
+from drivers.sample import Status, TagSample, utcnow
+from edge.history.store import HistoryRecorder, HistoryRow, HistoryStore
+from edge.opcua.history_read import OpcUaHistory, to_datavalue
+from edge.opcua.server import OpcUaServer
+from edge.core.registry import TagInfo, TagRegistry
+
+NS = "urn:edgetwin:test-history"
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+
+
+def _registry() -> TagRegistry:
+    reg = TagRegistry()
+    reg.add(TagInfo("plc.temp", ("Devices", "plc", "temp"), "float64", "degC", device="plc"))
+    reg.add(TagInfo("plc.run", ("Devices", "plc", "run"), "bool", device="plc"))
+    reg.add(TagInfo("plc.count", ("Devices", "plc", "count"), "uint32", device="plc"))
+    reg.add(TagInfo("plc.not_kept", ("Devices", "plc", "not_kept"), "float64", device="plc"))
+    reg.add(TagInfo("tank.temp.estimate", ("Assets", "tank", "temp", "Estimate"), "float64"))
+    return reg
+
+
+KEPT = ("plc.temp", "plc.run", "plc.count", "tank.temp.estimate")
+
+
+@asynccontextmanager
+async def _gateway(state_dir, port: int, *, max_page: int = 1000, flush_interval_s: float = 0.05):
+    """Registry -> recorder -> OPC UA server with history, entered and left in the app's order."""
+    reg = _registry()
+    store = HistoryStore(state_dir / "history.sqlite", retention_days=30, max_db_mb=64)
+    url = f"opc.tcp://127.0.0.1:{port}/edgetwin"
+    async with HistoryRecorder(store, reg, KEPT, flush_interval_s=flush_interval_s) as recorder:
+        history = OpcUaHistory(recorder, max_page=max_page)
+        async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[history]) as server:
+            async with Client(url, timeout=5) as client:
+                yield reg, recorder, server, client
+
+
+async def _node(client: Client, path: str):
+    ns = await client.get_namespace_index(NS)
+    return client.get_node(ua.NodeId(f"gw/{path}", ns))
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+async def _read_pages(node, start, end, per_page: int) -> tuple[list[ua.DataValue], int]:
+    """Page through a raw history read with continuation points; return values and page count."""
+    unset = ua.get_win_epoch()  # "not specified" on the wire
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=start or unset, EndTime=end or unset, NumValuesPerNode=per_page)
+    out: list[ua.DataValue] = []
+    cp = None
+    pages = 0
+    while True:
+        result = await node.history_read(details, cp)
+        result.StatusCode.check()
+        pages += 1
+        assert len(result.HistoryData.DataValues) <= per_page
+        out.extend(result.HistoryData.DataValues)
+        cp = result.ContinuationPoint
+        if cp is None:
+            return out, pages
+        assert pages < 1000, "server keeps returning continuation points"
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def served(tmp_path_factory, free_port_factory):
+    """One gateway for the module (asyncua loads its standard address space in about a second)."""
+    async with _gateway(tmp_path_factory.mktemp("history"), free_port_factory(), max_page=50) as gw:
+        yield gw
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_historized_nodes_advertise_history(served) -> None:
+    """Historized variables have Historizing set and the HistoryRead access bit; others do not."""
+    _, _, _, client = served
+    temp = await _node(client, "Devices/plc/temp")
+    assert (await temp.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
+    for attr in (ua.AttributeIds.AccessLevel, ua.AttributeIds.UserAccessLevel):
+        level = (await temp.read_attribute(attr)).Value.Value
+        assert level & (1 << ua.AccessLevel.HistoryRead) and level & (1 << ua.AccessLevel.CurrentRead)
+    other = await _node(client, "Devices/plc/not_kept")
+    assert (await other.read_attribute(ua.AttributeIds.Historizing)).Value.Value is False
+    assert not (await other.read_attribute(ua.AttributeIds.AccessLevel)).Value.Value & (1 << ua.AccessLevel.HistoryRead)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_continuation_points_return_every_sample_once_in_order(served) -> None:
+    """Paging with NumValuesPerNode=4 returns all 30 samples exactly once, also where several samples
+    share a source timestamp across a page boundary, forward and backward."""
+    reg, _, _, client = served
+    base = T0 + timedelta(days=1)
+    # 30 samples, source times in pairs: (0,0),(1,1),... so page boundaries split equal timestamps
+    samples = [TagSample("plc.count", i, Status.Good, base + timedelta(seconds=i // 2), base) for i in range(30)]
+    for s in samples:
+        reg.publish([s])
+    node = await _node(client, "Devices/plc/count")
+    start, end = base, base + timedelta(seconds=100)
+
+    forward, pages = await _read_pages(node, start, end, per_page=4)
+    assert [dv.Value.Value for dv in forward] == list(range(30))
+    assert pages == 8
+    assert all(dv.Value.VariantType == ua.VariantType.UInt32 for dv in forward)
+
+    backward, _ = await _read_pages(node, end, start, per_page=4)
+    assert [dv.Value.Value for dv in backward] == [v for pair in reversed(range(15)) for v in (2 * pair + 1, 2 * pair)]
+
+    # only an end time: newest first from there
+    newest, _ = await _read_pages(node, None, base + timedelta(seconds=1), per_page=3)
+    assert [dv.Value.Value for dv in newest] == [3, 2, 1, 0]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_server_page_limit_applies_when_the_client_asks_for_everything(served) -> None:
+    """NumValuesPerNode=0 still pages (server limit 50 here), and asyncua's read_raw_history follows it."""
+    reg, _, _, client = served
+    base = T0 + timedelta(days=2)
+    reg.publish([TagSample("tank.temp.estimate", float(i), Status.Good, base + timedelta(milliseconds=i), base) for i in range(120)])
+    node = await _node(client, "Assets/tank/temp/Estimate")
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=base, EndTime=base + timedelta(seconds=1), NumValuesPerNode=0)
+    first = await node.history_read(details)
+    assert len(first.HistoryData.DataValues) == 50 and first.ContinuationPoint is not None
+    everything = await node.read_raw_history(base, base + timedelta(seconds=1))
+    assert [dv.Value.Value for dv in everything] == [float(i) for i in range(120)]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_bad_continuation_point_is_refused(served) -> None:
+    _, _, _, client = served
+    node = await _node(client, "Devices/plc/temp")
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2)
+    result = await node.history_read(details, b"not a continuation point")
+    assert result.StatusCode.value == ua.StatusCodes.BadContinuationPointInvalid
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_node_without_history_is_refused(served) -> None:
+    _, _, _, client = served
+    node = await _node(client, "Devices/plc/not_kept")
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2)
+    result = await node.history_read(details)
+    assert result.StatusCode.is_bad()
+
+
+async def test_history_survives_a_restart_with_status_and_timestamps(tmp_path, free_port_factory) -> None:
+    """Samples accepted by the registry are read back after the gateway stops and starts again on the
+    same state directory: values, status codes (Bad without a value), source and server timestamps."""
+    published: list[TagSample] = []
+    async with _gateway(tmp_path, free_port_factory(), flush_interval_s=60.0) as (reg, _, _, _):
+        # a long flush interval: nothing is written before shutdown, so the final flush must do it
+        for i, (value, status) in enumerate([(20.5, Status.Good), (21.0, Status.UncertainNoCommunicationLastUsableValue), (None, Status.BadNoCommunication), (22.25, Status.Good)]):
+            t = T0 + timedelta(seconds=i)
+            reg.publish([TagSample("plc.temp", value, status, t, t), TagSample("plc.run", i % 2 == 0, status if value is not None else Status.BadNoCommunication, t, t)])
+        published = [reg.latest("plc.temp")]
+    assert published[0].value == 22.25
+
+    async with _gateway(tmp_path, free_port_factory()) as (_, recorder, _, client):
+        assert recorder.store.count("plc.temp") == 4
+        node = await _node(client, "Devices/plc/temp")
+        dvs = await node.read_raw_history(T0, T0 + timedelta(seconds=10))
+        assert [dv.Value.Value for dv in dvs] == [20.5, 21.0, None, 22.25]
+        assert [dv.StatusCode.value for dv in dvs] == [Status.Good, Status.UncertainNoCommunicationLastUsableValue, Status.BadNoCommunication, Status.Good]
+        assert [_utc(dv.SourceTimestamp) for dv in dvs] == [T0 + timedelta(seconds=i) for i in range(4)]
+        assert all(_utc(dv.ServerTimestamp) >= _utc(dv.SourceTimestamp) for dv in dvs)
+        assert _utc(dvs[-1].ServerTimestamp) == published[0].server_time
+        run = await (await _node(client, "Devices/plc/run")).read_raw_history(T0, T0 + timedelta(seconds=10))
+        assert [dv.Value.Value for dv in run] == [True, False, None, False]
+        assert all(dv.Value.VariantType in (ua.VariantType.Boolean, ua.VariantType.Null) for dv in run)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_retention_trims_by_age_and_history_read_no_longer_returns_old_rows(served) -> None:
+    reg, recorder, _, client = served
+    now = utcnow()
+    old = now - timedelta(days=40)  # retention_days = 30
+    recent = now - timedelta(days=1)
+    # written straight to the store: the registry would stamp the arrival time as server time,
+    # and age retention goes by arrival time
+    await asyncio.to_thread(recorder.store.append, [TagSample("plc.temp", 1.0, Status.Good, old, old)])
+    reg.publish([TagSample("plc.temp", 2.0, Status.Good, recent, recent)])
+    await recorder.flush()
+    node = await _node(client, "Devices/plc/temp")
+    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now)] == [1.0, 2.0]
+    await recorder.trim()
+    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now)] == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("stored", "vtype", "expected"),
+    [
+        (1, ua.VariantType.Boolean, True),
+        (0, ua.VariantType.Boolean, False),
+        (3, ua.VariantType.Double, 3.0),
+        (str(2**64 - 1), ua.VariantType.UInt64, 2**64 - 1),  # stored as text beyond int64
+        ("text", ua.VariantType.String, "text"),
+    ],
+)
+def test_stored_values_come_back_with_the_node_type(stored, vtype, expected) -> None:
+    dv = to_datavalue(HistoryRow(1, 0, 0, Status.Good, stored), vtype)
+    assert dv.Value.Value == expected and type(dv.Value.Value) is type(expected) and dv.Value.VariantType == vtype
+
+
+def test_bad_rows_come_back_without_a_value() -> None:
+    dv = to_datavalue(HistoryRow(1, 0, 0, Status.BadNoCommunication, 5.0), ua.VariantType.Double)
+    assert dv.Value.Value is None and dv.StatusCode.value == Status.BadNoCommunication

@@ -1,0 +1,160 @@
+"""Write-through from an OPC UA client to a real Modbus TCP server, through the whole daemon.
+
+``run_gateway`` with a secure config (Basic256Sha256 SignAndEncrypt, an operator login, certificates
+generated into a temporary state directory) polls an in-process pymodbus server; the client writes
+over OPC UA and the test reads the registers on the Modbus side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+
+import pytest
+import pytest_asyncio
+from asyncua import Client, ua
+from asyncua.crypto import security_policies as sp
+
+from drivers.modbus.address import Area
+from edge.app import run_gateway
+from edge.config.loader import parse_config
+from edge.opcua.security import generate_certificate
+from edge.opcua.users import hash_password
+from tests.drivers.modbus_servers import PymodbusServer
+
+NS = "urn:edgetwin:writes-test"
+CLIENT_URI = "urn:edgetwin:test:writer"
+
+CONFIG = """
+[gateway]
+name = "gw"
+endpoint = "opc.tcp://127.0.0.1:{opcua_port}/edgetwin"
+namespace_uri = "{ns}"
+state_dir = "{state}"
+
+[opcua]
+security_policies = ["Basic256Sha256"]
+security_modes = ["SignAndEncrypt"]
+hostnames = ["127.0.0.1"]
+
+  [[opcua.users]]
+  name = "otto"
+  password_hash = "{hash}"
+  role = "operator"
+
+[[devices]]
+name = "plc"
+driver = "modbus_tcp"
+host = "127.0.0.1"
+port = {modbus_port}
+timeout_s = 0.5
+poll_interval_s = 0.05
+
+  [[devices.tags]]
+  name = "sp"
+  address = "hr:5"
+  type = "int16"
+  scale = 0.1
+  units = "%"
+  low = 0.0
+  high = 100.0
+  writable = true
+
+  [[devices.tags]]
+  name = "run"
+  address = "coil:3"
+  type = "bool"
+  writable = true
+"""
+
+
+async def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def plant(tmp_path_factory, free_port_factory):
+    root = tmp_path_factory.mktemp("writes")
+    modbus = PymodbusServer(free_port_factory())
+    await modbus.start()
+    opcua_port = free_port_factory()
+    text = CONFIG.format(
+        opcua_port=opcua_port, modbus_port=modbus.port, ns=NS, state=root / "state", hash=hash_password("pw", n=1024)
+    )
+    cfg = parse_config(text, str(root / "gateway.toml"))
+    key, cert = root / "client_key.pem", root / "client_cert.der"
+    generate_certificate(key, cert, common_name="writer", application_uri=CLIENT_URI, hostnames=["localhost"], days=1, server=False)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
+    try:
+        async with asyncio.timeout(15):
+            await ready.wait()
+        trusted = root / "state" / "pki" / "trusted" / "certs"
+        shutil.copy(cert, trusted / "writer.der")
+        client = Client(cfg.gateway.endpoint, timeout=5)
+        client.application_uri = CLIENT_URI
+        client.set_user("otto")
+        client.set_password("pw")
+        await client.set_security(sp.SecurityPolicyBasic256Sha256, str(cert), str(key), mode=ua.MessageSecurityMode.SignAndEncrypt)
+        async with client:
+            ns = await client.get_namespace_index(NS)
+            yield modbus, client, lambda path: client.get_node(ua.NodeId(f"gw/{path}", ns))
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await gateway
+        await modbus.stop()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_allowed_write_reaches_the_register_and_reads_back(plant) -> None:
+    modbus, _, node = plant
+    sp_node = node("Devices/plc/sp")
+    await sp_node.write_value(ua.DataValue(ua.Variant(42.5, ua.VariantType.Double)))
+    assert await modbus.get(Area.HOLDING, 5, 1) == [425]
+
+    async def read_back() -> bool:
+        return await sp_node.read_value() == pytest.approx(42.5)
+
+    await _wait_for(read_back, 5, "the written setpoint to read back")
+    await node("Devices/plc/run").write_value(ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
+    assert await modbus.get(Area.COIL, 3, 1) == [True]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_refused_writes_never_reach_the_device(plant) -> None:
+    modbus, _, node = plant
+    before = await modbus.get(Area.HOLDING, 5, 1)
+    for variant, code in (
+        (ua.Variant(100.1, ua.VariantType.Double), ua.StatusCodes.BadOutOfRange),
+        (ua.Variant(50, ua.VariantType.Int16), ua.StatusCodes.BadTypeMismatch),
+    ):
+        with pytest.raises(ua.UaStatusCodeError) as info:
+            await node("Devices/plc/sp").write_value(ua.DataValue(variant))
+        assert info.value.code == code
+    with pytest.raises(ua.UaStatusCodeError) as info:
+        await node("Devices/plc/LinkState").write_value(ua.DataValue(ua.Variant("x", ua.VariantType.String)))
+    assert info.value.code == ua.StatusCodes.BadNotWritable
+    assert await modbus.get(Area.HOLDING, 5, 1) == before
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_write_while_the_device_is_down_returns_bad_no_communication(plant) -> None:
+    """Runs last in the module: it stops the Modbus server."""
+    modbus, _, node = plant
+    await modbus.stop()
+
+    async def down() -> bool:
+        return await node("Diagnostics/plc/LinkState").read_value() != "connected"
+
+    await _wait_for(down, 5, "the gateway to notice the outage")
+    with pytest.raises(ua.UaStatusCodeError) as info:
+        await node("Devices/plc/sp").write_value(ua.DataValue(ua.Variant(10.0, ua.VariantType.Double)))
+    assert info.value.code == ua.StatusCodes.BadNoCommunication
+    dv = await node("Devices/plc/sp").read_data_value(raise_on_bad_status=False)
+    assert dv.StatusCode.value == ua.StatusCodes.UncertainNoCommunicationLastUsableValue and dv.Value.Value == pytest.approx(42.5)
