@@ -79,8 +79,8 @@ async def bench_driver(port: int, points: list, seconds: float) -> dict:
     d = ModbusTcpDriver(name="bench", host="127.0.0.1", port=port, timeout_s=2.0)
     await d.connect()
     try:
-        samples = await d.read(points)  # warm-up; plans and caches
-        assert all(s.status == Status.Good for s in samples), "server answered with errors"
+        result = await d.read(points)  # warm-up; plans and caches
+        assert not result.not_fetched and all(s.status == Status.Good for s in result.samples), "server answered with errors"
         sent0, cycles = d.requests_sent, 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
         while time.perf_counter() - wall0 < seconds:

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from drivers.sample import Status, TagSample, TagValue
 
 
-# Statuses a driver gives a point it could not fetch right now although the link is up (a unit on a
-# shared bus that does not answer, or one that is demoted). The daemon does not publish them as they
-# are: it keeps the last usable value as UncertainNoCommunicationLastUsableValue until its staleness
-# limit, and only then shows the Bad status.
-COMMUNICATION_FAILURES: frozenset[int] = frozenset({Status.BadTimeout, Status.BadNoCommunication})
+@dataclass(slots=True)
+class ReadResult:
+    """What one ``Driver.read`` produced.
+
+    ``samples`` holds one finished sample per point that was fetched (Good, or Bad for a point the
+    device refused or that did not decode), keyed by the point's ``name`` (the registry key) and
+    stamped by the driver: the daemon publishes these objects as they are.
+
+    ``not_fetched`` names the points that could not be fetched in this cycle although the link is
+    up (a unit on a shared bus that does not answer, or one that is demoted), grouped by the Bad
+    status each takes once its last usable value has expired (``BadTimeout``,
+    ``BadNoCommunication``). Until then the daemon keeps that last value as
+    UncertainNoCommunicationLastUsableValue. Every point appears in exactly one of the two.
+    """
+
+    samples: list[TagSample]
+    not_fetched: dict[int, list[str]] = field(default_factory=dict)
 
 
 class LinkState(enum.Enum):
@@ -44,8 +57,9 @@ class UnknownDriverError(DriverError, LookupError):
 class Driver(Protocol):
     """A connection to one southbound device or upstream server.
 
-    ``Point`` is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint).
-    Points are validated when the config is loaded, never inside connect/read.
+    A point is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint)
+    whose ``name`` is the registry key its samples carry. Points are validated when the config is
+    loaded, never inside connect/read.
     """
 
     kind: ClassVar[str]
@@ -57,8 +71,8 @@ class Driver(Protocol):
     async def connect(self) -> None:
         """Open the transport. Raise DriverUnavailable if the device cannot be reached."""
 
-    async def read(self, points: Sequence[Any]) -> list[TagSample]:
-        """Return exactly one sample per point, in order.
+    async def read(self, points: Sequence[Any]) -> ReadResult:
+        """Fetch *points*; each one ends in ``samples`` or in ``not_fetched`` (see ReadResult).
 
         A failure that affects only some points (illegal address, decode error) becomes a Bad
         sample for those points. Losing the transport raises DriverUnavailable.

@@ -12,6 +12,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 
 import structlog
 
@@ -50,7 +51,8 @@ class Gateway:
         self.server: OpcUaServer | None = None
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
-        points = dev.points()
+        # each point is named by its registry key, so the driver's samples are published as they are
+        points = [replace(p, name=f"{dev.name}.{tag.name}") for tag, p in zip(dev.tags, dev.points(), strict=True)]
         for tag, point in zip(dev.tags, points, strict=True):
             scaled = point.is_scaled
             dtype = point.data_type.value
@@ -58,7 +60,7 @@ class Gateway:
                 dtype = "float64"  # engineering values of scaled integers are not integers
             self.registry.add(
                 TagInfo(
-                    f"{dev.name}.{tag.name}",
+                    point.name,
                     ("Devices", dev.name, tag.name),
                     dtype,
                     tag.units,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from drivers.base import DriverUnavailable, LinkState
+from drivers.base import DriverUnavailable, LinkState, ReadResult
 from drivers.sample import Status, TagSample, TagValue, utcnow
 
 
@@ -54,11 +54,11 @@ class FakeDriver:
         await self._step()
         self._state = LinkState.CONNECTED
 
-    async def read(self, points: Sequence[Any]) -> list[TagSample]:
+    async def read(self, points: Sequence[Any]) -> ReadResult:
         await self._step()
         self.reads += 1
         now = utcnow()
-        return [TagSample(p.name, float(self.reads), Status.Good, now, now) for p in points]
+        return ReadResult([TagSample(p.name, float(self.reads), Status.Good, now, now) for p in points])
 
     async def write(self, point: Any, value: TagValue) -> Status:
         self.writes.append((point.name, value))

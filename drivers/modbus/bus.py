@@ -35,7 +35,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.pdu import ModbusPDU
 from structlog.typing import BindableLogger
 
-from drivers.base import DriverUnavailable, LinkState
+from drivers.base import DriverUnavailable, LinkState, ReadResult
 from drivers.modbus.address import Area, RegisterPoint
 from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
 from drivers.modbus.codec import encode
@@ -44,6 +44,7 @@ from drivers.modbus.plan import ReadRequest, plan_reads, split
 from drivers.modbus.status import (
     ISOLATE_CODES,
     NO_ANSWER_CODES,
+    NOT_FETCHED,
     TransportFailure,
     exception_name,
     exception_status,
@@ -167,11 +168,13 @@ class ModbusDriver:
             self._rejected.clear()
             self._forget_plans()
 
-    async def read(self, points: Sequence[RegisterPoint]) -> list[TagSample]:
-        """Return exactly one sample per point, in order.
+    async def read(self, points: Sequence[RegisterPoint]) -> ReadResult:
+        """Fetch *points*: a sample keyed by ``point.name`` for each point that was answered (Good,
+        or Bad for an exception response or a value that does not decode), and in ``not_fetched``
+        the points of units that did not answer or are demoted.
 
-        ``source_time`` is when the block's response arrived (for points not asked: now).
-        Requests are planned once per distinct points tuple and cached.
+        ``source_time`` and ``server_time`` are when the block's response arrived. Requests are
+        planned once per distinct points tuple and cached.
         """
         key = points if isinstance(points, tuple) else tuple(points)
         results: dict[int, Outcome] = {}  # id(planned point) -> outcome: cheaper than hashing points
@@ -200,13 +203,17 @@ class ModbusDriver:
                 self._lose(TransportFailure.TIMEOUT)
                 raise DriverUnavailable(f"{self.endpoint}: timeout: no unit answers (unit {units})")
         samples = []
+        not_fetched: dict[int, list[str]] = {}
         good = Status.Good
         for p in planned:
             out = results[id(p)]
-            samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
+            if out.status in NOT_FETCHED:
+                not_fetched.setdefault(out.status, []).append(p.name)
+            else:
+                samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
             if out.status is not good or self._reported:
                 self._report(p, out)
-        return samples
+        return ReadResult(samples, not_fetched)
 
     async def write(self, point: RegisterPoint, value: TagValue) -> Status:
         """Write one value with FC5 (coil), FC6 (one register) or FC16 (several registers).

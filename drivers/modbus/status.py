@@ -87,6 +87,12 @@ TRANSPORT_STATUS: Final[Mapping[TransportFailure, Status]] = MappingProxyType(
 # that unit (towards its demotion), not as an answer.
 NO_ANSWER_CODES: Final = frozenset({ExceptionCode.GATEWAY_PATH_UNAVAILABLE, ExceptionCode.GATEWAY_TARGET_NO_RESPONSE})
 
+# Statuses of a point that was not fetched in this cycle although the link is up: its unit did not
+# answer, is demoted, or said "ask again later" (busy, acknowledge). The point goes to
+# ReadResult.not_fetched: it keeps its last usable value (Uncertain) until that expires, and only
+# then takes this status.
+NOT_FETCHED: Final = frozenset({Status.BadTimeout, Status.BadNoCommunication})
+
 # Exceptions to a block read that may come from one address inside the block (or from an unmapped
 # address the block reads across): the block is split to isolate the point the device rejects.
 ISOLATE_CODES: Final = frozenset({ExceptionCode.ILLEGAL_ADDRESS, ExceptionCode.ILLEGAL_VALUE})

@@ -43,9 +43,11 @@ class DeviceHealth:
             for leaf, dtype, units, desc in DEVICE_FIELDS
         ]
 
-    def samples(self) -> list[TagSample]:
-        now = utcnow()
-        values = (
+    _published: dict[str, object] = field(default_factory=dict, repr=False)  # leaf -> value last published
+
+    def values(self) -> tuple[object, ...]:
+        """The current value of each of DEVICE_FIELDS, in order."""
+        return (
             self.link_state.value,
             self.last_error,
             self.reads_ok,
@@ -53,7 +55,14 @@ class DeviceHealth:
             self.reconnects,
             self.poll_cycle_s,
         )
-        return [
-            TagSample(self.key(leaf), value, Status.Good, now, now)
-            for (leaf, *_), value in zip(DEVICE_FIELDS, values, strict=True)
-        ]
+
+    def changed_samples(self) -> list[TagSample]:
+        """Samples of the fields whose value differs from the one last returned here (all, the first time)."""
+        now = utcnow()
+        out = []
+        published = self._published
+        for (leaf, *_), value in zip(DEVICE_FIELDS, self.values(), strict=True):
+            if leaf not in published or published[leaf] != value:
+                published[leaf] = value
+                out.append(TagSample(self.key(leaf), value, Status.Good, now, now))
+        return out

@@ -22,6 +22,7 @@ from drivers.sample import Status, TagSample, is_bad, utcnow
 log = structlog.get_logger("edge.core.registry")
 
 Listener = Callable[[Sequence[TagSample]], None]
+_BAD = 0x80000000  # status codes at or above this are Bad (severity bits 10 or 11)
 
 DATA_TYPES = frozenset(
     {"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"}
@@ -85,23 +86,28 @@ class TagRegistry:
     def latest(self, key: str) -> TagSample:
         return self._latest[key]
 
-    def publish(self, samples: Iterable[TagSample]) -> None:
-        """Accept samples (server_time is stamped here) and notify listeners once per batch."""
-        now = utcnow()
-        batch = []
-        for s in samples:
-            if s.tag not in self._info:
+    def publish(self, samples: Sequence[TagSample]) -> None:
+        """Accept finished samples as they are and notify listeners once per batch.
+
+        The producer built each sample once and stamped it (``server_time`` is when the gateway
+        received or computed the value); nothing is copied here. The one exception: a Bad sample
+        that still carries a value is replaced by one without it, since a Bad status never carries
+        a value (keeping one would show stale data as current).
+        """
+        if not samples:
+            return
+        latest = self._latest
+        batch = samples
+        for i, s in enumerate(samples):
+            if s.tag not in latest:
                 raise KeyError(f"sample for unknown tag {s.tag!r}")
-            if is_bad(s.status) and s.value is not None:
-                # A Bad status never carries a value; keeping one would show stale data as current.
-                s = TagSample(s.tag, None, s.status, s.source_time, now)
-            else:
-                s = TagSample(s.tag, s.value, s.status, s.source_time, now)
-            self._latest[s.tag] = s
-            batch.append(s)
-        if batch:
-            for listener in list(self._listeners):
-                listener(batch)
+            if s.value is not None and s.status >= _BAD:
+                if batch is samples:
+                    batch = list(samples)
+                s = batch[i] = TagSample(s.tag, None, s.status, s.source_time, s.server_time)
+            latest[s.tag] = s
+        for listener in list(self._listeners):
+            listener(batch)
 
     def mark_stale(
         self,

@@ -9,9 +9,14 @@ Scan groups: each point may have its own poll period. Groups that come due toget
 few milliseconds) are read in one ``driver.read`` call, so their tags share requests.
 
 Staleness (one policy for a lost link and for a single unit that stops answering): a tag whose
-value could not be fetched keeps its last usable value as UncertainNoCommunicationLastUsableValue
-(old source time) until ``stale_after_s`` after that value was read, then goes Bad
-(BadNoCommunication, or the driver's BadTimeout); it is Good again on the first good read.
+value could not be fetched (``ReadResult.not_fetched``) keeps its last usable value as
+UncertainNoCommunicationLastUsableValue (old source time) until ``stale_after_s`` after that value
+was read, then goes Bad (BadNoCommunication, or the driver's BadTimeout); it is Good again on the
+first good read.
+
+Samples are built once, by the driver, already keyed by registry key (each point's ``name`` is its
+registry key): the runner hands them to the registry as they are. Health counters are published
+at most once per ``HEALTH_INTERVAL_S``, and only those that changed; a link-state change at once.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from typing import Any
 
 import structlog
 
-from drivers.base import COMMUNICATION_FAILURES, Driver, DriverUnavailable, LinkState
-from drivers.sample import Status, TagSample, TagValue
+from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult
+from drivers.sample import Status, TagValue
 from edge.core.backoff import Backoff
 from edge.core.health import DeviceHealth
 from edge.core.registry import TagRegistry
 
 log = structlog.get_logger("edge.core.supervisor")
+
+HEALTH_INTERVAL_S = 1.0  # counters (reads, cycle time) are published at most this often
 
 
 class _ScanGroup:
@@ -54,7 +61,10 @@ class _ScanGroup:
 
 
 class DeviceRunner:
-    """Polls one driver and publishes its samples; routes writes to it."""
+    """Polls one driver and publishes its samples; routes writes to it.
+
+    Each point's ``name`` is the registry key of its tag (``edge.core.names.tag_key``).
+    """
 
     def __init__(
         self,
@@ -71,7 +81,7 @@ class DeviceRunner:
         self.name = name
         self.driver = driver
         self.points = list(points)
-        self.keys = [f"{name}.{p.name}" for p in self.points]
+        self.keys = [p.name for p in self.points]
         self._by_key = dict(zip(self.keys, self.points, strict=True))
         self.registry = registry
         self.poll_interval_s = poll_interval_s
@@ -89,7 +99,8 @@ class DeviceRunner:
         self.groups = [_ScanGroup(iv, idx) for iv, idx in sorted(by_interval.items())]
         # groups due within this window of each other are read together
         self._together_s = min([0.010] + [0.1 * g.interval_s for g in self.groups])
-        self._batches: dict[tuple[int, ...], tuple[tuple[Any, ...], list[str]]] = {}
+        self._batches: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._health_due = 0.0  # monotonic time of the next counters publish
 
     async def run(self) -> None:
         """Poll forever; returns only by cancellation (which it never swallows)."""
@@ -115,41 +126,40 @@ class DeviceRunner:
             now = time.monotonic()
             due = tuple(i for i, g in enumerate(self.groups) if g.next_due <= now + self._together_s)
             if due:
-                points, keys = self._batch(due)
                 started = time.monotonic()
-                samples = await self.driver.read(points)
+                result = await self.driver.read(self._batch(due))
                 _stop_if_cancelled()
-                self.health.poll_cycle_s = time.monotonic() - started
-                self.health.reads_ok += 1
-                self._publish(keys, samples)
-                self.registry.publish(self.health.samples())
                 after = time.monotonic()
+                self.health.poll_cycle_s = after - started
+                self.health.reads_ok += 1
+                self._publish(result)
+                if after >= self._health_due:
+                    self._health_due = after + HEALTH_INTERVAL_S
+                    self._publish_health()
                 for i in due:
                     self.groups[i].advance(after)
             wait = min(g.next_due for g in self.groups) - time.monotonic()
             await asyncio.sleep(max(wait, 0.0))
 
-    def _batch(self, due: tuple[int, ...]) -> tuple[tuple[Any, ...], list[str]]:
+    def _batch(self, due: tuple[int, ...]) -> tuple[Any, ...]:
         # The same tuple object every time these groups come due: drivers may cache per object.
         batch = self._batches.get(due)
         if batch is None:
             indexes = sorted(i for g in due for i in self.groups[g].indexes)
-            batch = (tuple(self.points[i] for i in indexes), [self.keys[i] for i in indexes])
+            batch = tuple(self.points[i] for i in indexes)
             self._batches[due] = batch
         return batch
 
-    def _publish(self, keys: Sequence[str], samples: Sequence[TagSample]) -> None:
-        """Publish fresh samples; points the driver could not fetch go through the stale policy."""
-        fresh = []
-        missing: dict[int, list[str]] = {}
-        for s in _rekey(keys, samples):
-            if s.status in COMMUNICATION_FAILURES:
-                missing.setdefault(s.status, []).append(s.tag)
-            else:
-                fresh.append(s)
-        self.registry.publish(fresh)
-        for status, stale in missing.items():
-            self.registry.mark_stale(stale, stale_after_s=self.stale_after_s, status=status)
+    def _publish(self, result: ReadResult) -> None:
+        """Publish the driver's samples as they are; points it could not fetch go through the stale policy."""
+        self.registry.publish(result.samples)
+        for status, keys in result.not_fetched.items():
+            self.registry.mark_stale(keys, stale_after_s=self.stale_after_s, status=status)
+
+    def _publish_health(self) -> None:
+        changed = self.health.changed_samples()
+        if changed:
+            self.registry.publish(changed)
 
     async def _back_off(self, delay: float) -> None:
         """Sleep *delay*, re-applying the stale policy so last values go Bad on time."""
@@ -180,7 +190,7 @@ class DeviceRunner:
     def _set_state(self, state: LinkState) -> None:
         if state != self.health.link_state:
             self.health.link_state = state
-            self.registry.publish(self.health.samples())
+            self._publish_health()
 
     async def write(self, key: str, value: TagValue) -> int:
         point = self._by_key[key]
@@ -197,12 +207,6 @@ def _stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def _rekey(keys: Sequence[str], samples: Sequence[TagSample]) -> list[TagSample]:
-    if len(samples) != len(keys):
-        raise RuntimeError(f"driver returned {len(samples)} samples for {len(keys)} points")
-    return [TagSample(k, s.value, s.status, s.source_time, s.server_time) for k, s in zip(keys, samples)]
 
 
 class Supervisor:

@@ -7,6 +7,7 @@ not taken for another unit's; retries; every exception code over the wire; write
 
 from __future__ import annotations
 
+from dataclasses import replace
 import asyncio
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from edge.core.backoff import Backoff
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner
 from tests.drivers.mini_server import MiniServer, Unit
+from tests.drivers.modbus.reading import read_all
 
 
 def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -> RegisterPoint:
@@ -45,6 +47,23 @@ def make_driver(port: int, **kw) -> ModbusTcpDriver:
     return ModbusTcpDriver(name="gw", host="127.0.0.1", port=port, **kw)
 
 
+async def test_points_of_a_silent_unit_are_reported_as_not_fetched_not_as_samples(two_units: MiniServer) -> None:
+    """The read result says explicitly which points were not fetched and which Bad status each takes
+    once its last value expires; the fetched points come back as finished samples keyed by name."""
+    two_units.units[1].hr[0] = 11
+    two_units.units[2].silent = True
+    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    await d.connect()
+    live, dead = pt("gw.live", "hr:0", unit_id=1), pt("gw.dead", "hr:0", unit_id=2)
+    first = await d.read([live, dead])
+    assert [(s.tag, s.value, s.status) for s in first.samples] == [("gw.live", 11, Status.Good)]
+    assert first.samples[0].server_time == first.samples[0].source_time  # stamped once, on arrival
+    assert first.not_fetched == {Status.BadTimeout: ["gw.dead"]}
+    second = await d.read([live, dead])  # now demoted: not asked at all
+    assert second.not_fetched == {Status.BadNoCommunication: ["gw.dead"]}
+    await d.close()
+
+
 async def test_silent_unit_is_demoted_and_the_other_keeps_answering(two_units: MiniServer) -> None:
     """After demote_after misses the unit is not asked any more; the live unit's reads stay Good."""
     two_units.units[1].hr[0] = 11
@@ -53,11 +72,11 @@ async def test_silent_unit_is_demoted_and_the_other_keeps_answering(two_units: M
     await d.connect()
     live, dead = pt("live", "hr:0", unit_id=1), pt("dead", "hr:0", unit_id=2)
     with capture_logs() as logs:
-        first = by_name(await d.read([live, dead]))
-        second = by_name(await d.read([live, dead]))
+        first = by_name(await read_all(d, [live, dead]))
+        second = by_name(await read_all(d, [live, dead]))
         sent = d.requests_sent
         started = time.monotonic()
-        third = by_name(await d.read([live, dead]))
+        third = by_name(await read_all(d, [live, dead]))
         elapsed = time.monotonic() - started
     assert (first["live"].value, first["live"].status) == (11, Status.Good)
     assert (first["dead"].value, first["dead"].status) == (None, Status.BadTimeout)
@@ -77,13 +96,13 @@ async def test_demoted_unit_is_probed_again_and_recovery_is_logged_once(two_unit
     await d.connect()
     pts = [pt("live", "hr:0", unit_id=1), pt("dead", "hr:1", unit_id=2)]
     with capture_logs() as logs:
-        await d.read(pts)  # unit 2 misses once: demoted
-        assert by_name(await d.read(pts))["dead"].status == Status.BadNoCommunication
+        await read_all(d, pts)  # unit 2 misses once: demoted
+        assert by_name(await read_all(d, pts))["dead"].status == Status.BadNoCommunication
         two_units.units[2].silent = False
         two_units.units[2].hr[1] = 7
         await asyncio.sleep(0.35)
-        samples = by_name(await d.read(pts))
-        await d.read(pts)
+        samples = by_name(await read_all(d, pts))
+        await read_all(d, pts)
     assert (samples["dead"].value, samples["dead"].status) == (7, Status.Good)
     events = [(e["event"], e.get("unit_id")) for e in logs]
     assert events == [("modbus_unit_unreachable", 2), ("modbus_unit_recovered", 2)]
@@ -96,7 +115,7 @@ async def test_no_unit_answering_is_a_lost_link(two_units: MiniServer) -> None:
     d = make_driver(two_units.port)
     await d.connect()
     with pytest.raises(DriverUnavailable, match=r"no unit answers \(unit 1, 2\)"):
-        await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+        await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
     assert d.state is LinkState.DISCONNECTED
     await d.close()
 
@@ -105,7 +124,7 @@ async def test_reconnect_forgets_demotions(two_units: MiniServer) -> None:
     two_units.units[2].silent = True
     d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
     await d.connect()
-    await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
     assert d.units.demoted() == [2]
     await d.close()
     await d.connect()
@@ -121,9 +140,9 @@ async def test_rejected_address_is_isolated_and_the_split_remembered(free_port: 
         await d.connect()
         pts = [pt("a", "hr:3"), pt("bad", "hr:5"), pt("c", "hr:7")]
         with capture_logs() as logs:
-            first = by_name(await d.read(pts))
+            first = by_name(await read_all(d, pts))
             n1 = server.units[1].requests
-            second = by_name(await d.read(pts))
+            second = by_name(await read_all(d, pts))
             n2 = server.units[1].requests - n1
         assert [(first[n].value, first[n].status) for n in ("a", "bad", "c")] == [
             (30, Status.Good), (None, Status.BadConfigurationError), (70, Status.Good)
@@ -137,7 +156,7 @@ async def test_rejected_address_is_isolated_and_the_split_remembered(free_port: 
         await d.close()
         server.units[1].holes.clear()
         await d.connect()
-        assert by_name(await d.read(pts))["bad"].value == 50
+        assert by_name(await read_all(d, pts))["bad"].value == 50
         await d.close()
 
 
@@ -147,10 +166,10 @@ async def test_unmapped_gap_read_across_is_isolated(free_port: int) -> None:
         server.units[1].hr[3], server.units[1].hr[7] = 3, 7
         d = make_driver(free_port)
         await d.connect()
-        samples = await d.read([pt("a", "hr:3"), pt("b", "hr:7")])
+        samples = await read_all(d, [pt("a", "hr:3"), pt("b", "hr:7")])
         assert [(s.value, s.status) for s in samples] == [(3, Status.Good), (7, Status.Good)]
         n = server.units[1].requests
-        await d.read([pt("a", "hr:3"), pt("b", "hr:7")])
+        await read_all(d, [pt("a", "hr:3"), pt("b", "hr:7")])
         assert server.units[1].requests - n == 2
         await d.close()
 
@@ -162,13 +181,13 @@ async def test_slow_unit_late_reply_is_not_taken_for_the_next_request(free_port:
         d = make_driver(free_port, timeout_s=0.2, demote_after=5)
         await d.connect()
         slow, fast = pt("slow", "hr:0", unit_id=1), pt("fast", "hr:0", unit_id=2)
-        first = by_name(await d.read([slow, fast]))
+        first = by_name(await read_all(d, [slow, fast]))
         await asyncio.sleep(0.15)  # the late reply to unit 1 lands now
-        second = by_name(await d.read([fast]))
+        second = by_name(await read_all(d, [fast]))
         assert first["slow"].status == Status.BadTimeout
         assert (first["fast"].value, second["fast"].value) == (222, 222)
         server.units[1].delay_s = 0.05  # slow but within the timeout
-        assert (await d.read([slow]))[0].value == 111
+        assert (await read_all(d, [slow]))[0].value == 111
         await d.close()
 
 
@@ -177,7 +196,7 @@ async def test_retries_resend_after_a_timeout(free_port: int) -> None:
         server.units[1].hr[0] = 5
         d = make_driver(free_port, timeout_s=0.1, retries=1)
         await d.connect()
-        (s,) = await d.read([pt("a", "hr:0")])
+        (s,) = await read_all(d, [pt("a", "hr:0")])
         assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 2)
         await d.close()
 
@@ -188,7 +207,7 @@ async def test_every_exception_code_over_the_wire(free_port: int, code: int) -> 
     async with MiniServer(free_port, {1: Unit(exception=code), 2: Unit()}):
         d = make_driver(free_port)
         await d.connect()
-        samples = by_name(await d.read([pt("x", "hr:0"), pt("y", "coil:0", "bool"), pt("ok", "hr:0", unit_id=2)]))
+        samples = by_name(await read_all(d, [pt("x", "hr:0"), pt("y", "coil:0", "bool"), pt("ok", "hr:0", unit_id=2)]))
         assert samples["x"].status == samples["y"].status == exception_status(code)
         assert samples["x"].value is None and samples["ok"].status == Status.Good
         assert await d.write(pt("w", "hr:1", writable=True), 1) == exception_status(code)
@@ -204,7 +223,7 @@ async def test_range_scaled_write_and_read_back(free_port: int) -> None:
         p = pt("valve", "hr:10", "int16", raw_low=0, raw_high=27648, eng_low=0, eng_high=100, writable=True, low=0, high=100)
         assert await d.write(p, 50.0) == Status.Good
         assert server.units[1].hr[10] == 13824
-        assert (await d.read([p]))[0].value == pytest.approx(50.0)
+        assert (await read_all(d, [p]))[0].value == pytest.approx(50.0)
         n = server.units[1].requests
         assert await d.write(p, 100.5) == Status.BadOutOfRange
         assert await d.write(p, -1) == Status.BadOutOfRange
@@ -216,7 +235,7 @@ async def test_write_to_a_demoted_unit_is_refused_without_sending(two_units: Min
     two_units.units[2].silent = True
     d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
     await d.connect()
-    await d.read([pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
     sent = d.requests_sent
     assert await d.write(pt("w", "hr:0", unit_id=2, writable=True), 1) == Status.BadNoCommunication
     assert d.requests_sent == sent
@@ -229,8 +248,9 @@ async def test_write_to_a_demoted_unit_is_refused_without_sending(two_units: Min
 
 def _runner(driver: ModbusTcpDriver, points: list[RegisterPoint], *, poll_s: float, stale_after_s: float) -> tuple[DeviceRunner, TagRegistry]:
     reg = TagRegistry()
+    points = [replace(p, name=f"gw.{p.name}") for p in points]  # the runner's points are named by registry key
     for p in points:
-        reg.add(TagInfo(f"gw.{p.name}", ("Devices", "gw", p.name), "float64", device="gw"))
+        reg.add(TagInfo(p.name, ("Devices", *p.name.split(".")), "float64", device="gw"))
     runner = DeviceRunner(
         "gw", driver, points, reg, poll_interval_s=poll_s, backoff=Backoff(0.05, 0.2, jitter=0.0), stale_after_s=stale_after_s
     )

@@ -23,6 +23,7 @@ from drivers.modbus.address import Area, RegisterPoint, make_point
 from drivers.modbus.plan import plan_reads
 from drivers.sample import Status, TagSample
 from tests.drivers.modbus_servers import ModbusTestServer, PymodbusServer
+from tests.drivers.modbus.reading import read_all
 
 TIMEOUT_S = 0.3
 
@@ -121,7 +122,7 @@ async def test_read_every_type(modbus_server: ModbusTestServer, driver: ModbusTc
     points = [p for p, _, _ in EVERY_TYPE] + [p for p, _ in EXTRA]
     expected = [v for _, _, v in EVERY_TYPE] + [v for _, v in EXTRA]
     before = datetime.now(timezone.utc)
-    samples = await driver.read(points)
+    samples = await read_all(driver, points)
     after = datetime.now(timezone.utc)
     assert [s.tag for s in samples] == [p.name for p in points]
     assert [s.status for s in samples] == [Status.Good] * len(points)
@@ -142,19 +143,19 @@ async def test_read_sends_one_request_per_planned_block(pymodbus_server: Pymodbu
     plan = plan_reads(points)
     assert len(plan) == 4  # holding, input, coils, discrete inputs
     pymodbus_server.pdus.clear()
-    await pm_driver.read(points)
-    await pm_driver.read(points)
+    await read_all(pm_driver, points)
+    await read_all(pm_driver, points)
     assert sorted(pymodbus_server.pdus) == sorted([1, 2, 3, 4] * 2)
 
 
 async def test_empty_read(driver: ModbusTcpDriver) -> None:
-    assert await driver.read([]) == []
+    assert await read_all(driver, []) == []
 
 
 async def test_repeated_point_gets_one_sample_per_position(modbus_server: ModbusTestServer, driver: ModbusTcpDriver) -> None:
     p = pt("u16", "hr:7")
     await modbus_server.set(Area.HOLDING, 7, [77])
-    samples = await driver.read([p, p])
+    samples = await read_all(driver, [p, p])
     assert [s.value for s in samples] == [77, 77]
 
 
@@ -164,8 +165,8 @@ async def test_exception_response_makes_only_that_block_bad(modbus_server: Modbu
     await modbus_server.set(Area.INPUT, 0, [22])
     good_hr, missing, good_ir = pt("good_hr", "hr:0"), pt("missing", "hr:500"), pt("good_ir", "ir:0")
     with capture_logs() as logs:
-        samples = by_name(await driver.read([good_hr, missing, good_ir]))
-        await driver.read([good_hr, missing, good_ir])  # same status again: not logged again
+        samples = by_name(await read_all(driver, [good_hr, missing, good_ir]))
+        await read_all(driver, [good_hr, missing, good_ir])  # same status again: not logged again
     assert (samples["good_hr"].value, samples["good_hr"].status) == (11, Status.Good)
     assert (samples["good_ir"].value, samples["good_ir"].status) == (22, Status.Good)
     assert (samples["missing"].value, samples["missing"].status) == (None, Status.BadConfigurationError)
@@ -182,7 +183,7 @@ async def test_exception_response_makes_only_that_block_bad(modbus_server: Modbu
 async def test_exception_for_bits_and_inputs(modbus_server: ModbusTestServer, driver: ModbusTcpDriver) -> None:
     """Reading past the end of coils, discrete inputs and input registers is Bad per block, too."""
     pts = [pt("c", "coil:100", "bool"), pt("d", "di:100", "bool"), pt("i", "ir:300", "float32"), pt("ok", "coil:0", "bool")]
-    samples = by_name(await driver.read(pts))
+    samples = by_name(await read_all(driver, pts))
     assert [samples[n].status for n in ("c", "d", "i")] == [Status.BadConfigurationError] * 3
     assert samples["ok"].status == Status.Good
 
@@ -192,7 +193,7 @@ async def test_decode_error_is_bad_for_that_point_only(modbus_server: ModbusTest
     await modbus_server.set(Area.HOLDING, 60, [0xC3A4, 0x0000, 1234])
     text, num = pt("text", "hr:60", "string", length=2), pt("num", "hr:62")
     with capture_logs() as logs:
-        samples = by_name(await driver.read([text, num]))
+        samples = by_name(await read_all(driver, [text, num]))
     assert (samples["text"].value, samples["text"].status) == (None, Status.BadDecodingError)
     assert (samples["num"].value, samples["num"].status) == (1234, Status.Good)
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["modbus_decode_error"]
@@ -203,10 +204,10 @@ async def test_recovery_is_logged_once(modbus_server: ModbusTestServer, driver: 
     text = pt("text", "hr:60", "string", length=1)
     await modbus_server.set(Area.HOLDING, 60, [0xC3A4])
     with capture_logs() as logs:
-        await driver.read([text])
+        await read_all(driver, [text])
         await modbus_server.set(Area.HOLDING, 60, [0x4F4B])
-        assert (await driver.read([text]))[0].value == "OK"
-        await driver.read([text])
+        assert (await read_all(driver, [text]))[0].value == "OK"
+        await read_all(driver, [text])
     assert [e["event"] for e in logs] == ["modbus_decode_error", "modbus_point_recovered"]
 
 
@@ -229,10 +230,10 @@ async def test_write_and_read_back(modbus_server: ModbusTestServer, driver: Modb
     assert await modbus_server.get(Area.HOLDING, 50, 1) == [4321]
     assert await modbus_server.get(Area.HOLDING, 52, 2) == [0x4020, 0x0000]
     assert await modbus_server.get(Area.HOLDING, 54, 2) == [0xFB2E, 0xFFFF]  # raw -1234, word swapped
-    samples = await driver.read([coil, reg, flt, scaled, text])
+    samples = await read_all(driver, [coil, reg, flt, scaled, text])
     assert [s.value for s in samples] == [True, 4321, 2.5, pytest.approx(-12.34), "Hi!"]
     assert await driver.write(coil, False) == Status.Good
-    assert (await driver.read([coil]))[0].value is False
+    assert (await read_all(driver, [coil]))[0].value is False
 
 
 async def test_write_function_codes(pymodbus_server: PymodbusServer, pm_driver: ModbusTcpDriver) -> None:
@@ -305,7 +306,7 @@ async def test_write_exception_maps_to_status(modbus_server: ModbusTestServer, d
         assert await driver.write(pt("farcoil", "coil:1000", "bool", writable=True), True) == Status.BadConfigurationError
     assert {e["event"] for e in logs} == {"modbus_write_failed"}
     assert driver.state is LinkState.CONNECTED
-    assert (await driver.read([pt("x", "hr:0")]))[0].status == Status.Good
+    assert (await read_all(driver, [pt("x", "hr:0")]))[0].status == Status.Good
 
 
 async def test_write_without_connection(free_port: int) -> None:
@@ -323,7 +324,7 @@ async def test_connect_refused_raises_driver_unavailable(free_port: int) -> None
         await d.connect()
     assert d.state is LinkState.DISCONNECTED
     with pytest.raises(DriverUnavailable, match="not connected"):
-        await d.read([pt("x", "hr:0")])
+        await read_all(d, [pt("x", "hr:0")])
     await d.close()
     assert d.state is LinkState.CLOSED
 
@@ -332,13 +333,13 @@ async def test_server_stopped_then_restarted(modbus_server: ModbusTestServer, dr
     """A stopped server makes read raise DriverUnavailable (link closed); after a restart connect and read work."""
     p = pt("x", "hr:3")
     await modbus_server.set(Area.HOLDING, 3, [33])
-    assert (await driver.read([p]))[0].value == 33
+    assert (await read_all(driver, [p]))[0].value == 33
     await modbus_server.stop()
     with pytest.raises(DriverUnavailable):
-        await driver.read([p])
+        await read_all(driver, [p])
     assert driver.state is LinkState.DISCONNECTED
     with pytest.raises(DriverUnavailable):
-        await driver.read([p])  # stays down until the supervisor reconnects
+        await read_all(driver, [p])  # stays down until the supervisor reconnects
     with pytest.raises(DriverUnavailable):
         await driver.connect()  # nobody listening yet
     await driver.close()
@@ -348,7 +349,7 @@ async def test_server_stopped_then_restarted(modbus_server: ModbusTestServer, dr
     await modbus_server.set(Area.HOLDING, 3, [34])
     await driver.connect()
     assert driver.state is LinkState.CONNECTED
-    (sample,) = await driver.read([p])
+    (sample,) = await read_all(driver, [p])
     assert (sample.value, sample.status) == (34, Status.Good)
 
 
@@ -358,13 +359,13 @@ async def test_write_after_link_loss(pymodbus_server: PymodbusServer, pm_driver:
     status = await pm_driver.write(pt("w", "hr:0", writable=True), 1)
     assert status in (Status.BadNotConnected, Status.BadNoCommunication, Status.BadTimeout)
     with pytest.raises(DriverUnavailable):
-        await pm_driver.read([pt("x", "hr:0")])
+        await read_all(pm_driver, [pt("x", "hr:0")])
 
 
 async def test_connect_is_idempotent_while_connected(modbus_server: ModbusTestServer, driver: ModbusTcpDriver) -> None:
     await driver.connect()
     assert driver.state is LinkState.CONNECTED
-    assert (await driver.read([pt("x", "hr:0")]))[0].status == Status.Good
+    assert (await read_all(driver, [pt("x", "hr:0")]))[0].status == Status.Good
 
 
 async def test_close_is_idempotent(modbus_server: ModbusTestServer) -> None:
@@ -375,9 +376,9 @@ async def test_close_is_idempotent(modbus_server: ModbusTestServer) -> None:
     await d.close()
     assert d.state is LinkState.CLOSED
     with pytest.raises(DriverUnavailable):
-        await d.read([pt("x", "hr:0")])
+        await read_all(d, [pt("x", "hr:0")])
     await d.connect()  # a closed driver can be opened again by its owner
-    assert (await d.read([pt("x", "hr:0")]))[0].status == Status.Good
+    assert (await read_all(d, [pt("x", "hr:0")]))[0].status == Status.Good
     await d.close()
 
 
@@ -409,7 +410,7 @@ async def test_timeout_closes_link_and_raises(silent_server: int) -> None:
     await d.connect()
     started = time.monotonic()
     with pytest.raises(DriverUnavailable, match="timeout"):
-        await d.read([pt("x", "hr:0")])
+        await read_all(d, [pt("x", "hr:0")])
     assert time.monotonic() - started < 1.0
     assert d.state is LinkState.DISCONNECTED
     assert await d.write(pt("w", "hr:0", writable=True), 1) == Status.BadNotConnected
@@ -424,7 +425,7 @@ async def test_write_timeout_returns_bad_timeout(silent_server: int) -> None:
     assert await d.write(pt("w", "hr:0", writable=True), 1) == Status.BadTimeout
     assert d.units.failing(1)
     with pytest.raises(DriverUnavailable, match="no unit answers"):
-        await d.read([pt("x", "hr:0")])
+        await read_all(d, [pt("x", "hr:0")])
     assert d.state is LinkState.DISCONNECTED
     await d.close()
 
@@ -437,7 +438,7 @@ async def test_concurrent_reads_and_writes_share_the_link(modbus_server: ModbusT
     async with asyncio.TaskGroup() as tg:
         reads = [tg.create_task(driver.read([r]), name=f"read{i}") for i in range(5)]
         writes = [tg.create_task(driver.write(w, i), name=f"write{i}") for i in range(5)]
-    assert all(t.result()[0].value == 5 for t in reads)
+    assert all(t.result().samples[0].value == 5 for t in reads)
     assert all(t.result() == Status.Good for t in writes)
     assert (await modbus_server.get(Area.HOLDING, 80, 1))[0] in range(5)
 
@@ -448,6 +449,6 @@ async def test_injected_logger_keeps_its_context(modbus_server: ModbusTestServer
     d = ModbusTcpDriver(name="plc9", host="127.0.0.1", port=modbus_server.port, timeout_s=TIMEOUT_S, log=log)
     await d.connect()
     with capture_logs() as logs:
-        await d.read([pt("missing", "hr:900")])
+        await read_all(d, [pt("missing", "hr:900")])
     await d.close()
     assert [(e["event"], e["site"], e["device"]) for e in logs] == [("modbus_exception", "north", "plc9")]

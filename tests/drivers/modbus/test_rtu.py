@@ -26,6 +26,7 @@ from drivers.modbus import ModbusRtuDriver
 from drivers.modbus.address import RegisterPoint, make_point
 from drivers.modbus.driver import rtu_silent_interval_s
 from drivers.sample import Status
+from tests.drivers.modbus.reading import read_all
 
 BAUD = 19200
 
@@ -148,14 +149,14 @@ async def test_read_and_write_two_units_on_one_bus(rtu_server: ModbusSerialServe
     await rtu_server.async_setValues(2, 3, 0, [0x4000, 0x0000])
     await rtu_server.async_setValues(2, 1, 3, [True])
     pts = [pt("f1", "hr:0", "float32", unit_id=1), pt("f2", "hr:0", "float32", unit_id=2), pt("c2", "coil:3", "bool", unit_id=2)]
-    assert [(s.value, s.status) for s in await rtu.read(pts)] == [(1.0, Status.Good), (2.0, Status.Good), (True, Status.Good)]
+    assert [(s.value, s.status) for s in await read_all(rtu, pts)] == [(1.0, Status.Good), (2.0, Status.Good), (True, Status.Good)]
     assert await rtu.write(pt("w", "hr:10", "int16", unit_id=2, writable=True), -2) == Status.Good
     assert await rtu.write(pt("w64", "hr:20", "float64", unit_id=1, writable=True), 0.5) == Status.Good
     assert await rtu.write(pt("wc", "coil:5", "bool", unit_id=1, writable=True), True) == Status.Good
     assert await rtu_server.async_getValues(2, 3, 10, 1) == [0xFFFE]
     assert await rtu_server.async_getValues(1, 3, 20, 4) == [0x3FE0, 0, 0, 0]
     assert await rtu_server.async_getValues(1, 1, 5, 1) == [True]
-    assert (await rtu.read([pt("bad", "hr:500")]))[0].status == Status.BadConfigurationError
+    assert (await read_all(rtu, [pt("bad", "hr:500")]))[0].status == Status.BadConfigurationError
     assert rtu.state is LinkState.CONNECTED
 
 
@@ -166,11 +167,11 @@ async def test_silent_unit_on_the_bus_is_demoted(rtu_server: ModbusSerialServer,
     pts = [pt("a", "hr:0", unit_id=1), pt("ghost", "hr:0", unit_id=3), pt("b", "hr:0", unit_id=2)]
     with capture_logs() as logs:
         for _ in range(2):
-            samples = await rtu.read(pts)
+            samples = await read_all(rtu, pts)
             assert [s.status for s in samples] == [Status.Good, Status.BadTimeout, Status.Good]
         sent = rtu.requests_sent
         started = time.monotonic()
-        samples = await rtu.read(pts)
+        samples = await read_all(rtu, pts)
         elapsed = time.monotonic() - started
     assert [(s.value, s.status) for s in samples] == [(10, Status.Good), (None, Status.BadNoCommunication), (20, Status.Good)]
     assert rtu.requests_sent - sent == 2  # the demoted unit is not asked
@@ -184,7 +185,7 @@ async def test_frame_pause_is_kept_between_frames(rtu_server: ModbusSerialServer
     await d.connect()
     try:
         started = time.monotonic()
-        samples = await d.read([pt(f"r{i}", f"hr:{2 * i}") for i in range(10)])  # ten separate blocks
+        samples = await read_all(d, [pt(f"r{i}", f"hr:{2 * i}") for i in range(10)])  # ten separate blocks
         elapsed = time.monotonic() - started
     finally:
         await d.close()
@@ -205,7 +206,7 @@ async def test_all_units_silent_is_a_lost_bus(serial_pair: tuple[str, str]) -> N
     d = ModbusRtuDriver(name="bus1", port=serial_pair[0], baud_rate=BAUD, timeout_s=0.2)
     await d.connect()
     with pytest.raises(DriverUnavailable, match="no unit answers"):
-        await d.read([pt("a", "hr:0")])
+        await read_all(d, [pt("a", "hr:0")])
     await d.close()
 
 
@@ -218,11 +219,11 @@ async def test_serial_line_lost_and_back(tmp_path: Path) -> None:
         d = ModbusRtuDriver(name="bus1", port=a, baud_rate=BAUD, timeout_s=0.3)
         await d.connect()
         await server.async_setValues(1, 3, 0, [5])
-        assert (await d.read([pt("x", "hr:0")]))[0].value == 5
+        assert (await read_all(d, [pt("x", "hr:0")]))[0].value == 5
         await server.shutdown()
     try:
         with pytest.raises(DriverUnavailable):
-            await d.read([pt("x", "hr:0")])
+            await read_all(d, [pt("x", "hr:0")])
         await d.close()
         with pytest.raises(DriverUnavailable):
             await d.connect()  # the device node is gone
@@ -233,7 +234,7 @@ async def test_serial_line_lost_and_back(tmp_path: Path) -> None:
             try:
                 await server.async_setValues(1, 3, 0, [6])
                 await d.connect()
-                assert (await d.read([pt("x", "hr:0")]))[0].value == 6
+                assert (await read_all(d, [pt("x", "hr:0")]))[0].value == 6
             finally:
                 await d.close()
                 await server.shutdown()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from drivers.base import LinkState
+from drivers.base import LinkState, ReadResult
 from drivers.sample import Status, TagSample
 from edge.core.backoff import Backoff
 from edge.core.registry import TagInfo, TagRegistry
@@ -18,9 +19,9 @@ from tests.fakes import FakeDriver, FakePoint
 
 def _runner(script: list[str], *, default: str = "ok") -> tuple[DeviceRunner, FakeDriver, TagRegistry]:
     reg = TagRegistry()
-    points = [FakePoint("a"), FakePoint("b")]
+    points = [FakePoint("plc.a"), FakePoint("plc.b")]
     for p in points:
-        reg.add(TagInfo(f"plc.{p.name}", ("Devices", "plc", p.name), device="plc", writable=True))
+        reg.add(TagInfo(p.name, ("Devices", *p.name.split(".")), device="plc", writable=True))
     driver = FakeDriver("plc", script, default=default)
     runner = DeviceRunner("plc", driver, points, reg, poll_interval_s=0.001, backoff=Backoff(0.001, 0.004, jitter=0.0))
     for info in runner.health.infos():
@@ -97,7 +98,7 @@ async def test_writes_are_routed_to_the_owner_and_refused_when_link_is_down() ->
     await _run_until(runner, lambda: driver.reads >= 1)
     runner.health.link_state = LinkState.CONNECTED
     assert await sup.write("plc.a", 2.0) == Status.Good
-    assert driver.writes == [("a", 2.0)]
+    assert driver.writes == [("plc.a", 2.0)]
     assert await sup.write("other.x", 1.0) == Status.BadNotWritable
 
 
@@ -113,12 +114,13 @@ class RecordingDriver(FakeDriver):
         self.failing = failing or {}
 
     async def read(self, points):  # type: ignore[override]
-        samples = await super().read(points)
-        self.asked.append(tuple(p.name for p in points))
-        return [
-            TagSample(s.tag, None, self.failing[s.tag], s.source_time, s.server_time) if s.tag in self.failing else s
-            for s in samples
-        ]
+        result = await super().read(points)
+        self.asked.append(tuple(p.name.split(".", 1)[1] for p in points))
+        not_fetched: dict[int, list[str]] = {}
+        for s in result.samples:
+            if s.tag in self.failing:
+                not_fetched.setdefault(self.failing[s.tag], []).append(s.tag)
+        return ReadResult([s for s in result.samples if s.tag not in self.failing], not_fetched)
 
 
 def _registry(names: list[str]) -> TagRegistry:
@@ -143,7 +145,7 @@ async def test_scan_groups_due_together_share_one_read() -> None:
     reg = _registry(names)
     driver = RecordingDriver("plc")
     runner = DeviceRunner(
-        "plc", driver, [FakePoint(n) for n in names], reg, poll_interval_s=1.0, backoff=Backoff(0.01, 0.01), intervals=[0.02, 0.04, 0.04]
+        "plc", driver, [FakePoint(f"plc.{n}") for n in names], reg, poll_interval_s=1.0, backoff=Backoff(0.01, 0.01), intervals=[0.02, 0.04, 0.04]
     )
     for info in runner.health.infos():
         reg.add(info)
@@ -159,7 +161,7 @@ async def test_scan_groups_due_together_share_one_read() -> None:
 
 def test_one_poll_interval_per_point_is_required() -> None:
     with pytest.raises(ValueError, match="2 poll intervals for 1 points"):
-        DeviceRunner("plc", FakeDriver("plc", []), [FakePoint("a")], TagRegistry(), poll_interval_s=1, backoff=Backoff(), intervals=[1, 2])
+        DeviceRunner("plc", FakeDriver("plc", []), [FakePoint("plc.a")], TagRegistry(), poll_interval_s=1, backoff=Backoff(), intervals=[1, 2])
 
 
 async def test_unit_not_answering_keeps_last_value_uncertain_then_bad_after_stale_limit() -> None:
@@ -168,7 +170,7 @@ async def test_unit_not_answering_keeps_last_value_uncertain_then_bad_after_stal
     reg = _registry(["a", "b"])
     driver = RecordingDriver("plc")
     runner = DeviceRunner(
-        "plc", driver, [FakePoint("a"), FakePoint("b")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01), stale_after_s=0.15
+        "plc", driver, [FakePoint("plc.a"), FakePoint("plc.b")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01), stale_after_s=0.15
     )
     for info in runner.health.infos():
         reg.add(info)
@@ -180,14 +182,14 @@ async def test_unit_not_answering_keeps_last_value_uncertain_then_bad_after_stal
             while reg.latest("plc.a").status != Status.Good:
                 await asyncio.sleep(0.005)
             good = reg.latest("plc.a")
-            driver.failing["a"] = Status.BadTimeout
+            driver.failing["plc.a"] = Status.BadTimeout
             while reg.latest("plc.a").status != Status.UncertainNoCommunicationLastUsableValue:
                 await asyncio.sleep(0.005)
             uncertain = reg.latest("plc.a")
             while reg.latest("plc.a").status != Status.BadTimeout:
                 await asyncio.sleep(0.005)
             bad_at = reg.latest("plc.a").server_time
-            del driver.failing["a"]
+            del driver.failing["plc.a"]
             while reg.latest("plc.a").status != Status.Good:
                 await asyncio.sleep(0.005)
     finally:
@@ -208,7 +210,7 @@ async def test_lost_link_goes_bad_after_stale_limit_during_backoff() -> None:
     reg = _registry(["a"])
     driver = RecordingDriver("plc", ["ok", "ok"])
     driver.default = "down"
-    runner = DeviceRunner("plc", driver, [FakePoint("a")], reg, poll_interval_s=0.01, backoff=Backoff(2.0, 2.0, jitter=0.0), stale_after_s=0.1)
+    runner = DeviceRunner("plc", driver, [FakePoint("plc.a")], reg, poll_interval_s=0.01, backoff=Backoff(2.0, 2.0, jitter=0.0), stale_after_s=0.1)
     for info in runner.health.infos():
         reg.add(info)
     statuses: list[int] = []
@@ -241,7 +243,7 @@ class SwallowingDriver(FakeDriver):
 async def test_a_swallowed_cancellation_still_stops_the_poll_task() -> None:
     reg = _registry(["a"])
     driver = SwallowingDriver("plc", [])
-    runner = DeviceRunner("plc", driver, [FakePoint("a")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01))
+    runner = DeviceRunner("plc", driver, [FakePoint("plc.a")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01))
     for info in runner.health.infos():
         reg.add(info)
     task = asyncio.create_task(runner.run(), name="poll:plc")
@@ -250,3 +252,36 @@ async def test_a_swallowed_cancellation_still_stops_the_poll_task() -> None:
     async with asyncio.timeout(1):
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and driver.closes == 1
+
+
+async def test_health_counters_are_published_at_most_once_a_second_and_only_when_changed() -> None:
+    """Hundreds of poll cycles within a second publish the counters once (after the first cycle),
+    besides the publishes that go with each link-state change (connecting, connected, closed); a
+    leaf whose value did not change is not published again."""
+    runner, driver, reg = _runner([])
+    published: list[str] = []
+    reg.subscribe(lambda batch: published.extend(s.tag for s in batch if s.tag.startswith("_diag.")))
+    started = time.monotonic()
+    await _run_until(runner, lambda: driver.reads >= 200)
+    extra_seconds = int(time.monotonic() - started)  # on a slow machine: one more publish per second
+    assert driver.reads >= 200
+    # 0 when connecting, 1 after the first cycle, N at close
+    assert 3 <= published.count("_diag.plc.ReadsOk") <= 3 + extra_seconds
+    assert published.count("_diag.plc.Reconnects") == 1  # once, with its first value; never changed since
+    assert published.count("_diag.plc.LinkState") == 3  # connecting, connected, closed
+
+
+async def test_samples_from_the_driver_are_published_as_they_are() -> None:
+    """The registry holds the very sample objects the driver built: no copy on the way."""
+    runner, driver, reg = _runner([])
+    built: list[TagSample] = []
+    original = driver.read
+
+    async def read(points):
+        result = await original(points)
+        built.extend(result.samples)
+        return result
+
+    driver.read = read  # type: ignore[method-assign]
+    await _run_until(runner, lambda: driver.reads >= 3)
+    assert reg.latest("plc.a") is next(s for s in reversed(built) if s.tag == "plc.a")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from asyncua import Client, ua
 
-from drivers.sample import Status, TagSample
+from drivers.sample import Status, TagSample, utcnow
 from edge.app import Gateway, run_gateway
 from edge.config.loader import parse_config
 from edge.opcua.extensions import history_path
@@ -73,7 +73,8 @@ historize = true
 
 async def test_sigterm_flushes_history_and_a_restart_serves_it(tmp_path, free_port_factory) -> None:
     cfg = _config(tmp_path, free_port_factory(), free_port_factory())
-    samples = [TagSample("plc.temp", 20.0 + i / 10, Status.Good, T0 + timedelta(milliseconds=10 * i), T0) for i in range(N)]
+    now = utcnow()  # producers stamp the server time: when the gateway received the value
+    samples = [TagSample("plc.temp", 20.0 + i / 10, Status.Good, T0 + timedelta(milliseconds=10 * i), now) for i in range(N)]
 
     def publish_then_sigterm(gw: Gateway) -> None:
         for s in samples:

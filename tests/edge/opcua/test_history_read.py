@@ -160,8 +160,9 @@ async def test_history_survives_a_restart_with_status_and_timestamps(tmp_path, f
     async with _gateway(tmp_path, free_port_factory(), flush_interval_s=60.0) as (reg, _, _, _):
         # a long flush interval: nothing is written before shutdown, so the final flush must do it
         for i, (value, status) in enumerate([(20.5, Status.Good), (21.0, Status.UncertainNoCommunicationLastUsableValue), (None, Status.BadNoCommunication), (22.25, Status.Good)]):
-            t = T0 + timedelta(seconds=i)
-            reg.publish([TagSample("plc.temp", value, status, t, t), TagSample("plc.run", i % 2 == 0, status if value is not None else Status.BadNoCommunication, t, t)])
+            t, arrived = T0 + timedelta(seconds=i), utcnow()  # producers stamp the arrival as server time
+            run_status = status if value is not None else Status.BadNoCommunication
+            reg.publish([TagSample("plc.temp", value, status, t, arrived), TagSample("plc.run", i % 2 == 0, run_status, t, arrived)])
         published = [reg.latest("plc.temp")]
     assert published[0].value == 22.25
 
@@ -185,8 +186,8 @@ async def test_retention_trims_by_age_and_history_read_no_longer_returns_old_row
     now = utcnow()
     old = now - timedelta(days=40)  # retention_days = 30
     recent = now - timedelta(days=1)
-    # written straight to the store: the registry would stamp the arrival time as server time,
-    # and age retention goes by arrival time
+    # written straight to the store: age retention goes by arrival (server) time, and a sample
+    # published today would not have arrived 40 days ago
     await asyncio.to_thread(recorder.store.append, [TagSample("plc.temp", 1.0, Status.Good, old, old)])
     reg.publish([TagSample("plc.temp", 2.0, Status.Good, recent, recent)])
     await recorder.flush()
