@@ -1,9 +1,19 @@
 """Build the gateway from a config and run it until shutdown.
 
 Startup order: registry (device tags, twin outputs, diagnostics) -> simulator (if enabled) ->
-OPC UA server -> device poll tasks and twin tasks. Shutdown unwinds in reverse. Every task is
-named and owned by one TaskGroup; a task that crashes stops the gateway (with a log line) rather
-than leaving it half-alive.
+history recorder and the other server extensions -> OPC UA server -> device poll tasks and twin
+tasks. Every task is named and owned by one TaskGroup:
+
+* producers (``plant:server``, ``poll:<device>``, ``twin:<tick>``, ``diagnostics``): one that
+  crashes stops the gateway (the error ends ``run_gateway``) rather than leaving it half-alive;
+* northbound loops (``opcua:publish``, ``opcua:alarms``, ``history:writer``, any later sink): run
+  supervised (``edge.core.tasks``), so a crash is logged at once and the loop restarts; a sink's
+  bug never stops the data flow to the others. Their registry listeners are isolated from the
+  producers too (``TagRegistry``).
+
+Shutdown: the producers are cancelled and awaited first; then, still inside the TaskGroup, the
+server stops its loops and closes, and the history recorder writes everything buffered and closes
+the database.
 """
 
 from __future__ import annotations
@@ -108,14 +118,15 @@ async def run_gateway(
     log.info("kernels_loaded", implementation=kernels.IMPLEMENTATION)
     stop = asyncio.Event()
     trigger = shutdown_trigger or _signal_trigger(stop)
-    async with AsyncExitStack() as stack:
-        async with asyncio.TaskGroup() as tg:
-            tasks: list[asyncio.Task] = []
+    async with asyncio.TaskGroup() as tg:
+        # the northbound side is closed inside the TaskGroup, after the producers have stopped
+        async with AsyncExitStack() as stack:
+            producers: list[asyncio.Task] = []
             if cfg.simulator.enabled:
-                tasks.append(await start_simulator(cfg.simulator, tg))
+                producers.append(await start_simulator(cfg.simulator, tg))
             # history, alarms, methods; entered first so the history database is flushed and
             # closed only after the server and every producer have stopped
-            extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins))
+            extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins, tasks=tg))
             gw.server = await stack.enter_async_context(
                 OpcUaServer(
                     gw.registry,
@@ -124,22 +135,24 @@ async def run_gateway(
                     gateway_name=cfg.gateway.name,
                     write_handler=gw.supervisor.write,
                     extensions=extensions,
+                    tasks=tg,
                     **server_options(cfg),  # security policies, certificates, users, model metadata
                 )
             )
             for r in gw.supervisor.runners:
-                tasks.append(tg.create_task(r.run(), name=f"poll:{r.name}"))
+                producers.append(tg.create_task(r.run(), name=f"poll:{r.name}"))
             for twin in gw.twins:
-                tasks.append(tg.create_task(twin.run(), name=f"twin:{twin.tick_s:g}s"))
-            tasks.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
+                producers.append(tg.create_task(twin.run(), name=f"twin:{twin.tick_s:g}s"))
+            producers.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
             if on_ready is not None:
                 on_ready(gw)
             await trigger()
             log.info("gateway_stopping")
-            await _stop_tasks(tasks, cfg.gateway.shutdown_timeout_s)
-            # the TaskGroup now collects every task (each has closed its own transport)
+            await _stop_tasks(producers, cfg.gateway.shutdown_timeout_s)
+            # every producer has stopped (and closed its transport); the exit stack now stops the
+            # server's loops and the server, then flushes and closes the history database
     log.info("gateway_stopped")
 
 

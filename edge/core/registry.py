@@ -49,12 +49,19 @@ class TagInfo:
 
 
 class TagRegistry:
-    """Latest sample per tag plus synchronous fan-out to listeners (which must not block)."""
+    """Latest sample per tag plus synchronous fan-out to listeners (which must not block).
+
+    Listeners run inside the producer's ``publish`` call: one that raises is logged once
+    (``listener_failed``) and counted in ``listener_failures``; the producer and the other
+    listeners carry on.
+    """
 
     def __init__(self) -> None:
         self._info: dict[str, TagInfo] = {}
         self._latest: dict[str, TagSample] = {}
         self._listeners: list[Listener] = []
+        self._failed_listeners: set[int] = set()  # id() of subscribed listeners whose failure is logged
+        self.listener_failures = 0
         self._by_device: dict[str, list[str]] = {}
 
     # -- declaration -------------------------------------------------------------------------
@@ -106,8 +113,7 @@ class TagRegistry:
                     batch = list(samples)
                 s = batch[i] = TagSample(s.tag, None, s.status, s.source_time, s.server_time)
             latest[s.tag] = s
-        for listener in list(self._listeners):
-            listener(batch)
+        self._notify(batch)
 
     def mark_stale(
         self,
@@ -146,5 +152,21 @@ class TagRegistry:
         def unsubscribe() -> None:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+                self._failed_listeners.discard(id(listener))
 
         return unsubscribe
+
+    def _notify(self, batch: Sequence[TagSample]) -> None:
+        """Hand *batch* to every listener; a listener that raises never reaches the producer."""
+        for listener in list(self._listeners):
+            try:
+                listener(batch)
+            except Exception as exc:
+                self.listener_failures += 1
+                if id(listener) not in self._failed_listeners:
+                    self._failed_listeners.add(id(listener))
+                    log.error("listener_failed", listener=_name(listener), error=repr(exc), exc_info=exc)
+
+
+def _name(listener: Listener) -> str:
+    return getattr(listener, "__qualname__", None) or type(listener).__qualname__

@@ -221,7 +221,3 @@ class Supervisor:
         if runner is None:
             return Status.BadNotWritable
         return await runner.write(key, value)
-
-    def start(self, tg: asyncio.TaskGroup) -> None:
-        for r in self.runners:
-            tg.create_task(r.run(), name=f"poll:{r.name}")

@@ -1,15 +1,12 @@
-"""History: an embedded SQLite store of samples, and the recorder that fills it from the registry.
+"""History: an embedded SQLite store of samples (filled by ``edge.history.recorder``).
 
 ``HistoryStore`` is synchronous and thread-safe (one writer and one reader connection, each behind
 its own lock); it is only ever called from worker threads (``asyncio.to_thread``), never on the
 event loop. The database runs in WAL mode, so reads proceed while a batch is being written.
 
-``HistoryRecorder`` subscribes to the registry, buffers the samples of historized tags in memory
-(the registry listener only appends to a list) and writes them in batches from the named task
-``history:writer``. Closing it flushes everything still buffered, so a SIGTERM loses nothing the
-registry accepted. Retention runs from the same task: rows older than ``retention_days`` (by the
-time the gateway received them) and, when the database grows past ``max_db_mb``, the oldest rows
-until it is back under 90 % of that size.
+Retention (``trim``): rows older than ``retention_days`` (by the time the gateway received them)
+and, when the database grows past ``max_db_mb``, the oldest rows until it is back under 90 % of
+that size. The recorder runs it periodically.
 
 Stored per sample: tag, value, status code, source timestamp, server timestamp. Times are integer
 microseconds since the Unix epoch (UTC). The OPC UA side lives in ``edge.opcua.history_read``.
@@ -17,18 +14,16 @@ microseconds since the Unix epoch (UTC). The OPC UA side lives in ``edge.opcua.h
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import structlog
 
-from drivers.sample import Status, TagSample, TagValue, utcnow
-from edge.core.registry import TagInfo, TagRegistry
+from drivers.sample import TagSample, TagValue, utcnow
 
 log = structlog.get_logger("edge.history.store")
 
@@ -232,152 +227,3 @@ def _db_value(value: TagValue) -> TagValue:
     if isinstance(value, int) and value not in _INT64:
         return str(value)  # SQLite integers are 64-bit signed; a large uint64 is kept exactly as text
     return value
-
-
-# (leaf below Diagnostics/Gateway, data type, description), registry keys ``_diag.gateway.<leaf>``
-DIAGNOSTICS = (
-    ("HistorySamplesWritten", "uint64", "samples written to the history database since start"),
-    ("HistorySamplesDropped", "uint64", "samples dropped because the history writer fell behind"),
-    ("HistoryPendingSamples", "uint64", "samples accepted but not yet written"),
-    ("HistoryDatabaseSize", "uint64", "bytes used by the history database (with its write-ahead log)"),
-)
-
-
-class HistoryRecorder:
-    """Record the registry's samples of *keys* into *store*. Use as ``async with``.
-
-    With *diagnostics*, the recorder declares the ``DIAGNOSTICS`` tags in the registry (before the
-    OPC UA server builds its tree) and publishes them after every flush.
-    """
-
-    def __init__(
-        self,
-        store: HistoryStore,
-        registry: TagRegistry,
-        keys: Collection[str],
-        *,
-        flush_interval_s: float = 1.0,
-        batch_size: int = 5000,
-        trim_interval_s: float = 60.0,
-        max_buffer: int = 200_000,
-        diagnostics: bool = False,
-    ) -> None:
-        unknown = sorted(set(keys) - {i.key for i in registry.infos()})
-        if unknown:
-            raise ValueError(f"historized keys not in the registry: {', '.join(unknown)}")
-        self.store = store
-        self.keys = frozenset(keys)
-        self._registry = registry
-        self._flush_interval_s = flush_interval_s
-        self._batch_size = batch_size
-        self._trim_interval_s = trim_interval_s
-        self._max_buffer = max_buffer
-        self._buffer: list[TagSample] = []
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._flush_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe = None
-        self._failing = False
-        self.written = 0
-        self.dropped = 0
-        self.db_bytes = 0
-        self._diagnostics = diagnostics
-        if diagnostics:
-            for leaf, dtype, description in DIAGNOSTICS:
-                if f"_diag.gateway.{leaf}" not in registry:
-                    registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, description=description))
-
-    async def __aenter__(self) -> HistoryRecorder:
-        await asyncio.to_thread(self.store.open)
-        await asyncio.to_thread(self.store.trim)
-        self.db_bytes = await asyncio.to_thread(self.store.used_bytes)
-        self._unsubscribe = self._registry.subscribe(self._on_samples)
-        self._task = asyncio.create_task(self._run(), name="history:writer")
-        self._publish_diagnostics()
-        log.info("history_opened", path=str(self.store.path), tags=len(self.keys), rows=await asyncio.to_thread(self.store.count))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._stopping = True
-        self._wake.set()
-        try:
-            if self._task is not None:
-                await self._task
-        finally:
-            # a cancelled writer may have left rows behind: write them before closing
-            await self.flush()
-            await asyncio.to_thread(self.store.close)
-            log.info("history_closed", written=self.written, dropped=self.dropped, pending=len(self._buffer))
-
-    def _on_samples(self, batch: Iterable[TagSample]) -> None:
-        self._buffer.extend(s for s in batch if s.tag in self.keys)
-        if len(self._buffer) > self._max_buffer:
-            excess = len(self._buffer) - self._max_buffer
-            del self._buffer[:excess]
-            self.dropped += excess
-            if not self._failing:
-                log.error("history_buffer_overflow", dropped=excess, max_buffer=self._max_buffer)
-        if len(self._buffer) >= self._batch_size:
-            self._wake.set()
-
-    async def flush(self) -> None:
-        """Write everything buffered so far (also used before a history read)."""
-        async with self._flush_lock:
-            if not self._buffer:
-                return
-            rows, self._buffer = self._buffer, []
-            try:
-                await asyncio.to_thread(self.store.append, rows)
-            except asyncio.CancelledError:
-                raise  # the worker thread still finishes its transaction
-            except (sqlite3.Error, OSError) as exc:
-                self._buffer[:0] = rows  # keep them for the next attempt, oldest first
-                if not self._failing:
-                    self._failing = True
-                    log.error("history_write_failed", error=str(exc), pending=len(self._buffer))
-                return
-            self.written += len(rows)
-            if self._failing:
-                self._failing = False
-                log.info("history_write_recovered", written=len(rows))
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_trim = loop.time() + self._trim_interval_s
-        while not self._stopping:
-            try:
-                async with asyncio.timeout(self._flush_interval_s):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            await self.flush()
-            if loop.time() >= next_trim:
-                next_trim = loop.time() + self._trim_interval_s
-                await self.trim()
-            self._publish_diagnostics()
-
-    def _publish_diagnostics(self) -> None:
-        if not self._diagnostics:
-            return
-        now = utcnow()
-        values = (self.written, self.dropped, len(self._buffer), self.db_bytes)
-        self._registry.publish([TagSample(f"_diag.gateway.{leaf}", v, Status.Good, now, now) for (leaf, _, _), v in zip(DIAGNOSTICS, values, strict=True)])
-
-    async def trim(self) -> None:
-        try:
-            by_age, by_size = await asyncio.to_thread(self.store.trim)
-        except (sqlite3.Error, OSError) as exc:
-            log.error("history_trim_failed", error=str(exc))
-            return
-        if by_age or by_size:
-            log.info("history_trimmed", by_age=by_age, by_size=by_size)
-        try:
-            self.db_bytes = await asyncio.to_thread(self.store.used_bytes)
-        except (sqlite3.Error, OSError) as exc:
-            log.error("history_size_failed", error=str(exc))
-

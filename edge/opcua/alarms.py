@@ -153,6 +153,7 @@ class OpcUaAlarms:
         self._by_key: dict[str, list[_Condition]] = {}
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._failing: set[ua.NodeId] = set()
         self._unsubscribe: Any = None
         self._server: Any = None
 
@@ -187,38 +188,46 @@ class OpcUaAlarms:
             if ua.ObjectIds.RefreshStartEventType not in iserver.subscription_service.standard_events:
                 await iserver.setup_condition_methods()  # ConditionRefresh replays retained conditions
         self._unsubscribe = server.registry.subscribe(self._on_samples)
-        self._task = asyncio.create_task(self._run(), name="opcua:alarms")
+        self._task = server.start_task(self.run, "opcua:alarms")
         log.info("alarms_ready", conditions=len(self.conditions))
 
     async def detach(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         await cancel_and_wait(self._task)
 
     def _on_samples(self, batch: Sequence[TagSample]) -> None:
         if any(s.tag in self._by_key for s in batch):
             self._queue.put_nowait(batch)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The alarms loop (task ``opcua:alarms``): evaluate each batch that touches a condition."""
         while True:
             batch = await self._queue.get()
-            for sample in batch:
-                for c in self._by_key.get(sample.tag, ()):
-                    new = c.state.on_sample(c.spec, sample)
-                    if new is None:
-                        continue
-                    try:
+            try:
+                await self._evaluate(batch)
+            finally:
+                self._queue.task_done()
+
+    async def _evaluate(self, batch: Sequence[TagSample]) -> None:
+        for sample in batch:
+            for c in self._by_key.get(sample.tag, ()):
+                try:
+                    new = c.state.on_sample(c.spec, sample)  # a value that is not a number raises
+                    if new is not None:
                         await self._transition(c, new, sample.source_time)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:  # one undeliverable event must not end alarm processing
-                        log.exception("alarm_emit_failed", condition=c.spec.name, source="/".join(c.spec.source))
+                except Exception:  # one bad sample or undeliverable event must not end alarm processing
+                    if c.node_id not in self._failing:  # logged once until the condition works again
+                        self._failing.add(c.node_id)
+                        log.exception("alarm_emit_failed", condition=c.spec.name, source="/".join(c.spec.source), value=repr(sample.value)[:200])
+                else:
+                    self._failing.discard(c.node_id)
 
     async def drain(self) -> None:
-        """Wait until every sample published so far has been evaluated (tests)."""
-        while not self._queue.empty():
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        """Wait until every sample published so far has been evaluated, including the batch being
+        evaluated right now (tests)."""
+        await self._queue.join()
 
     async def _transition(self, c: _Condition, new: ConditionState, at: datetime) -> None:
         old = c.state

@@ -2,25 +2,30 @@
 (plus which registry keys are historized and where the history database lives).
 
 ``northbound_extensions`` opens what they need (the history database and its writer) and closes it
-after the server that uses them: enter it before the ``OpcUaServer`` in the same exit stack.
+after the server that uses them: enter it before the ``OpcUaServer`` in the same exit stack. The
+history writer runs in the TaskGroup passed as ``tasks`` (the gateway's), like the server's loops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from edge.opcua.alarms import OpcUaAlarms, alarm_specs
-from edge.history.store import HistoryRecorder, HistoryStore
+from edge.history.recorder import HistoryRecorder
+from edge.history.store import HistoryStore
 from edge.opcua.history_read import OpcUaHistory
 from edge.opcua.methods import AssetMethods, identified_assets
 from edge.core.registry import TagRegistry
 
 
 @asynccontextmanager
-async def northbound_extensions(cfg: Any, registry: TagRegistry, twins: Sequence[Any]) -> AsyncIterator[list[Any]]:
+async def northbound_extensions(
+    cfg: Any, registry: TagRegistry, twins: Sequence[Any], *, tasks: asyncio.TaskGroup | None = None
+) -> AsyncIterator[list[Any]]:
     """The server extensions for *cfg*; the history recorder (if any) runs until this exits,
     and flushes every buffered sample on the way out."""
     extensions: list[Any] = []
@@ -29,7 +34,7 @@ async def northbound_extensions(cfg: Any, registry: TagRegistry, twins: Sequence
         if keys:
             h = cfg.history
             store = HistoryStore(history_path(cfg), retention_days=h.retention_days, max_db_mb=h.max_db_mb)
-            recorder = await stack.enter_async_context(HistoryRecorder(store, registry, keys, flush_interval_s=h.flush_interval_s, diagnostics=True))
+            recorder = await stack.enter_async_context(HistoryRecorder(store, registry, keys, flush_interval_s=h.flush_interval_s, diagnostics=True, tasks=tasks))
             extensions.append(OpcUaHistory(recorder, max_page=h.max_values_per_read))
         specs = alarm_specs(cfg)
         if specs:

@@ -31,7 +31,8 @@ from asyncua import Node, ua
 from asyncua.server.history import HistoryStorageInterface
 
 from drivers.sample import TagValue, is_bad
-from edge.history.store import HistoryRecorder, HistoryRow, from_us, to_us
+from edge.history.recorder import HistoryRecorder
+from edge.history.store import HistoryRow, from_us, to_us
 
 log = structlog.get_logger("edge.history.store")
 

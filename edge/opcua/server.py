@@ -13,15 +13,23 @@ read-back.
 Extending the server (history, alarms, methods): pass ``extensions=[...]`` (each with
 ``attach(server)``/``detach()``, see ``ServerExtension``); ``attach`` runs after the tag tree and
 types exist and before the endpoint opens. Extensions reach the asyncua server (``ua_server``),
-NodeIds (``node_id(key)``, ``path_node_id(path)``, ``type_node_id(name)``), per-batch sample
-listeners (``add_sample_listener``) and method roles (``require_role``).
+NodeIds (``node_id(key)``, ``path_node_id(path)``, ``type_node_id(name)``), the registry (for
+samples: ``registry.subscribe``), method roles (``require_role``) and ``start_task`` for a loop of
+their own.
+
+Tasks: the publish loop (``run``, task ``opcua:publish``) and every extension's loop run
+supervised (``edge.core.tasks``): a crash is logged at once and the loop restarts. They belong to
+the TaskGroup passed as ``tasks`` (the gateway's); without one (tests, embedding) the server owns
+them and ends them on exit. A sample the address space cannot take (a string for a Double, an
+integer out of range) is logged once per tag (``publish_failed``) and its node shows a Bad status
+with a null value until a good sample arrives; the other tags are not affected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -29,9 +37,11 @@ from urllib.parse import urlparse
 
 import structlog
 from asyncua import Server, ua
+from asyncua.ua.ua_binary import variant_to_binary
+from asyncua.ua.uaerrors import UaError
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.core.tasks import cancel_and_wait
+from edge.core.tasks import cancel_and_wait, start_supervised
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, node_id_text, to_datavalue
 from edge.opcua.writes import WriteGate, WriteHandler
@@ -53,7 +63,6 @@ __all__ = [
 log = structlog.get_logger("edge.opcua.server")
 
 SESSIONS_KEY = "_diag.gateway.Sessions"
-SampleListener = Callable[[Sequence[TagSample]], None]
 
 
 class ServerExtension(Protocol):
@@ -73,7 +82,7 @@ class OpcUaServer:
 
     Without ``security`` the server offers only the None policy; without ``users`` it accepts
     anonymous logins with every right. Both defaults are for tests and loopback embedding: the
-    daemon always passes the config's settings (``edge.app``).
+    daemon always passes the config's settings (``edge.app``) and its TaskGroup (``tasks``).
     """
 
     def __init__(
@@ -88,8 +97,10 @@ class OpcUaServer:
         security: SecuritySettings | None = None,
         users: UserDirectory | None = None,
         model: ModelInfo | None = None,
+        tasks: asyncio.TaskGroup | None = None,
     ) -> None:
         self._registry = registry
+        self._tasks = tasks
         self._extensions = list(extensions)
         self._endpoint = endpoint
         self._namespace_uri = namespace_uri
@@ -104,11 +115,11 @@ class OpcUaServer:
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
         self._targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}
         self._required_roles: dict[ua.NodeId, Role] = {}
-        self._listeners: list[SampleListener] = []
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._write_failures: set[str] = set()
+        self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
+        self.publish_failures = 0
         self.sessions: SessionHooks | None = None
         self.pki: Pki | None = None
         self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
@@ -140,9 +151,10 @@ class OpcUaServer:
         assert self._builder is not None, "the address space is built in __aenter__"
         return self._builder.types[name]
 
-    def add_sample_listener(self, listener: SampleListener) -> None:
-        """Call *listener* with each batch of samples after it is visible in the address space."""
-        self._listeners.append(listener)
+    def start_task(self, loop: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
+        """Run *loop* (an extension's own loop) supervised as the task *name*, owned by the
+        server's TaskGroup if it has one; otherwise the extension ends it in ``detach``."""
+        return start_supervised(loop, name=name, tasks=self._tasks)
 
     def require_role(self, method_id: ua.NodeId, role: Role) -> None:
         """Refuse calls of *method_id* from sessions below *role* (BadUserAccessDenied) and report
@@ -177,7 +189,7 @@ class OpcUaServer:
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
         self._publish_sessions(0)
         await self._server.start()
-        self._task = asyncio.create_task(self._publish_loop(), name="opcua:publish")
+        self._task = self.start_task(self.run, "opcua:publish")
         log.info(
             "opcua_server_started",
             endpoint=self._endpoint,
@@ -192,11 +204,16 @@ class OpcUaServer:
     async def __aexit__(self, *exc: object) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        await cancel_and_wait(self._task)
-        for ext in reversed(self._extensions):
-            await ext.detach()
-        await self._server.stop()
-        log.info("opcua_server_stopped")
+            self._unsubscribe = None
+        try:
+            await cancel_and_wait(self._task)
+        finally:
+            try:
+                for ext in reversed(self._extensions):
+                    await ext.detach()
+            finally:
+                await self._server.stop()
+                log.info("opcua_server_stopped")
 
     async def _setup_security(self) -> None:
         sec = self._security
@@ -240,21 +257,63 @@ class OpcUaServer:
         self._registry.publish([TagSample(SESSIONS_KEY, count, Status.Good, now, now)])
 
     # -- publishing --------------------------------------------------------------------------
-    async def _publish_loop(self) -> None:
-        aspace = self._server.iserver.aspace
+    async def run(self) -> None:
+        """The publish loop: write each batch the registry accepted into the address space."""
         while True:
             batch = await self._queue.get()
-            for sample in batch:
-                for nid, vtype in self._targets[sample.tag]:
-                    result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, to_datavalue(sample, vtype))
-                    if not result.is_good() and sample.tag not in self._write_failures:
-                        self._write_failures.add(sample.tag)
-                        log.error("publish_failed", tag=sample.tag, status=result.name, value=repr(sample.value))
-            for listener in self._listeners:
-                listener(batch)
+            try:
+                await self._write_batch(batch)
+            finally:
+                self._queue.task_done()
+
+    async def _write_batch(self, batch: Sequence[TagSample]) -> None:
+        for sample in batch:
+            for nid, vtype in self._targets.get(sample.tag, ()):
+                await self._write_sample(nid, vtype, sample)
+
+    async def _write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
+        """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""
+        aspace = self._server.iserver.aspace
+        try:
+            dv = _encodable_datavalue(sample, vtype)
+        except (TypeError, ValueError, OverflowError, UaError) as exc:
+            self._publish_failed(sample, str(exc) or type(exc).__name__)
+            await aspace.write_attribute_value(nid, ua.AttributeIds.Value, _bad_datavalue(sample, Status.BadTypeMismatch))
+            return
+        try:
+            result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
+        except Exception as exc:
+            self._publish_failed(sample, repr(exc))
+            result = ua.StatusCode(Status.BadInternalError)
+        if not result.is_good():
+            self._publish_failed(sample, result.name)
+            status = result.value if result.is_bad() else Status.BadInternalError
+            await aspace.write_attribute_value(nid, ua.AttributeIds.Value, _bad_datavalue(sample, status))
+
+    def _publish_failed(self, sample: TagSample, error: str) -> None:
+        self.publish_failures += 1
+        if sample.tag not in self._failed_tags:
+            self._failed_tags.add(sample.tag)
+            log.error("publish_failed", tag=sample.tag, value=repr(sample.value)[:200], error=error)
 
     async def drain(self) -> None:
-        """Wait until every sample published so far is visible in the address space (tests, shutdown)."""
-        while not self._queue.empty():
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        """Wait until every batch published so far is in the address space, including the one
+        being written right now (tests)."""
+        await self._queue.join()
+
+
+def _encodable_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
+    """``to_datavalue``, refused when *vtype* cannot carry the value: asyncua would store it and
+    then fail to encode it for every client that reads or subscribes to the node."""
+    dv = to_datavalue(sample, vtype)
+    variant_to_binary(dv.Value)
+    return dv
+
+
+def _bad_datavalue(sample: TagSample, status: int) -> ua.DataValue:
+    return ua.DataValue(
+        Value=ua.Variant(None, ua.VariantType.Null),
+        StatusCode=ua.StatusCode(status),
+        SourceTimestamp=sample.source_time,
+        ServerTimestamp=sample.server_time,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.core.registry import TagInfo, TagRegistry
@@ -71,3 +72,28 @@ def test_unknown_and_duplicate_keys_are_refused() -> None:
         reg.publish([TagSample("nope", 1, Status.Good, utcnow(), utcnow())])
     with pytest.raises(ValueError):
         TagInfo("k", ("k",), data_type="double")
+
+
+def test_a_failing_listener_is_logged_once_and_never_stops_publish_or_the_other_listeners() -> None:
+    """A listener that raises does not reach the producer: publish returns, the listeners after it
+    still get every batch, the failure is logged once (listener_failed) and every failure counted."""
+    reg = _registry()
+    before: list[float] = []
+    after: list[float] = []
+
+    def broken(batch) -> None:
+        raise RuntimeError("disk on fire")
+
+    reg.subscribe(lambda batch: before.append(batch[0].value))
+    reg.subscribe(broken)
+    reg.subscribe(lambda batch: after.append(batch[0].value))
+    with capture_logs() as logs:
+        for v in (1.0, 2.0, 3.0):
+            now = utcnow()
+            reg.publish([TagSample("plc.a", v, Status.Good, now, now)])
+    assert before == after == [1.0, 2.0, 3.0]
+    assert reg.latest("plc.a").value == 3.0
+    failed = [e for e in logs if e["event"] == "listener_failed"]
+    assert len(failed) == 1
+    assert "broken" in failed[0]["listener"] and "disk on fire" in failed[0]["error"]
+    assert reg.listener_failures == 3

@@ -1,8 +1,7 @@
-"""HistoryStore on its own: round trip, ordering, retention by age and by size, recorder flushing."""
+"""HistoryStore on its own: round trip, ordering, retention by age and by size."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
@@ -11,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.history.store import HistoryRecorder, HistoryStore, from_us, to_us
-from edge.core.registry import TagInfo, TagRegistry
+from edge.history.store import HistoryStore, from_us, to_us
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -81,40 +79,6 @@ def test_append_is_all_or_nothing(store) -> None:
     assert store.count("a") == 1
 
 
-async def test_recorder_writes_only_historized_tags_and_flushes_on_close(tmp_path) -> None:
-    reg = TagRegistry()
-    reg.add(TagInfo("a", ("Devices", "d", "a")))
-    reg.add(TagInfo("b", ("Devices", "d", "b")))
-    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
-    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=3600) as rec:
-        for i in range(100):
-            reg.publish([TagSample("a", float(i), Status.Good, T0, T0), TagSample("b", 1.0, Status.Good, T0, T0)])
-        await asyncio.sleep(0)
-        assert rec.written == 0  # nothing flushed yet: the interval is an hour and the batch is not full
-    store.open()
-    try:
-        assert store.count("a") == 100 and store.count("b") == 0
-    finally:
-        store.close()
-
-
-async def test_recorder_writes_a_full_batch_without_waiting_for_the_interval(tmp_path) -> None:
-    reg = TagRegistry()
-    reg.add(TagInfo("a", ("Devices", "d", "a")))
-    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
-    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=3600, batch_size=10) as rec:
-        reg.publish([TagSample("a", float(i), Status.Good, T0, T0) for i in range(10)])
-        async with asyncio.timeout(5):
-            while rec.written < 10:
-                await asyncio.sleep(0.01)
-
-
-def test_recorder_refuses_unknown_keys(tmp_path) -> None:
-    reg = TagRegistry()
-    with pytest.raises(ValueError, match="not in the registry: nope"):
-        HistoryRecorder(HistoryStore(tmp_path / "h", retention_days=1, max_db_mb=1), reg, ["nope"])
-
-
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=30), st.integers(1, 7))
 def test_paging_with_after_visits_every_row_once(tmp_path_factory, rows, page) -> None:
@@ -141,18 +105,3 @@ def test_integers_beyond_int64_are_kept_exactly(store) -> None:
     big = 2**64 - 1  # a uint64 register pair
     store.append([TagSample("a", big, Status.Good, T0, T0), TagSample("a", -(2**63), Status.Good, T0, T0)])
     assert [int(r.value) for r in store.read("a", None, None)] == [big, -(2**63)]
-
-
-async def test_recorder_publishes_its_diagnostics(tmp_path) -> None:
-    reg = TagRegistry()
-    reg.add(TagInfo("a", ("Devices", "d", "a")))
-    store = HistoryStore(tmp_path / "h.sqlite", retention_days=7, max_db_mb=8)
-    async with HistoryRecorder(store, reg, ["a"], flush_interval_s=0.01, diagnostics=True) as rec:
-        assert reg.info("_diag.gateway.HistorySamplesWritten").path == ("Diagnostics", "Gateway", "HistorySamplesWritten")
-        reg.publish([TagSample("a", float(i), Status.Good, T0, T0) for i in range(7)])
-        async with asyncio.timeout(5):
-            while reg.latest("_diag.gateway.HistorySamplesWritten").value != 7:
-                await asyncio.sleep(0.01)
-        assert reg.latest("_diag.gateway.HistorySamplesDropped").value == 0
-        assert reg.latest("_diag.gateway.HistoryPendingSamples").status == Status.Good
-        assert reg.latest("_diag.gateway.HistoryDatabaseSize").value == rec.db_bytes > 0

@@ -8,6 +8,7 @@ from datetime import timezone
 import pytest
 import pytest_asyncio
 from asyncua import Client, ua
+from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.opcua.alarms import ACKNOWLEDGE_METHOD, AlarmSpec, OpcUaAlarms
@@ -297,3 +298,25 @@ async def test_condition_node_variables_show_the_latest_state(served) -> None:
     await events.next("tempHighLimit")
     assert await read("AckedState", "Id") is True and await read("Retain") is False
     assert (await read("Comment")).Text == "ok"
+
+
+async def test_a_sample_that_is_not_a_number_never_stops_alarm_processing(free_port_factory) -> None:
+    """A string for a limit-alarmed tag is logged once (alarm_emit_failed) and skipped; the alarms
+    loop keeps evaluating, and drain() returns only once the published batches are evaluated."""
+    reg = _registry()
+    alarms = OpcUaAlarms(SPECS)
+    url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
+    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[alarms]):
+        with capture_logs() as logs:
+            _publish(reg, "plc.temp", "sensor error")
+            _publish(reg, "plc.temp", "sensor error")
+            _publish(reg, "tank.alarm", True)
+            _publish(reg, "plc.temp", 90.0)
+            await alarms.drain()
+            states = {c.spec.name: c.state for c in alarms.conditions.values()}
+            assert states["tempHighLimit"].active and states["tempHighLimit"].value == 90.0
+            assert states["AnomalyAlarm"].active
+        failed = [e for e in logs if e["event"] == "alarm_emit_failed"]
+        assert [e["condition"] for e in failed] == ["tempHighLimit", "tempLowLimit"]
+        assert failed[0]["value"] == "'sensor error'"
+        assert not [e for e in logs if e["event"] == "task_crashed"]

@@ -9,6 +9,7 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 from asyncua import Client, ua
+from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.app import Gateway, run_gateway
@@ -119,3 +120,44 @@ async def test_sigterm_flushes_history_and_a_restart_serves_it(tmp_path, free_po
     finally:
         stop.set()
         await gateway
+
+
+async def test_northbound_loops_are_gateway_tasks_and_a_crashed_one_restarts(tmp_path, free_port_factory) -> None:
+    """The publish loop, the alarms loop and the history writer are named tasks of the running
+    gateway; a crash of the publish loop is logged at once (task_crashed) and the loop restarts
+    (task_restarted), so later samples still reach the address space; shutdown is clean."""
+    cfg = _config(tmp_path, free_port_factory(), free_port_factory())
+    running: dict[str, Gateway] = {}
+
+    async def check_then_stop() -> None:
+        gw = running["gw"]
+        server = gw.server
+        assert server is not None
+        names = {t.get_name() for t in asyncio.all_tasks()}
+        assert {"opcua:publish", "opcua:alarms", "history:writer", "poll:plc", "diagnostics"} <= names
+        write_batch = server._write_batch
+        crashed: list[object] = []
+
+        async def crash_once(batch) -> None:
+            if not crashed:
+                crashed.append(batch)
+                raise RuntimeError("unexpected")
+            await write_batch(batch)
+
+        server._write_batch = crash_once  # type: ignore[method-assign]
+        now = utcnow()
+        gw.registry.publish([TagSample("plc.level", 1, Status.Good, now, now)])
+        await server.drain()
+        now = utcnow()
+        gw.registry.publish([TagSample("plc.level", 2, Status.Good, now, now)])
+        async with asyncio.timeout(5):
+            await server.drain()
+        assert await server.ua_server.get_node(server.node_id("plc.level")).read_value() == 2
+
+    with capture_logs() as logs:
+        async with asyncio.timeout(30):
+            await run_gateway(cfg, shutdown_trigger=check_then_stop, on_ready=lambda gw: running.setdefault("gw", gw))
+    events = [e["event"] for e in logs]
+    assert [e["task"] for e in logs if e["event"] == "task_crashed"] == ["opcua:publish"]
+    assert [e["task"] for e in logs if e["event"] == "task_restarted"] == ["opcua:publish"]
+    assert events.index("gateway_stopping") < events.index("opcua_server_stopped") < events.index("history_closed") < events.index("gateway_stopped")

@@ -11,7 +11,8 @@ import pytest_asyncio
 from asyncua import Client, ua
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.history.store import HistoryRecorder, HistoryRow, HistoryStore
+from edge.history.recorder import HistoryRecorder
+from edge.history.store import HistoryRow, HistoryStore
 from edge.opcua.history_read import OpcUaHistory, to_datavalue
 from edge.opcua.server import OpcUaServer
 from edge.core.registry import TagInfo, TagRegistry

@@ -8,6 +8,7 @@ from datetime import timedelta, timezone
 import pytest
 import pytest_asyncio
 from asyncua import Client, ua
+from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.opcua.server import OpcUaServer
@@ -22,6 +23,8 @@ def _registry() -> TagRegistry:
     reg.add(TagInfo("plc.count", ("Devices", "plc", "count"), "uint32", device="plc"))
     reg.add(TagInfo("plc.sp", ("Devices", "plc", "sp"), "float64", "%", 0.0, 100.0, writable=True, device="plc"))
     reg.add(TagInfo("plc.run", ("Devices", "plc", "run"), "bool", writable=True, device="plc"))
+    reg.add(TagInfo("plc.level", ("Devices", "plc", "level"), "float64", "m", device="plc"))
+    reg.add(TagInfo("plc.total", ("Devices", "plc", "total"), "uint16", device="plc"))
     reg.add(TagInfo("tank.temp.estimate", ("Assets", "tank", "temp", "Estimate"), "float64", "degC"))
     return reg
 
@@ -173,3 +176,105 @@ async def test_read_only_node_refuses_writes(served) -> None:
     with pytest.raises(ua.UaStatusCodeError):
         await temp.write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
     assert writes.calls == []
+
+
+async def _read(client: Client, path: str) -> ua.DataValue:
+    return await (await _node(client, path)).read_data_value(raise_on_bad_status=False)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_sample_the_node_cannot_take_is_logged_once_and_only_that_node_goes_bad(served) -> None:
+    """A string for a float64 tag is logged once (publish_failed: tag, value repr, error); its node
+    shows BadTypeMismatch with a null value instead of the old Good value; samples of other tags in
+    the same and later batches, and later convertible samples of that tag, still reach the address space."""
+    reg, server, client, _ = served
+    now = utcnow()
+    reg.publish([TagSample("plc.level", 1.25, Status.Good, now, now)])
+    await server.drain()
+    assert (await _read(client, "Devices/plc/level")).Value.Value == 1.25
+
+    with capture_logs() as logs:
+        for i in range(3):
+            now = utcnow()
+            reg.publish([TagSample("plc.level", "n/a", Status.Good, now, now), TagSample("plc.temp", 30.0 + i, Status.Good, now, now)])
+        await server.drain()
+    failed = [e for e in logs if e["event"] == "publish_failed"]
+    assert len(failed) == 1
+    assert failed[0]["tag"] == "plc.level" and failed[0]["value"] == "'n/a'" and failed[0]["error"]
+    level = await _read(client, "Devices/plc/level")
+    assert level.StatusCode.value == Status.BadTypeMismatch and level.Value.Value is None
+    assert (await _read(client, "Devices/plc/temp")).Value.Value == 32.0
+
+    now = utcnow()
+    reg.publish([TagSample("plc.level", 2.5, Status.Good, now, now)])
+    await server.drain()
+    level = await _read(client, "Devices/plc/level")
+    assert level.StatusCode.is_good() and level.Value.Value == 2.5
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_integer_out_of_range_never_reaches_clients(served) -> None:
+    """An integer the node's type cannot hold (70000 for a UInt16) would break every client read of
+    the node; it is refused like an unconvertible value and the node goes Bad."""
+    reg, server, client, _ = served
+    now = utcnow()
+    with capture_logs() as logs:
+        reg.publish([TagSample("plc.total", 70000, Status.Good, now, now)])
+        await server.drain()
+    assert [e["tag"] for e in logs if e["event"] == "publish_failed"] == ["plc.total"]
+    total = await _read(client, "Devices/plc/total")
+    assert total.StatusCode.value == Status.BadTypeMismatch and total.Value.Value is None
+    reg.publish([TagSample("plc.total", 7, Status.Good, now, now)])
+    await server.drain()
+    assert (await _read(client, "Devices/plc/total")).Value.Value == 7
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_crashed_publish_loop_is_logged_and_restarts(served, monkeypatch) -> None:
+    """An unexpected error in the publish loop is logged at once (task_crashed) and the loop is
+    started again (task_restarted): later samples still reach the address space."""
+    reg, server, client, _ = served
+    write_batch = server._write_batch
+    crashes = []
+
+    async def crash_once(batch):
+        if not crashes:
+            crashes.append(batch)
+            raise RuntimeError("unexpected")
+        await write_batch(batch)
+
+    monkeypatch.setattr(server, "_write_batch", crash_once)
+    with capture_logs() as logs:
+        now = utcnow()
+        reg.publish([TagSample("tank.temp.estimate", 1.0, Status.Good, now, now)])
+        await server.drain()  # the crashed batch is done with: drain does not hang on it
+        crashed = [e for e in logs if e["event"] == "task_crashed"]
+        assert len(crashed) == 1 and crashed[0]["task"] == "opcua:publish" and "unexpected" in crashed[0]["error"]
+        now = utcnow()
+        reg.publish([TagSample("tank.temp.estimate", 2.0, Status.Good, now, now)])
+        async with asyncio.timeout(5):
+            await server.drain()
+    assert [e["task"] for e in logs if e["event"] == "task_restarted"] == ["opcua:publish"]
+    assert (await _read(client, "Assets/tank/temp/Estimate")).Value.Value == 2.0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_drain_waits_for_the_batch_being_written(served, monkeypatch) -> None:
+    """drain returns only once the batch the loop has already taken off the queue is written."""
+    reg, server, client, _ = served
+    aspace = server.ua_server.iserver.aspace
+    write = aspace.write_attribute_value
+    started = asyncio.Event()
+
+    async def slow_write(*args, **kwargs):
+        started.set()
+        await asyncio.sleep(0.2)
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(aspace, "write_attribute_value", slow_write)
+    now = utcnow()
+    reg.publish([TagSample("plc.count", 41, Status.Good, now, now)])
+    await started.wait()  # the batch is off the queue and in flight
+    await server.drain()
+    monkeypatch.undo()
+    assert (await _read(client, "Devices/plc/count")).Value.Value == 41
