@@ -24,6 +24,7 @@ from edge.config.loader import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer
+from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
@@ -46,7 +47,7 @@ class Gateway:
                 self.registry.add(info)
         self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry)
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
-            self.registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, units))
+            self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
@@ -58,8 +59,8 @@ class Gateway:
                 dtype = "float64"  # engineering values of scaled integers are not integers
             self.registry.add(
                 TagInfo(
-                    f"{dev.name}.{tag.name}",
-                    ("Devices", dev.name, tag.name),
+                    tag_key(dev.name, tag.name),
+                    tag_path(dev.name, tag.name),
                     dtype,
                     tag.units,
                     tag.low,
@@ -89,9 +90,9 @@ class Gateway:
         now = utcnow()
         tick = max((t.last_tick_s for t in self.twins), default=0.0)
         return [
-            TagSample("_diag.gateway.Version", __version__, Status.Good, now, now),
-            TagSample("_diag.gateway.KernelImplementation", kernels.IMPLEMENTATION, Status.Good, now, now),
-            TagSample("_diag.gateway.KernelTickTime", tick, Status.Good, now, now),
+            TagSample(gateway_diag_key("Version"), __version__, Status.Good, now, now),
+            TagSample(gateway_diag_key("KernelImplementation"), kernels.IMPLEMENTATION, Status.Good, now, now),
+            TagSample(gateway_diag_key("KernelTickTime"), tick, Status.Good, now, now),
         ]
 
 

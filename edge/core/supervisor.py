@@ -28,6 +28,7 @@ from drivers.base import COMMUNICATION_FAILURES, Driver, DriverUnavailable, Link
 from drivers.sample import Status, TagSample, TagValue
 from edge.core.backoff import Backoff
 from edge.core.health import DeviceHealth
+from edge.core.names import tag_key
 from edge.core.registry import TagRegistry
 
 log = structlog.get_logger("edge.core.supervisor")
@@ -71,7 +72,7 @@ class DeviceRunner:
         self.name = name
         self.driver = driver
         self.points = list(points)
-        self.keys = [f"{name}.{p.name}" for p in self.points]
+        self.keys = [tag_key(name, p.name) for p in self.points]
         self._by_key = dict(zip(self.keys, self.points, strict=True))
         self.registry = registry
         self.poll_interval_s = poll_interval_s
