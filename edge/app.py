@@ -35,6 +35,7 @@ from edge.config.loader import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer
+from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
@@ -57,12 +58,12 @@ class Gateway:
                 self.registry.add(info)
         self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry)
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
-            self.registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, units))
+            self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
         # each point is named by its registry key, so the driver's samples are published as they are
-        points = [replace(p, name=f"{dev.name}.{tag.name}") for tag, p in zip(dev.tags, dev.points(), strict=True)]
+        points = [replace(p, name=tag_key(dev.name, tag.name)) for tag, p in zip(dev.tags, dev.points(), strict=True)]
         for tag, point in zip(dev.tags, points, strict=True):
             scaled = point.is_scaled
             dtype = point.data_type.value
@@ -71,7 +72,7 @@ class Gateway:
             self.registry.add(
                 TagInfo(
                     point.name,
-                    ("Devices", dev.name, tag.name),
+                    tag_path(dev.name, tag.name),
                     dtype,
                     tag.units,
                     tag.low,
@@ -101,9 +102,9 @@ class Gateway:
         now = utcnow()
         tick = max((t.last_tick_s for t in self.twins), default=0.0)
         return [
-            TagSample("_diag.gateway.Version", __version__, Status.Good, now, now),
-            TagSample("_diag.gateway.KernelImplementation", kernels.IMPLEMENTATION, Status.Good, now, now),
-            TagSample("_diag.gateway.KernelTickTime", tick, Status.Good, now, now),
+            TagSample(gateway_diag_key("Version"), __version__, Status.Good, now, now),
+            TagSample(gateway_diag_key("KernelImplementation"), kernels.IMPLEMENTATION, Status.Good, now, now),
+            TagSample(gateway_diag_key("KernelTickTime"), tick, Status.Good, now, now),
         ]
 
 

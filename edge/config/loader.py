@@ -23,6 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from drivers import DRIVER_KINDS
 from edge.config.base import Name, _Strict
+from edge.config.collisions import check_collisions
 from edge.config.locate import key_lines, line_of
 from edge.config.modbus import DEVICE_MODELS, DeviceConfig, ModbusRtuDevice, ModbusTag, ModbusTcpDevice  # noqa: F401 (re-exported)
 from edge.opcua.users import parse_password_hash
@@ -295,8 +296,14 @@ class _Collector:
         self.source = source
         self.lines = key_lines(text)
         self.problems: list[tuple[int, str]] = []
+        self.origins: dict[str, tuple[str, int, int]] = {}  # key path of an item read from another file -> (file, line, sort line)
 
     def add(self, path: str, message: str) -> None:
+        item, _, key = path.rpartition(".")
+        if item in self.origins:  # e.g. a tag from a CSV file: located in that file
+            file, line, sort_line = self.origins[item]
+            self.problems.append((sort_line, f"{file}:{line}: {key}: {message}"))
+            return
         line = line_of(self.lines, path)
         self.problems.append((line or 0, f"{self.source}:{line or '?'}: {path}: {message}"))
 
@@ -333,6 +340,7 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     _check_devices(c, devices)
     devices = _modbus_checks(c, devices, Path(source).parent)
     _check_assets(c, devices, assets)
+    check_collisions(c, devices, assets)
     _check_opcua(c, sections["opcua"])
 
     if c.problems:
@@ -395,21 +403,10 @@ def _duplicates(c: _Collector, named: list[tuple[str, Any]], what: str) -> None:
             seen[item.name] = prefix
 
 
-# Browse names the OPC UA model gives to members of device and asset objects (edge/opcua/model.py)
-RESERVED_DEVICE_NAMES = frozenset({"Gateway"})  # Diagnostics/Gateway holds the gateway's own diagnostics
-RESERVED_TAG_NAMES = frozenset({"LinkState", "LastError", "ReadsOk", "ReadsFailed", "Reconnects", "PollCycleTime"})
-RESERVED_SIGNAL_NAMES = frozenset({"AnomalyScore", "Alarm", "Simulate", "ResetModel"})
-
-
 def _check_devices(c: _Collector, devices: list[tuple[str, Any]]) -> None:
     _duplicates(c, devices, "device")
     for prefix, dev in devices:
         _duplicates(c, [(f"{prefix}.tags[{i}]", t) for i, t in enumerate(dev.tags)], "tag")
-        if dev.name in RESERVED_DEVICE_NAMES:
-            c.add(f"{prefix}.name", f"{dev.name!r} is reserved (Diagnostics/{dev.name} holds the gateway's diagnostics)")
-        for i, tag in enumerate(dev.tags):
-            if tag.name in RESERVED_TAG_NAMES:
-                c.add(f"{prefix}.tags[{i}].name", f"{tag.name!r} is reserved for the device's diagnostics node")
 
 
 def _modbus_checks(c: _Collector, devices: list[tuple[str, Any]], base: Path) -> list[tuple[str, Any]]:
@@ -461,10 +458,8 @@ def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
         if tag.name in seen:
             problem(line, "name", f"duplicate tag name {tag.name!r} (first at {seen[tag.name]})")
             continue
-        if tag.name in RESERVED_TAG_NAMES:
-            problem(line, "name", f"{tag.name!r} is reserved for the device's diagnostics node")
-            continue
         seen[tag.name] = f"{path}:{line}"
+        c.origins[f"{prefix}.tags[{len(tags)}]"] = (str(path), line, sort_line)
         tags.append(tag)
     return dev.model_copy(update={"tags": tags})
 
@@ -477,9 +472,6 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
         if asset.name in device_names:
             c.add(f"{prefix}.name", f"asset name {asset.name!r} is also a device name")
         _duplicates(c, [(f"{prefix}.signals[{i}]", s) for i, s in enumerate(asset.signals)], "signal")
-        for i, sig in enumerate(asset.signals):
-            if sig.name in RESERVED_SIGNAL_NAMES:
-                c.add(f"{prefix}.signals[{i}].name", f"{sig.name!r} is reserved for a member of the asset object")
         for i, sig in enumerate(asset.signals):
             path = f"{prefix}.signals[{i}].tag"
             tag = tags.get(sig.tag)

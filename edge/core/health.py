@@ -10,9 +10,10 @@ from datetime import datetime
 
 from drivers.base import LinkState
 from drivers.sample import Status, TagSample, utcnow
+from edge.core.names import device_diag_key, device_diag_path
 from edge.core.registry import TagInfo
 
-# (leaf name, data type, units, description)
+# (leaf name, data type, units, description); the leaves are edge.core.names.DEVICE_DIAGNOSTICS
 DEVICE_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
     ("LinkState", "string", None, "disconnected | connecting | connected | closed"),
     ("LastError", "string", None, "the error of the current or most recent outage"),
@@ -35,11 +36,11 @@ class DeviceHealth:
     poll_cycle_s: float = 0.0
 
     def key(self, leaf: str) -> str:
-        return f"_diag.{self.device}.{leaf}"
+        return device_diag_key(self.device, leaf)
 
     def infos(self) -> list[TagInfo]:
         return [
-            TagInfo(self.key(leaf), ("Diagnostics", self.device, leaf), dtype, units, description=desc)
+            TagInfo(self.key(leaf), device_diag_path(self.device, leaf), dtype, units, description=desc)
             for leaf, dtype, units, desc in DEVICE_FIELDS
         ]
 

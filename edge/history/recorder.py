@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable
 import structlog
 
 from drivers.sample import Status, TagSample, utcnow
+from edge.core.names import gateway_diag_key, gateway_diag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import start_supervised
 from edge.history.store import HistoryStore
@@ -24,7 +25,8 @@ from edge.history.store import HistoryStore
 log = structlog.get_logger("edge.history.recorder")
 
 
-# (leaf below Diagnostics/Gateway, data type, description), registry keys ``_diag.gateway.<leaf>``
+# (leaf below Diagnostics/Gateway, data type, description), registry keys ``_diag.gateway.<leaf>``;
+# the leaves are edge.core.names.HISTORY_DIAGNOSTICS
 DIAGNOSTICS = (
     ("HistorySamplesWritten", "uint64", "samples written to the history database since start"),
     ("HistorySamplesDropped", "uint64", "samples dropped because the history writer fell behind"),
@@ -77,8 +79,8 @@ class HistoryRecorder:
         self._diagnostics = diagnostics
         if diagnostics:
             for leaf, dtype, description in DIAGNOSTICS:
-                if f"_diag.gateway.{leaf}" not in registry:
-                    registry.add(TagInfo(f"_diag.gateway.{leaf}", ("Diagnostics", "Gateway", leaf), dtype, description=description))
+                if gateway_diag_key(leaf) not in registry:
+                    registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, description=description))
 
     async def __aenter__(self) -> HistoryRecorder:
         await asyncio.to_thread(self.store.open)
@@ -162,7 +164,7 @@ class HistoryRecorder:
             return
         now = utcnow()
         values = (self.written, self.dropped, len(self._buffer), self.db_bytes)
-        self._registry.publish([TagSample(f"_diag.gateway.{leaf}", v, Status.Good, now, now) for (leaf, _, _), v in zip(DIAGNOSTICS, values, strict=True)])
+        self._registry.publish([TagSample(gateway_diag_key(leaf), v, Status.Good, now, now) for (leaf, _, _), v in zip(DIAGNOSTICS, values, strict=True)])
 
     async def trim(self) -> None:
         try:

@@ -40,6 +40,7 @@ import structlog
 from asyncua import ua
 
 from drivers.sample import Status, TagSample, is_bad, utcnow
+from edge.core import names
 from edge.core.tasks import cancel_and_wait
 from edge.opcua.users import Role, current_principal, current_role
 
@@ -66,17 +67,20 @@ class AlarmSpec:
 def alarm_specs(cfg: Any) -> list[AlarmSpec]:
     """The alarms a gateway config declares (asset anomaly alarms, then tag limit alarms)."""
     out = [
-        AlarmSpec("AnomalyAlarm", f"{a.name}.alarm", ("Assets", a.name), a.alarm_severity, "flag", a.alarm_threshold, text=f"{a.name} anomaly score")
+        AlarmSpec(names.ANOMALY_ALARM, names.asset_output_key(a.name, "alarm"), names.asset_path(a.name), a.alarm_severity, "flag", a.alarm_threshold,
+                  text=f"{a.name} anomaly score")
         for a in cfg.assets
     ]
     for dev in cfg.devices:
         for tag in dev.tags:
-            key, src = f"{dev.name}.{tag.name}", ("Devices", dev.name)
+            key, src = names.tag_key(dev.name, tag.name), names.device_path(dev.name)
             unit = f" {tag.units}" if tag.units else ""
             if tag.alarm_high is not None:
-                out.append(AlarmSpec(f"{tag.name}HighLimit", key, src, tag.alarm_severity, "high", tag.alarm_high, tag.alarm_deadband, f"{key}{unit}"))
+                name = names.limit_condition_name(tag.name, "high")
+                out.append(AlarmSpec(name, key, src, tag.alarm_severity, "high", tag.alarm_high, tag.alarm_deadband, f"{key}{unit}"))
             if tag.alarm_low is not None:
-                out.append(AlarmSpec(f"{tag.name}LowLimit", key, src, tag.alarm_severity, "low", tag.alarm_low, tag.alarm_deadband, f"{key}{unit}"))
+                name = names.limit_condition_name(tag.name, "low")
+                out.append(AlarmSpec(name, key, src, tag.alarm_severity, "low", tag.alarm_low, tag.alarm_deadband, f"{key}{unit}"))
     return out
 
 
@@ -164,7 +168,7 @@ class OpcUaAlarms:
         notifiers: set[ua.NodeId] = set()
         for spec in self.specs:
             source_id = server.path_node_id(spec.source)
-            node_id = server.path_node_id((*spec.source, spec.name))
+            node_id = server.path_node_id(names.condition_path(spec.source, spec.name))
             source = self._server.get_node(source_id)
             cond = await source.add_object(node_id, ua.QualifiedName(spec.name, server.namespace_index), objecttype=ua.ObjectIds.AlarmConditionType, instantiate_optional=False)
             # A condition is not a member of its source: relate them with HasCondition (not

@@ -19,6 +19,7 @@ from edge.history.recorder import HistoryRecorder
 from edge.history.store import HistoryStore
 from edge.opcua.history_read import OpcUaHistory
 from edge.opcua.methods import AssetMethods, identified_assets
+from edge.core import names
 from edge.core.registry import TagRegistry
 
 
@@ -49,13 +50,13 @@ async def northbound_extensions(
 def history_keys(cfg: Any, registry: TagRegistry) -> list[str]:
     """Registry keys to historize: device tags with ``historize``, every output of a signal with
     ``historize`` (or of an asset with ``historize``), and the asset's own outputs in that case."""
-    keys = {f"{dev.name}.{tag.name}" for dev in cfg.devices for tag in dev.tags if tag.historize}
+    keys = {names.tag_key(dev.name, tag.name) for dev in cfg.devices for tag in dev.tags if tag.historize}
     prefixes = []
     for asset in cfg.assets:
         if asset.historize:
-            prefixes.append(f"{asset.name}.")
+            prefixes.append(names.asset_key_prefix(asset.name))
         else:
-            prefixes.extend(f"{asset.name}.{sig.name}." for sig in asset.signals if sig.historize)
+            prefixes.extend(names.signal_key_prefix(asset.name, sig.name) for sig in asset.signals if sig.historize)
     if prefixes:
         keys.update(i.key for i in registry.infos() if i.key.startswith(tuple(prefixes)))
     return sorted(k for k in keys if k in registry)

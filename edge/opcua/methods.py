@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from asyncua import ua
 
+from edge.core import names
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.methods")
@@ -77,11 +78,14 @@ class AssetMethods:
         ua_server = server.ua_server
         ns = server.namespace_index
         for asset in sorted(self.twins):
-            parent = ua_server.get_node(server.path_node_id(("Assets", asset)))
+            parent = ua_server.get_node(server.path_node_id(names.asset_path(asset)))
             sim = await parent.add_method(
-                server.path_node_id(("Assets", asset, "Simulate")), ua.QualifiedName("Simulate", ns), self._simulate_for(asset), SIMULATE_INPUTS, SIMULATE_OUTPUTS
+                server.path_node_id(names.method_path(asset, names.SIMULATE)), ua.QualifiedName(names.SIMULATE, ns), self._simulate_for(asset),
+                SIMULATE_INPUTS, SIMULATE_OUTPUTS,
+            )  # fmt: skip
+            reset = await parent.add_method(
+                server.path_node_id(names.method_path(asset, names.RESET_MODEL)), ua.QualifiedName(names.RESET_MODEL, ns), self._reset_for(asset), [], []
             )
-            reset = await parent.add_method(server.path_node_id(("Assets", asset, "ResetModel")), ua.QualifiedName("ResetModel", ns), self._reset_for(asset), [], [])
             for node, text in ((sim, "what-if: predicted output under a candidate input trajectory"), (reset, "forget the identified model and identify it again")):
                 await node.write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(text), ua.VariantType.LocalizedText)))
             server.require_role(sim.nodeid, SIMULATE_ROLE)

@@ -29,7 +29,9 @@ from asyncua import Server, ua
 
 from drivers.sample import TagSample
 from edge.opcua import units
+from edge.core import names
 from edge.core.health import DEVICE_FIELDS
+from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
@@ -45,21 +47,22 @@ VARIANT_TYPES: dict[str, ua.VariantType] = {
     "string": ua.VariantType.String,
 }
 NUMERIC = frozenset(VARIANT_TYPES) - {"bool", "string"}
-GROUP_FOLDERS = frozenset({"Devices", "Assets", "Diagnostics"})
-TWIN_OUTPUTS = ("Measured", "Estimate", "Forecast", "Residual", "AnomalyScore")
+GROUP_FOLDERS = frozenset(names.FOLDERS)
+TWIN_OUTPUTS = tuple(names.SIGNAL_OUTPUTS.values())
 
 # (member, data type, units, description)
 DEVICE_MEMBERS = tuple((leaf, dtype, unit, desc) for leaf, dtype, unit, desc in DEVICE_FIELDS)
+_ASSET, _SIGNAL = names.ASSET_OUTPUTS, names.SIGNAL_OUTPUTS
 ASSET_MEMBERS = (
-    ("AnomalyScore", "float64", "1", "largest anomaly score of the asset's signals (about 1 when normal)"),
-    ("Alarm", "bool", None, "anomaly score above the asset's alarm threshold"),
+    (_ASSET["anomaly_score"], "float64", "1", "largest anomaly score of the asset's signals (about 1 when normal)"),
+    (_ASSET["alarm"], "bool", None, "anomaly score above the asset's alarm threshold"),
 )
 SIGNAL_MEMBERS = (
-    ("Measured", "float64", None, "the measured device value the twin follows"),
-    ("Estimate", "float64", None, "Kalman estimate of the signal"),
-    ("Forecast", "float64", None, "forecast ForecastHorizon seconds ahead"),
-    ("Residual", "float64", None, "measured minus one-step prediction"),
-    ("AnomalyScore", "float64", "1", "EWMA of the normalized innovation squared (about 1 when normal)"),
+    (_SIGNAL["measured"], "float64", None, "the measured device value the twin follows"),
+    (_SIGNAL["estimate"], "float64", None, "Kalman estimate of the signal"),
+    (_SIGNAL["forecast"], "float64", None, "forecast ForecastHorizon seconds ahead"),
+    (_SIGNAL["residual"], "float64", None, "measured minus one-step prediction"),
+    (_SIGNAL["anomaly_score"], "float64", "1", "EWMA of the normalized innovation squared (about 1 when normal)"),
 )
 
 
@@ -80,10 +83,6 @@ class ModelInfo:
         )
 
 
-def node_id_text(gateway: str, path: Sequence[str]) -> str:
-    return "/".join((gateway, *path))
-
-
 def type_id_text(type_name: str, member: str | None = None) -> str:
     return f"types:{type_name}" if member is None else f"types:{type_name}/{member}"
 
@@ -92,13 +91,13 @@ def container_type(prefix: tuple[str, ...], leaf_depths: set[int]) -> str:
     """The type of the object at *prefix*; *leaf_depths* are the path lengths of variables below it."""
     if len(prefix) == 1 and prefix[0] in GROUP_FOLDERS:
         return "FolderType"
-    if len(prefix) == 2 and prefix[0] == "Devices":
+    if len(prefix) == 2 and prefix[0] == names.DEVICES:
         return "DeviceType"
-    if len(prefix) == 2 and prefix[0] == "Assets":
+    if len(prefix) == 2 and prefix[0] == names.ASSETS:
         return "AssetType"
-    if len(prefix) == 3 and prefix[0] == "Assets" and 4 in leaf_depths:
+    if len(prefix) == 3 and prefix[0] == names.ASSETS and 4 in leaf_depths:
         return "TwinSignalType"
-    if len(prefix) == 2 and prefix[0] == "Diagnostics":
+    if len(prefix) == 2 and prefix[0] == names.DIAGNOSTICS:
         return "FolderType"
     return "BaseObjectType"
 
@@ -295,15 +294,15 @@ class ModelBuilder:
         # a device's diagnostics are members of its DeviceType object too: mirrored variables at
         # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
         for info in infos:
-            p = info.path
-            if len(p) == 3 and p[0] == "Diagnostics" and ("Devices", p[1]) in containers:
-                await self._variable(containers[("Devices", p[1])][0], info, path=("Devices", p[1], p[2]))
+            mirror = names.mirror_of(info.path)
+            if mirror is not None and mirror[:-1] in containers:
+                await self._variable(containers[mirror[:-1]][0], info, path=mirror)
         for prefix in self._signals:
             await self._add_horizon(prefix)
 
     async def _add_horizon(self, prefix: tuple[str, ...]) -> None:
         horizon = self.info.forecast_horizons_s.get((prefix[1], prefix[2]))
-        forecast = (*prefix, "Forecast")
+        forecast = names.signal_output_path(prefix[1], prefix[2], "forecast")
         if horizon is None or forecast not in self._variable_paths:
             return
         await self.add_variable(
@@ -318,9 +317,9 @@ class ModelBuilder:
             return self.info.asset_descriptions.get(prefix[1]) or f"asset {prefix[1]}"
         if kind == "TwinSignalType":
             return f"twin signal {prefix[2]} of asset {prefix[1]}"
-        if prefix == ("Diagnostics", "Gateway"):
+        if prefix == names.GATEWAY_DIAGNOSTICS_PATH:
             return "gateway diagnostics: version, kernel, tick time, sessions"
-        return {"Devices": "southbound devices", "Assets": "assets with digital twins", "Diagnostics": "link state and counters"}.get(
+        return {names.DEVICES: "southbound devices", names.ASSETS: "assets with digital twins", names.DIAGNOSTICS: "link state and counters"}.get(
             prefix[-1], "/".join(prefix)
         )
 

@@ -41,9 +41,10 @@ from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
 from drivers.sample import Status, TagSample, utcnow
+from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.tasks import cancel_and_wait, start_supervised
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
-from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, node_id_text, to_datavalue
+from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
 from edge.opcua.writes import WriteGate, WriteHandler
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
@@ -62,7 +63,7 @@ __all__ = [
 
 log = structlog.get_logger("edge.opcua.server")
 
-SESSIONS_KEY = "_diag.gateway.Sessions"
+SESSIONS_KEY = gateway_diag_key("Sessions")
 
 
 class ServerExtension(Protocol):
@@ -124,7 +125,7 @@ class OpcUaServer:
         self.pki: Pki | None = None
         self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
         if SESSIONS_KEY not in registry:
-            registry.add(TagInfo(SESSIONS_KEY, ("Diagnostics", "Gateway", "Sessions"), "uint32", description="activated client sessions"))
+            registry.add(TagInfo(SESSIONS_KEY, gateway_diag_path("Sessions"), "uint32", description="activated client sessions"))
 
     @property
     def namespace_index(self) -> int:

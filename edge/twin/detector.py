@@ -24,6 +24,7 @@ import structlog
 import kernels
 from drivers.sample import Status, TagSample
 from edge.config.loader import AssetConfig
+from edge.core.names import detector_key, detector_output_path
 from edge.core.registry import TagInfo
 from edge.replay.run import pca_features
 from edge.twin.io import gather, sample, severity
@@ -39,13 +40,14 @@ def detector_infos(asset: AssetConfig) -> list[TagInfo]:
     """Registry entries of an asset's detector (none when it has no ``detector`` section)."""
     if asset.detector is None:
         return []
-    base, d = ("Assets", asset.name, "Detector"), asset.detector
-    return [
-        TagInfo(f"{asset.name}.detector.score", (*base, "Score"), "float64", "1", description="PCA T2/Q score, 1 at the control limit"),
-        TagInfo(f"{asset.name}.detector.t2", (*base, "T2"), "float64", "1", description="Hotelling T2 of the current sample"),
-        TagInfo(f"{asset.name}.detector.q", (*base, "Q"), "float64", "1", description="Q (squared prediction error) of the current sample"),
-        TagInfo(f"{asset.name}.detector.alarm", (*base, "Alarm"), "bool", description=f"score above {d.on:g}, released below {d.on * d.release:g}"),
-    ]
+    a, d = asset.name, asset.detector
+    rows = (  # (output, data type, units, description)
+        ("score", "float64", "1", "PCA T2/Q score, 1 at the control limit"),
+        ("t2", "float64", "1", "Hotelling T2 of the current sample"),
+        ("q", "float64", "1", "Q (squared prediction error) of the current sample"),
+        ("alarm", "bool", None, f"score above {d.on:g}, released below {d.on * d.release:g}"),
+    )
+    return [TagInfo(detector_key(a, o), detector_output_path(a, o), dtype, units, description=text) for o, dtype, units, text in rows]
 
 
 class AssetDetector:
@@ -63,7 +65,7 @@ class AssetDetector:
         self._prev: np.ndarray | None = None  # previous complete row, for the differences
         self._train: list[np.ndarray] = []
         self.detector: kernels.PcaDetector | None = None
-        self._keys = [f"{asset.name}.detector.{k}" for k in ("score", "t2", "q", "alarm")]
+        self._keys = [detector_key(asset.name, k) for k in ("score", "t2", "q", "alarm")]
         self._last: tuple[float, float, float] = (np.nan, np.nan, np.nan)
         self._alarm_published: tuple[bool | None, int] | None = None
 

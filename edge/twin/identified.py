@@ -28,6 +28,7 @@ import numpy as np
 
 from drivers.sample import Status, TagSample
 from edge.config.loader import AssetConfig, SignalConfig
+from edge.core.names import model_output_key, model_output_path, model_outputs
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import gather, held_values, sample, severity
 from kernels.ident import ArxOrders, RlsBank, arx_simulate
@@ -40,19 +41,6 @@ BAD_OUT_OF_RANGE = int(Status.BadOutOfRange)
 GOOD = int(Status.Good)
 UNCERTAIN = int(Status.UncertainSubNormal)
 EXCITATION = 100.0
-
-# registry key suffix -> (browse leaf below <signal>/Model, first-order models only)
-MODEL_OUTPUTS: dict[str, tuple[str, bool]] = {
-    "model_gain": ("Gain", False),
-    "model_gain_std": ("GainStd", False),
-    "model_time_constant": ("TimeConstant", True),
-    "model_dead_time": ("DeadTime", True),
-    "model_residual_std": ("ResidualStd", False),
-    "model_forecast": ("Forecast", False),
-    "model_forecast_low": ("ForecastLow", False),
-    "model_forecast_high": ("ForecastHigh", False),
-}
-
 
 def candidates_of(sig: SignalConfig, period_s: float) -> list[ArxOrders]:
     """The model structures to identify: one, or one per candidate dead time (``max_dead_time_s``)."""
@@ -73,7 +61,6 @@ def model_infos(asset: AssetConfig, sig: SignalConfig, registry: TagRegistry) ->
     y_unit = sig.units or out_info.units
     gain_unit = f"{y_unit}/{in_info.units}" if y_unit and in_info.units else None
     first_order = sig.input_model == "fopdt"
-    base = ("Assets", asset.name, sig.name, "Model")
     h = sig.forecast_horizon_s
     meta = {
         "model_gain": (gain_unit, f"identified steady-state gain from {sig.input}"),
@@ -86,11 +73,9 @@ def model_infos(asset: AssetConfig, sig: SignalConfig, registry: TagRegistry) ->
         "model_forecast_high": (y_unit, f"upper bound of the 95 % prediction interval {h:g} s ahead"),
     }
     infos = []
-    for key, (leaf, fo_only) in MODEL_OUTPUTS.items():
-        if fo_only and not first_order:
-            continue
-        unit, text = meta[key]
-        infos.append(TagInfo(f"{asset.name}.{sig.name}.{key}", (*base, leaf), "float64", unit, description=text))
+    for output in model_outputs(first_order):
+        unit, text = meta[output]
+        infos.append(TagInfo(model_output_key(asset.name, sig.name, output), model_output_path(asset.name, sig.name, output), "float64", unit, description=text))
     return infos
 
 
@@ -144,7 +129,7 @@ class ModelGroup:
         self.horizons = np.array([c.horizon for c in channels], dtype=np.intp)
         self.max_horizon = int(self.horizons.max()) if n else 1
         for c in channels:
-            c.keys = tuple(f"{c.asset}.{c.signal}.{k}" for k, (_, fo) in MODEL_OUTPUTS.items() if c.first_order or not fo)
+            c.keys = tuple(model_output_key(c.asset, c.signal, k) for k in model_outputs(c.first_order))
 
     def bank_of(self, i: int) -> RlsBank:
         """The bank whose model channel *i* uses now."""

@@ -14,6 +14,7 @@ import numpy as np
 
 import kernels
 from drivers.sample import Status, TagSample
+from edge.core.names import SIGNAL_OUTPUTS, signal_output_key
 from edge.core.registry import TagRegistry
 from edge.twin.io import gather, sample, severity
 
@@ -47,8 +48,7 @@ class KalmanGroup:
         self._mirrored: list[tuple[datetime, int] | None] = [None] * n
         self.horizons = sorted({c.horizon_steps for c in channels})
         self._horizon_of = np.array([self.horizons.index(c.horizon_steps) for c in channels], dtype=np.intp)
-        prefixes = [f"{c.asset}.{c.signal}" for c in channels]
-        self.keys = {name: [f"{p}.{name}" for p in prefixes] for name in ("measured", "estimate", "forecast", "residual", "anomaly_score")}
+        self.keys = {name: [signal_output_key(c.asset, c.signal, name) for c in channels] for name in SIGNAL_OUTPUTS}
 
     def tick(self, registry: TagRegistry, now: datetime) -> tuple[list[TagSample], np.ndarray, np.ndarray]:
         """Step the bank once; return ``(samples, score (n,), status (n,))`` of the channels."""

@@ -35,6 +35,7 @@ import structlog
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.config.loader import AssetConfig
+from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import sample, severity
 from edge.twin.detector import AssetDetector, detector_infos
@@ -53,17 +54,22 @@ def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
     for sig in asset.signals:
         src = registry.info(sig.tag)
         unit = sig.units or src.units
-        base = ("Assets", asset.name, sig.name)
-        out.append(TagInfo(f"{asset.name}.{sig.name}.measured", (*base, "Measured"), "float64", unit, src.low, src.high, f"measured {sig.tag}"))
-        out.append(TagInfo(f"{asset.name}.{sig.name}.estimate", (*base, "Estimate"), "float64", unit, src.low, src.high, f"{sig.model} Kalman estimate"))
-        out.append(TagInfo(f"{asset.name}.{sig.name}.forecast", (*base, "Forecast"), "float64", unit, src.low, src.high, f"forecast {sig.forecast_horizon_s:g} s ahead"))
-        out.append(TagInfo(f"{asset.name}.{sig.name}.residual", (*base, "Residual"), "float64", unit, description="measured minus one-step prediction"))
-        out.append(TagInfo(f"{asset.name}.{sig.name}.anomaly_score", (*base, "AnomalyScore"), "float64", "1", description="EWMA of normalized innovation squared (about 1 when normal)"))
+        rows = (  # (output, units, low, high, description)
+            ("measured", unit, src.low, src.high, f"measured {sig.tag}"),
+            ("estimate", unit, src.low, src.high, f"{sig.model} Kalman estimate"),
+            ("forecast", unit, src.low, src.high, f"forecast {sig.forecast_horizon_s:g} s ahead"),
+            ("residual", unit, None, None, "measured minus one-step prediction"),
+            ("anomaly_score", "1", None, None, "EWMA of normalized innovation squared (about 1 when normal)"),
+        )
+        for output, units, low, high, text in rows:
+            key, path = names.signal_output_key(asset.name, sig.name, output), names.signal_output_path(asset.name, sig.name, output)
+            out.append(TagInfo(key, path, "float64", units, low, high, text))
     for sig in asset.signals:
         if sig.input is not None:
             out.extend(model_infos(asset, sig, registry))
-    out.append(TagInfo(f"{asset.name}.anomaly_score", ("Assets", asset.name, "AnomalyScore"), "float64", "1", description="largest signal anomaly score"))
-    out.append(TagInfo(f"{asset.name}.alarm", ("Assets", asset.name, "Alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}"))
+    a = asset.name
+    out.append(TagInfo(names.asset_output_key(a, "anomaly_score"), names.asset_output_path(a, "anomaly_score"), "float64", "1", description="largest signal anomaly score"))
+    out.append(TagInfo(names.asset_output_key(a, "alarm"), names.asset_output_path(a, "alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}"))
     out.extend(detector_infos(asset))
     return out
 
@@ -93,7 +99,7 @@ class TwinRunner:
         self._threshold = np.array([a.alarm_threshold for a in self.assets])
         self._alarm = np.zeros(n_assets, dtype=bool)
         self._alarm_published: list[tuple[bool, int] | None] = [None] * n_assets
-        self._asset_keys = [(f"{a.name}.anomaly_score", f"{a.name}.alarm") for a in self.assets]
+        self._asset_keys = [(names.asset_output_key(a.name, "anomaly_score"), names.asset_output_key(a.name, "alarm")) for a in self.assets]
         self.model_groups: list[ModelGroup] = []
         self._models: dict[str, tuple[ModelGroup, int]] = {}
         self._build_models()

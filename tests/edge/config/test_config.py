@@ -31,6 +31,14 @@ def test_shipped_configs_are_valid(path: Path) -> None:
     assert cfg.source == str(path)
 
 
+@pytest.mark.parametrize("name", ["demo.toml", "production.toml"])
+def test_check_accepts_the_shipped_gateway_configs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`edgetwin check` says ok for the demo and production configs: none of their names collides."""
+    assert cli_main(["check", str(ROOT / "config" / name)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{ROOT / 'config' / name}: ok (") and out.err == ""
+
+
 def test_demo_config_points_carry_types_and_orders() -> None:
     cfg = load_config(ROOT / "config" / "demo.toml")
     dev = cfg.device("tank1_plc")

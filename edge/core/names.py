@@ -1,0 +1,254 @@
+"""Registry keys, browse paths, condition and method names: every name the gateway builds.
+
+Pure functions of config names; nothing here touches the registry or the server. Each registry
+key and each browse path (below the gateway object; the NodeId is ``<gateway>/<path>``) is made
+here, so the config check (``edge.config.nodes``) predicts exactly what the daemon will create.
+
+Registry keys:
+
+* device tag ``<device>.<tag>``; device diagnostics ``_diag.<device>.<leaf>``; gateway
+  diagnostics ``_diag.gateway.<leaf>``
+* signal outputs ``<asset>.<signal>.<output>`` (``SIGNAL_OUTPUTS``), identified-model outputs
+  ``<asset>.<signal>.model_*`` (``MODEL_OUTPUTS``), asset outputs ``<asset>.<output>``
+  (``ASSET_OUTPUTS``), detector outputs ``<asset>.detector.<output>`` (``DETECTOR_OUTPUTS``)
+
+Browse paths:
+
+* ``Devices/<device>/<tag>``, with the device's diagnostics mirrored at ``Devices/<device>/<leaf>``
+* ``Diagnostics/<device>/<leaf>``, ``Diagnostics/Gateway/<leaf>``
+* ``Assets/<asset>/<Output>``, ``Assets/<asset>/<signal>/<Output>``,
+  ``Assets/<asset>/<signal>/Model/<Leaf>``, ``Assets/<asset>/Detector/<Leaf>``
+* methods ``Assets/<asset>/Simulate`` and ``Assets/<asset>/ResetModel``
+* alarm conditions ``Assets/<asset>/AnomalyAlarm``, ``Devices/<device>/<tag>HighLimit`` and
+  ``Devices/<device>/<tag>LowLimit``
+
+Output arguments are the registry key suffixes (``"measured"``, ``"model_gain"``, ``"score"``);
+an unknown one raises KeyError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+Path = tuple[str, ...]
+
+# top-level folders below the gateway object
+DEVICES = "Devices"
+ASSETS = "Assets"
+DIAGNOSTICS = "Diagnostics"
+FOLDERS = (DEVICES, ASSETS, DIAGNOSTICS)
+
+GATEWAY = "Gateway"  # Diagnostics/Gateway: the gateway's own diagnostics
+MODEL = "Model"  # Assets/<asset>/<signal>/Model: an identified input->output model
+DETECTOR = "Detector"  # Assets/<asset>/Detector: the asset's multivariate detector
+
+# leaves of Diagnostics/<device> (edge.core.health.DEVICE_FIELDS, in that order)
+DEVICE_DIAGNOSTICS = ("LinkState", "LastError", "ReadsOk", "ReadsFailed", "Reconnects", "PollCycleTime")
+# leaves of Diagnostics/Gateway always present (edge.app, edge.opcua.server)
+GATEWAY_DIAGNOSTICS = ("Version", "KernelImplementation", "KernelTickTime", "Sessions")
+# leaves of Diagnostics/Gateway while history runs (edge.history.store.DIAGNOSTICS, in that order)
+HISTORY_DIAGNOSTICS = ("HistorySamplesWritten", "HistorySamplesDropped", "HistoryPendingSamples", "HistoryDatabaseSize")
+
+# registry key suffix -> browse leaf
+SIGNAL_OUTPUTS = {"measured": "Measured", "estimate": "Estimate", "forecast": "Forecast", "residual": "Residual", "anomaly_score": "AnomalyScore"}
+ASSET_OUTPUTS = {"anomaly_score": "AnomalyScore", "alarm": "Alarm"}
+MODEL_OUTPUTS = {  # in the order edge.twin.identified computes them
+    "model_gain": "Gain",
+    "model_gain_std": "GainStd",
+    "model_time_constant": "TimeConstant",
+    "model_dead_time": "DeadTime",
+    "model_residual_std": "ResidualStd",
+    "model_forecast": "Forecast",
+    "model_forecast_low": "ForecastLow",
+    "model_forecast_high": "ForecastHigh",
+}
+FIRST_ORDER_ONLY = frozenset({"model_time_constant", "model_dead_time"})  # fopdt models only
+DETECTOR_OUTPUTS = {"score": "Score", "t2": "T2", "q": "Q", "alarm": "Alarm"}
+
+# methods of assets with an identified model
+SIMULATE = "Simulate"
+RESET_MODEL = "ResetModel"
+ASSET_METHODS = (SIMULATE, RESET_MODEL)
+
+# alarm conditions
+ANOMALY_ALARM = "AnomalyAlarm"  # on Assets/<asset>
+LIMIT_SUFFIXES = {"high": "HighLimit", "low": "LowLimit"}  # <tag>HighLimit, <tag>LowLimit on Devices/<device>
+
+_DIAG_PREFIX = "_diag"
+_GATEWAY_KEY = "gateway"
+_DETECTOR_KEY = "detector"
+
+
+def _known(table: dict[str, str], output: str) -> str:
+    """*output* if *table* has it; KeyError otherwise (keys are checked like paths)."""
+    if output not in table:
+        raise KeyError(output)
+    return output
+
+
+def node_id_text(gateway: str, path: Sequence[str]) -> str:
+    """The string NodeId of the node at *path* below the gateway object *gateway*."""
+    return "/".join((gateway, *path))
+
+
+# -- devices ------------------------------------------------------------------------------------
+def device_path(device: str) -> Path:
+    """``Devices/<device>``: the device object."""
+    return (DEVICES, device)
+
+
+def tag_key(device: str, tag: str) -> str:
+    """``<device>.<tag>``: the registry key of a device tag (also how signals name their tag)."""
+    return f"{device}.{tag}"
+
+
+def tag_path(device: str, tag: str) -> Path:
+    """``Devices/<device>/<tag>``."""
+    return (DEVICES, device, tag)
+
+
+def device_diagnostics_path(device: str) -> Path:
+    """``Diagnostics/<device>``: the folder of the device's diagnostics."""
+    return (DIAGNOSTICS, device)
+
+
+def device_diag_key(device: str, leaf: str) -> str:
+    """``_diag.<device>.<leaf>``."""
+    return f"{_DIAG_PREFIX}.{device}.{leaf}"
+
+
+def device_diag_path(device: str, leaf: str) -> Path:
+    """``Diagnostics/<device>/<leaf>``: where the registry puts a device diagnostic."""
+    return (DIAGNOSTICS, device, leaf)
+
+
+def device_diag_mirror_path(device: str, leaf: str) -> Path:
+    """``Devices/<device>/<leaf>``: the same diagnostic shown as a member of the device object."""
+    return (DEVICES, device, leaf)
+
+
+def mirror_of(path: Sequence[str]) -> Path | None:
+    """Where the model mirrors the diagnostics variable at *path* (``Diagnostics/<x>/<leaf>`` ->
+    ``Devices/<x>/<leaf>``, shown when the object ``Devices/<x>`` exists); None for other paths."""
+    if len(path) == 3 and path[0] == DIAGNOSTICS:
+        return device_diag_mirror_path(path[1], path[2])
+    return None
+
+
+# -- gateway ------------------------------------------------------------------------------------
+GATEWAY_DIAGNOSTICS_PATH: Path = (DIAGNOSTICS, GATEWAY)
+
+
+def gateway_diag_key(leaf: str) -> str:
+    """``_diag.gateway.<leaf>``."""
+    return f"{_DIAG_PREFIX}.{_GATEWAY_KEY}.{leaf}"
+
+
+def gateway_diag_path(leaf: str) -> Path:
+    """``Diagnostics/Gateway/<leaf>``."""
+    return (*GATEWAY_DIAGNOSTICS_PATH, leaf)
+
+
+# -- assets and their twin ----------------------------------------------------------------------
+def asset_path(asset: str) -> Path:
+    """``Assets/<asset>``: the asset object."""
+    return (ASSETS, asset)
+
+
+def asset_output_key(asset: str, output: str) -> str:
+    """``<asset>.<output>`` for an output of ``ASSET_OUTPUTS``."""
+    return f"{asset}.{_known(ASSET_OUTPUTS, output)}"
+
+
+def asset_output_path(asset: str, output: str) -> Path:
+    """``Assets/<asset>/<Leaf>`` for an output of ``ASSET_OUTPUTS``."""
+    return (ASSETS, asset, ASSET_OUTPUTS[output])
+
+
+def asset_key_prefix(asset: str) -> str:
+    """The prefix shared by every registry key of the asset's twin (``<asset>.``)."""
+    return f"{asset}."
+
+
+def signal_path(asset: str, signal: str) -> Path:
+    """``Assets/<asset>/<signal>``: the signal object."""
+    return (ASSETS, asset, signal)
+
+
+def signal_key_prefix(asset: str, signal: str) -> str:
+    """The prefix shared by every registry key of one signal's twin (``<asset>.<signal>.``)."""
+    return f"{asset}.{signal}."
+
+
+def signal_output_key(asset: str, signal: str, output: str) -> str:
+    """``<asset>.<signal>.<output>`` for an output of ``SIGNAL_OUTPUTS``."""
+    return f"{signal_key_prefix(asset, signal)}{_known(SIGNAL_OUTPUTS, output)}"
+
+
+def signal_output_path(asset: str, signal: str, output: str) -> Path:
+    """``Assets/<asset>/<signal>/<Leaf>`` for an output of ``SIGNAL_OUTPUTS``."""
+    return (ASSETS, asset, signal, SIGNAL_OUTPUTS[output])
+
+
+def model_path(asset: str, signal: str) -> Path:
+    """``Assets/<asset>/<signal>/Model``: the identified model of a signal."""
+    return (ASSETS, asset, signal, MODEL)
+
+
+def model_outputs(first_order: bool) -> tuple[str, ...]:
+    """The ``MODEL_OUTPUTS`` a model publishes, in order (TimeConstant and DeadTime only for first-order models)."""
+    return tuple(k for k in MODEL_OUTPUTS if first_order or k not in FIRST_ORDER_ONLY)
+
+
+def model_output_key(asset: str, signal: str, output: str) -> str:
+    """``<asset>.<signal>.<output>`` for an output of ``MODEL_OUTPUTS``."""
+    return f"{signal_key_prefix(asset, signal)}{_known(MODEL_OUTPUTS, output)}"
+
+
+def model_output_path(asset: str, signal: str, output: str) -> Path:
+    """``Assets/<asset>/<signal>/Model/<Leaf>`` for an output of ``MODEL_OUTPUTS``."""
+    return (*model_path(asset, signal), MODEL_OUTPUTS[output])
+
+
+def detector_path(asset: str) -> Path:
+    """``Assets/<asset>/Detector``: the asset's multivariate detector."""
+    return (ASSETS, asset, DETECTOR)
+
+
+def detector_key(asset: str, output: str) -> str:
+    """``<asset>.detector.<output>`` for an output of ``DETECTOR_OUTPUTS``."""
+    return f"{asset}.{_DETECTOR_KEY}.{_known(DETECTOR_OUTPUTS, output)}"
+
+
+def detector_output_path(asset: str, output: str) -> Path:
+    """``Assets/<asset>/Detector/<Leaf>`` for an output of ``DETECTOR_OUTPUTS``."""
+    return (*detector_path(asset), DETECTOR_OUTPUTS[output])
+
+
+# -- methods and alarm conditions ---------------------------------------------------------------
+def method_path(asset: str, method: str) -> Path:
+    """``Assets/<asset>/<method>`` for a method of ``ASSET_METHODS``."""
+    if method not in ASSET_METHODS:
+        raise KeyError(method)
+    return (ASSETS, asset, method)
+
+
+def limit_condition_name(tag: str, kind: Literal["high", "low"]) -> str:
+    """``<tag>HighLimit`` or ``<tag>LowLimit``: the limit alarm condition of a tag."""
+    return f"{tag}{LIMIT_SUFFIXES[kind]}"
+
+
+def condition_path(source: Sequence[str], name: str) -> Path:
+    """``<source>/<name>``: the condition node *name* of the object at *source*."""
+    return (*source, name)
+
+
+def anomaly_condition_path(asset: str) -> Path:
+    """``Assets/<asset>/AnomalyAlarm``."""
+    return condition_path(asset_path(asset), ANOMALY_ALARM)
+
+
+def limit_condition_path(device: str, tag: str, kind: Literal["high", "low"]) -> Path:
+    """``Devices/<device>/<tag>HighLimit`` or ``.../<tag>LowLimit``."""
+    return condition_path(device_path(device), limit_condition_name(tag, kind))
