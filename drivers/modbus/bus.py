@@ -39,6 +39,7 @@ from drivers.base import DriverUnavailable, LinkState
 from drivers.modbus.address import Area, RegisterPoint
 from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
 from drivers.modbus.codec import encode
+from drivers.modbus.limits import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
 from drivers.modbus.plan import ReadRequest, plan_reads, split
 from drivers.modbus.status import (
@@ -52,7 +53,6 @@ from drivers.modbus.status import (
 from drivers.modbus.units import UnitTracker
 from drivers.sample import Status, TagSample, TagValue, utcnow
 
-MAX_WRITE_REGISTERS = 123  # FC16 limit of the Modbus specification
 _PLAN_CACHE_SIZE = 32
 _Span = tuple[int, Area, int, int]  # unit id, area, address, count
 
@@ -80,8 +80,8 @@ class ModbusDriver:
         name: str,
         timeout_s: float = 1.0,
         retries: int = 0,
-        max_registers: int = 125,
-        max_bits: int = 2000,
+        max_registers: int = MAX_READ_REGISTERS,
+        max_bits: int = MAX_READ_BITS,
         max_gap: int = 10,
         demote_after: int = 3,
         demote_for_s: float = 10.0,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from drivers.modbus.address import RegisterPoint, make_point, parse_address
+from drivers.modbus.limits import MAX_GAP, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_STRING_REGISTERS, MAX_UNIT_ID
 from edge.config.base import Name, _Strict
 
 
@@ -23,13 +24,13 @@ class ModbusTag(_Strict):
     raw_high: float | None = None
     eng_low: float | None = None
     eng_high: float | None = None
-    length: int | None = Field(None, ge=1, le=123)
+    length: int | None = Field(None, ge=1, le=MAX_STRING_REGISTERS)  # writable: at most one FC16 write (make_point)
     writable: bool = False
     low: float | None = None
     high: float | None = None
     units: str | None = None
     description: str = ""
-    unit_id: int | None = Field(None, ge=0, le=255)
+    unit_id: int | None = Field(None, ge=0, le=MAX_UNIT_ID)
     poll_interval_s: float | None = Field(None, gt=0, le=3600)  # scan group; default: the device's
     historize: bool = False  # keep this tag's samples in the history database
     # limit alarm: active above alarm_high / below alarm_low, clears alarm_deadband inside the limit
@@ -85,14 +86,14 @@ class _ModbusDevice(_Strict):
     """Settings shared by Modbus TCP and RTU devices (one device = one physical bus)."""
 
     name: Name
-    unit_id: int = Field(1, ge=0, le=255)
+    unit_id: int = Field(1, ge=0, le=MAX_UNIT_ID)
     timeout_s: float = Field(1.0, gt=0, le=60)
     retries: int = Field(0, ge=0, le=10)
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
     order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
-    max_registers: int = Field(125, ge=1, le=125)
-    max_bits: int = Field(2000, ge=1, le=2000)
-    max_gap: int = Field(10, ge=0, le=124)
+    max_registers: int = Field(MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
+    max_bits: int = Field(MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
+    max_gap: int = Field(10, ge=0, le=MAX_GAP)
     demote_after: int = Field(3, ge=1, le=100)
     demote_for_s: float = Field(10.0, gt=0, le=3600)
     stale_after_s: float = Field(30.0, gt=0, le=86400)

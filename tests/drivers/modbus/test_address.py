@@ -121,6 +121,8 @@ def test_point_is_frozen_and_hashable() -> None:
         ({"address": "hr:0", "type": "uint64"}, 4),
         ({"address": "hr:0", "type": "float64"}, 4),
         ({"address": "hr:0", "type": "string", "length": 10}, 10),
+        ({"address": "hr:0", "type": "string", "length": 125}, 125),  # one FC3 read
+        ({"address": "hr:0", "type": "string", "length": 123, "writable": True}, 123),  # one FC16 write
         ({"address": "hr:0.4", "type": "bool"}, 1),
         ({"address": "coil:0", "type": "bool"}, 1),
         ({"address": "di:0", "type": "bool"}, 1),
@@ -187,6 +189,7 @@ BAD_POINTS = [
     ({"address": "ir:0", "writable": True}, "input registers are read-only; writable is only allowed on coils and holding registers"),
     ({"address": "di:0", "type": "bool", "writable": True}, "discrete inputs are read-only; writable is only allowed on coils and holding registers"),
     ({"address": "hr:3.1", "type": "bool", "writable": True}, "a bit inside a register cannot be writable (write the whole register or use a coil)"),
+    ({"address": "hr:0", "type": "string", "length": 124, "writable": True}, "a writable string has at most 123 registers (one FC16 write), got length 124"),
     ({"address": "hr:0", "writable": "yes"}, "writable must be true or false, not 'yes'"),
     ({"address": "hr:0", "low": 10, "high": 5}, "low 10 is greater than high 5"),
     ({"address": "hr:0", "scale": 0}, "scale must not be 0"),

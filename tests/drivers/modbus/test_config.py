@@ -109,3 +109,19 @@ def test_driver_kinds_agree_with_classes_and_config_models() -> None:
     for kind in DRIVER_KINDS:
         assert load_driver_class(kind).kind == kind
     assert set(DEVICE_MODELS) == set(DRIVER_KINDS)
+
+
+def test_string_length_is_limited_by_what_one_request_carries() -> None:
+    """A string tag is read with one FC3/FC4 request (up to 125 registers) and written with one FC16
+    request (up to 123): a longer writable string is a config error, at the tag."""
+    head = '[[devices]]\nname = "p"\ndriver = "modbus_tcp"\nhost = "h"\n'
+    tag = '[[devices.tags]]\nname = "s"\naddress = "hr:0"\ntype = "string"\nlength = {}\nwritable = {}\n'
+    assert parse_config(head + tag.format(125, "false")).devices[0].points()[0].count == 125
+    assert parse_config(head + tag.format(123, "true")).devices[0].points()[0].writable
+    with pytest.raises(ConfigError) as info:
+        parse_config(head + tag.format(124, "true") + tag.replace('"s"', '"t"').format(126, "false"), "x.toml")
+    assert info.value.problems == [
+        "x.toml:5: devices[0].tags[0]: a writable string has at most 123 registers (one FC16 write), got length 124",
+        "x.toml:15: devices[0].tags[1].length: Input should be less than or equal to 125",
+    ]
+

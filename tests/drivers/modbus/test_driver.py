@@ -75,7 +75,7 @@ def test_registered_and_satisfies_protocol() -> None:
         ({"port": 0}, "port 0 is outside 1..65535"),
         ({"timeout_s": 0}, "timeout_s must be > 0"),
         ({"max_registers": 200}, "max_registers 200 is outside 1..125"),
-        ({"max_gap": -1}, "max_gap -1 must be >= 0"),
+        ({"max_gap": -1}, "max_gap -1 is outside 0..124"),
     ],
 )
 def test_constructor_checks_settings(kw: dict, message: str) -> None:
