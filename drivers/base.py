@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from drivers.sample import Status, TagSample, TagValue
+
+if TYPE_CHECKING:
+    from drivers.settings import DeviceSettings
 
 
 # Statuses a driver gives a point it could not fetch right now although the link is up (a unit on a
@@ -44,8 +47,11 @@ class UnknownDriverError(DriverError, LookupError):
 class Driver(Protocol):
     """A connection to one southbound device or upstream server.
 
-    ``Point`` is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint).
-    Points are validated when the config is loaded, never inside connect/read.
+    ``Point`` is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint),
+    made by its settings model's ``points()``; the gateway reads its ``name`` and ``value_type`` (the
+    type of the values read delivers: bool, int16..uint64, float32, float64 or string). Points are
+    validated when the config is loaded, never inside connect/read. The class is built from its
+    settings by ``from_settings`` (see ``DriverClass``).
     """
 
     kind: ClassVar[str]
@@ -69,3 +75,17 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Release the transport. Idempotent; never raises."""
+
+
+class DriverClass(Protocol):
+    """What ``drivers.DRIVER_KINDS`` registers for a kind: a driver class and how to build it.
+
+    ``kind`` is the value of the device's ``driver`` key, ``Settings`` the settings model the config
+    validates the device with, and ``from_settings`` builds a driver from such a validated model
+    (``log`` is a structlog logger; None means the driver's own).
+    """
+
+    kind: str
+    Settings: type[DeviceSettings]
+
+    def from_settings(self, settings: Any, *, log: Any = None) -> Driver: ...

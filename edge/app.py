@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 import structlog
 
 import kernels
-from drivers import load_driver_class
+from drivers import load_driver
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.core.backoff import Backoff
@@ -50,17 +50,14 @@ class Gateway:
         self.server: OpcUaServer | None = None
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
+        """The runner of one device: its driver (built by the driver kind's table entry) and its points."""
         points = dev.points()
         for tag, point in zip(dev.tags, points, strict=True):
-            scaled = point.is_scaled
-            dtype = point.data_type.value
-            if scaled and dtype not in ("bool", "string"):
-                dtype = "float64"  # engineering values of scaled integers are not integers
             self.registry.add(
                 TagInfo(
                     f"{dev.name}.{tag.name}",
                     ("Devices", dev.name, tag.name),
-                    dtype,
+                    point.value_type,
                     tag.units,
                     tag.low,
                     tag.high,
@@ -69,7 +66,7 @@ class Gateway:
                     device=dev.name,
                 )
             )
-        driver = load_driver_class(dev.driver)(name=dev.name, **dev.driver_settings())
+        driver = load_driver(dev.driver).from_settings(dev)
         g = self.cfg.gateway
         runner = DeviceRunner(
             dev.name,

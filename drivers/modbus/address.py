@@ -201,6 +201,14 @@ class RegisterPoint:
     def is_scaled(self) -> bool:
         return self.scale != 1.0 or self.offset != 0.0
 
+    @property
+    def value_type(self) -> str:
+        """The type of the values read delivers: a scaled number is a float64 (its engineering values
+        are not integers), anything else its data type."""
+        if self.is_scaled and self.data_type not in (DataType.BOOL, DataType.STRING):
+            return "float64"
+        return self.data_type.value
+
 
 _PREFIXES = {
     "hr": Area.HOLDING,

@@ -16,16 +16,20 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from drivers import DRIVER_KINDS
-from edge.config.base import Name, _Strict
+from drivers import DRIVER_KINDS, UnknownDriverError, settings_model
+from drivers.modbus.settings import ModbusTag
+from drivers.settings import Name
+from drivers.settings import Strict as _Strict
 from edge.config.locate import key_lines, line_of
-from edge.config.modbus import DEVICE_MODELS, DeviceConfig, ModbusRtuDevice, ModbusTag, ModbusTcpDevice  # noqa: F401 (re-exported)
 from edge.opcua.users import parse_password_hash
+
+# every registered device settings model, in table order (settings modules import no protocol library)
+DeviceConfig = Annotated[Union[tuple(settings_model(kind) for kind in DRIVER_KINDS)], Field(discriminator="driver")]  # noqa: UP007
 
 NUMERIC_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool"})
 
@@ -331,7 +335,8 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     assets = _validate_list(c, raw, "assets", lambda c, d, p: AssetConfig)
 
     _check_devices(c, devices)
-    devices = _modbus_checks(c, devices, Path(source).parent)
+    _check_exclusive(c, devices)
+    devices = [(prefix, _with_csv_tags(c, prefix, dev, Path(source).parent)) for prefix, dev in devices]
     _check_assets(c, devices, assets)
     _check_opcua(c, sections["opcua"])
 
@@ -362,11 +367,11 @@ def _device_model(c: _Collector, data: Any, prefix: str) -> type[BaseModel] | No
     if kind is None:
         c.add(f"{prefix}.driver", "required key is missing")
         return None
-    if kind not in DEVICE_MODELS:
-        known = ", ".join(sorted(DRIVER_KINDS))
-        c.add(f"{prefix}.driver", f"unknown driver {kind!r}; known drivers: {known}")
+    try:
+        return settings_model(kind)
+    except UnknownDriverError as exc:
+        c.add(f"{prefix}.driver", str(exc))
         return None
-    return DEVICE_MODELS[kind]
 
 
 def _validate_list(c: _Collector, raw: dict, key: str, pick) -> list[tuple[str, Any]]:
@@ -412,19 +417,23 @@ def _check_devices(c: _Collector, devices: list[tuple[str, Any]]) -> None:
                 c.add(f"{prefix}.tags[{i}].name", f"{tag.name!r} is reserved for the device's diagnostics node")
 
 
-def _modbus_checks(c: _Collector, devices: list[tuple[str, Any]], base: Path) -> list[tuple[str, Any]]:
-    """One device per serial bus; tags imported from each device's ``tags_csv``."""
-    ports: dict[str, str] = {}
+def _check_exclusive(c: _Collector, devices: list[tuple[str, Any]]) -> None:
+    """Two devices may not claim the same exclusive resource (for Modbus RTU: one device per serial bus)."""
+    claimed: dict[str, str] = {}
     for prefix, dev in devices:
-        if isinstance(dev, ModbusRtuDevice):
-            if dev.port in ports:
-                c.add(f"{prefix}.port", f"serial port {dev.port!r} is already used by {ports[dev.port]} (one device per bus; give tags their own unit_id instead)")
-            ports.setdefault(dev.port, f"{prefix} ({dev.name})")
-    return [(prefix, _with_csv_tags(c, prefix, dev, base)) if getattr(dev, "tags_csv", None) else (prefix, dev) for prefix, dev in devices]
+        res = dev.exclusive_resource()
+        if res is None:
+            continue
+        if res.what in claimed:
+            hint = f" ({res.hint})" if res.hint else ""
+            c.add(f"{prefix}.{res.key}", f"{res.what} is already used by {claimed[res.what]}{hint}")
+        claimed.setdefault(res.what, f"{prefix} ({dev.name})")
 
 
 def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
-    """*dev* with the tags of its CSV file appended; errors name the CSV file and line."""
+    """*dev* with the tags of its CSV file appended (unchanged without ``tags_csv``); errors name the CSV file and line."""
+    if not getattr(dev, "tags_csv", None):
+        return dev
     path = base / dev.tags_csv
     sort_line = line_of(c.lines, f"{prefix}.tags_csv") or 0
 

@@ -160,6 +160,15 @@ def test_make_point_keeps_fields() -> None:
     assert p.is_scaled
 
 
+def test_value_type_is_float64_for_scaled_numbers() -> None:
+    """The gateway publishes a point with the type of the values read delivers."""
+    assert make_point(name="a", address="hr:0", type="int16").value_type == "int16"
+    assert make_point(name="a", address="hr:0", type="int16", scale=0.1).value_type == "float64"
+    assert make_point(name="a", address="hr:0", type="float32", offset=1).value_type == "float64"
+    assert make_point(name="a", address="hr:0.1", type="bool").value_type == "bool"
+    assert make_point(name="a", address="hr:0", type="string", length=2).value_type == "string"
+
+
 def test_device_order_applies_harmlessly_to_bits_and_strings() -> None:
     """A device-wide order is accepted on every tag; bits ignore it, strings use only the byte swap."""
     assert make_point(name="b", address="coil:1", type="bool", order="DCBA").order is Order.DCBA

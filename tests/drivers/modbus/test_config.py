@@ -98,17 +98,8 @@ def test_csv_tag_names_feed_asset_references(config_dir: Path) -> None:
 
 def test_rtu_device_without_tags_is_valid() -> None:
     cfg = parse_config('[[devices]]\nname = "b"\ndriver = "modbus_rtu"\nport = "COM3"\nbaud_rate = 115200\n')
-    assert cfg.devices[0].driver_settings()["frame_pause_s"] is None
-
-
-def test_driver_kinds_agree_with_classes_and_config_models() -> None:
-    """DRIVER_KINDS, each class's ``kind`` and the config's device models name the same kinds."""
-    from drivers import DRIVER_KINDS, load_driver_class
-    from edge.config.loader import DEVICE_MODELS
-
-    for kind in DRIVER_KINDS:
-        assert load_driver_class(kind).kind == kind
-    assert set(DEVICE_MODELS) == set(DRIVER_KINDS)
+    assert cfg.devices[0].frame_pause_s is None
+    assert ModbusRtuDriver.from_settings(cfg.devices[0]).frame_pause_s == 0.00175  # 1.75 ms above 19200 baud
 
 
 def test_string_length_is_limited_by_what_one_request_carries() -> None:
