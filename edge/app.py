@@ -20,7 +20,7 @@ from drivers import load_driver
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.core.backoff import Backoff
-from edge.config.loader import DeviceConfig, GatewayConfig, SimulatorSection
+from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer

@@ -58,7 +58,7 @@ def test_loading_a_config_imports_no_protocol_library() -> None:
     """The settings models are pure: a Modbus config loads (and the schema builds) without pymodbus."""
     code = (
         "import sys\n"
-        "from edge.config.loader import json_schema, load_config\n"
+        "from edge.config import json_schema, load_config\n"
         "cfg = load_config('drivers/modbus/sample.toml')\n"
         "json_schema()\n"
         "assert cfg.devices, 'no devices'\n"

@@ -8,7 +8,7 @@ import pytest
 
 from drivers.modbus import ModbusRtuDriver, ModbusTcpDriver
 from edge.app import Gateway
-from edge.config.loader import ConfigError, load_config, parse_config
+from edge.config import ConfigError, load_config, parse_config
 
 CONFIG = """
 [[devices]]

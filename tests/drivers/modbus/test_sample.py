@@ -13,7 +13,7 @@ from drivers import load_driver
 from drivers.modbus import ModbusRtuDriver, ModbusTcpDriver, make_point, plan_reads
 from drivers.modbus.bus import ModbusDriver
 from drivers.modbus.settings import ModbusRtuSettings, ModbusTag, ModbusTcpSettings
-from edge.config.loader import load_config
+from edge.config import load_config
 
 SAMPLE = Path(drivers.modbus.__file__).with_name("sample.toml")
 MODELS = {"modbus_tcp": ModbusTcpSettings, "modbus_rtu": ModbusRtuSettings}

@@ -12,7 +12,7 @@ from asyncua import Client, ua
 
 from drivers.sample import Status, TagSample
 from edge.app import Gateway, run_gateway
-from edge.config.loader import parse_config
+from edge.config import parse_config
 from edge.opcua.extensions import history_path
 from edge.history.store import HistoryStore
 
