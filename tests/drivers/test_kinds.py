@@ -9,10 +9,12 @@ import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from drivers import DRIVER_KINDS, load_driver, settings_model
 from drivers.base import UnknownDriverError
 from drivers.settings import DeviceSettings
+from edge.config.csv_tags import csv_columns, tag_model
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = sorted(DRIVER_KINDS)
@@ -39,9 +41,11 @@ def test_table_classes_and_models_agree(kind: str) -> None:
 def test_settings_have_what_the_gateway_reads(kind: str) -> None:
     model = settings_model(kind)
     assert [k for k in DEVICE_KEYS if k not in model.model_fields] == []
-    (tags,) = typing.get_args(model.model_fields["tags"].annotation)
+    tags = tag_model(model)
     assert [k for k in TAG_KEYS if k not in tags.model_fields] == []
     assert tags.model_config.get("frozen") and tags.model_config.get("extra") == "forbid"
+    if "tags_csv" in model.model_fields:  # the CSV import needs one scalar per column
+        assert csv_columns(tags)[0] == "name"
 
 
 def test_unknown_kind_names_the_known_ones() -> None:
@@ -52,6 +56,15 @@ def test_unknown_kind_names_the_known_ones() -> None:
         settings_model("x")
     with pytest.raises(LookupError):  # UnknownDriverError is a LookupError, also for a kind that is not a string
         settings_model(["modbus_tcp"])  # type: ignore[arg-type]
+
+
+def test_csv_columns_refuse_a_nested_tag_model() -> None:
+    class Nested(BaseModel):
+        name: str
+        scaling: tuple[float, float] = (1.0, 0.0)
+
+    with pytest.raises(TypeError, match="Nested.scaling is not a scalar"):
+        csv_columns(Nested)
 
 
 def test_loading_a_config_imports_no_protocol_library() -> None:
