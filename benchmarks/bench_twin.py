@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import kernels  # noqa: E402
 from drivers.sample import Status, TagSample  # noqa: E402
-from edge.config.loader import AssetConfig, SignalConfig  # noqa: E402
+from edge.config import AssetConfig, SignalConfig  # noqa: E402
 from edge.core.registry import TagInfo, TagRegistry  # noqa: E402
 from edge.twin.runner import TwinRunner, signal_infos  # noqa: E402
 from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank  # noqa: E402

@@ -10,9 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from drivers.sample import Status, TagSample, TagValue
+
+if TYPE_CHECKING:
+    from drivers.settings import DeviceSettings
 
 
 @dataclass(slots=True)
@@ -57,9 +60,12 @@ class UnknownDriverError(DriverError, LookupError):
 class Driver(Protocol):
     """A connection to one southbound device or upstream server.
 
-    A point is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint)
-    whose ``name`` is the registry key its samples carry. Points are validated when the config is
-    loaded, never inside connect/read.
+    A point is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint),
+    made by its settings model's ``points()``. The gateway renames each point to the registry key of
+    its tag (``name``; the samples read returns carry it) and reads its ``value_type`` (the type of
+    the values read delivers: bool, int16..uint64, float32, float64 or string). Points are
+    validated when the config is loaded, never inside connect/read. The class is built from its
+    settings by ``from_settings`` (see ``DriverClass``).
     """
 
     kind: ClassVar[str]
@@ -83,3 +89,17 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Release the transport. Idempotent; never raises."""
+
+
+class DriverClass(Protocol):
+    """What ``drivers.DRIVER_KINDS`` registers for a kind: a driver class and how to build it.
+
+    ``kind`` is the value of the device's ``driver`` key, ``Settings`` the settings model the config
+    validates the device with, and ``from_settings`` builds a driver from such a validated model
+    (``log`` is a structlog logger; None means the driver's own).
+    """
+
+    kind: str
+    Settings: type[DeviceSettings]
+
+    def from_settings(self, settings: Any, *, log: Any = None) -> Driver: ...

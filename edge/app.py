@@ -27,11 +27,11 @@ from dataclasses import replace
 import structlog
 
 import kernels
-from drivers import load_driver_class
+from drivers import load_driver
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.core.backoff import Backoff
-from edge.config.loader import DeviceConfig, GatewayConfig, SimulatorSection
+from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer
@@ -62,18 +62,15 @@ class Gateway:
         self.server: OpcUaServer | None = None
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
+        """The runner of one device: its driver (built by the driver kind's table entry) and its points."""
         # each point is named by its registry key, so the driver's samples are published as they are
         points = [replace(p, name=tag_key(dev.name, tag.name)) for tag, p in zip(dev.tags, dev.points(), strict=True)]
         for tag, point in zip(dev.tags, points, strict=True):
-            scaled = point.is_scaled
-            dtype = point.data_type.value
-            if scaled and dtype not in ("bool", "string"):
-                dtype = "float64"  # engineering values of scaled integers are not integers
             self.registry.add(
                 TagInfo(
                     point.name,
                     tag_path(dev.name, tag.name),
-                    dtype,
+                    point.value_type,
                     tag.units,
                     tag.low,
                     tag.high,
@@ -82,7 +79,7 @@ class Gateway:
                     device=dev.name,
                 )
             )
-        driver = load_driver_class(dev.driver)(name=dev.name, **dev.driver_settings())
+        driver = load_driver(dev.driver).from_settings(dev)
         g = self.cfg.gateway
         runner = DeviceRunner(
             dev.name,

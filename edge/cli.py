@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import structlog
 
 from edge import __version__
-from edge.config.loader import ConfigError, json_schema, load_config
+from edge.config import ConfigError, json_schema, load_config
 from edge.core.logconfig import configure_logging
 
 log = structlog.get_logger("edge.cli")
@@ -63,7 +63,7 @@ def _check(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or "info")
     from edge.app import run_simulator
-    from edge.config.loader import SimulatorSection
+    from edge.config import SimulatorSection
 
     try:
         sim = SimulatorSection(

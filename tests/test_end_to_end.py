@@ -18,7 +18,7 @@ import pytest
 from asyncua import Client, ua
 
 from edge.app import run_gateway
-from edge.config.loader import load_config
+from edge.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:edgetwin:demo"

@@ -43,8 +43,7 @@ import re
 from dataclasses import dataclass
 from typing import cast
 
-MAX_ADDRESS = 65535
-MAX_STRING_REGISTERS = 125  # the most a single FC3/FC4 read can return
+from drivers.modbus.limits import MAX_ADDRESS, MAX_STRING_REGISTERS, MAX_UNIT_ID, MAX_WRITABLE_STRING_REGISTERS
 
 
 class Area(enum.Enum):
@@ -202,6 +201,14 @@ class RegisterPoint:
     def is_scaled(self) -> bool:
         return self.scale != 1.0 or self.offset != 0.0
 
+    @property
+    def value_type(self) -> str:
+        """The type of the values read delivers: a scaled number is a float64 (its engineering values
+        are not integers), anything else its data type."""
+        if self.is_scaled and self.data_type not in (DataType.BOOL, DataType.STRING):
+            return "float64"
+        return self.data_type.value
+
 
 _PREFIXES = {
     "hr": Area.HOLDING,
@@ -325,8 +332,8 @@ def make_point(
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name must be a non-empty string")
-    if isinstance(unit_id, bool) or not isinstance(unit_id, int) or not 0 <= unit_id <= 255:
-        raise ValueError(f"unit_id {unit_id!r} is outside 0..255")
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int) or not 0 <= unit_id <= MAX_UNIT_ID:
+        raise ValueError(f"unit_id {unit_id!r} is outside 0..{MAX_UNIT_ID}")
     area, start, bit = parse_address(address)
     data_type = cast(DataType, _enum_value(DataType, type, "type"))
     byte_order = cast(Order, _enum_value(Order, order, "order"))
@@ -374,6 +381,10 @@ def make_point(
         raise ValueError(f"{area.plural} are read-only; writable is only allowed on coils and holding registers")
     if writable and bit is not None:
         raise ValueError("a bit inside a register cannot be writable (write the whole register or use a coil)")
+    if writable and data_type is DataType.STRING and count > MAX_WRITABLE_STRING_REGISTERS:
+        raise ValueError(
+            f"a writable string has at most {MAX_WRITABLE_STRING_REGISTERS} registers (one FC16 write), got length {count}"
+        )
 
     low_f = None if low is None else _finite(low, "low")
     high_f = None if high is None else _finite(high, "high")

@@ -25,10 +25,9 @@ this module plans, sends, decodes and maps failures to statuses:
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -39,6 +38,7 @@ from drivers.base import DriverUnavailable, LinkState, ReadResult
 from drivers.modbus.address import Area, RegisterPoint
 from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
 from drivers.modbus.codec import encode
+from drivers.modbus.limits import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
 from drivers.modbus.plan import ReadRequest, plan_reads, split
 from drivers.modbus.status import (
@@ -53,7 +53,9 @@ from drivers.modbus.status import (
 from drivers.modbus.units import UnitTracker
 from drivers.sample import Status, TagSample, TagValue, utcnow
 
-MAX_WRITE_REGISTERS = 123  # FC16 limit of the Modbus specification
+if TYPE_CHECKING:
+    from drivers.modbus.settings import ModbusSettings
+
 _PLAN_CACHE_SIZE = 32
 _Span = tuple[int, Area, int, int]  # unit id, area, address, count
 
@@ -64,16 +66,16 @@ class _TransportError(Exception):
         self.failure = failure
 
 
-def _positive(value: float, what: str) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{what} must be > 0, got {value}")
-    return float(value)
-
-
 class ModbusDriver:
-    """Everything common to Modbus TCP and RTU; subclasses (``drivers.modbus.driver``) build the client."""
+    """Everything common to Modbus TCP and RTU; subclasses (``drivers.modbus.driver``) build the client.
+
+    The constructor takes its settings as they are: ``from_settings`` builds a driver from a
+    validated settings model (``drivers.modbus.settings``), which is where the limits are checked.
+    """
 
     kind: ClassVar[str] = "modbus"
+    # settings of both transports, passed from the settings model to the constructor by from_settings
+    BUS_SETTINGS: ClassVar[tuple[str, ...]] = ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple")
 
     def __init__(
         self,
@@ -81,8 +83,8 @@ class ModbusDriver:
         name: str,
         timeout_s: float = 1.0,
         retries: int = 0,
-        max_registers: int = 125,
-        max_bits: int = 2000,
+        max_registers: int = MAX_READ_REGISTERS,
+        max_bits: int = MAX_READ_BITS,
         max_gap: int = 10,
         demote_after: int = 3,
         demote_for_s: float = 10.0,
@@ -90,13 +92,8 @@ class ModbusDriver:
         write_multiple: bool = False,
         log: BindableLogger | None = None,
     ) -> None:
-        self.timeout_s = _positive(timeout_s, "timeout_s")
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-            raise ValueError(f"retries {retries!r} is outside 0..10")
-        if not (math.isfinite(frame_pause_s) and frame_pause_s >= 0):
-            raise ValueError(f"frame_pause_s must be >= 0, got {frame_pause_s}")
-        plan_reads((), max_registers=max_registers, max_bits=max_bits, max_gap=max_gap)  # checks the limits
         self.name = name
+        self.timeout_s = float(timeout_s)
         self.retries = retries
         self.max_registers = max_registers
         self.max_bits = max_bits
@@ -116,6 +113,11 @@ class ModbusDriver:
         self._rejected: dict[_Span, tuple[Status, str]] = {}  # spans the device refused, until reconnect
         self._reported: dict[str, Status] = {}  # point name -> Bad status already logged
         self.requests_sent = 0
+
+    @classmethod
+    def _bus_settings(cls, settings: ModbusSettings) -> dict[str, Any]:
+        """Constructor arguments common to both transports, from validated settings."""
+        return {key: getattr(settings, key) for key in cls.BUS_SETTINGS}
 
     # -- transport specifics -----------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Modbus TCP and RTU drivers: the only module of the package that builds pymodbus clients.
 
 Everything else (the bus lock, planning, unit demotion, block isolation, status mapping) is in
-``drivers.modbus.bus.ModbusDriver``, shared by both transports.
+``drivers.modbus.bus.ModbusDriver``, shared by both transports. Each class is built from its
+validated settings model (``drivers.modbus.settings``) by ``from_settings``; the constructors take
+their arguments as they are.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from typing import Any, ClassVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
+from structlog.typing import BindableLogger
 
 from drivers.modbus.bus import ModbusDriver
+from drivers.modbus.settings import ModbusRtuSettings, ModbusTcpSettings
 
 __all__ = ["ModbusDriver", "ModbusRtuDriver", "ModbusTcpDriver", "rtu_silent_interval_s"]
 
@@ -20,13 +24,16 @@ class ModbusTcpDriver(ModbusDriver):
     """A Modbus TCP connection to one device or gateway (several unit ids may share it)."""
 
     kind: ClassVar[str] = "modbus_tcp"
+    Settings: ClassVar[type[ModbusTcpSettings]] = ModbusTcpSettings
 
     def __init__(self, *, name: str, host: str, port: int = 502, **settings: Any) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is outside 1..65535")
         super().__init__(name=name, **settings)
         self.host = host
         self.port = port
+
+    @classmethod
+    def from_settings(cls, settings: ModbusTcpSettings, *, log: BindableLogger | None = None) -> ModbusTcpDriver:
+        return cls(name=settings.name, host=settings.host, port=settings.port, log=log, **cls._bus_settings(settings))
 
     def __repr__(self) -> str:
         return f"ModbusTcpDriver(name={self.name!r}, host={self.host!r}, port={self.port})"
@@ -53,6 +60,7 @@ class ModbusRtuDriver(ModbusDriver):
     """Modbus RTU on one serial port (an RS-485 bus with one or more units)."""
 
     kind: ClassVar[str] = "modbus_rtu"
+    Settings: ClassVar[type[ModbusRtuSettings]] = ModbusRtuSettings
 
     def __init__(
         self,
@@ -66,14 +74,6 @@ class ModbusRtuDriver(ModbusDriver):
         frame_pause_s: float | None = None,
         **settings: Any,
     ) -> None:
-        if isinstance(baud_rate, bool) or not isinstance(baud_rate, int) or baud_rate <= 0:
-            raise ValueError(f"baud_rate must be a positive integer, got {baud_rate!r}")
-        if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity must be 'N', 'E' or 'O', got {parity!r}")
-        if data_bits not in (7, 8):
-            raise ValueError(f"data_bits must be 7 or 8, got {data_bits!r}")
-        if stop_bits not in (1, 2):
-            raise ValueError(f"stop_bits must be 1 or 2, got {stop_bits!r}")
         if frame_pause_s is None:
             frame_pause_s = rtu_silent_interval_s(baud_rate)
         super().__init__(name=name, frame_pause_s=frame_pause_s, **settings)
@@ -82,6 +82,21 @@ class ModbusRtuDriver(ModbusDriver):
         self.parity = parity
         self.data_bits = data_bits
         self.stop_bits = stop_bits
+
+    @classmethod
+    def from_settings(cls, settings: ModbusRtuSettings, *, log: BindableLogger | None = None) -> ModbusRtuDriver:
+        s = settings
+        return cls(
+            name=s.name,
+            port=s.port,
+            baud_rate=s.baud_rate,
+            parity=s.parity,
+            data_bits=s.data_bits,
+            stop_bits=s.stop_bits,
+            frame_pause_s=s.frame_pause_s,
+            log=log,
+            **cls._bus_settings(s),
+        )
 
     def __repr__(self) -> str:
         return f"ModbusRtuDriver(name={self.name!r}, port={self.port!r}, baud_rate={self.baud_rate})"

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from drivers.modbus.address import Area, RegisterPoint
-
-MAX_READ_REGISTERS = 125  # FC3/FC4 limit of the Modbus specification
-MAX_READ_BITS = 2000  # FC1/FC2 limit
+from drivers.modbus.limits import MAX_GAP, MAX_READ_BITS, MAX_READ_REGISTERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +40,8 @@ def _check_limits(max_registers: int, max_bits: int, max_gap: int) -> None:
         raise ValueError(f"max_registers {max_registers} is outside 1..{MAX_READ_REGISTERS}")
     if not 1 <= max_bits <= MAX_READ_BITS:
         raise ValueError(f"max_bits {max_bits} is outside 1..{MAX_READ_BITS}")
-    if max_gap < 0:
-        raise ValueError(f"max_gap {max_gap} must be >= 0")
+    if not 0 <= max_gap <= MAX_GAP:
+        raise ValueError(f"max_gap {max_gap} is outside 0..{MAX_GAP}")
 
 
 def plan_reads(

@@ -1,1 +1,39 @@
-"""edge.config."""
+"""The gateway's configuration: TOML -> validated, frozen models, with every error located.
+
+Modules, one job each: ``models`` (the sections and ``GatewayConfig``), ``loader`` (TOML -> models,
+``ConfigError``), ``checks`` (cross-references), ``csv_tags`` (tags from CSV files), ``schema``
+(JSON Schema), ``locate`` (key -> line). Device settings are the drivers' own models
+(``drivers.DRIVER_KINDS``).
+"""
+
+from edge.config.loader import ConfigError, load_config, parse_config
+from edge.config.models import (
+    AssetConfig,
+    DetectorConfig,
+    DeviceConfig,
+    GatewayConfig,
+    GatewaySection,
+    HistorySection,
+    OpcUaSection,
+    SignalConfig,
+    SimulatorSection,
+    UserConfig,
+)
+from edge.config.schema import json_schema
+
+__all__ = [
+    "AssetConfig",
+    "ConfigError",
+    "DetectorConfig",
+    "DeviceConfig",
+    "GatewayConfig",
+    "GatewaySection",
+    "HistorySection",
+    "OpcUaSection",
+    "SignalConfig",
+    "SimulatorSection",
+    "UserConfig",
+    "json_schema",
+    "load_config",
+    "parse_config",
+]

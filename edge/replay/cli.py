@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config.loader import ConfigError, load_config
+    from edge.config import ConfigError, load_config
     from edge.replay.run import DetectorSettings, replay_file
 
     asset = None

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import kernels
-from edge.config.loader import AssetConfig
+from edge.config import AssetConfig
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv
 
 DETECTORS = ("pca", "ewma", "cusum")

@@ -23,7 +23,7 @@ import structlog
 
 import kernels
 from drivers.sample import Status, TagSample
-from edge.config.loader import AssetConfig
+from edge.config import AssetConfig
 from edge.core.names import detector_key, detector_output_path
 from edge.core.registry import TagInfo
 from edge.replay.run import pca_features

@@ -27,7 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from drivers.sample import Status, TagSample
-from edge.config.loader import AssetConfig, SignalConfig
+from edge.config import AssetConfig, SignalConfig
 from edge.core.names import model_output_key, model_output_path, model_outputs
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import gather, held_values, sample, severity

@@ -34,7 +34,7 @@ import numpy as np
 import structlog
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.config.loader import AssetConfig
+from edge.config import AssetConfig
 from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import sample, severity

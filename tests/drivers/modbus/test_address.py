@@ -121,6 +121,8 @@ def test_point_is_frozen_and_hashable() -> None:
         ({"address": "hr:0", "type": "uint64"}, 4),
         ({"address": "hr:0", "type": "float64"}, 4),
         ({"address": "hr:0", "type": "string", "length": 10}, 10),
+        ({"address": "hr:0", "type": "string", "length": 125}, 125),  # one FC3 read
+        ({"address": "hr:0", "type": "string", "length": 123, "writable": True}, 123),  # one FC16 write
         ({"address": "hr:0.4", "type": "bool"}, 1),
         ({"address": "coil:0", "type": "bool"}, 1),
         ({"address": "di:0", "type": "bool"}, 1),
@@ -158,6 +160,15 @@ def test_make_point_keeps_fields() -> None:
     assert p.is_scaled
 
 
+def test_value_type_is_float64_for_scaled_numbers() -> None:
+    """The gateway publishes a point with the type of the values read delivers."""
+    assert make_point(name="a", address="hr:0", type="int16").value_type == "int16"
+    assert make_point(name="a", address="hr:0", type="int16", scale=0.1).value_type == "float64"
+    assert make_point(name="a", address="hr:0", type="float32", offset=1).value_type == "float64"
+    assert make_point(name="a", address="hr:0.1", type="bool").value_type == "bool"
+    assert make_point(name="a", address="hr:0", type="string", length=2).value_type == "string"
+
+
 def test_device_order_applies_harmlessly_to_bits_and_strings() -> None:
     """A device-wide order is accepted on every tag; bits ignore it, strings use only the byte swap."""
     assert make_point(name="b", address="coil:1", type="bool", order="DCBA").order is Order.DCBA
@@ -187,6 +198,7 @@ BAD_POINTS = [
     ({"address": "ir:0", "writable": True}, "input registers are read-only; writable is only allowed on coils and holding registers"),
     ({"address": "di:0", "type": "bool", "writable": True}, "discrete inputs are read-only; writable is only allowed on coils and holding registers"),
     ({"address": "hr:3.1", "type": "bool", "writable": True}, "a bit inside a register cannot be writable (write the whole register or use a coil)"),
+    ({"address": "hr:0", "type": "string", "length": 124, "writable": True}, "a writable string has at most 123 registers (one FC16 write), got length 124"),
     ({"address": "hr:0", "writable": "yes"}, "writable must be true or false, not 'yes'"),
     ({"address": "hr:0", "low": 10, "high": 5}, "low 10 is greater than high 5"),
     ({"address": "hr:0", "scale": 0}, "scale must not be 0"),

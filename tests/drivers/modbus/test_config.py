@@ -8,7 +8,7 @@ import pytest
 
 from drivers.modbus import ModbusRtuDriver, ModbusTcpDriver
 from edge.app import Gateway
-from edge.config.loader import ConfigError, load_config, parse_config
+from edge.config import ConfigError, load_config, parse_config
 
 CONFIG = """
 [[devices]]
@@ -98,14 +98,21 @@ def test_csv_tag_names_feed_asset_references(config_dir: Path) -> None:
 
 def test_rtu_device_without_tags_is_valid() -> None:
     cfg = parse_config('[[devices]]\nname = "b"\ndriver = "modbus_rtu"\nport = "COM3"\nbaud_rate = 115200\n')
-    assert cfg.devices[0].driver_settings()["frame_pause_s"] is None
+    assert cfg.devices[0].frame_pause_s is None
+    assert ModbusRtuDriver.from_settings(cfg.devices[0]).frame_pause_s == 0.00175  # 1.75 ms above 19200 baud
 
 
-def test_driver_kinds_agree_with_classes_and_config_models() -> None:
-    """DRIVER_KINDS, each class's ``kind`` and the config's device models name the same kinds."""
-    from drivers import DRIVER_KINDS, load_driver_class
-    from edge.config.loader import DEVICE_MODELS
+def test_string_length_is_limited_by_what_one_request_carries() -> None:
+    """A string tag is read with one FC3/FC4 request (up to 125 registers) and written with one FC16
+    request (up to 123): a longer writable string is a config error, at the tag."""
+    head = '[[devices]]\nname = "p"\ndriver = "modbus_tcp"\nhost = "h"\n'
+    tag = '[[devices.tags]]\nname = "s"\naddress = "hr:0"\ntype = "string"\nlength = {}\nwritable = {}\n'
+    assert parse_config(head + tag.format(125, "false")).devices[0].points()[0].count == 125
+    assert parse_config(head + tag.format(123, "true")).devices[0].points()[0].writable
+    with pytest.raises(ConfigError) as info:
+        parse_config(head + tag.format(124, "true") + tag.replace('"s"', '"t"').format(126, "false"), "x.toml")
+    assert info.value.problems == [
+        "x.toml:5: devices[0].tags[0]: a writable string has at most 123 registers (one FC16 write), got length 124",
+        "x.toml:15: devices[0].tags[1].length: Input should be less than or equal to 125",
+    ]
 
-    for kind in DRIVER_KINDS:
-        assert load_driver_class(kind).kind == kind
-    assert set(DEVICE_MODELS) == set(DRIVER_KINDS)

@@ -14,13 +14,15 @@ from datetime import datetime, timezone
 
 import pytest
 import structlog
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from drivers import DRIVER_KINDS, load_driver_class
+from drivers import load_driver, settings_model
 from drivers.base import Driver, DriverUnavailable, LinkState
 from drivers.modbus import ModbusTcpDriver
 from drivers.modbus.address import Area, RegisterPoint, make_point
 from drivers.modbus.plan import plan_reads
+from drivers.modbus.settings import ModbusTcpSettings
 from drivers.sample import Status, TagSample
 from tests.drivers.modbus_servers import ModbusTestServer, PymodbusServer
 from tests.drivers.modbus.reading import read_all
@@ -59,29 +61,45 @@ async def pm_driver(pymodbus_server: PymodbusServer) -> AsyncIterator[ModbusTcpD
 # -- contract --------------------------------------------------------------------------------------
 
 
+def tcp_settings(**kw) -> ModbusTcpSettings:
+    return ModbusTcpSettings.model_validate({"name": "x", "driver": "modbus_tcp", "host": "127.0.0.1", **kw})
+
+
 def test_registered_and_satisfies_protocol() -> None:
-    """DRIVER_KINDS points at this class, its kind agrees, and it satisfies the Driver protocol."""
-    cls = load_driver_class("modbus_tcp")
-    assert cls is ModbusTcpDriver
-    assert DRIVER_KINDS[ModbusTcpDriver.kind] == "drivers.modbus.driver:ModbusTcpDriver"
-    d = ModbusTcpDriver(name="x", host="127.0.0.1")
+    """DRIVER_KINDS registers this class and its settings model, and it satisfies the Driver protocol."""
+    assert load_driver("modbus_tcp") is ModbusTcpDriver
+    assert settings_model("modbus_tcp") is ModbusTcpDriver.Settings is ModbusTcpSettings
+    d = ModbusTcpDriver.from_settings(tcp_settings())
     assert isinstance(d, Driver)
     assert d.state is LinkState.DISCONNECTED
     assert (d.port, d.timeout_s, d.max_registers, d.max_bits, d.max_gap) == (502, 1.0, 125, 2000, 10)
 
 
+def test_from_settings_passes_every_setting() -> None:
+    s = tcp_settings(port=1502, timeout_s=2.5, retries=3, max_registers=60, max_bits=800, max_gap=0, demote_after=4, demote_for_s=7.5, write_multiple=True)
+    d = ModbusTcpDriver.from_settings(s)
+    assert (d.name, d.host, d.port, d.timeout_s, d.retries, d.write_multiple) == ("x", "127.0.0.1", 1502, 2.5, 3, True)
+    assert (d.max_registers, d.max_bits, d.max_gap, d.units.demote_after, d.units.demote_for_s) == (60, 800, 0, 4, 7.5)
+
+
 @pytest.mark.parametrize(
-    ("kw", "message"),
+    ("key", "value", "message"),
     [
-        ({"port": 0}, "port 0 is outside 1..65535"),
-        ({"timeout_s": 0}, "timeout_s must be > 0"),
-        ({"max_registers": 200}, "max_registers 200 is outside 1..125"),
-        ({"max_gap": -1}, "max_gap -1 must be >= 0"),
+        ("port", 0, "Input should be greater than or equal to 1"),
+        ("timeout_s", 0, "Input should be greater than 0"),
+        ("timeout_s", 61, "Input should be less than or equal to 60"),
+        ("retries", 11, "Input should be less than or equal to 10"),
+        ("max_registers", 200, "Input should be less than or equal to 125"),
+        ("max_bits", 2001, "Input should be less than or equal to 2000"),
+        ("max_gap", -1, "Input should be greater than or equal to 0"),
+        ("max_gap", 125, "Input should be less than or equal to 124"),
     ],
 )
-def test_constructor_checks_settings(kw: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ModbusTcpDriver(name="x", host="127.0.0.1", **kw)
+def test_settings_refuse_values_out_of_range(key: str, value: object, message: str) -> None:
+    """Limits are checked by the settings model (the driver takes validated settings as they are)."""
+    with pytest.raises(ValidationError) as info:
+        tcp_settings(**{key: value})
+    assert [(e["loc"], e["msg"]) for e in info.value.errors()] == [((key,), message)]
 
 
 # -- reading -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.modbus.address import Area, RegisterPoint, make_point
+from drivers.modbus.limits import MAX_GAP
 from drivers.modbus.plan import ReadRequest, covered, plan_reads, split
 
 
@@ -46,20 +47,21 @@ def test_gap_bridging(second: int, max_gap: int, expected: list) -> None:
 def test_register_limit() -> None:
     """A block never exceeds max_registers, even when the gap would be bridged."""
     pts = [hr(0), hr(100, "float32"), hr(124, "float32")]
-    assert spans(plan_reads(pts, max_gap=200)) == [(1, Area.HOLDING, 0, 102), (1, Area.HOLDING, 124, 2)]
-    assert spans(plan_reads(pts, max_gap=200, max_registers=10)) == [
+    assert spans(plan_reads(pts, max_gap=MAX_GAP)) == [(1, Area.HOLDING, 0, 102), (1, Area.HOLDING, 124, 2)]
+    assert spans(plan_reads(pts, max_gap=MAX_GAP, max_registers=10)) == [
         (1, Area.HOLDING, 0, 1),
         (1, Area.HOLDING, 100, 2),
         (1, Area.HOLDING, 124, 2),
     ]
     exact = [hr(0), hr(124)]  # exactly 125 registers
-    assert spans(plan_reads(exact, max_gap=200)) == [(1, Area.HOLDING, 0, 125)]
+    assert spans(plan_reads(exact, max_gap=MAX_GAP)) == [(1, Area.HOLDING, 0, 125)]
 
 
 def test_bit_limit() -> None:
+    spread = [make_point(name=f"c{a}", address=f"coil:{a}", type="bool") for a in range(0, 2001, 100)]
+    assert spans(plan_reads(spread, max_gap=MAX_GAP)) == [(1, Area.COIL, 0, 1901), (1, Area.COIL, 2000, 1)]
     coils = [make_point(name=f"c{a}", address=f"coil:{a}", type="bool") for a in (0, 5, 1999, 2000)]
-    assert spans(plan_reads(coils, max_gap=5000)) == [(1, Area.COIL, 0, 2000), (1, Area.COIL, 2000, 1)]
-    assert spans(plan_reads(coils, max_gap=5000, max_bits=6)) == [
+    assert spans(plan_reads(coils, max_gap=MAX_GAP, max_bits=6)) == [
         (1, Area.COIL, 0, 6),
         (1, Area.COIL, 1999, 2),
     ]
@@ -109,7 +111,8 @@ def test_point_wider_than_limit_is_refused() -> None:
         ({"max_registers": 0}, "max_registers 0 is outside 1..125"),
         ({"max_registers": 126}, "max_registers 126 is outside 1..125"),
         ({"max_bits": 2001}, "max_bits 2001 is outside 1..2000"),
-        ({"max_gap": -1}, "max_gap -1 must be >= 0"),
+        ({"max_gap": -1}, "max_gap -1 is outside 0..124"),
+        ({"max_gap": 125}, "max_gap 125 is outside 0..124"),
     ],
 )
 def test_limits_are_checked(kw: dict, message: str) -> None:

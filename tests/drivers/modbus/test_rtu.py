@@ -15,16 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from structlog.testing import capture_logs
 
-from drivers import load_driver_class
+from drivers import load_driver, settings_model
 from drivers.base import Driver, DriverUnavailable, LinkState
 from drivers.modbus import ModbusRtuDriver
 from drivers.modbus.address import RegisterPoint, make_point
 from drivers.modbus.driver import rtu_silent_interval_s
+from drivers.modbus.settings import ModbusRtuSettings
 from drivers.sample import Status
 from tests.drivers.modbus.reading import read_all
 
@@ -120,7 +122,8 @@ async def rtu(serial_pair: tuple[str, str], rtu_server: ModbusSerialServer) -> A
 
 
 def test_registered_and_satisfies_protocol() -> None:
-    assert load_driver_class("modbus_rtu") is ModbusRtuDriver
+    assert load_driver("modbus_rtu") is ModbusRtuDriver
+    assert settings_model("modbus_rtu") is ModbusRtuDriver.Settings is ModbusRtuSettings
     d = ModbusRtuDriver(name="x", port="/dev/ttyUSB0", baud_rate=9600)
     assert isinstance(d, Driver) and d.kind == "modbus_rtu"
     assert d.frame_pause_s == pytest.approx(3.5 * 11 / 9600)  # 3.5 characters at 9600 baud
@@ -128,19 +131,33 @@ def test_registered_and_satisfies_protocol() -> None:
     assert ModbusRtuDriver(name="x", port="p", baud_rate=9600, frame_pause_s=0.05).frame_pause_s == 0.05
 
 
+def rtu_settings(**kw) -> ModbusRtuSettings:
+    return ModbusRtuSettings.model_validate({"name": "x", "driver": "modbus_rtu", "port": "/dev/null", "baud_rate": 9600, **kw})
+
+
+def test_from_settings_passes_the_line_settings() -> None:
+    d = ModbusRtuDriver.from_settings(rtu_settings(parity="E", data_bits=7, stop_bits=2, timeout_s=0.5, retries=1))
+    assert (d.port, d.baud_rate, d.parity, d.data_bits, d.stop_bits, d.timeout_s, d.retries) == ("/dev/null", 9600, "E", 7, 2, 0.5, 1)
+    assert d.frame_pause_s == pytest.approx(3.5 * 11 / 9600)
+    assert ModbusRtuDriver.from_settings(rtu_settings(frame_pause_s=0.05)).frame_pause_s == 0.05
+
+
 @pytest.mark.parametrize(
-    ("kw", "message"),
+    ("key", "value", "message"),
     [
-        ({"baud_rate": 0}, "baud_rate must be a positive integer"),
-        ({"parity": "X"}, "parity must be 'N', 'E' or 'O'"),
-        ({"stop_bits": 3}, "stop_bits must be 1 or 2"),
-        ({"data_bits": 6}, "data_bits must be 7 or 8"),
-        ({"frame_pause_s": -1.0}, "frame_pause_s must be >= 0"),
+        ("baud_rate", 0, "Input should be greater than 0"),
+        ("parity", "X", "Input should be 'N', 'E' or 'O'"),
+        ("stop_bits", 3, "Input should be 1 or 2"),
+        ("data_bits", 6, "Input should be 7 or 8"),
+        ("frame_pause_s", -1.0, "Input should be greater than or equal to 0"),
+        ("frame_pause_s", 1.5, "Input should be less than or equal to 1"),
     ],
 )
-def test_constructor_checks_settings(kw: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ModbusRtuDriver(**{"name": "x", "port": "/dev/null", "baud_rate": 9600, **kw})
+def test_settings_refuse_bad_line_settings(key: str, value: object, message: str) -> None:
+    """Limits are checked by the settings model (the driver takes validated settings as they are)."""
+    with pytest.raises(ValidationError) as info:
+        rtu_settings(**{key: value})
+    assert [(e["loc"], e["msg"]) for e in info.value.errors()] == [((key,), message)]
 
 
 async def test_read_and_write_two_units_on_one_bus(rtu_server: ModbusSerialServer, rtu: ModbusRtuDriver) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 import drivers.modbus
-from drivers import load_driver_class
+from drivers import load_driver
 from drivers.modbus import ModbusRtuDriver, ModbusTcpDriver, make_point, plan_reads
 from drivers.modbus.bus import ModbusDriver
-from edge.config.loader import ModbusRtuDevice, ModbusTag, ModbusTcpDevice, load_config
+from drivers.modbus.settings import ModbusRtuSettings, ModbusTag, ModbusTcpSettings
+from edge.config import load_config
 
 SAMPLE = Path(drivers.modbus.__file__).with_name("sample.toml")
-MODELS = {"modbus_tcp": ModbusTcpDevice, "modbus_rtu": ModbusRtuDevice}
+MODELS = {"modbus_tcp": ModbusTcpSettings, "modbus_rtu": ModbusRtuSettings}
 
 
 def _commented_defaults() -> list[tuple[str, dict[str, object]]]:
@@ -39,7 +40,7 @@ def test_sample_loads_and_builds_drivers() -> None:
     cfg = load_config(SAMPLE)
     assert [d.driver for d in cfg.devices] == ["modbus_tcp", "modbus_rtu"]
     for dev in cfg.devices:
-        driver = load_driver_class(dev.driver)(name=dev.name, **dev.driver_settings())
+        driver = load_driver(dev.driver).from_settings(dev)
         assert isinstance(driver, (ModbusTcpDriver, ModbusRtuDriver))
         assert plan_reads(dev.points(), max_registers=dev.max_registers, max_gap=dev.max_gap)
     tcp = cfg.devices[0]
@@ -63,10 +64,10 @@ def test_driver_and_model_defaults_agree() -> None:
     """A driver built without a setting behaves as the config default says."""
     params = {**inspect.signature(ModbusDriver).parameters, **inspect.signature(ModbusTcpDriver).parameters}
     for key in ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple", "port"):
-        assert params[key].default == ModbusTcpDevice.model_fields[key].default, key
+        assert params[key].default == ModbusTcpSettings.model_fields[key].default, key
     rtu = inspect.signature(ModbusRtuDriver).parameters
     for key in ("parity", "data_bits", "stop_bits", "frame_pause_s"):
-        assert rtu[key].default == ModbusRtuDevice.model_fields[key].default, key
+        assert rtu[key].default == ModbusRtuSettings.model_fields[key].default, key
     point = inspect.signature(make_point).parameters
     for key in ("type", "scale", "offset", "writable", "length", "low", "high", "units", "raw_low", "eng_high"):
         assert point[key].default == ModbusTag.model_fields[key].default, key

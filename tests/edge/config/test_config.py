@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.cli import main as cli_main
-from edge.config.loader import ConfigError, json_schema, load_config, parse_config
+from edge.config import ConfigError, json_schema, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = sorted(p for p in (Path(__file__).parent / "cases").iterdir() if p.is_dir())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from drivers.sample import Status
 from edge.cli import main as cli_main
-from edge.config.loader import parse_config
+from edge.config import parse_config
 from edge.opcua.auth import GatewayUser
 from edge.opcua.settings import server_options, state_dir
 from edge.opcua.writes import check_value
@@ -154,7 +154,7 @@ def test_server_options_from_config(tmp_path: Path) -> None:
     path = tmp_path / "conf" / "gw.toml"
     path.parent.mkdir()
     path.write_text(text)
-    from edge.config.loader import load_config
+    from edge.config import load_config
 
     cfg = load_config(path)
     assert state_dir(cfg) == tmp_path / "conf" / "var" / "state"
@@ -183,7 +183,7 @@ def test_hash_password_command_reads_stdin(monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_shipped_production_config_has_no_unsecured_endpoint_and_no_anonymous_login() -> None:
-    from edge.config.loader import load_config
+    from edge.config import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[3] / "config" / "production.toml")
     assert "None" not in cfg.opcua.security_policies and cfg.opcua.allow_anonymous is False

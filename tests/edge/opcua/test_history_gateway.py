@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.app import Gateway, run_gateway
-from edge.config.loader import parse_config
+from edge.config import parse_config
 from edge.opcua.extensions import history_path
 from edge.history.store import HistoryStore
 

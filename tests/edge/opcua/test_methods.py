@@ -10,7 +10,7 @@ import pytest_asyncio
 from asyncua import Client, ua
 
 from drivers.sample import Status, TagSample
-from edge.config.loader import AssetConfig, SignalConfig
+from edge.config import AssetConfig, SignalConfig
 from edge.opcua.methods import AssetMethods
 from edge.opcua.server import OpcUaServer
 from edge.core.registry import TagInfo, TagRegistry

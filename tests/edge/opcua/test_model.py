@@ -9,7 +9,7 @@ from asyncua import Client, Server, ua
 import kernels
 from edge import __version__
 from edge.app import Gateway
-from edge.config.loader import parse_config
+from edge.config import parse_config
 from edge.opcua.model import ModelBuilder, ModelInfo
 from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer

@@ -18,7 +18,7 @@ from asyncua.crypto import security_policies as sp
 
 from drivers.modbus.address import Area
 from edge.app import run_gateway
-from edge.config.loader import parse_config
+from edge.config import parse_config
 from edge.opcua.security import generate_certificate
 from edge.opcua.users import hash_password
 from tests.drivers.modbus_servers import PymodbusServer

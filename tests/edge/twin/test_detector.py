@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 import kernels
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.config.loader import AssetConfig, DetectorConfig, SignalConfig
+from edge.config import AssetConfig, DetectorConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
 from edge.replay.run import pca_features
 from edge.twin.runner import TwinRunner, signal_infos

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drivers.sample import Status, TagSample
-from edge.config.loader import AssetConfig, SignalConfig
+from edge.config import AssetConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
 from edge.sim.params import PlantParams
 from edge.sim.plant import Plant, Setpoints

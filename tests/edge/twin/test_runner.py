@@ -8,7 +8,7 @@ import numpy as np
 
 import kernels
 from drivers.sample import Status, TagSample, utcnow
-from edge.config.loader import AssetConfig, SignalConfig
+from edge.config import AssetConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 

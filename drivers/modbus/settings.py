@@ -1,21 +1,29 @@
-"""Config models of Modbus devices (TCP and RTU buses) and their tags."""
+"""Settings of Modbus devices (TCP and RTU buses) and their tags: the ``[[devices]]`` tables of
+``driver = "modbus_tcp"`` and ``driver = "modbus_rtu"``.
+
+Pure (pydantic and the pure Modbus modules; no pymodbus), so loading a config does not import the
+protocol stack. Protocol limits come from ``drivers.modbus.limits``; the other limits are the
+field limits below. The drivers take these values as they are (``from_settings``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from drivers.modbus.address import RegisterPoint, make_point, parse_address
-from edge.config.base import Name, _Strict
+from drivers.modbus.limits import MAX_GAP, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_STRING_REGISTERS, MAX_UNIT_ID
+from drivers.settings import DeviceSettings, ExclusiveResource, Name, Strict
+
+ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 
 
-class ModbusTag(_Strict):
+class ModbusTag(Strict):
     name: Name
     address: str
     type: str = "uint16"
-    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] | None = None
+    order: ByteOrder | None = None
     scale: float = 1.0
     offset: float = 0.0
     # linear scaling by ranges instead of scale/offset: raw_low..raw_high -> eng_low..eng_high
@@ -23,13 +31,13 @@ class ModbusTag(_Strict):
     raw_high: float | None = None
     eng_low: float | None = None
     eng_high: float | None = None
-    length: int | None = Field(None, ge=1, le=123)
+    length: int | None = Field(None, ge=1, le=MAX_STRING_REGISTERS)  # writable: at most one FC16 write (make_point)
     writable: bool = False
     low: float | None = None
     high: float | None = None
     units: str | None = None
     description: str = ""
-    unit_id: int | None = Field(None, ge=0, le=255)
+    unit_id: int | None = Field(None, ge=0, le=MAX_UNIT_ID)
     poll_interval_s: float | None = Field(None, gt=0, le=3600)  # scan group; default: the device's
     historize: bool = False  # keep this tag's samples in the history database
     # limit alarm: active above alarm_high / below alarm_low, clears alarm_deadband inside the limit
@@ -81,18 +89,17 @@ class ModbusTag(_Strict):
         )
 
 
-class _ModbusDevice(_Strict):
+class ModbusSettings(DeviceSettings):
     """Settings shared by Modbus TCP and RTU devices (one device = one physical bus)."""
 
-    name: Name
-    unit_id: int = Field(1, ge=0, le=255)
+    unit_id: int = Field(1, ge=0, le=MAX_UNIT_ID)
     timeout_s: float = Field(1.0, gt=0, le=60)
     retries: int = Field(0, ge=0, le=10)
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
-    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
-    max_registers: int = Field(125, ge=1, le=125)
-    max_bits: int = Field(2000, ge=1, le=2000)
-    max_gap: int = Field(10, ge=0, le=124)
+    order: ByteOrder = "ABCD"
+    max_registers: int = Field(MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
+    max_bits: int = Field(MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
+    max_gap: int = Field(10, ge=0, le=MAX_GAP)
     demote_after: int = Field(3, ge=1, le=100)
     demote_for_s: float = Field(10.0, gt=0, le=3600)
     stale_after_s: float = Field(30.0, gt=0, le=86400)
@@ -109,25 +116,14 @@ class _ModbusDevice(_Strict):
         """Each tag's poll period (its scan group), in tag order."""
         return [t.poll_interval_s or self.poll_interval_s for t in self.tags]
 
-    def driver_settings(self) -> dict[str, Any]:
-        """Keyword arguments of the driver class (besides ``name``)."""
-        keys = ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple")
-        return {k: getattr(self, k) for k in keys} | self._transport_settings()
 
-    def _transport_settings(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class ModbusTcpDevice(_ModbusDevice):
+class ModbusTcpSettings(ModbusSettings):
     driver: Literal["modbus_tcp"]
     host: str
     port: int = Field(502, ge=1, le=65535)
 
-    def _transport_settings(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port}
 
-
-class ModbusRtuDevice(_ModbusDevice):
+class ModbusRtuSettings(ModbusSettings):
     driver: Literal["modbus_rtu"]
     port: str  # serial device, e.g. /dev/ttyUSB0 or COM3
     baud_rate: int = Field(gt=0, le=4_000_000)
@@ -136,10 +132,6 @@ class ModbusRtuDevice(_ModbusDevice):
     stop_bits: Literal[1, 2] = 1
     frame_pause_s: float | None = Field(None, ge=0, le=1)  # default: 3.5 characters, at least 1.75 ms
 
-    def _transport_settings(self) -> dict[str, Any]:
-        keys = ("port", "baud_rate", "parity", "data_bits", "stop_bits", "frame_pause_s")
-        return {k: getattr(self, k) for k in keys}
-
-
-DeviceConfig = Annotated[ModbusTcpDevice | ModbusRtuDevice, Field(discriminator="driver")]
-DEVICE_MODELS: Mapping[str, type[BaseModel]] = {"modbus_tcp": ModbusTcpDevice, "modbus_rtu": ModbusRtuDevice}
+    def exclusive_resource(self) -> ExclusiveResource:
+        """One device per serial bus: the units of a bus share one device through their unit_id."""
+        return ExclusiveResource("port", f"serial port {self.port!r}", "one device per bus; give tags their own unit_id instead")

@@ -1,0 +1,104 @@
+"""Tags imported from a CSV file (a device's ``tags_csv``), for any driver whose tag model is flat.
+
+The device settings model names its tag model through its ``tags`` list (``list[ModbusTag]``). The
+CSV header names columns, which are that model's keys; each row is one tag, validated like a
+``[[devices.tags]]`` table (an empty cell is left out, so the key's default applies). Problems name
+the CSV file and line (``tags.csv:3: address: ...``) and are listed with the ``tags_csv`` key.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+
+if TYPE_CHECKING:
+    from edge.config.loader import _Collector
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def tag_model(device_model: type[BaseModel]) -> type[Any]:
+    """The tag model of a device settings model: the item type of its ``tags`` list."""
+    (item,) = get_args(device_model.model_fields["tags"].annotation)
+    return item
+
+
+def csv_columns(model: type[BaseModel]) -> list[str]:
+    """The keys of a flat tag model (the columns a CSV file may have); TypeError if a key is not a scalar."""
+    for key, field in model.model_fields.items():
+        if not _is_scalar(field.annotation):
+            raise TypeError(f"{model.__name__}.{key} is not a scalar ({field.annotation}); a CSV cell cannot hold it")
+    return list(model.model_fields)
+
+
+def _is_scalar(annotation: Any) -> bool:
+    if annotation in _SCALARS:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return True
+    if origin is Annotated:
+        return _is_scalar(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return all(_is_scalar(a) for a in get_args(annotation))
+    return False
+
+
+def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
+    """*dev* with the tags of its CSV file appended (unchanged without ``tags_csv``); errors name the CSV file and line."""
+    if not getattr(dev, "tags_csv", None):
+        return dev
+    model = tag_model(type(dev))
+    fields = csv_columns(model)
+    required = [key for key, field in model.model_fields.items() if field.is_required()]
+    path = base / dev.tags_csv
+
+    def problem(line: int, where: str, message: str) -> None:
+        c.add_near(f"{prefix}.tags_csv", f"{path}:{line}: {where + ': ' if where else ''}{message}")
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        c.add(f"{prefix}.tags_csv", f"cannot read {str(path)!r}: {exc.strerror}")
+        return dev
+    reader = csv.DictReader(io.StringIO(text))
+    for column in reader.fieldnames or []:
+        if column not in fields:
+            close = difflib.get_close_matches(column, fields, n=1)
+            problem(1, f"column {column!r}", "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if reader.fieldnames is None or any(key not in reader.fieldnames for key in required):
+        problem(1, "", f"the header must name at least the columns {_and(required)}")
+        return dev
+    seen = {t.name: f"{prefix}.tags[{i}]" for i, t in enumerate(dev.tags)}
+    tags = list(dev.tags)
+    for row in reader:
+        line = reader.line_num
+        data = {k: v.strip() for k, v in row.items() if k in fields and v is not None and v.strip() != ""}
+        if None in row:
+            problem(line, "", f"{len(row[None])} more cells than columns")
+        try:
+            tag = model.model_validate(data)
+        except ValidationError as exc:
+            for where, message in c.messages(exc, model):
+                problem(line, where, message)
+            continue
+        if tag.name in seen:
+            problem(line, "name", f"duplicate tag name {tag.name!r} (first at {seen[tag.name]})")
+            continue
+        seen[tag.name] = f"{path}:{line}"
+        c.add_origin(f"{prefix}.tags[{len(tags)}]", str(path), line, near=f"{prefix}.tags_csv")
+        tags.append(tag)
+    return dev.model_copy(update={"tags": tags})
+
+
+def _and(keys: list[str]) -> str:
+    """'a', 'b' and 'c'."""
+    quoted = [repr(k) for k in keys]
+    return "".join(quoted) if len(quoted) <= 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"

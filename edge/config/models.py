@@ -1,0 +1,233 @@
+"""The gateway config's models: the gateway, simulator, OPC UA, history and asset sections, and
+``GatewayConfig``, which holds them with the devices.
+
+Device settings are the drivers' own models (``drivers.settings.DeviceSettings``), one per kind
+registered in ``drivers.DRIVER_KINDS``; ``DeviceConfig`` is their union, told apart by ``driver``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from drivers import DRIVER_KINDS, settings_model
+from drivers.settings import DeviceSettings, Name, Strict
+from edge.opcua.users import parse_password_hash
+
+if TYPE_CHECKING:
+    DeviceConfig = DeviceSettings
+else:  # every registered device settings model, in table order (settings modules import no protocol library)
+    DeviceConfig = Annotated[Union[tuple(settings_model(kind) for kind in DRIVER_KINDS)], Field(discriminator="driver")]  # noqa: UP007
+
+
+class GatewaySection(Strict):
+    name: Name = "edgetwin"
+    endpoint: str = "opc.tcp://127.0.0.1:4840/edgetwin"
+    namespace_uri: str = "urn:edgetwin:gateway"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout_s: float = Field(5.0, gt=0, le=60)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    # certificates, PKI and history; a relative path is relative to the config file's folder
+    state_dir: str = "state"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not v.startswith("opc.tcp://"):
+            raise ValueError("must start with opc.tcp://")
+        return v
+
+    @model_validator(mode="after")
+    def _backoff(self) -> GatewaySection:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+
+class SimulatorSection(Strict):
+    """The built-in simulated plant (a Modbus TCP server), started beside the gateway when enabled."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(5020, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=255)
+    tick_s: float = Field(0.1, gt=0, le=10)
+    time_scale: float = Field(1.0, gt=0, le=1000)
+    fault: Literal["none", "bearing_wear", "sensor_drift", "stuck_sensor"] = "none"
+    seed: int = 0
+
+
+SecurityPolicyName = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+RoleName = Literal["viewer", "operator", "admin"]
+
+
+class UserConfig(Strict):
+    """One OPC UA login. Only a salted hash is stored (``edgetwin hash-password`` makes one)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    password_hash: str
+    role: RoleName = "viewer"
+    password: SkipJsonSchema[str | None] = None  # refused with a clear message, never stored
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        parse_password_hash(v)
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _plain(cls, v: str | None) -> None:
+        if v is not None:
+            raise ValueError("plain-text passwords are not accepted; store password_hash (make one with `edgetwin hash-password`)")
+        return None
+
+
+class OpcUaSection(Strict):
+    """Endpoints, certificates and logins of the northbound OPC UA server."""
+
+    # "None" offers an unsecured endpoint: only for loopback demos and tests
+    security_policies: list[SecurityPolicyName] = Field(
+        default_factory=lambda: ["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"], min_length=1
+    )
+    security_modes: list[Literal["Sign", "SignAndEncrypt"]] = Field(default_factory=lambda: ["Sign", "SignAndEncrypt"], min_length=1)
+    allow_anonymous: bool = False
+    anonymous_role: RoleName = "viewer"
+    application_uri: str | None = None  # default urn:<hostname>:edgetwin:<gateway name>
+    hostnames: list[str] = Field(default_factory=list)  # default: the endpoint host and this machine's names
+    certificate_days: int = Field(3650, ge=1, le=36500)
+    users: list[UserConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpcUaSection:
+        if len(set(self.security_policies)) != len(self.security_policies):
+            raise ValueError("security_policies lists a policy twice")
+        if self.users and self.security_policies == ["None"]:
+            raise ValueError("users need a secure policy: with only 'None' their passwords would cross the network in clear text")
+        return self
+
+
+class HistorySection(Strict):
+    """The history database. History runs when any tag, signal or asset sets ``historize = true``."""
+
+    path: str | None = None  # default <state_dir>/history.sqlite; relative to the config file's folder
+    retention_days: float = Field(30.0, gt=0, le=36500)  # rows older than this (by arrival) are removed
+    max_db_mb: float = Field(1024.0, gt=0)  # the oldest rows are removed when the database grows past this
+    flush_interval_s: float = Field(1.0, gt=0, le=60)  # samples are written in batches at least this often
+    max_values_per_read: int = Field(1000, ge=1, le=100_000)  # per node per HistoryRead; more -> continuation point
+
+
+
+class SignalConfig(Strict):
+    name: Name
+    tag: str  # "device.tag"
+    model: Literal["random_walk", "constant_velocity", "constant_acceleration"] = "random_walk"
+    process_noise: float = Field(1e-3, ge=0)
+    measurement_noise: float = Field(0.1, gt=0)  # standard deviation, in the tag's units
+    forecast_horizon_s: float = Field(30.0, ge=0)
+    units: str | None = None  # defaults to the tag's units
+    historize: bool = False  # keep Measured, Estimate, Forecast, Residual and AnomalyScore in history
+    # Online identification of a model from `input` (a device tag, e.g. a heater setpoint) to this
+    # signal; see docs/twin.md. At most one identified signal per asset (Simulate/ResetModel).
+    input: str | None = None
+    input_model: Literal["fopdt", "arx"] = "fopdt"
+    arx_orders: tuple[int, int, int] = (2, 2, 1)  # na, nb, nk (input_model = "arx")
+    dead_time_s: float = Field(0.0, ge=0)  # fopdt; a multiple of model_period_s
+    max_dead_time_s: float | None = Field(None, ge=0)  # fopdt: identify the dead time in dead_time_s..this
+    model_period_s: float | None = Field(None, gt=0)  # identification sample period; default the asset's tick_s
+    forgetting: float = Field(0.998, ge=0.9, le=1)
+    covariance_bound: float = Field(1e4, gt=0)  # anti-windup: forgetting pauses above this trace(P)
+    model_warmup: int = Field(30, ge=3)  # model samples before identified outputs are published
+    max_gain_rel_std: float = Field(0.25, gt=0)  # warm only once the gain is known this well
+
+    @field_validator("arx_orders")
+    @classmethod
+    def _arx_orders(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        na, nb, nk = v
+        if not (0 <= na <= 8 and 1 <= nb <= 8 and 1 <= nk <= 64):
+            raise ValueError(f"[na, nb, nk] needs 0 <= na <= 8, 1 <= nb <= 8, 1 <= nk <= 64; got {list(v)}")
+        return v
+
+
+class DetectorConfig(Strict):
+    """Multivariate anomaly detector of an asset (PCA T^2 + Q over its signals; docs/detection.md).
+
+    Fitted on the first ``train_ticks`` ticks in which every signal is Good (a window of normal
+    operation), then scored every tick; alarm on above ``on`` x the control limit, off below
+    ``release`` x ``on``, after ``k`` exceedances within ``window`` ticks.
+    """
+
+    kind: Literal["pca"] = "pca"
+    train_ticks: int = Field(400, ge=10, le=100_000)
+    on: float = Field(1.25, gt=0)
+    release: float = Field(0.8, gt=0, le=1)
+    k: int = Field(1, ge=1, le=64)
+    window: int = Field(1, ge=1, le=64)
+    smoothing: float = Field(0.2, gt=0, le=1)  # EWMA factor of the score (1 = none)
+    explained: float = Field(0.95, gt=0, le=1)  # variance share of the kept principal components
+    alpha: float = Field(0.99, gt=0.5, lt=1)  # confidence of the T^2 and Q control limits
+    differences: bool = True  # also monitor each signal's change since the previous tick
+    rate_only: list[str] = Field(default_factory=list)  # signals monitored by their change only (slow drifting states)
+
+    @model_validator(mode="after")
+    def _k_of_window(self) -> DetectorConfig:
+        if self.k > self.window:
+            raise ValueError(f"k ({self.k}) must not exceed window ({self.window})")
+        return self
+
+
+class AssetConfig(Strict):
+    name: Name
+    description: str = ""
+    tick_s: float = Field(1.0, gt=0, le=3600)
+    score_alpha: float = Field(0.05, gt=0, le=1)
+    alarm_threshold: float = Field(9.0, gt=0)
+    warmup_ticks: int = Field(20, ge=1)
+    alarm_severity: int = Field(700, ge=1, le=1000)  # of the anomaly alarm event
+    historize: bool = False  # keep the asset's AnomalyScore and Alarm (and every signal) in history
+    signals: list[SignalConfig] = Field(min_length=1)
+    detector: DetectorConfig | None = None  # multivariate detector over the signals (Assets/<asset>/Detector)
+
+    @model_validator(mode="after")
+    def _detector_signals(self) -> AssetConfig:
+        if self.detector is not None:
+            names = [s.name for s in self.signals]
+            unknown = [r for r in self.detector.rate_only if r not in names]
+            if unknown:
+                raise ValueError(f"detector.rate_only names no signal of this asset: {unknown}; signals are {names}")
+            if len(names) < 2:
+                raise ValueError("detector needs at least 2 signals")
+        return self
+
+
+class GatewayConfig(Strict):
+    gateway: GatewaySection = GatewaySection()
+    simulator: SimulatorSection = SimulatorSection()
+    opcua: OpcUaSection = OpcUaSection()
+    history: HistorySection = HistorySection()
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    assets: list[AssetConfig] = Field(default_factory=list)
+    source: str = "<memory>"
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from this config: absolute as given, relative to the config file's folder
+        (to the working directory for a config that did not come from a file)."""
+        path = Path(path)
+        if path.is_absolute():
+            return path
+        source = Path(self.source)
+        base = source.parent if self.source != "<memory>" and source.suffix else Path.cwd()
+        return (base / path).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        """``gateway.state_dir`` resolved (certificates, PKI, history)."""
+        return self.resolve_path(self.gateway.state_dir)
+
+    def device(self, name: str) -> DeviceConfig:
+        return next(d for d in self.devices if d.name == name)
+
