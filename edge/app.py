@@ -43,6 +43,7 @@ from edge.twin.runner import TwinRunner, build_runners, signal_infos
 log = structlog.get_logger("edge.app")
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
+_UNSET = object()
 
 
 class Gateway:
@@ -60,6 +61,7 @@ class Gateway:
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
+        self._diag_published: dict[str, object] = {}  # leaf -> value last published
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
         """The runner of one device: its driver (built by the driver kind's table entry) and its points."""
@@ -96,13 +98,15 @@ class Gateway:
         return runner
 
     def gateway_diagnostics(self) -> list[TagSample]:
+        """Samples of the gateway's own diagnostics whose value changed since the last call (all, the first time)."""
         now = utcnow()
         tick = max((t.last_tick_s for t in self.twins), default=0.0)
-        return [
-            TagSample(gateway_diag_key("Version"), __version__, Status.Good, now, now),
-            TagSample(gateway_diag_key("KernelImplementation"), kernels.IMPLEMENTATION, Status.Good, now, now),
-            TagSample(gateway_diag_key("KernelTickTime"), tick, Status.Good, now, now),
-        ]
+        out = []
+        for leaf, value in (("Version", __version__), ("KernelImplementation", kernels.IMPLEMENTATION), ("KernelTickTime", tick)):
+            if self._diag_published.get(leaf, _UNSET) != value:
+                self._diag_published[leaf] = value
+                out.append(TagSample(gateway_diag_key(leaf), value, Status.Good, now, now))
+        return out
 
 
 async def run_gateway(
@@ -203,6 +207,7 @@ async def _stop_tasks(tasks: list[asyncio.Task], timeout_s: float) -> None:
 
 
 async def _diagnostics_loop(gw: Gateway) -> None:
+    """Publish the gateway's diagnostics that changed, at most once a second."""
     while True:
         await asyncio.sleep(1.0)
         gw.registry.publish(gw.gateway_diagnostics())

@@ -29,6 +29,7 @@ import numpy as np
 import kernels
 from edge.config import AssetConfig
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv
+from edge.twin.detector import pca_features
 
 DETECTORS = ("pca", "ewma", "cusum")
 
@@ -137,22 +138,6 @@ def run_twin(values: np.ndarray, twin: TwinSettings, forecast: bool = True) -> t
             if forecast and t + twin.horizon < m:
                 fc[t + twin.horizon, idx] = bank.forecast(twin.horizon)[0] * sc
     return est, res, fc
-
-
-def pca_features(values: np.ndarray, differences: bool = True, rate_only: tuple[int, ...] = ()) -> np.ndarray:
-    """The PCA detector's inputs: levels of the signals not in *rate_only*, then first differences
-    (of every signal when *differences*, else of the *rate_only* ones). Causal: row t uses rows t, t-1;
-    the first row's difference is 0.
-
-    Slow states (temperatures) drift over hours for reasons that are not faults, so a short
-    training window cannot span their range; monitoring their rate of change keeps what a fault
-    does to them without alarming on the drift.
-    """
-    p = values.shape[1]
-    levels = [j for j in range(p) if j not in rate_only]
-    rates = list(range(p)) if differences else sorted(rate_only)
-    d = np.vstack([np.zeros((1, p)), np.diff(values, axis=0)])
-    return np.hstack([values[:, levels], d[:, rates]])
 
 
 def run_detector(values: np.ndarray, residual: np.ndarray | None, settings: DetectorSettings,

@@ -5,7 +5,8 @@ every signal Good and fresh have been collected, the outputs are BadWaitingForIn
 the PCA model and its control limits are fitted on that window (once; restart to refit), the
 window is run through the detector (as the offline replay does) and each later tick is scored by
 one ``kernels.PcaDetector`` call. Same features and alarm logic as
-``edgetwin replay`` (edge/replay/run.py), so thresholds tuned offline carry over.
+``edgetwin replay`` (edge/replay/run.py imports ``pca_features`` from here; the live runtime never
+imports the offline replay), so thresholds tuned offline carry over.
 
 Published (registry keys, OPC UA nodes under ``Assets/<asset>/Detector``): ``Score`` (about 1 at
 the control limit), ``T2`` and ``Q`` (raw statistics) and ``Alarm`` (on change). A tick is
@@ -26,7 +27,6 @@ from drivers.sample import Status, TagSample
 from edge.config import AssetConfig
 from edge.core.names import detector_key, detector_output_path
 from edge.core.registry import TagInfo
-from edge.replay.run import pca_features
 from edge.twin.io import gather, sample, severity
 
 log = structlog.get_logger("edge.twin.detector")
@@ -131,3 +131,19 @@ class AssetDetector:
             self._alarm_published = key
             out.append(sample(k_alarm, alarm, status, now, now))
         return out
+
+
+def pca_features(values: np.ndarray, differences: bool = True, rate_only: tuple[int, ...] = ()) -> np.ndarray:
+    """The PCA detector's inputs: levels of the signals not in *rate_only*, then first differences
+    (of every signal when *differences*, else of the *rate_only* ones). Causal: row t uses rows t, t-1;
+    the first row's difference is 0.
+
+    Slow states (temperatures) drift over hours for reasons that are not faults, so a short
+    training window cannot span their range; monitoring their rate of change keeps what a fault
+    does to them without alarming on the drift.
+    """
+    p = values.shape[1]
+    levels = [j for j in range(p) if j not in rate_only]
+    rates = list(range(p)) if differences else sorted(rate_only)
+    d = np.vstack([np.zeros((1, p)), np.diff(values, axis=0)])
+    return np.hstack([values[:, levels], d[:, rates]])

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from edge.app import _stop_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_task_that_swallows_the_first_cancel_is_named_and_cancelled_again() -> None:
@@ -35,3 +40,14 @@ async def test_well_behaved_tasks_stop_without_a_log_line() -> None:
     with capture_logs() as logs:
         await _stop_tasks(tasks, 1.0)
     assert all(t.cancelled() for t in tasks) and logs == []
+
+
+def test_the_live_runtime_does_not_import_the_offline_replay() -> None:
+    """Starting the daemon's modules (app, CLI parser, every runtime package) never loads edge.replay:
+    the replay tool may import the twin, not the other way round."""
+    code = (
+        "import sys, edge.app, edge.cli, edge.twin.runner, edge.twin.detector, edge.opcua.server;"
+        "print(sorted(m for m in sys.modules if m.startswith('edge.replay')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.replay.run import DetectorSettings, TwinSettings, pca_features, replay_file, run_twin
+from edge.replay.run import DetectorSettings, TwinSettings, replay_file, run_twin
+from edge.twin.detector import pca_features
 from edge.replay.metrics import read_signal_csv
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,7 +14,7 @@ import kernels
 from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig, DetectorConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
-from edge.replay.run import pca_features
+from edge.twin.detector import pca_features
 from edge.twin.runner import TwinRunner, signal_infos
 
 TRAIN = 60
