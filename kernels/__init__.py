@@ -244,6 +244,6 @@ from .detectors import AlarmPolicy, PcaDetector, ResidualDetector  # noqa: E402
 # Online identification and what-if (kernels/ident.py, kernels/whatif.py); same environment
 # switches, IDENT_IMPLEMENTATION says which implementation runs.
 from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, rls_step  # noqa: E402
-from .whatif import constant_input_for_target, model_params  # noqa: E402
+from .whatif import model_params  # noqa: E402
 
-__all__ += ["IDENT_IMPLEMENTATION", "ArxOrders", "RlsBank", "arx_simulate", "rls_step", "constant_input_for_target", "model_params"]
+__all__ += ["IDENT_IMPLEMENTATION", "ArxOrders", "RlsBank", "arx_simulate", "rls_step", "model_params"]

@@ -1,19 +1,17 @@
-"""What-if on identified models: physical parameters, and the input that reaches a target.
+"""What-if on identified models: physical parameters and prediction intervals.
 
-Pure NumPy on top of ``kernels.ident`` (whose ``arx_simulate`` does the per-step work), batched
-over channels like the kernels.
+Pure NumPy on the output of ``kernels.ident``, batched over channels like the kernels.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .ident import ArxOrders, arx_simulate
+from .ident import ArxOrders
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,57 +51,6 @@ def model_params(theta: ArrayLike, P: ArrayLike, sigma2: ArrayLike, orders: ArxO
         else:
             tau = np.full(th.shape[0], np.nan)
     return ModelParams(gain, gain_std, tau, (orders.nk - 1) * period_s)
-
-
-@dataclass(frozen=True, slots=True)
-class InputChoice:
-    """The constant input chosen per channel, arrays (n,)."""
-
-    input: np.ndarray  # the input to hold (within [low, high])
-    predicted: np.ndarray  # predicted output at the horizon under that input
-    reachable: np.ndarray  # bool: the target is reached exactly with an input inside the limits
-
-
-def constant_input_for_target(
-    theta: ArrayLike, yh: ArrayLike, uh: ArrayLike, target: ArrayLike, steps: int, low: ArrayLike, high: ArrayLike,
-) -> InputChoice:
-    """The constant input, within ``[low, high]``, whose predicted output at *steps* is *target*.
-
-    The model is linear, so under a constant input ``v`` held from now on the prediction at the
-    horizon is ``y0 + G v`` (``y0``: the prediction with ``v = 0``; ``G``: the horizon step
-    response). The exact solution ``(target - y0) / G`` is returned when it lies within the limits
-    (``reachable`` True); otherwise the limit whose prediction comes closest to the target, with
-    ``reachable`` False: the caller decides, nothing is clamped silently. ``G == 0`` (the input has
-    no effect within the horizon, e.g. dead time longer than it) gives the limit closest to the
-    current prediction and ``reachable`` False unless ``y0`` already equals the target.
-    """
-    k = operator.index(steps)
-    if k < 1:
-        raise ValueError(f"steps must be >= 1, got {k}")
-    th = np.ascontiguousarray(theta, dtype=np.float64)
-    n = th.shape[0]
-    tgt = np.broadcast_to(np.asarray(target, dtype=np.float64), (n,))
-    lo = np.broadcast_to(np.asarray(low, dtype=np.float64), (n,))
-    hi = np.broadcast_to(np.asarray(high, dtype=np.float64), (n,))
-    if not (np.all(np.isfinite(tgt)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise ValueError("target, low and high must be finite")
-    if np.any(lo > hi):
-        raise ValueError("low must be <= high")
-    both = np.concatenate([np.zeros((n, k)), np.ones((n, k))])
-    p = th.shape[1]
-    zeros_p = np.zeros((2 * n, p, p))
-    mean, _ = arx_simulate(np.concatenate([th, th]), zeros_p, np.concatenate([yh, yh]), np.concatenate([uh, uh]), both, np.zeros(2 * n))
-    y0 = mean[:n, -1]
-    G = mean[n:, -1] - y0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exact = (tgt - y0) / G
-    inside = (G != 0) & (exact >= lo) & (exact <= hi)
-    at_lo, at_hi = y0 + G * lo, y0 + G * hi
-    best_limit = np.where(np.abs(at_lo - tgt) <= np.abs(at_hi - tgt), lo, hi)
-    u = np.where(inside, exact, best_limit)
-    pred = np.where(inside, tgt, y0 + G * best_limit)
-    reach = inside | ((G == 0) & (y0 == tgt))
-    return InputChoice(u, pred, reach)
 
 
 def interval_half_width(var: ArrayLike, level: float = 0.95) -> np.ndarray:
