@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import kernels  # noqa: E402
 from edge.replay.run import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv  # noqa: E402
-from kernels import detect  # noqa: E402
+from kernels import detect, detect_reference  # noqa: E402
 
 TRAIN = 400
 SKAB_SETTINGS = DetectorSettings(rate_only=("Temperature", "Thermocouple"))
@@ -161,7 +161,7 @@ def best_ns(step: Callable[[], None], units: int, budget_s: float) -> float:
 
 def speed(budget_s: float) -> list[str]:
     rng = np.random.default_rng(0)
-    impls = {"numpy": detect}
+    impls = {"numpy": detect_reference}
     try:
         from kernels import _detect
 

@@ -34,8 +34,7 @@ from drivers.sample import Status, TagSample  # noqa: E402
 from edge.config.loader import AssetConfig, SignalConfig  # noqa: E402
 from edge.core.registry import TagInfo, TagRegistry  # noqa: E402
 from edge.twin.runner import TwinRunner, signal_infos  # noqa: E402
-from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank  # noqa: E402
-from kernels.whatif import model_params  # noqa: E402
+from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, model_params  # noqa: E402
 
 
 def best_ns(step: Callable[[], None], n: int, budget_s: float, setup: Callable[[], None] | None = None) -> float:
@@ -59,7 +58,7 @@ def kernel_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
     bank = kernels.KalmanBank("constant_velocity", n, 0.5, 1e-4, 0.01, x0=20.0)
     z = 20 + rng.normal(0, 0.1, n)
     rows = []
-    impl = kernels._impl
+    impl = kernels.kalman._impl
     rows.append(("kernels: kalman_step", best_ns(
         lambda: impl.kalman_step(bank.x, bank.P, bank.F, bank.Q, bank.H, bank.R, z, bank._innov, bank._innov_var), n, budget_s)))
 

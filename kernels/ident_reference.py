@@ -14,7 +14,7 @@ Histories, newest first: ``yh[:, j] = y[k-1-j]`` (``na`` columns) and ``uh[:, j]
 (``nk + nb - 1`` columns). The regressor for ``y[k]`` is
 ``phi = [yh[0..na-1], uh[nk-1..nk+nb-2], 1]``.
 
-Same arithmetic rule as ``kernels.reference``: sums over a parameter index are added left to right
+Same arithmetic rule as ``kernels.kalman_reference``: sums over a parameter index are added left to right
 with separate multiplies and adds (``_lsum``), so the compiled loops agree to rtol=1e-12.
 No argument checking here (``kernels/ident.py`` validates); outputs are updated in place.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reference import _lsum
+from .kalman_reference import _lsum
 
 
 def _regressor(yh: np.ndarray, uh: np.ndarray, nb: int) -> list[np.ndarray]:

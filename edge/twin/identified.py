@@ -29,8 +29,7 @@ from drivers.sample import Status, TagSample
 from edge.config.loader import AssetConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import gather, held_values, sample, severity
-from kernels.ident import ArxOrders, RlsBank, arx_simulate
-from kernels.whatif import interval_half_width, model_params
+from kernels.ident import ArxOrders, RlsBank, arx_simulate, interval_half_width, model_params
 
 Z95 = float(interval_half_width(1.0, 0.95))  # 1.959964
 MAX_SIM_STEPS = 100_000

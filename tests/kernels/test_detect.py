@@ -172,9 +172,9 @@ def test_one_implementation_for_all_compiled_modules() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env["PYTHONPATH"] = str(root)
     code = ("import sys; sys.modules['kernels._detect'] = None; import kernels; "
-            "print(kernels.IMPLEMENTATION, kernels._impl.__name__, kernels._detect_impl.__name__)")
+            "print(kernels.IMPLEMENTATION, kernels.kalman._impl.__name__, kernels.detect._impl.__name__)")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["numpy", "kernels.reference", "kernels.detect"]
+    assert out.stdout.split() == ["numpy", "kernels.kalman_reference", "kernels.detect_reference"]
     strict = subprocess.run([sys.executable, "-c", code], env={**env, "EDGE_REQUIRE_CYTHON": "1"}, cwd=root, capture_output=True, text=True, timeout=60)
     assert strict.returncode != 0 and "kernels._detect" in strict.stderr

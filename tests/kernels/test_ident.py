@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from kernels import ident_reference
-from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, rls_step
-from kernels.whatif import interval_half_width, model_params
+from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, interval_half_width, model_params, rls_step
 
 
 def run_arx(bank: RlsBank, a: list[float], b: list[float], c: float, nk: int, u: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:

@@ -4,14 +4,14 @@
 (``s`` entries), covariance ``P[i]`` (``s x s``), one scalar measurement ``z[i]`` per step and its
 own measurement variance ``R[i]``.
 
-Written for clarity, with one rule that keeps it comparable to ``kernels._twin`` at ``rtol=1e-12``:
+Written for clarity, with one rule that keeps it comparable to ``kernels._kalman`` at ``rtol=1e-12``:
 every sum over a state index is accumulated left to right with separate multiplies and adds
 (``_lsum``), no BLAS, no einsum. The compiled loops accumulate in the same order, so the two agree
 to the last bit or close to it. BLAS reorders and fuses operations, and values that land near zero
 (a state crossing zero, the innovation of a well-tracked signal) would then differ in their leading
 digits.
 
-No argument checking here: ``kernels/__init__.py`` validates, so both implementations see the same
+No argument checking here: ``kernels/kalman.py`` validates, so both implementations see the same
 clean input. Arrays named as outputs are updated in place.
 """
 
