@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from asyncua.server.history import HistoryStorageInterface
 
 from drivers.sample import TagValue, is_bad
 from edge.history.store import HistoryRecorder, HistoryRow, from_us, to_us
+from edge.opcua import asyncua_patches
 
 log = structlog.get_logger("edge.history.store")
 
@@ -204,13 +205,15 @@ class OpcUaHistory:
         self.backend = StoreHistoryBackend(self.recorder, nodes, max_page=self.max_page)
         manager = ua_server.iserver.history_manager
         manager.set_storage(self.backend)
-        original = manager.read_history
         backend = self.backend
 
-        async def read_history(params: ua.HistoryReadParameters) -> list[ua.HistoryReadResult]:
-            return await backend.read_history(params, original)
+        def serve_raw_reads(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def read_history(params: ua.HistoryReadParameters) -> list[ua.HistoryReadResult]:
+                return await backend.read_history(params, original)
 
-        manager.read_history = read_history
+            return read_history
+
+        asyncua_patches.wrap_history_read(manager, serve_raw_reads)
         log.info("history_served", nodes=len(nodes))
 
     async def detach(self) -> None:
