@@ -50,6 +50,8 @@ setup(
             "pyModbusTCP==0.3.1",
             "filterpy>=1.4.5",
             "matplotlib>=3.7",
+            "ruff>=0.17,<0.18",  # lint and format (.ci/run); the rule set is in pyproject.toml
+            "mypy>=2.4,<2.5",  # type check of drivers/ and kernels/ (.ci/run)
         ],
         "plot": ["matplotlib>=3.7"],  # edgetwin replay --plot
     },

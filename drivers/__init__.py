@@ -22,4 +22,5 @@ def load_driver_class(kind: str) -> type:
         known = ", ".join(sorted(DRIVER_KINDS))
         raise UnknownDriverError(f"unknown driver {kind!r}; known drivers: {known}") from None
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    cls: type = getattr(importlib.import_module(module_name), class_name)
+    return cls

@@ -291,7 +291,7 @@ def jackson_mudholkar_limit(alpha: float, residual_eigvals: np.ndarray) -> float
     h0 = 1.0 - 2.0 * th1 * th3 / (3.0 * th2 * th2)
     c = norm_quantile(alpha)
     inner = c * math.sqrt(2.0 * th2 * h0 * h0) / th1 + 1.0 + th2 * h0 * (h0 - 1.0) / (th1 * th1)
-    return th1 * inner ** (1.0 / h0)
+    return th1 * math.pow(inner, 1.0 / h0)
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ class PcaModel:
 
     @property
     def components(self) -> int:
-        return self.loadings.shape[1]
+        return int(self.loadings.shape[1])
 
 
 def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99,

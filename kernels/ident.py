@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 
 from ._select import IMPLEMENTATION as IDENT_IMPLEMENTATION  # one choice for all kernels
 from ._select import ident_impl as _impl
+from .kalman import ChannelIndex
 
 __all__ = [
     "IDENT_IMPLEMENTATION",
@@ -187,7 +188,7 @@ class RlsBank:
         self.updates = np.zeros(n, dtype=np.int64)
         self.reset()
 
-    def reset(self, i: int | slice | ArrayLike | None = None) -> None:
+    def reset(self, i: ChannelIndex | None = None) -> None:
         """Forget everything learnt by channel(s) *i* (all when None)."""
         sel = slice(None) if i is None else i
         self.theta[sel] = self._theta0[sel]

@@ -33,17 +33,18 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from ._select import kalman_impl as _impl
 
 __all__ = [
     "MAX_STATE_SIZE",
+    "ChannelIndex",
     "STATE_SIZE",
     "KalmanBank",
     "kalman_forecast",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 MAX_STATE_SIZE: Final[int] = 8  # the compiled kernels keep per-channel scratch on the stack
+
+ChannelIndex: TypeAlias = int | slice | Sequence[int] | NDArray[np.integer[Any]] | NDArray[np.bool_]
+"""Selects channels of a bank (``reset``): an index, a slice, indices or a boolean mask."""
 
 STATE_SIZE: Final[Mapping[str, int]] = MappingProxyType(
     {"random_walk": 1, "constant_velocity": 2, "constant_acceleration": 3}
@@ -106,8 +110,8 @@ def _input(name: str, a: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
-def _state_shape(name: str, x: object) -> tuple[int, int]:
-    shape = np.shape(x)  # type: ignore[arg-type]
+def _state_shape(name: str, x: ArrayLike) -> tuple[int, int]:
+    shape = np.shape(x)
     if len(shape) != 2 or not 1 <= shape[1] <= MAX_STATE_SIZE:
         raise ValueError(f"{name} must have shape (n, s) with 1 <= s <= {MAX_STATE_SIZE}, got {shape}")
     return shape[0], shape[1]
@@ -151,10 +155,11 @@ def kalman_forecast(x: ArrayLike, P: ArrayLike, F: ArrayLike, Q: ArrayLike, H: A
     k = operator.index(steps)
     if k < 0:
         raise ValueError(f"steps must be >= 0, got {k}")
-    return _impl.kalman_forecast(
+    mean_var: tuple[np.ndarray, np.ndarray] = _impl.kalman_forecast(
         _input("x", x, (n, s)), _input("P", P, (n, s, s)), _input("F", F, (s, s)),
         _input("Q", Q, (s, s)), _input("H", H, (s,)), k,
     )
+    return mean_var
 
 
 def nis_ewma(score: np.ndarray, innov: ArrayLike, innov_var: ArrayLike, alpha: ArrayLike) -> None:
@@ -234,7 +239,7 @@ class KalmanBank:
             model_array.flags.writeable = False
         self.reset()
 
-    def reset(self, i: int | slice | ArrayLike | None = None) -> None:
+    def reset(self, i: ChannelIndex | None = None) -> None:
         """Restart channel(s) *i* (an index, slice or index array; all when None) from x0 and p0 * I."""
         sel = slice(None) if i is None else i
         self.x[sel] = self._x0[sel]

@@ -18,11 +18,19 @@ clean input. Arrays named as outputs are updated in place.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 
-def _lsum(terms: Iterable[np.ndarray]) -> np.ndarray:
+class _Addable(Protocol):
+    def __add__(self, other: Any, /) -> Any: ...
+
+
+_T = TypeVar("_T", bound=_Addable)
+
+
+def _lsum(terms: Iterable[_T]) -> _T:
     """``t0 + t1 + ... + t(m-1)``, added left to right (the compiled kernels' order)."""
     it = iter(terms)
     acc = next(it)

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import structlog
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
-from structlog.typing import BindableLogger
+from structlog.typing import FilteringBoundLogger
 
 from drivers.base import DriverUnavailable, LinkState
 from drivers.modbus.address import Area, RegisterPoint
@@ -87,7 +87,7 @@ class ModbusDriver:
         demote_for_s: float = 10.0,
         frame_pause_s: float = 0.0,
         write_multiple: bool = False,
-        log: BindableLogger | None = None,
+        log: FilteringBoundLogger | None = None,
     ) -> None:
         self.timeout_s = _positive(timeout_s, "timeout_s")
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
