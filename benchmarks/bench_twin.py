@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -106,26 +107,35 @@ def build_twin(n: int, period_ticks: int | None) -> tuple[TwinRunner, TagRegistr
     return TwinRunner(assets, reg, 0.5), reg, device_tags
 
 
+def feeder(reg: TagRegistry, tags: list[str], values: list[float]) -> Callable[[], None]:
+    """A function that publishes *values* for *tags*, half a second later at each call."""
+    clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+
+    def feed() -> None:
+        clock[0] += timedelta(seconds=0.5)
+        t = clock[0]
+        reg.publish([TagSample(k, v, Status.Good, t, t) for k, v in zip(tags, values)])
+
+    return feed
+
+
+def tick_and_publish(twin: TwinRunner, reg: TagRegistry) -> None:
+    reg.publish(twin.tick())
+
+
 def twin_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
     rows = []
     rng = np.random.default_rng(1)
     for period in (None, 20, 1):
         twin, reg, tags = build_twin(n, period)
-        clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-        values = (20 + rng.normal(0, 0.1, len(tags))).tolist()
-
-        def feed() -> None:
-            clock[0] += timedelta(seconds=0.5)
-            t = clock[0]
-            reg.publish([TagSample(k, v, Status.Good, t, t) for k, v in zip(tags, values)])
-
+        feed = feeder(reg, tags, (20 + rng.normal(0, 0.1, len(tags))).tolist())
         for _ in range(3 * (period or 1)):  # past the first model update
             feed()
             reg.publish(twin.tick())
         what = "Kalman only" if period is None else f"model every {period}"
         rows.append((f"twin: tick, {what}", best_ns(twin.tick, n, budget_s, setup=feed)))
         if period == 20:
-            rows.append(("twin: tick + publish", best_ns(lambda: reg.publish(twin.tick()), n, budget_s, setup=feed)))
+            rows.append(("twin: tick + publish", best_ns(partial(tick_and_publish, twin, reg), n, budget_s, setup=feed)))
     return rows
 
 

@@ -156,7 +156,7 @@ def arx_simulate(
     with np.errstate(invalid="ignore", over="ignore"):
         for j in range(h):
             # Newest first: ys[i] = y*[k+j-i] and, after this prepend, us[m] = u[k+1+j-m].
-            us = [u_future[:, j].copy()] + us
+            us = [u_future[:, j].copy(), *us]
             phi = ys[:na] + [us[nk + i] for i in range(nb)] + [np.ones(n)]
             yhat = _lsum(theta[:, i] * phi[i] for i in range(p))
             sv = [_lsum([phi[m]] + [theta[:, i] * sens[i][m] for i in range(na)]) for m in range(p)]
@@ -164,10 +164,10 @@ def arx_simulate(
             q = _lsum(sv[a] * Ps[a] for a in range(p))
             mean[:, j] = yhat
             var[:, j] = sigma2 * (acc + q)
-            ys = ([yhat] + ys)[:na]
-            sens = ([sv] + sens)[:na]
+            ys = [yhat, *ys][:na]
+            sens = [sv, *sens][:na]
             us = us[:nu]
             if na > 0:
                 hm = _lsum(theta[:, i] * imp[i] for i in range(na))
-                imp = ([hm] + imp)[:na]
+                imp = [hm, *imp][:na]
                 acc = acc + hm * hm

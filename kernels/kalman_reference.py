@@ -82,11 +82,11 @@ def kalman_step(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Predict. Columns x[:, k] and P[:, k, l] hold one state entry for every channel.
         x_pred = [_lsum(F[a, k] * x[:, k] for k in range(s)) for a in range(s)]
-        FP = [[_lsum(F[a, k] * P[:, k, l] for k in range(s)) for l in range(s)] for a in range(s)]
+        FP = [[_lsum(F[a, k] * P[:, k, j] for k in range(s)) for j in range(s)] for a in range(s)]
         P_pred: dict[tuple[int, int], np.ndarray] = {}
         for a in range(s):
             for b in range(a, s):
-                P_pred[a, b] = P_pred[b, a] = _lsum(FP[a][l] * F[b, l] for l in range(s)) + Q[a, b]
+                P_pred[a, b] = P_pred[b, a] = _lsum(FP[a][j] * F[b, j] for j in range(s)) + Q[a, b]
 
         # Update.
         u = [_lsum(P_pred[a, b] * H[b] for b in range(s)) for a in range(s)]
@@ -112,7 +112,7 @@ def _measurement_rows(F: np.ndarray, Q: np.ndarray, H: np.ndarray, steps: int) -
     for _ in range(steps):
         Qg = [_lsum(Q[a, b] * g[b] for b in range(s)) for a in range(s)]
         c = c + _lsum(g[a] * Qg[a] for a in range(s))
-        g = [_lsum(g[l] * F[l, m] for l in range(s)) for m in range(s)]
+        g = [_lsum(g[j] * F[j, m] for j in range(s)) for m in range(s)]
     return g, c
 
 

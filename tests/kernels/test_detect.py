@@ -86,7 +86,7 @@ def test_pca_detects_a_broken_correlation_and_not_normal_data() -> None:
     assert normal_alarm.mean() < 0.01
     broken = X[1500:].copy()
     broken[:, 2] += 0.5  # a sensor bias on one signal: off the model's line, so Q, not T^2
-    t2, q, score, alarm = det.step(broken)
+    t2, q, _, alarm = det.step(broken)
     assert alarm[10:].all()
     assert np.median(q / det.model.q_limit) > 3 and np.median(t2 / det.model.t2_limit) < 1
 

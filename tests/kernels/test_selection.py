@@ -118,7 +118,7 @@ def test_step_wrapper_rejects_bad_arrays(name: str, bad: object) -> None:
 def test_step_wrapper_rejects_read_only_state() -> None:
     args = step_args()
     args["P"].flags.writeable = False  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="P .*writeable"):
+    with pytest.raises(ValueError, match=r"P .*writeable"):
         kernels.kalman_step(**args)  # type: ignore[arg-type]
 
 
