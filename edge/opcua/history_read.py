@@ -190,7 +190,7 @@ class OpcUaHistory:
 
     async def attach(self, server: Any) -> None:
         """Install on an ``OpcUaServer`` whose address space is built but not yet started."""
-        from edge.opcua.server import VARIANT_TYPES
+        from edge.opcua.model import VARIANT_TYPES
 
         ua_server = server.ua_server
         registry = server.registry
