@@ -1,8 +1,8 @@
 """Build and metadata for edgetwin.
 
-The twin kernels are compiled from ``kernels/_twin.pyx`` with Cython. Set ``EDGE_KERNELS_PURE=1``
-to skip the extension; the package then runs on the NumPy reference (``kernels.IMPLEMENTATION``
-says which one is active).
+The twin kernels are compiled from ``kernels/_kalman.pyx``, ``kernels/_ident.pyx`` and
+``kernels/_detect.pyx`` with Cython. Set ``EDGE_KERNELS_PURE=1`` to skip the extensions; the
+package then runs on the NumPy references (``kernels.IMPLEMENTATION`` says which one is active).
 """
 
 import os
@@ -17,7 +17,7 @@ def kernel_extensions() -> list:
 
     return cythonize(
         [
-            Extension("kernels._twin", ["kernels/_twin.pyx"], extra_compile_args=["-O3"]),
+            Extension("kernels._kalman", ["kernels/_kalman.pyx"], extra_compile_args=["-O3"]),
             Extension("kernels._ident", ["kernels/_ident.pyx"], extra_compile_args=["-O3"]),
             Extension("kernels._detect", ["kernels/_detect.pyx"], extra_compile_args=["-O3"]),
         ],
@@ -50,6 +50,8 @@ setup(
             "pyModbusTCP==0.3.1",
             "filterpy>=1.4.5",
             "matplotlib>=3.7",
+            "ruff>=0.17,<0.18",  # lint and format (.ci/run); the rule set is in pyproject.toml
+            "mypy>=2.4,<2.5",  # type check of drivers/ and kernels/ (.ci/run)
         ],
         "plot": ["matplotlib>=3.7"],  # edgetwin replay --plot
     },

@@ -3,9 +3,9 @@
     python benchmarks/bench_kalman.py [--quick]
 
 Columns, for state sizes s = 2, 3, 6 and n = 1, 100, 10,000 channels:
-    cython    kernels._twin.kalman_step called directly (no argument checks)
+    cython    kernels._kalman.kalman_step called directly (no argument checks)
     wrapper   kernels.kalman_step (argument checks + the compiled kernel); shows the per-call overhead
-    numpy     kernels.reference.kalman_step
+    numpy     kernels.kalman_reference.kalman_step
     filterpy  filterpy.kalman.KalmanFilter, one object per channel, predict() + update() in a Python loop
 and the ratios numpy/cython and filterpy/cython.
 
@@ -28,13 +28,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import kernels  # noqa: E402
-from kernels import reference  # noqa: E402
-from kernels.models import model_matrices  # noqa: E402
+from kernels import kalman_reference as reference  # noqa: E402
+from kernels.kalman import model_matrices  # noqa: E402
 
 try:
-    from kernels import _twin
+    from kernels import _kalman
 except ImportError:
-    _twin = None
+    _kalman = None
 
 FILTERPY_CHANNELS = 20
 FILTERPY_STEPS = 20
@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     budget_s = 0.03 if args.quick else 0.15
 
-    print(f"kernels.IMPLEMENTATION={kernels.IMPLEMENTATION}  compiled={'yes' if _twin else 'no'}  cpus={os.cpu_count()}  numpy={np.__version__}")
+    print(f"kernels.IMPLEMENTATION={kernels.IMPLEMENTATION}  compiled={'yes' if _kalman else 'no'}  cpus={os.cpu_count()}  numpy={np.__version__}")
     print(f"filterpy: {FILTERPY_CHANNELS} channels x {FILTERPY_STEPS} steps timed, per-channel cost extrapolated to n")
     header = f"{'s':>2} {'n':>6} | {'cython':>9} {'wrapper':>9} {'numpy':>10} {'filterpy':>10} | {'numpy/cy':>9} {'filterpy/cy':>11}"
     print(header)
@@ -113,8 +113,8 @@ def main() -> None:
         fp = bench_filterpy(F, Q, H, 1)  # per channel, same for every n
         for n in (1, 100, 10_000):
             np_ns = bench_kernel(reference.kalman_step, F, Q, H, n, budget_s)
-            if _twin is not None:
-                cy_ns = bench_kernel(_twin.kalman_step, F, Q, H, n, budget_s)
+            if _kalman is not None:
+                cy_ns = bench_kernel(_kalman.kalman_step, F, Q, H, n, budget_s)
                 wr_ns = bench_kernel(kernels.kalman_step, F, Q, H, n, budget_s)
                 ratios = f"{np_ns / cy_ns:9.0f}x {fp / cy_ns:10.0f}x"
                 cy, wr = f"{cy_ns:9.1f}", f"{wr_ns:9.1f}"

@@ -26,6 +26,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import kernels  # noqa: E402
 from edge.replay.run import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv  # noqa: E402
-from kernels import detect  # noqa: E402
+from kernels import detect, detect_reference  # noqa: E402
 
 TRAIN = 400
 SKAB_SETTINGS = DetectorSettings(rate_only=("Temperature", "Thermocouple"))
@@ -161,7 +162,7 @@ def best_ns(step: Callable[[], None], units: int, budget_s: float) -> float:
 
 def speed(budget_s: float) -> list[str]:
     rng = np.random.default_rng(0)
-    impls = {"numpy": detect}
+    impls = {"numpy": detect_reference}
     try:
         from kernels import _detect
 
@@ -178,9 +179,9 @@ def speed(budget_s: float) -> list[str]:
                 st = [np.zeros(n), np.zeros(n), np.zeros(n, np.uint64), np.zeros(n, np.uint8)]
                 out = (np.empty((1, n)), np.empty((1, n), np.uint8))
                 if name == "ewma":
-                    fn = lambda impl=impl, st=st, out=out: impl.ewma_detect(e, mu, sig, lam, on, off, 1, 1, st[0], st[2], st[3], *out)  # noqa: E731
+                    fn = partial(impl.ewma_detect, e, mu, sig, lam, on, off, 1, 1, st[0], st[2], st[3], *out)
                 else:
-                    fn = lambda impl=impl, st=st, out=out: impl.cusum_detect(e, mu, sig, lam, on, off, 1, 1, st[0], st[1], st[2], st[3], *out)  # noqa: E731
+                    fn = partial(impl.cusum_detect, e, mu, sig, lam, on, off, 1, 1, st[0], st[1], st[2], st[3], *out)
                 cells.append(f"{best_ns(fn, n, budget_s):.1f}")
             lines.append(f"| {name} (one tick) | {n} channels | " + " | ".join(cells) + " |")
     for m, p, a in ((1, 14, 6), (1000, 14, 6), (1000, 64, 16)):
@@ -191,7 +192,7 @@ def speed(budget_s: float) -> list[str]:
             st = (np.zeros(1), np.zeros(1, np.uint64), np.zeros(1, np.uint8))
             out = (np.empty(m), np.empty(m), np.empty(m), np.empty(m, np.uint8))
             args = (model.mean, model.scale, model.loadings, model.eigvals, model.t2_limit, model.q_limit, 0.2, 1.25, 1.0, 1, 1)
-            fn = lambda impl=impl, st=st, out=out: impl.pca_detect(X, *args, *st, *out)  # noqa: E731
+            fn = partial(impl.pca_detect, X, *args, *st, *out)
             cells.append(f"{best_ns(fn, m, budget_s):.1f}")
         lines.append(f"| pca T2+Q | {m} samples x {p} features, {a} components | " + " | ".join(cells) + " |")
     return lines

@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,8 +35,7 @@ from drivers.sample import Status, TagSample  # noqa: E402
 from edge.config import AssetConfig, SignalConfig  # noqa: E402
 from edge.core.registry import TagInfo, TagRegistry  # noqa: E402
 from edge.twin.runner import TwinRunner, signal_infos  # noqa: E402
-from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank  # noqa: E402
-from kernels.whatif import model_params  # noqa: E402
+from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, model_params  # noqa: E402
 
 
 def best_ns(step: Callable[[], None], n: int, budget_s: float, setup: Callable[[], None] | None = None) -> float:
@@ -59,7 +59,7 @@ def kernel_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
     bank = kernels.KalmanBank("constant_velocity", n, 0.5, 1e-4, 0.01, x0=20.0)
     z = 20 + rng.normal(0, 0.1, n)
     rows = []
-    impl = kernels._impl
+    impl = kernels.kalman._impl
     rows.append(("kernels: kalman_step", best_ns(
         lambda: impl.kalman_step(bank.x, bank.P, bank.F, bank.Q, bank.H, bank.R, z, bank._innov, bank._innov_var), n, budget_s)))
 
@@ -107,26 +107,35 @@ def build_twin(n: int, period_ticks: int | None) -> tuple[TwinRunner, TagRegistr
     return TwinRunner(assets, reg, 0.5), reg, device_tags
 
 
+def feeder(reg: TagRegistry, tags: list[str], values: list[float]) -> Callable[[], None]:
+    """A function that publishes *values* for *tags*, half a second later at each call."""
+    clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+
+    def feed() -> None:
+        clock[0] += timedelta(seconds=0.5)
+        t = clock[0]
+        reg.publish([TagSample(k, v, Status.Good, t, t) for k, v in zip(tags, values)])
+
+    return feed
+
+
+def tick_and_publish(twin: TwinRunner, reg: TagRegistry) -> None:
+    reg.publish(twin.tick())
+
+
 def twin_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
     rows = []
     rng = np.random.default_rng(1)
     for period in (None, 20, 1):
         twin, reg, tags = build_twin(n, period)
-        clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-        values = (20 + rng.normal(0, 0.1, len(tags))).tolist()
-
-        def feed() -> None:
-            clock[0] += timedelta(seconds=0.5)
-            t = clock[0]
-            reg.publish([TagSample(k, v, Status.Good, t, t) for k, v in zip(tags, values)])
-
+        feed = feeder(reg, tags, (20 + rng.normal(0, 0.1, len(tags))).tolist())
         for _ in range(3 * (period or 1)):  # past the first model update
             feed()
             reg.publish(twin.tick())
         what = "Kalman only" if period is None else f"model every {period}"
         rows.append((f"twin: tick, {what}", best_ns(twin.tick, n, budget_s, setup=feed)))
         if period == 20:
-            rows.append(("twin: tick + publish", best_ns(lambda: reg.publish(twin.tick()), n, budget_s, setup=feed)))
+            rows.append(("twin: tick + publish", best_ns(partial(tick_and_publish, twin, reg), n, budget_s, setup=feed)))
     return rows
 
 

@@ -1,5 +1,5 @@
-"""Type stub for the compiled detectors (kernels/_detect.pyx). Call them through ``kernels`` (the
-detector classes in ``kernels.detectors``), which validate arguments; these assume C-contiguous
+"""Type stub for the compiled detectors (kernels/_detect.pyx). Call them through the
+detector classes in ``kernels.detect``, which validate arguments; these assume C-contiguous
 arrays of consistent shapes: float64, history uint64, alarms uint8."""
 
 import numpy as np

@@ -1,11 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
 # distutils: extra_compile_args = -ffp-contract=off
-"""Compiled anomaly detectors: ``kernels.detect``'s EWMA, CUSUM and PCA T^2/Q kernels, looped in C.
+"""Compiled anomaly detectors: ``kernels.detect_reference``'s EWMA, CUSUM and PCA T^2/Q kernels, looped in C.
 
 Same contract and same arithmetic as the reference (sums over a feature or component index
 accumulated left to right with separate multiplies and adds; ``-ffp-contract=off`` keeps the C
 compiler from fusing them), so results agree to rtol 1e-12. Argument checking lives in
-``kernels/__init__.py``; the shape guards here only turn a mismatched call into an exception
+``kernels/detect.py``; the shape guards here only turn a mismatched call into an exception
 instead of an out-of-bounds access.
 """
 

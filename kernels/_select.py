@@ -13,10 +13,10 @@ from importlib import import_module
 from types import ModuleType
 from typing import Final
 
-from . import detect, ident_reference, reference
+from . import detect_reference, ident_reference, kalman_reference
 
-_COMPILED = ("kernels._twin", "kernels._detect", "kernels._ident")
-_REFERENCES = (reference, detect, ident_reference)
+_COMPILED = ("kernels._kalman", "kernels._detect", "kernels._ident")
+_REFERENCES = (kalman_reference, detect_reference, ident_reference)
 
 
 def _select() -> tuple[ModuleType, ...]:
@@ -39,5 +39,5 @@ def _select() -> tuple[ModuleType, ...]:
     return tuple(modules)
 
 
-twin_impl, detect_impl, ident_impl = _select()
-IMPLEMENTATION: Final[str] = "numpy" if twin_impl is reference else "cython"
+kalman_impl, detect_impl, ident_impl = _select()
+IMPLEMENTATION: Final[str] = "numpy" if kalman_impl is kalman_reference else "cython"

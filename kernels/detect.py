@@ -1,26 +1,13 @@
-"""Anomaly detectors, NumPy reference (the spec of ``kernels._detect``), and their fitting.
+"""Anomaly detectors with their state: EWMA / CUSUM residual banks and a PCA T^2 / Q monitor.
 
-Kernels (one call per tick, or per block of ticks; all state updated in place):
+Each object is fitted on a training window of normal data (``fit``), then stepped with one
+kernel call per tick (or per block of ticks: rows are processed in order, exactly as if they had
+arrived one by one). Each step returns the score and the alarm, both per tick. Alarms have
+hysteresis (on above ``on``, off below ``off``) and optional k-of-w persistence.
 
-``ewma_detect``  residual e of n channels -> z = (e - mu) / sigma; s <- s + lam (z - s);
-                 score = |s| / sqrt(lam / (2 - lam)), i.e. the EWMA in units of its own
-                 stationary standard deviation (about N(0, 1) in magnitude when normal).
-``cusum_detect`` two-sided tabular CUSUM on z: hi <- max(0, hi + z - k), lo <- max(0, lo - z - k);
-                 score = max(hi, lo).
-``pca_detect``   samples x (p,) of one asset against a PCA model: z = (x - mean) / scale,
-                 t = z P (a scores), T^2 = sum t_i^2 / lambda_i, Q = |z - t P^T|^2 (SPE); the raw
-                 score max(T^2 / T2_limit, Q / Q_limit) is EWMA-smoothed with factor lam (1 = none),
-                 so about 1 is the control limit.
-
-Alarm (the same for all three, per channel): with ``exceed = score > on``, a bit history of the
-last w ticks (w <= 64) counts exceedances; an alarm that is off turns on when at least k of the last
-w ticks exceeded (k = w = 1: at once); an alarm that is on turns off when score < off (hysteresis,
-off <= on) and the history is cleared. A NaN input (no measurement) leaves every state untouched and
-outputs NaN scores and the unchanged alarm.
-
-Arithmetic order is part of the spec: every sum over a feature or component index is accumulated
-left to right with separate multiplies and adds, exactly as the compiled loops do, so the two agree
-to rtol 1e-12 (bit for bit in practice).
+The kernels run compiled (``kernels._detect``) or as the NumPy reference
+(``kernels.detect_reference``, which documents them), the same choice as ``kernels.IMPLEMENTATION``.
+Arguments are checked here, once, so the kernels can trust their inputs.
 
 Fitting (``fit_*``, NumPy only, runs once per training window) sets mean/scale, PCA loadings and
 eigenvalues, and the control limits: F distribution for T^2, Jackson-Mudholkar for Q. The quantile
@@ -30,132 +17,186 @@ functions they need (normal, F) are implemented here with ``math`` (kernels impo
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._select import detect_impl as _impl
 
 __all__ = [
+    "AlarmPolicy",
+    "PcaDetector",
     "PcaModel",
+    "ResidualDetector",
     "ResidualModel",
     "beta_inc",
-    "cusum_detect",
-    "ewma_detect",
     "f_quantile",
     "fit_pca",
     "fit_residual",
     "jackson_mudholkar_limit",
     "norm_quantile",
-    "pca_detect",
     "t2_limit",
 ]
 
-_U64 = np.uint64
 
+@dataclass(frozen=True)
+class AlarmPolicy:
+    """When an alarm turns on and off.
 
-def _alarm_update(score: np.ndarray, valid: np.ndarray, on: np.ndarray, off: np.ndarray, k: int, w: int,
-                  history: np.ndarray, alarm: np.ndarray) -> None:
-    """One tick of the k-of-w persistence + hysteresis alarm for the channels where *valid*."""
-    mask = _U64(0xFFFFFFFFFFFFFFFF) if w >= 64 else _U64((1 << w) - 1)
-    exceed = (score > on).astype(_U64)
-    shifted = ((history << _U64(1)) | exceed) & mask
-    history[valid] = shifted[valid]
-    is_on = alarm.astype(bool)
-    release = valid & is_on & (score < off)
-    fire = valid & ~is_on & (np.bitwise_count(history) >= k)
-    alarm[release] = 0
-    history[release] = 0
-    alarm[fire] = 1
-
-
-def ewma_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, lam: np.ndarray, on: np.ndarray, off: np.ndarray,
-                k: int, w: int, stat: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-                score: np.ndarray, alarm_out: np.ndarray) -> None:
-    """EWMA residual detector over m ticks of n channels.
-
-    Inputs e (m, n); per channel mu, sigma (> 0), lam in (0, 1], on, off (n,). In place: stat (n,)
-    the EWMA of z, history (n,) uint64, alarm (n,) uint8. Outputs score (m, n), alarm_out (m, n) uint8.
+    ``on``: the score threshold (for residual detectors in sigma units, for PCA in units of the
+    control limit); ``release`` the fraction of ``on`` below which an active alarm clears
+    (hysteresis, 0 < release <= 1); the alarm turns on when at least ``k`` of the last ``window``
+    ticks exceeded ``on`` (``k = window = 1``: immediately). ``window`` <= 64.
     """
-    norm = np.sqrt(lam / (2.0 - lam))
-    for t in range(e.shape[0]):
-        x = e[t]
-        valid = ~np.isnan(x)
-        z = (x - mu) / sigma
-        s = stat + lam * (z - stat)
-        stat[valid] = s[valid]
-        sc = np.abs(s) / norm
-        sc[~valid] = np.nan
-        _alarm_update(sc, valid, on, off, k, w, history, alarm)
-        score[t] = sc
-        alarm_out[t] = alarm
+
+    on: float
+    release: float = 0.8
+    k: int = 1
+    window: int = 1
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.on) and self.on > 0):
+            raise ValueError(f"on must be a finite number > 0, got {self.on!r}")
+        if not 0 < self.release <= 1:
+            raise ValueError(f"release must be in (0, 1], got {self.release!r}")
+        k, w = operator.index(self.k), operator.index(self.window)
+        if not 1 <= w <= 64:
+            raise ValueError(f"window must be in 1..64, got {w}")
+        if not 1 <= k <= w:
+            raise ValueError(f"k must be in 1..window ({w}), got {k}")
+
+    @property
+    def off(self) -> float:
+        return self.on * self.release
 
 
-def cusum_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, kref: np.ndarray, on: np.ndarray, off: np.ndarray,
-                 k: int, w: int, hi: np.ndarray, lo: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-                 score: np.ndarray, alarm_out: np.ndarray) -> None:
-    """Two-sided CUSUM residual detector over m ticks of n channels.
+def _rows(name: str, a: ArrayLike, n: int) -> np.ndarray:
+    """One tick (n,) or a block (m, n) of inputs as a C-contiguous float64 (m, n) array."""
+    arr = np.ascontiguousarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise ValueError(f"{name} must have shape ({n},) or (m, {n}), got {np.shape(a)}")
+    return arr
 
-    Like ``ewma_detect`` with the reference value kref (n,) (allowance, in sigma) in place of lam
-    and the two sums hi, lo (n,) as state. score = max(hi, lo).
+
+class ResidualDetector:
+    """EWMA or CUSUM detectors for n residual channels, one kernel call per step.
+
+    ``kind="ewma"``: ``param`` is the smoothing factor lambda in (0, 1]; the score is |EWMA of z|
+    in units of its stationary standard deviation. ``kind="cusum"``: ``param`` is the allowance k
+    (sigma units, >= 0); the score is the larger of the two one-sided sums. z = (e - mu) / sigma
+    with mu, sigma from ``fit`` (or given). Policy ``on`` is per channel or shared.
     """
-    for t in range(e.shape[0]):
-        x = e[t]
-        valid = ~np.isnan(x)
-        z = (x - mu) / sigma
-        h = np.maximum(hi + z - kref, 0.0)
-        lw = np.maximum(lo - z - kref, 0.0)
-        hi[valid] = h[valid]
-        lo[valid] = lw[valid]
-        sc = np.maximum(h, lw)
-        sc[~valid] = np.nan
-        _alarm_update(sc, valid, on, off, k, w, history, alarm)
-        score[t] = sc
-        alarm_out[t] = alarm
 
+    def __init__(self, kind: str, model: ResidualModel, param: float, policy: AlarmPolicy | list[AlarmPolicy]) -> None:
+        if kind not in ("ewma", "cusum"):
+            raise ValueError(f"kind must be 'ewma' or 'cusum', got {kind!r}")
+        self.kind = kind
+        self.mu = np.ascontiguousarray(model.mu, dtype=np.float64).reshape(-1)
+        n = self.mu.shape[0]
+        self.sigma = np.ascontiguousarray(model.sigma, dtype=np.float64).reshape(-1)
+        if self.sigma.shape != (n,) or not np.all(np.isfinite(self.sigma) & (self.sigma > 0)):
+            raise ValueError("sigma must be finite, > 0 and one per channel")
+        if kind == "ewma" and not 0 < param <= 1:
+            raise ValueError(f"EWMA lambda must be in (0, 1], got {param!r}")
+        if kind == "cusum" and not (np.isfinite(param) and param >= 0):
+            raise ValueError(f"CUSUM allowance must be finite and >= 0, got {param!r}")
+        self.param = np.full(n, float(param))
+        policies = policy if isinstance(policy, list) else [policy] * n
+        if len(policies) != n:
+            raise ValueError(f"need one alarm policy or {n}, got {len(policies)}")
+        if len({(p.k, p.window) for p in policies}) != 1:
+            raise ValueError("all channels of one detector share k and window")
+        self.policy = policies[0]
+        self.on = np.array([p.on for p in policies])
+        self.off = np.array([p.off for p in policies])
+        self.n_channels = n
+        self.stat = np.zeros(n)
+        self.lo = np.zeros(n)
+        self.history = np.zeros(n, dtype=np.uint64)
+        self.alarm_state = np.zeros(n, dtype=np.uint8)
 
-def pca_detect(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, loadings: np.ndarray, eigvals: np.ndarray,
-               t2_lim: float, q_lim: float, lam: float, on: float, off: float, k: int, w: int,
-               stat: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-               t2: np.ndarray, q: np.ndarray, score: np.ndarray, alarm_out: np.ndarray) -> None:
-    """PCA T^2 / Q detector over m samples X (m, p) of one asset.
+    @classmethod
+    def fit(cls, kind: str, train: ArrayLike, param: float, policy: AlarmPolicy) -> ResidualDetector:
+        """Centre and spread from training residuals (m, n); see the class doc for *param*."""
+        return cls(kind, fit_residual(np.asarray(train, dtype=np.float64)), param, policy)
 
-    Model: mean, scale (p,), loadings P (p, a) with orthonormal columns, eigvals (a,) > 0, limits
-    t2_lim, q_lim > 0; lam in (0, 1] smooths the combined score. In place: stat, history, alarm,
-    each shape (1,). Outputs t2, q, score (m,) and alarm_out (m,) uint8. A sample with any NaN is
-    skipped (NaN outputs, state untouched).
-    """
-    m, p = X.shape
-    a = loadings.shape[1]
-    z = (X - mean) / scale
-    tsc = np.empty((m, a))
-    for i in range(a):
-        acc = z[:, 0] * loadings[0, i]
-        for j in range(1, p):
-            acc = acc + z[:, j] * loadings[j, i]
-        tsc[:, i] = acc
-    tt = np.zeros(m)
-    for i in range(a):
-        tt = tt + tsc[:, i] * tsc[:, i] / eigvals[i]
-    qq = np.zeros(m)
-    for j in range(p):
-        rec = np.zeros(m) if a == 0 else tsc[:, 0] * loadings[j, 0]
-        for i in range(1, a):
-            rec = rec + tsc[:, i] * loadings[j, i]
-        r = z[:, j] - rec
-        qq = qq + r * r
-    raw = np.maximum(tt / t2_lim, qq / q_lim)
-    on_a, off_a = np.array([on]), np.array([off])
-    for t in range(m):
-        valid = np.array([not np.isnan(raw[t])])
-        if valid[0]:
-            stat[0] = stat[0] + lam * (raw[t] - stat[0])
-            sc = np.array([stat[0]])
-            t2[t], q[t] = tt[t], qq[t]
+    def reset(self) -> None:
+        self.stat[:] = 0.0
+        self.lo[:] = 0.0
+        self.history[:] = 0
+        self.alarm_state[:] = 0
+
+    def step(self, e: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Process one tick (n,) or a block (m, n) of residuals; return (score, alarm) of shape (m, n)."""
+        rows = _rows("e", e, self.n_channels)
+        m = rows.shape[0]
+        score = np.empty((m, self.n_channels))
+        alarm = np.empty((m, self.n_channels), dtype=np.uint8)
+        k, w = self.policy.k, self.policy.window
+        if self.kind == "ewma":
+            _impl.ewma_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w,
+                                     self.stat, self.history, self.alarm_state, score, alarm)
         else:
-            sc = np.array([np.nan])
-            t2[t] = q[t] = np.nan
-        _alarm_update(sc, valid, on_a, off_a, k, w, history, alarm)
-        score[t] = sc[0]
-        alarm_out[t] = alarm[0]
+            _impl.cusum_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w,
+                                      self.stat, self.lo, self.history, self.alarm_state, score, alarm)
+        return score, alarm.astype(bool)
+
+    @property
+    def alarm(self) -> np.ndarray:
+        return self.alarm_state.astype(bool)
+
+
+class PcaDetector:
+    """Multivariate monitor of one asset's p signals: Hotelling T^2 and Q (SPE) against a PCA model.
+
+    The raw score is max(T^2 / T2_limit, Q / Q_limit) (1 at the tighter control limit), smoothed
+    by an EWMA with factor ``smoothing`` (1 = none). The alarm uses *policy* on that score
+    (``on = 1`` alarms at the control limit).
+    """
+
+    def __init__(self, model: PcaModel, policy: AlarmPolicy, smoothing: float = 1.0) -> None:
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing!r}")
+        if model.components > 64:
+            raise ValueError("at most 64 principal components")
+        self.model = model
+        self.policy = policy
+        self.smoothing = float(smoothing)
+        self._args = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (model.mean, model.scale, model.loadings, model.eigvals))
+        self.n_signals = model.mean.shape[0]
+        self.stat = np.zeros(1)
+        self.history = np.zeros(1, dtype=np.uint64)
+        self.alarm_state = np.zeros(1, dtype=np.uint8)
+
+    @classmethod
+    def fit(cls, train: ArrayLike, policy: AlarmPolicy, smoothing: float = 1.0, explained: float = 0.9,
+            components: int | None = None, alpha: float = 0.99) -> PcaDetector:
+        """Fit the PCA model and limits on a normal window (m, p); see ``fit_pca``."""
+        return cls(fit_pca(np.asarray(train, dtype=np.float64), explained, components, alpha), policy, smoothing)
+
+    def reset(self) -> None:
+        self.stat[:] = 0.0
+        self.history[:] = 0
+        self.alarm_state[:] = 0
+
+    def step(self, x: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Process one sample (p,) or a block (m, p); return (t2, q, score, alarm), each (m,)."""
+        rows = _rows("x", x, self.n_signals)
+        m = rows.shape[0]
+        t2, q, score = np.empty(m), np.empty(m), np.empty(m)
+        alarm = np.empty(m, dtype=np.uint8)
+        _impl.pca_detect(rows, *self._args, self.model.t2_limit, self.model.q_limit, self.smoothing,
+                                self.policy.on, self.policy.off, self.policy.k, self.policy.window,
+                                self.stat, self.history, self.alarm_state, t2, q, score, alarm)
+        return t2, q, score, alarm.astype(bool)
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self.alarm_state[0])
 
 
 # -- quantile functions ------------------------------------------------------------------------
@@ -250,7 +291,7 @@ def jackson_mudholkar_limit(alpha: float, residual_eigvals: np.ndarray) -> float
     h0 = 1.0 - 2.0 * th1 * th3 / (3.0 * th2 * th2)
     c = norm_quantile(alpha)
     inner = c * math.sqrt(2.0 * th2 * h0 * h0) / th1 + 1.0 + th2 * h0 * (h0 - 1.0) / (th1 * th1)
-    return th1 * inner ** (1.0 / h0)
+    return th1 * math.pow(inner, 1.0 / h0)
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -270,7 +311,7 @@ class PcaModel:
 
     @property
     def components(self) -> int:
-        return self.loadings.shape[1]
+        return int(self.loadings.shape[1])
 
 
 def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99,

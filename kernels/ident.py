@@ -1,9 +1,13 @@
 """Online identification of ARX / first-order-plus-dead-time models, many channels per kernel call.
 
 Public layer over ``kernels._ident`` (Cython) or ``kernels.ident_reference`` (NumPy, the spec),
-selected by the same environment switches as ``kernels`` (``EDGE_KERNELS_PURE``,
-``EDGE_REQUIRE_CYTHON=1``); ``IDENT_IMPLEMENTATION`` says which one runs. See
-``kernels.ident_reference`` for the model, the update equations and the anti-windup rule.
+selected by the same environment switches as every kernel family (``kernels._select``);
+``IDENT_IMPLEMENTATION`` says which one runs. See ``kernels.ident_reference`` for the model, the
+update equations and the anti-windup rule.
+
+What-if on identified models, pure NumPy and batched over channels like the kernels:
+``model_params`` (physical reading: gain, time constant, dead time) and ``interval_half_width``
+(Gaussian prediction interval); ``arx_simulate`` runs a model under given inputs.
 """
 
 from __future__ import annotations
@@ -16,13 +20,27 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._select import IMPLEMENTATION as IDENT_IMPLEMENTATION  # one choice for all kernels
+from ._select import ident_impl as _impl
+from .kalman import ChannelIndex
+
+__all__ = [
+    "IDENT_IMPLEMENTATION",
+    "MAX_NA",
+    "MAX_NB",
+    "MAX_NU",
+    "ArxOrders",
+    "ModelParams",
+    "RlsBank",
+    "arx_simulate",
+    "interval_half_width",
+    "model_params",
+    "rls_step",
+]
 
 MAX_NA: Final[int] = 8
 MAX_NB: Final[int] = 8
 MAX_NU: Final[int] = 256  # nk + nb - 1 (input history, i.e. dead time in samples)
-
-from ._select import IMPLEMENTATION as IDENT_IMPLEMENTATION, ident_impl as _impl  # noqa: E402, F401 (one choice for all kernels)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +188,7 @@ class RlsBank:
         self.updates = np.zeros(n, dtype=np.int64)
         self.reset()
 
-    def reset(self, i: int | slice | ArrayLike | None = None) -> None:
+    def reset(self, i: ChannelIndex | None = None) -> None:
         """Forget everything learnt by channel(s) *i* (all when None)."""
         sel = slice(None) if i is None else i
         self.theta[sel] = self._theta0[sel]
@@ -200,3 +218,65 @@ class RlsBank:
         u_last = self.uh[:, 0] if self.uh.shape[1] else np.zeros(self.n_channels)
         mean, var = self.simulate(np.repeat(u_last[:, None], k, axis=1))
         return mean[:, -1], var[:, -1]
+
+
+# -- what-if on identified models ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Physical reading of identified ARX models, arrays (n,); NaN where not defined."""
+
+    gain: np.ndarray  # steady-state dy/du: sum(b) / (1 - sum(a)); NaN when sum(a) == 1
+    gain_std: np.ndarray  # first-order (delta method) standard deviation of gain
+    time_constant_s: np.ndarray  # -T / ln(a) for first order with 0 < a < 1, else NaN
+    dead_time_s: float  # (nk - 1) T
+
+
+def model_params(theta: ArrayLike, P: ArrayLike, sigma2: ArrayLike, orders: ArxOrders, period_s: float) -> ModelParams:
+    """Gain, its standard deviation, time constant and dead time of each channel's model.
+
+    ``cov(theta) = sigma2 * P`` (the RLS covariance is scaled by the noise variance); the gain's
+    variance is ``grad^T cov grad`` with ``d gain/d a_i = sum(b)/(1 - sum(a))^2`` and
+    ``d gain/d b_i = 1/(1 - sum(a))``. The time constant exists only for ``na == 1`` and a pole
+    in (0, 1) (a non-oscillating, stable first-order lag).
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    cov = np.asarray(P, dtype=np.float64) * np.asarray(sigma2, dtype=np.float64)[:, None, None]
+    na, nb = orders.na, orders.nb
+    sa = th[:, :na].sum(axis=1)
+    sb = th[:, na:na + nb].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one = 1.0 - sa
+        gain = np.where(one != 0, sb / one, np.nan)
+        grad = np.zeros_like(th)
+        grad[:, :na] = (sb / (one * one))[:, None]
+        grad[:, na:na + nb] = (1.0 / one)[:, None]
+        gvar = np.einsum("ni,nij,nj->n", grad, cov, grad)
+        gain_std = np.sqrt(np.where(gvar >= 0, gvar, np.nan))
+        if na == 1:
+            a = th[:, 0]
+            tau = np.where((a > 0) & (a < 1), -period_s / np.log(np.where((a > 0) & (a < 1), a, 0.5)), np.nan)
+        else:
+            tau = np.full(th.shape[0], np.nan)
+    return ModelParams(gain, gain_std, tau, (orders.nk - 1) * period_s)
+
+
+def interval_half_width(var: ArrayLike, level: float = 0.95) -> np.ndarray:
+    """Half width of the two-sided Gaussian prediction interval at *level* (0.95: 1.96 sigma)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    z = _norm_ppf(0.5 + level / 2)
+    return z * np.sqrt(np.asarray(var, dtype=np.float64))
+
+
+def _norm_ppf(p: float) -> float:
+    """Inverse standard normal CDF by bisection on erf (exact to ~1e-12; no SciPy needed)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

@@ -14,7 +14,7 @@ Histories, newest first: ``yh[:, j] = y[k-1-j]`` (``na`` columns) and ``uh[:, j]
 (``nk + nb - 1`` columns). The regressor for ``y[k]`` is
 ``phi = [yh[0..na-1], uh[nk-1..nk+nb-2], 1]``.
 
-Same arithmetic rule as ``kernels.reference``: sums over a parameter index are added left to right
+Same arithmetic rule as ``kernels.kalman_reference``: sums over a parameter index are added left to right
 with separate multiplies and adds (``_lsum``), so the compiled loops agree to rtol=1e-12.
 No argument checking here (``kernels/ident.py`` validates); outputs are updated in place.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reference import _lsum
+from .kalman_reference import _lsum
 
 
 def _regressor(yh: np.ndarray, uh: np.ndarray, nb: int) -> list[np.ndarray]:
@@ -156,7 +156,7 @@ def arx_simulate(
     with np.errstate(invalid="ignore", over="ignore"):
         for j in range(h):
             # Newest first: ys[i] = y*[k+j-i] and, after this prepend, us[m] = u[k+1+j-m].
-            us = [u_future[:, j].copy()] + us
+            us = [u_future[:, j].copy(), *us]
             phi = ys[:na] + [us[nk + i] for i in range(nb)] + [np.ones(n)]
             yhat = _lsum(theta[:, i] * phi[i] for i in range(p))
             sv = [_lsum([phi[m]] + [theta[:, i] * sens[i][m] for i in range(na)]) for m in range(p)]
@@ -164,10 +164,10 @@ def arx_simulate(
             q = _lsum(sv[a] * Ps[a] for a in range(p))
             mean[:, j] = yhat
             var[:, j] = sigma2 * (acc + q)
-            ys = ([yhat] + ys)[:na]
-            sens = ([sv] + sens)[:na]
+            ys = [yhat, *ys][:na]
+            sens = [sv, *sens][:na]
             us = us[:nu]
             if na > 0:
                 hm = _lsum(theta[:, i] * imp[i] for i in range(na))
-                imp = ([hm] + imp)[:na]
+                imp = [hm, *imp][:na]
                 acc = acc + hm * hm

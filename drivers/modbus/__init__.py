@@ -8,34 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from drivers.modbus.address import Area, DataType, Order, RegisterPoint, make_point, parse_address
-from drivers.modbus.codec import decode, decode_bits, encode
-from drivers.modbus.plan import ReadRequest, plan_reads, split
-from drivers.modbus.status import ExceptionCode, TransportFailure, exception_status, transport_status
+from drivers.modbus.address import make_point
+from drivers.modbus.plan import plan_reads
 
 if TYPE_CHECKING:
     from drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 
-__all__ = [
-    "Area",
-    "DataType",
-    "ExceptionCode",
-    "ModbusRtuDriver",
-    "ModbusTcpDriver",
-    "Order",
-    "ReadRequest",
-    "RegisterPoint",
-    "TransportFailure",
-    "decode",
-    "decode_bits",
-    "encode",
-    "exception_status",
-    "make_point",
-    "parse_address",
-    "plan_reads",
-    "split",
-    "transport_status",
-]
+__all__ = ["ModbusRtuDriver", "ModbusTcpDriver", "make_point", "plan_reads"]
 
 
 def __getattr__(name: str) -> Any:

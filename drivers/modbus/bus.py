@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import structlog
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
-from structlog.typing import BindableLogger
+from structlog.typing import FilteringBoundLogger
 
 from drivers.base import DriverUnavailable, LinkState, ReadResult
 from drivers.modbus.address import Area, RegisterPoint
@@ -90,7 +90,7 @@ class ModbusDriver:
         demote_for_s: float = 10.0,
         frame_pause_s: float = 0.0,
         write_multiple: bool = False,
-        log: BindableLogger | None = None,
+        log: FilteringBoundLogger | None = None,
     ) -> None:
         self.name = name
         self.timeout_s = float(timeout_s)

@@ -86,6 +86,7 @@ def decode(registers: Sequence[int], point: RegisterPoint) -> TagValue:
         return bool((registers[0] >> point.bit) & 1)
     if data_type is DataType.STRING:
         return _decode_string(registers, point.order)
+    raw: int | float
     (raw,) = struct.unpack(_FORMAT[data_type.value], registers_to_bytes(registers, point.order))
     if not point.is_scaled:
         return raw

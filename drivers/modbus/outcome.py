@@ -47,7 +47,7 @@ def decode_request(values: Sequence[int] | Sequence[bool], req: ReadRequest, arr
     good = Status.Good
     return [
         Outcome(None, Status.BadDecodingError, arrived, Reason.DECODE, str(v)) if isinstance(v, ValueError) else Outcome(v, good, arrived)
-        for v in decode_block(values, req.start, req.points)  # type: ignore[arg-type]
+        for v in decode_block(values, req.start, req.points)
     ]
 
 

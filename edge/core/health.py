@@ -5,8 +5,7 @@ Counters are data, not log lines: the supervisor logs an outage once and counts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from drivers.base import LinkState
 from drivers.sample import Status, TagSample, utcnow
@@ -29,7 +28,6 @@ class DeviceHealth:
     device: str
     link_state: LinkState = LinkState.DISCONNECTED
     last_error: str = ""
-    since: datetime = field(default_factory=utcnow)
     reads_ok: int = 0
     reads_failed: int = 0
     reconnects: int = 0

@@ -42,6 +42,7 @@ from asyncua import ua
 from drivers.sample import Status, TagSample, is_bad, utcnow
 from edge.core import names
 from edge.core.tasks import cancel_and_wait
+from edge.opcua import asyncua_patches
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.alarms")
@@ -181,7 +182,7 @@ class OpcUaAlarms:
                 await server_node.add_reference(source_id, ua.ObjectIds.HasNotifier)
             gen = await self._server.get_event_generator(ua.ObjectIds.AlarmConditionType, source)
             input_id = server.node_id(spec.key) if spec.key in server.registry else None
-            _fix_data_types(gen.event)
+            asyncua_patches.fix_event_data_types(gen.event)
             c = _Condition(spec, node_id, source_id, input_id, gen.event, await _state_nodes(cond, gen.event))
             self.conditions[node_id] = c
             self._by_key.setdefault(spec.key, []).append(c)
@@ -327,25 +328,3 @@ async def _state_nodes(cond: Any, event: Any) -> dict[str, ua.NodeId]:
             if sub in event.data_types:
                 out[sub] = prop.nodeid
     return out
-
-
-_DERIVED_TYPES = {
-    ua.ObjectIds.UtcTime: ua.VariantType.DateTime,
-    ua.ObjectIds.Duration: ua.VariantType.Double,
-    ua.ObjectIds.LocaleId: ua.VariantType.String,
-    ua.ObjectIds.Counter: ua.VariantType.UInt32,
-}
-
-
-def _fix_data_types(ev: Any) -> None:
-    """asyncua records derived data types (UtcTime, Duration...) of event fields as NodeIds, which
-    ``to_event_fields`` cannot turn into Variants; map them to their built-in variant types."""
-    for name, dtype in list(ev.data_types.items()):
-        if isinstance(dtype, ua.NodeId):
-            ident = dtype.Identifier if dtype.NamespaceIndex == 0 else None
-            if ident in _DERIVED_TYPES:
-                ev.data_types[name] = _DERIVED_TYPES[ident]
-            elif isinstance(ident, int) and 1 <= ident <= 25:
-                ev.data_types[name] = ua.VariantType(ident)
-            else:
-                ev.data_types[name] = ua.VariantType.ExtensionObject

@@ -15,6 +15,9 @@ and mode the server offers (GetEndpoints over None stays possible, as discovery 
 
 Every principal maps to asyncua's plain ``UserRole.User``: asyncua's ``Admin`` role may rewrite
 any attribute and add or delete nodes, which no remote client of the gateway may do.
+
+The wrappers are installed through ``edge.opcua.asyncua_patches``, which checks each asyncua
+attribute they replace.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ import structlog
 from asyncua import ua
 from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server import binary_server_asyncio
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.server.user_managers import UserManager
 
+from edge.opcua import asyncua_patches
 from edge.opcua.users import Principal, Role, UserDirectory, current_principal, role_of
 
 log = structlog.get_logger("edge.opcua.auth")
+
+_ANONYMOUS = User(role=UserRole.Anonymous)  # asyncua's default user of InternalServer.create_session
 
 
 @dataclass
@@ -84,15 +89,16 @@ class SessionHooks:
         self.write_role = write_role
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._count = -1
-        original = iserver.create_session
+        asyncua_patches.wrap_create_session(iserver, self._wrap_create_session)
 
-        def create_session(name: str, user: User = User(role=UserRole.Anonymous), external: bool = False) -> Any:
+    def _wrap_create_session(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_session(name: str, user: User = _ANONYMOUS, external: bool = False) -> Any:
             session = original(name, user=user, external=external)
             if external:
                 self._wrap(session)
             return session
 
-        iserver.create_session = create_session
+        return create_session
 
     @property
     def count(self) -> int:
@@ -107,19 +113,23 @@ class SessionHooks:
     def _wrap(self, session: Any) -> None:
         self._sessions.add(session)
         hooks = self
-        activate, close, call, read = session.activate_session, session.close_session, session.call, session.read
-        write, history_read = session.write, session.history_read
 
-        def activate_session(params: Any, peer_certificate: Any) -> Any:
-            result = activate(params, peer_certificate)
-            hooks._changed()
-            return result
-
-        async def close_session(delete_subs: bool = True) -> None:
-            try:
-                await close(delete_subs)
-            finally:
+        def counting_activate(activate: Callable[..., Any]) -> Callable[..., Any]:
+            def activate_session(params: Any, peer_certificate: Any) -> Any:
+                result = activate(params, peer_certificate)
                 hooks._changed()
+                return result
+
+            return activate_session
+
+        def counting_close(close: Callable[..., Any]) -> Callable[..., Any]:
+            async def close_session(delete_subs: bool = True) -> None:
+                try:
+                    await close(delete_subs)
+                finally:
+                    hooks._changed()
+
+            return close_session
 
         def as_caller(fn: Callable[..., Any]) -> Callable[..., Any]:
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -131,43 +141,52 @@ class SessionHooks:
 
             return wrapper
 
-        async def call_checked(params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
-            role = role_of(session.user)
-            allowed, results = [], []
-            for req in params:
-                needed = hooks.required_roles.get(req.MethodId)
-                if needed is not None and (role is None or role < needed):
-                    log.warning("call_refused", user=getattr(session.user, "name", None), method=req.MethodId.to_string(), needs=needed.label)
-                    results.append(ua.CallMethodResult(StatusCode=ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)))
-                else:
-                    allowed.append(req)
-                    results.append(None)
-            done = iter(await call(allowed) if allowed else [])
-            return [r if r is not None else next(done) for r in results]
-
-        async def read_for_user(params: ua.ReadParameters) -> list[ua.DataValue]:
-            # the address space hands out its stored DataValues: replace, never mutate
-            results = list(await read(params))
-            role = role_of(session.user)
-            for i, rv in enumerate(params.NodesToRead):
-                dv = results[i]
-                if dv.Value is None or dv.Value.Value is None:
-                    continue
-                if rv.AttributeId == ua.AttributeIds.UserAccessLevel and (role is None or role < hooks.write_role):
-                    level = dv.Value.Value & ~ua.AccessLevel.CurrentWrite.mask
-                    results[i] = dataclasses.replace(dv, Value=ua.Variant(level, ua.VariantType.Byte))
-                elif rv.AttributeId == ua.AttributeIds.UserExecutable and dv.Value.Value:
-                    needed = hooks.required_roles.get(rv.NodeId)
+        def role_checked_call(call: Callable[..., Any]) -> Callable[..., Any]:
+            async def call_checked(params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
+                role = role_of(session.user)
+                allowed, results = [], []
+                for req in params:
+                    needed = hooks.required_roles.get(req.MethodId)
                     if needed is not None and (role is None or role < needed):
-                        results[i] = dataclasses.replace(dv, Value=ua.Variant(False, ua.VariantType.Boolean))
-            return results
+                        log.warning("call_refused", user=getattr(session.user, "name", None), method=req.MethodId.to_string(), needs=needed.label)
+                        results.append(ua.CallMethodResult(StatusCode=ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)))
+                    else:
+                        allowed.append(req)
+                        results.append(None)
+                done = iter(await call(allowed) if allowed else [])
+                return [r if r is not None else next(done) for r in results]
 
-        session.activate_session = activate_session
-        session.close_session = close_session
-        session.call = as_caller(call_checked)
-        session.read = as_caller(read_for_user)
-        session.write = as_caller(write)
-        session.history_read = as_caller(history_read)
+            return as_caller(call_checked)
+
+        def read_for_user(read: Callable[..., Any]) -> Callable[..., Any]:
+            async def read_checked(params: ua.ReadParameters) -> list[ua.DataValue]:
+                # the address space hands out its stored DataValues: replace, never mutate
+                results = list(await read(params))
+                role = role_of(session.user)
+                for i, rv in enumerate(params.NodesToRead):
+                    dv = results[i]
+                    if dv.Value is None or dv.Value.Value is None:
+                        continue
+                    if rv.AttributeId == ua.AttributeIds.UserAccessLevel and (role is None or role < hooks.write_role):
+                        level = dv.Value.Value & ~ua.AccessLevel.CurrentWrite.mask
+                        results[i] = dataclasses.replace(dv, Value=ua.Variant(level, ua.VariantType.Byte))
+                    elif rv.AttributeId == ua.AttributeIds.UserExecutable and dv.Value.Value:
+                        needed = hooks.required_roles.get(rv.NodeId)
+                        if needed is not None and (role is None or role < needed):
+                            results[i] = dataclasses.replace(dv, Value=ua.Variant(False, ua.VariantType.Boolean))
+                return results
+
+            return as_caller(read_checked)
+
+        asyncua_patches.wrap_session_methods(
+            session,
+            activate_session=counting_activate,
+            close_session=counting_close,
+            call=role_checked_call,
+            read=read_for_user,
+            write=as_caller,
+            history_read=as_caller,
+        )
 
 
 _SESSION_REQUESTS = frozenset(
@@ -190,4 +209,4 @@ class GuardedUaProcessor(UaProcessor):
 
 def install_channel_guard() -> None:
     """Make asyncua's binary server use GuardedUaProcessor (a correct rule for every server: idempotent)."""
-    binary_server_asyncio.UaProcessor = GuardedUaProcessor  # type: ignore[misc]
+    asyncua_patches.install_channel_guard(GuardedUaProcessor)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from asyncua.server.history import HistoryStorageInterface
 from drivers.sample import TagValue, is_bad
 from edge.history.recorder import HistoryRecorder
 from edge.history.store import HistoryRow, from_us, to_us
+from edge.opcua import asyncua_patches
 
 log = structlog.get_logger("edge.history.store")
 
@@ -190,7 +191,7 @@ class OpcUaHistory:
 
     async def attach(self, server: Any) -> None:
         """Install on an ``OpcUaServer`` whose address space is built but not yet started."""
-        from edge.opcua.server import VARIANT_TYPES
+        from edge.opcua.model import VARIANT_TYPES
 
         ua_server = server.ua_server
         registry = server.registry
@@ -205,13 +206,15 @@ class OpcUaHistory:
         self.backend = StoreHistoryBackend(self.recorder, nodes, max_page=self.max_page)
         manager = ua_server.iserver.history_manager
         manager.set_storage(self.backend)
-        original = manager.read_history
         backend = self.backend
 
-        async def read_history(params: ua.HistoryReadParameters) -> list[ua.HistoryReadResult]:
-            return await backend.read_history(params, original)
+        def serve_raw_reads(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def read_history(params: ua.HistoryReadParameters) -> list[ua.HistoryReadResult]:
+                return await backend.read_history(params, original)
 
-        manager.read_history = read_history
+            return read_history
+
+        asyncua_patches.wrap_history_read(manager, serve_raw_reads)
         log.info("history_served", nodes=len(nodes))
 
     async def detach(self) -> None:

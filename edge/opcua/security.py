@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edge.opcua import asyncua_patches
+
 log = structlog.get_logger("edge.opcua.security")
 
 POLICIES = ("None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
@@ -200,7 +202,7 @@ class _TrustStore(TrustStore):
         certs: list[x509.Certificate] = []
         for location in self.trust_locations:
             certs.extend(await self._load_trust_location(location))
-        self._trust_store = x509.verification.Store(certs) if certs else None
+        asyncua_patches.set_trusted_certificates(self, certs)
 
 
 class ClientCertificateValidator:

@@ -180,8 +180,3 @@ def role_of(who: Any) -> Role | None:
 def current_role() -> Role | None:
     """The role of the client whose request is being served (None outside a client request)."""
     return role_of(current_principal.get())
-
-
-def may(who: Any, needed: Role) -> bool:
-    role = role_of(who)
-    return role is not None and role >= needed

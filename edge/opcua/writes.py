@@ -25,6 +25,7 @@ import structlog
 from asyncua import ua
 
 from drivers.sample import Status, TagValue
+from edge.opcua import asyncua_patches
 from edge.opcua.model import VARIANT_TYPES
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.users import Role, role_of
@@ -77,8 +78,10 @@ class WriteGate:
         self.write_role = write_role
 
     def install(self, service: Any) -> None:
-        original = service.write
+        """Take over *service*'s (asyncua's AttributeService) write; see ``asyncua_patches.wrap_attribute_write``."""
+        asyncua_patches.wrap_attribute_write(service, self._wrap_write)
 
+    def _wrap_write(self, original: Callable[..., Awaitable[list[ua.StatusCode]]]) -> Callable[..., Awaitable[list[ua.StatusCode]]]:
         async def write(params: ua.WriteParameters, user: Any = None) -> list[ua.StatusCode]:
             principal = getattr(user, "principal", None)
             if principal is None:  # the server's own internal session: asyncua's rules apply
@@ -101,7 +104,7 @@ class WriteGate:
                 return out
             return results  # type: ignore[return-value]
 
-        service.write = write
+        return write
 
     async def _one(self, wv: ua.WriteValue, user: Any) -> int | None:
         """The status for one write, or None to leave it to asyncua (nodes outside the gateway's tree)."""

@@ -20,7 +20,6 @@ TimeConstant and DeadTime (first-order models), ResidualStd, Forecast with Forec
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,8 +30,7 @@ from edge.config import AssetConfig, SignalConfig
 from edge.core.names import model_output_key, model_output_path, model_outputs
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import gather, held_values, sample, severity
-from kernels.ident import ArxOrders, RlsBank, arx_simulate
-from kernels.whatif import constant_input_for_target, interval_half_width, model_params
+from kernels.ident import ArxOrders, RlsBank, arx_simulate, interval_half_width, model_params
 
 Z95 = float(interval_half_width(1.0, 0.95))  # 1.959964
 MAX_SIM_STEPS = 100_000
@@ -216,10 +214,3 @@ class ModelGroup:
         mean, var = arx_simulate(b.theta[s], b.P[s], b.yh[s], b.uh[s], inputs[None, :], b.sigma2[s])
         return mean[0], var[0]
 
-    def input_for_target(self, i: int, target: float, steps: int) -> tuple[float, float, bool]:
-        b, c = self.bank_of(i), self.channels[i]
-        if not (math.isfinite(c.low) and math.isfinite(c.high)):
-            raise ValueError(f"input {c.input_tag!r} has no low/high limits configured; cannot choose an input")
-        s = slice(i, i + 1)
-        choice = constant_input_for_target(b.theta[s], b.yh[s], b.uh[s], target, steps, c.low, c.high)
-        return float(choice.input[0]), float(choice.predicted[0]), bool(choice.reachable[0])

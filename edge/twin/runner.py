@@ -16,7 +16,7 @@ uncertain or missing: the estimate then runs on prediction alone).
 
 Signals with an ``input`` tag also get an identified input->output model (``edge.twin.identified``):
 its parameters and forecast interval are published under ``<signal>/Model``, and the runner
-answers what-if questions on it (``simulate``, ``input_for_target``, ``reset_model``), which back
+answers what-if questions on it (``simulate``, ``reset_model``), which back
 the asset's Simulate and ResetModel methods on the OPC UA server.
 """
 
@@ -262,21 +262,6 @@ class TwinRunner:
         mean, var = g.simulate(i, full)
         half = Z95 * np.sqrt(var)
         return mean.tolist(), (mean - half).tolist(), (mean + half).tolist()
-
-    def input_for_target(self, asset: str, target: float, horizon_steps: int) -> tuple[float, float, bool]:
-        """The constant input within the input tag's limits that brings *asset*'s output to
-        *target* after *horizon_steps* model periods: ``(input, predicted output, reachable)``.
-
-        When no input within the limits reaches the target, the limit that comes closest is
-        returned with ``reachable`` False. ValueError as for ``simulate``, and when the input tag
-        has no low/high limits.
-        """
-        g, i = self._warm(asset)
-        if not math.isfinite(target):
-            raise ValueError(f"target must be finite, got {target!r}")
-        if not 1 <= horizon_steps <= MAX_SIM_STEPS:
-            raise ValueError(f"horizon_steps must be in 1..{MAX_SIM_STEPS}, got {horizon_steps}")
-        return g.input_for_target(i, float(target), int(horizon_steps))
 
     def reset_model(self, asset: str) -> None:
         """Forget *asset*'s identified model; its outputs wait for initial data again at once."""

@@ -86,7 +86,7 @@ def test_pca_detects_a_broken_correlation_and_not_normal_data() -> None:
     assert normal_alarm.mean() < 0.01
     broken = X[1500:].copy()
     broken[:, 2] += 0.5  # a sensor bias on one signal: off the model's line, so Q, not T^2
-    t2, q, score, alarm = det.step(broken)
+    t2, q, _, alarm = det.step(broken)
     assert alarm[10:].all()
     assert np.median(q / det.model.q_limit) > 3 and np.median(t2 / det.model.t2_limit) < 1
 
@@ -172,9 +172,9 @@ def test_one_implementation_for_all_compiled_modules() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env["PYTHONPATH"] = str(root)
     code = ("import sys; sys.modules['kernels._detect'] = None; import kernels; "
-            "print(kernels.IMPLEMENTATION, kernels._impl.__name__, kernels._detect_impl.__name__)")
+            "print(kernels.IMPLEMENTATION, kernels.kalman._impl.__name__, kernels.detect._impl.__name__)")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["numpy", "kernels.reference", "kernels.detect"]
+    assert out.stdout.split() == ["numpy", "kernels.kalman_reference", "kernels.detect_reference"]
     strict = subprocess.run([sys.executable, "-c", code], env={**env, "EDGE_REQUIRE_CYTHON": "1"}, cwd=root, capture_output=True, text=True, timeout=60)
     assert strict.returncode != 0 and "kernels._detect" in strict.stderr

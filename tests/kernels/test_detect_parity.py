@@ -1,4 +1,4 @@
-"""The compiled detectors (kernels._detect) against the NumPy reference (kernels.detect), rtol 1e-12.
+"""The compiled detectors (kernels._detect) against the NumPy reference (kernels.detect_reference), rtol 1e-12.
 
 Both run the same operations in the same order, so they agree to the last bit in practice; the
 contract is rtol=1e-12, atol=0, and alarms, histories and states must be identical.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from kernels import detect
+from kernels import detect, detect_reference
 
 _detect = pytest.importorskip("kernels._detect", reason="compiled detectors not built (EDGE_KERNELS_PURE or no compiler)")
 
@@ -38,7 +38,7 @@ def test_ewma_matches_reference(m: int, n: int, k: int, w: int) -> None:
     out_o = (np.empty((m, n)), np.empty((m, n), np.uint8))
     out_r = (np.empty((m, n)), np.empty((m, n), np.uint8))
     _detect.ewma_detect(e, mu, sigma, lam, on, off, k, w, *ours, *out_o)
-    detect.ewma_detect(e, mu, sigma, lam, on, off, k, w, *ref, *out_r)
+    detect_reference.ewma_detect(e, mu, sigma, lam, on, off, k, w, *ref, *out_r)
     close(ours[0], ref[0])
     assert_array_equal(ours[1], ref[1])
     assert_array_equal(ours[2], ref[2])
@@ -56,7 +56,7 @@ def test_cusum_matches_reference(m: int, n: int, k: int, w: int) -> None:
     out_o = (np.empty((m, n)), np.empty((m, n), np.uint8))
     out_r = (np.empty((m, n)), np.empty((m, n), np.uint8))
     _detect.cusum_detect(e, mu, sigma, kref, on, off, k, w, *ours, *out_o)
-    detect.cusum_detect(e, mu, sigma, kref, on, off, k, w, *ref, *out_r)
+    detect_reference.cusum_detect(e, mu, sigma, kref, on, off, k, w, *ref, *out_r)
     for a, b in zip(ours, ref):
         close(a.astype(np.float64), b.astype(np.float64))
     close(out_o[0], out_r[0])
@@ -75,7 +75,7 @@ def test_pca_matches_reference(m: int, p: int, comps: int, lam: float, k: int, w
     outs = [(np.empty(m), np.empty(m), np.empty(m), np.empty(m, np.uint8)) for _ in range(2)]
     args = (model.mean, model.scale, model.loadings, model.eigvals, model.t2_limit, model.q_limit, lam, 1.0, 0.7, k, w)
     _detect.pca_detect(X, *args, *ours, *outs[0])
-    detect.pca_detect(X, *args, *ref, *outs[1])
+    detect_reference.pca_detect(X, *args, *ref, *outs[1])
     for a, b in zip(ours, ref):
         close(a.astype(np.float64), b.astype(np.float64))
     for a, b in zip(outs[0][:3], outs[1][:3]):

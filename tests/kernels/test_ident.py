@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from kernels import ident_reference
-from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, rls_step
-from kernels.whatif import constant_input_for_target, interval_half_width, model_params
+from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, interval_half_width, model_params, rls_step
 
 
 def run_arx(bank: RlsBank, a: list[float], b: list[float], c: float, nk: int, u: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -127,25 +126,6 @@ def test_missing_output_skips_the_update_and_blocks_the_regressor() -> None:
     assert bank.updates[0] == 3
     bank.reset()
     assert bank.updates[0] == 0 and np.isnan(bank.yh).all()
-
-
-def test_input_for_target_solves_within_limits_and_reports_unreachable() -> None:
-    a, b, c = 0.9, 0.05, 2.0  # gain 0.5, offset 20
-    theta = np.array([[a, b, c]] * 3)
-    yh, uh = np.full((3, 1), 20.0), np.zeros((3, 1))
-    choice = constant_input_for_target(theta, yh, uh, [30.0, 80.0, 15.0], 40, 0.0, 100.0)
-    assert choice.reachable.tolist() == [True, False, False]
-    mean, _ = arx_simulate(theta[:1], np.zeros((1, 3, 3)), yh[:1], uh[:1], np.full((1, 40), choice.input[0]), [0.0])
-    assert abs(mean[0, -1] - 30.0) < 1e-9 and abs(choice.predicted[0] - 30.0) < 1e-12
-    assert choice.input[1] == 100.0 and choice.predicted[1] < 80.0
-    assert choice.input[2] == 0.0  # heating cannot cool below the no-heat trajectory
-
-
-def test_input_without_effect_within_horizon_is_unreachable() -> None:
-    o = ArxOrders.fopdt(10)
-    theta = np.array([[0.9, 0.05, 2.0]])
-    c = constant_input_for_target(theta, np.full((1, 1), 20.0), np.zeros((1, o.n_input_history)), 30.0, 5, 0.0, 100.0)
-    assert not c.reachable[0]
 
 
 @pytest.mark.parametrize(

@@ -49,9 +49,8 @@ def test_rls_step_matches_reference(o: ArxOrders, n: int) -> None:
         u = rng.normal(size=n)
         if step == 3:
             u[rng.random(n) < 0.2] = np.nan  # a NaN input blocks updates until it leaves the regressor
-        args = lambda s: (s["theta"], s["P"], s["yh"], s["uh"], y, u, lam, p_max, s["sigma2"], s["err"])  # noqa: E731
-        _ident.rls_step(*args(ours))
-        reference.rls_step(*args(ref))
+        for s, rls_step in ((ours, _ident.rls_step), (ref, reference.rls_step)):
+            rls_step(s["theta"], s["P"], s["yh"], s["uh"], y, u, lam, p_max, s["sigma2"], s["err"])
         for key in ours:
             close(ours[key], ref[key])
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels.ident import ArxOrders, RlsBank, arx_simulate
-from tests.kernels.test_properties import assert_symmetric_psd
+from tests.kernels.test_kalman_properties import assert_symmetric_psd
 
 orders = st.builds(ArxOrders, st.integers(0, 3), st.integers(1, 3), st.integers(1, 4))
 

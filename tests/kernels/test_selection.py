@@ -13,7 +13,7 @@ import pytest
 import kernels
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCK_EXTENSION = "import sys; sys.modules['kernels._twin'] = None; "  # import of the extension then fails
+BLOCK_EXTENSION = "import sys; sys.modules['kernels._kalman'] = None; "  # import of the extension then fails
 
 
 def import_kernels(env: dict[str, str], prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def test_pure_switch_forces_numpy() -> None:
 
 
 def test_built_extension_is_picked_up() -> None:
-    pytest.importorskip("kernels._twin", reason="compiled kernels not built")
+    pytest.importorskip("kernels._kalman", reason="compiled kernels not built")
     result = import_kernels({})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cython"
@@ -118,7 +118,7 @@ def test_step_wrapper_rejects_bad_arrays(name: str, bad: object) -> None:
 def test_step_wrapper_rejects_read_only_state() -> None:
     args = step_args()
     args["P"].flags.writeable = False  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="P .*writeable"):
+    with pytest.raises(ValueError, match=r"P .*writeable"):
         kernels.kalman_step(**args)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -185,7 +187,7 @@ def test_every_point_covered_once_within_limits(
         assert r.end == max(p.end for p in r.points)
     # blocks of one (unit, area) come in address order (they overlap only when overlapping
     # points could not fit one block)
-    for a, b in zip(requests, requests[1:]):
+    for a, b in itertools.pairwise(requests):
         if (a.unit_id, a.area) == (b.unit_id, b.area):
             assert a.start <= b.start
 

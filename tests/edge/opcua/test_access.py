@@ -27,7 +27,6 @@ from edge.opcua.users import (
     current_principal,
     current_role,
     hash_password,
-    may,
     parse_password_hash,
     role_of,
     verify_password,
@@ -92,7 +91,6 @@ def test_role_ladder_and_role_of() -> None:
 
     assert role_of(p) is role_of(user) is role_of(Session(user)) is Role.ADMIN
     assert role_of(None) is None and role_of(Session(None)) is None and role_of(object()) is None
-    assert may(user, Role.OPERATOR) and not may(Principal("v", Role.VIEWER), Role.OPERATOR) and not may(None, Role.VIEWER)
 
 
 def test_current_role_is_none_outside_a_request() -> None:

@@ -92,10 +92,12 @@ async def served(free_port_factory):
     cfg = _config()
     gw = Gateway(cfg)
     url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
-    async with OpcUaServer(gw.registry, endpoint=url, namespace_uri=NS, gateway_name="gw", **server_options(cfg)) as server:
-        async with Client(url, timeout=5) as client:
-            ns = await client.get_namespace_index(NS)
-            yield server, client, ns
+    async with (
+        OpcUaServer(gw.registry, endpoint=url, namespace_uri=NS, gateway_name="gw", **server_options(cfg)) as server,
+        Client(url, timeout=5) as client,
+    ):
+        ns = await client.get_namespace_index(NS)
+        yield server, client, ns
 
 
 def _nid(ns: int, path: str) -> ua.NodeId:
@@ -109,7 +111,7 @@ async def _type_definition(client: Client, nid: ua.NodeId) -> ua.NodeId:
 @pytest.mark.asyncio(loop_scope="module")
 async def test_type_tree_shows_each_structure_once(served) -> None:
     """AssetType, TwinSignalType and DeviceType hang under BaseObjectType with mandatory members."""
-    _, client, ns = served
+    _, client, _ = served
     base = client.get_node(ua.NodeId(ua.ObjectIds.BaseObjectType))
     subtypes = {(await t.read_browse_name()).Name: t for t in await base.get_children(refs=ua.ObjectIds.HasSubtype)}
     assert {"AssetType", "TwinSignalType", "DeviceType"} <= set(subtypes)
@@ -202,7 +204,7 @@ async def test_twin_and_diagnostic_attributes(served) -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_every_gateway_variable_has_a_description_and_a_data_type(served) -> None:
-    server, client, ns = served
+    server, client, _ = served
     for key in server.registry.infos():
         node = client.get_node(server.node_id(key.key))
         assert (await node.read_description()).Text, key.key

@@ -85,7 +85,7 @@ def test_twin_estimates_follow_the_signal_and_forecast_is_causal(tmp_path: Path)
     synthetic_csv(src)
     table = read_signal_csv(src)
     tw = TwinSettings.from_training(table.values[:400], horizon=5)
-    est, res, fc = run_twin(table.values, tw)
+    est, _, fc = run_twin(table.values, tw)
     assert np.all(np.isnan(fc[:5])) and not np.isnan(fc[5:]).any()
     assert np.nanstd(est - table.values) < np.nanstd(np.diff(table.values, axis=0))
     # changing the future does not change the past

@@ -156,7 +156,7 @@ def _paired(fault: Fault, seconds: float, seed: int = 7) -> tuple[Plant, Plant, 
 
 def test_bearing_wear_raises_vibration_and_current_at_the_documented_rate() -> None:
     p = PlantParams()
-    healthy, faulty, hm, fm = _paired(Fault.BEARING_WEAR, 60.0)
+    _, faulty, hm, fm = _paired(Fault.BEARING_WEAR, 60.0)
     s = faulty.rpm / p.pump_rated_rpm  # 0.5 at the default setpoint
     for k, (h, f) in enumerate(zip(hm, fm, strict=True)):
         minutes = (k + 1) / 60.0

@@ -89,7 +89,7 @@ def test_uncertain_input_holds_outputs_as_uncertain() -> None:
 
 
 def test_detector_nodes_are_declared_only_when_configured() -> None:
-    twin, reg = _setup()
+    _, reg = _setup()
     assert {"pump.detector.score", "pump.detector.t2", "pump.detector.q", "pump.detector.alarm"} <= {i.key for i in reg.infos()}
     plain = AssetConfig(name="a", signals=[SignalConfig(name="x", tag="plc.flow")])
     assert not [i for i in signal_infos(plain, reg) if ".detector." in i.key]

@@ -109,16 +109,6 @@ def test_simulate_predicts_a_new_heater_step(identified: Rig) -> None:
     assert inside.mean() > 0.8
 
 
-def test_input_for_target_reaches_it_within_limits(identified: Rig) -> None:
-    twin = identified.twin
-    target = identified.plant.temp_c + 5.0
-    u, predicted, reachable = twin.input_for_target("tank", target, 90)
-    assert reachable and 0.0 <= u <= 100.0 and predicted == pytest.approx(target)
-    assert twin.simulate("tank", [u], 90)[-1] == pytest.approx(target, abs=1e-9)
-    u, predicted, reachable = twin.input_for_target("tank", 500.0, 90)
-    assert not reachable and u == 100.0 and predicted < 500.0
-
-
 def test_last_input_is_held(identified: Rig) -> None:
     twin = identified.twin
     assert twin.simulate("tank", [50.0, 55.0], 30) == twin.simulate("tank", [50.0] + [55.0] * 29, 30)

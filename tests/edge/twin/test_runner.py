@@ -51,7 +51,7 @@ def test_outputs_wait_for_initial_data_until_warm_then_go_good() -> None:
     out = _tick(twin)
     assert out["tank.s0.estimate"].status == Status.BadWaitingForInitialData and out["tank.s0.estimate"].value is None
     assert out["tank.anomaly_score"].status == Status.BadWaitingForInitialData
-    for i in range(5):
+    for _ in range(5):
         feed("plc.s0", 20.0)
         out = _tick(twin)
     assert out["tank.s0.estimate"].status == Status.Good
@@ -111,7 +111,7 @@ def test_step_fault_raises_score_above_threshold_and_alarm_releases_with_hystere
 
 
 def test_channels_of_one_kind_share_one_bank() -> None:
-    twin, reg, _ = _setup(n_signals=50)
+    twin, _, _ = _setup(n_signals=50)
     assert len(twin.groups) == 1 and twin.groups[0].bank.n_channels == 50
 
 

@@ -1,4 +1,4 @@
-"""Type stub for the compiled twin kernels (kernels/_twin.pyx). Call them through ``kernels``,
+"""Type stub for the compiled Kalman kernels (kernels/_kalman.pyx). Call them through ``kernels.kalman``,
 which validates arguments; these assume C-contiguous float64 input of consistent shapes."""
 
 import numpy as np

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels
-from kernels.models import STATE_SIZE
+from kernels.kalman import STATE_SIZE
 
 
 def assert_symmetric_psd(P: np.ndarray) -> None:

@@ -4,25 +4,33 @@
 (``s`` entries), covariance ``P[i]`` (``s x s``), one scalar measurement ``z[i]`` per step and its
 own measurement variance ``R[i]``.
 
-Written for clarity, with one rule that keeps it comparable to ``kernels._twin`` at ``rtol=1e-12``:
+Written for clarity, with one rule that keeps it comparable to ``kernels._kalman`` at ``rtol=1e-12``:
 every sum over a state index is accumulated left to right with separate multiplies and adds
 (``_lsum``), no BLAS, no einsum. The compiled loops accumulate in the same order, so the two agree
 to the last bit or close to it. BLAS reorders and fuses operations, and values that land near zero
 (a state crossing zero, the innovation of a well-tracked signal) would then differ in their leading
 digits.
 
-No argument checking here: ``kernels/__init__.py`` validates, so both implementations see the same
+No argument checking here: ``kernels/kalman.py`` validates, so both implementations see the same
 clean input. Arrays named as outputs are updated in place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 
-def _lsum(terms: Iterable[np.ndarray]) -> np.ndarray:
+class _Addable(Protocol):
+    def __add__(self, other: Any, /) -> Any: ...
+
+
+_T = TypeVar("_T", bound=_Addable)
+
+
+def _lsum(terms: Iterable[_T]) -> _T:
     """``t0 + t1 + ... + t(m-1)``, added left to right (the compiled kernels' order)."""
     it = iter(terms)
     acc = next(it)
@@ -74,11 +82,11 @@ def kalman_step(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Predict. Columns x[:, k] and P[:, k, l] hold one state entry for every channel.
         x_pred = [_lsum(F[a, k] * x[:, k] for k in range(s)) for a in range(s)]
-        FP = [[_lsum(F[a, k] * P[:, k, l] for k in range(s)) for l in range(s)] for a in range(s)]
+        FP = [[_lsum(F[a, k] * P[:, k, j] for k in range(s)) for j in range(s)] for a in range(s)]
         P_pred: dict[tuple[int, int], np.ndarray] = {}
         for a in range(s):
             for b in range(a, s):
-                P_pred[a, b] = P_pred[b, a] = _lsum(FP[a][l] * F[b, l] for l in range(s)) + Q[a, b]
+                P_pred[a, b] = P_pred[b, a] = _lsum(FP[a][j] * F[b, j] for j in range(s)) + Q[a, b]
 
         # Update.
         u = [_lsum(P_pred[a, b] * H[b] for b in range(s)) for a in range(s)]
@@ -104,7 +112,7 @@ def _measurement_rows(F: np.ndarray, Q: np.ndarray, H: np.ndarray, steps: int) -
     for _ in range(steps):
         Qg = [_lsum(Q[a, b] * g[b] for b in range(s)) for a in range(s)]
         c = c + _lsum(g[a] * Qg[a] for a in range(s))
-        g = [_lsum(g[l] * F[l, m] for l in range(s)) for m in range(s)]
+        g = [_lsum(g[j] * F[j, m] for j in range(s)) for m in range(s)]
     return g, c
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from kernels import reference
-from kernels.models import model_matrices
+from kernels import kalman_reference as reference
+from kernels.kalman import model_matrices
 
 
 class Bank:

@@ -1,19 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
 # distutils: extra_compile_args = -ffp-contract=off
-"""Compiled twin kernels: the batched Kalman filter of ``kernels.reference``, looped in C.
+"""Compiled Kalman kernels: the batched Kalman filter of ``kernels.kalman_reference``, looped in C.
 
 Same contract and same arithmetic as the reference: every sum over a state index is accumulated
 left to right with separate multiplies and adds, so results match it to rtol=1e-12 (in practice
 bit for bit). ``-ffp-contract=off`` keeps the compiler from fusing them into FMAs when the build
 targets a CPU that has them.
 
-Argument checking lives in ``kernels/__init__.py``; the shape guards here only make a
+Argument checking lives in ``kernels/kalman.py``; the shape guards here only make a
 mismatched call raise instead of reading or writing out of bounds.
 
-Speed: s = 1, 2, 3 (the models in ``kernels.models``) have hand-unrolled channel loops that keep a
-channel's prediction in registers. s = 4..8 share one inlined generic loop, ``_step_loop``, called
-with a literal state size so the C compiler can unroll its state loops; its scratch arrays live on
-the stack (hence MAX_STATE_SIZE = 8). No Python objects are touched inside the loops.
+Speed: s = 1, 2, 3 (the models of ``kernels.kalman.model_matrices``) have hand-unrolled channel
+loops that keep a channel's prediction in registers. s = 4..8 share one inlined generic loop,
+``_step_loop``, called with a literal state size so the C compiler can unroll its state loops; its
+scratch arrays live on the stack (hence MAX_STATE_SIZE = 8). No Python objects are touched inside
+the loops.
 """
 
 from libc.math cimport NAN, isnan
@@ -276,7 +277,7 @@ def kalman_step(
     const double[::1] H, const double[::1] R, const double[::1] z,
     double[::1] innov, double[::1] innov_var,
 ) -> None:
-    """One predict + update for every channel, in place (see ``kernels.reference.kalman_step``)."""
+    """One predict + update for every channel, in place (see ``kernels.kalman_reference.kalman_step``)."""
     cdef Py_ssize_t n = x.shape[0], s = x.shape[1]
     _check_model(s, P.shape, F.shape, Q.shape, H.shape[0])
     if not (P.shape[0] == n and R.shape[0] == n and z.shape[0] == n and innov.shape[0] == n and innov_var.shape[0] == n):
@@ -317,7 +318,7 @@ def kalman_forecast(
     const double[:, ::1] x, const double[:, :, ::1] P, const double[:, ::1] F,
     const double[:, ::1] Q, const double[::1] H, Py_ssize_t steps,
 ) -> tuple:
-    """Measurement forecast ``steps`` ahead as new arrays ``(mean, var)`` (see ``kernels.reference``)."""
+    """Measurement forecast ``steps`` ahead as new arrays ``(mean, var)`` (see ``kernels.kalman_reference``)."""
     cdef Py_ssize_t n = x.shape[0], s = x.shape[1], k, a, b
     _check_model(s, P.shape, F.shape, Q.shape, H.shape[0])
     if P.shape[0] != n:
@@ -353,7 +354,7 @@ def kalman_forecast(
 
 
 def nis_ewma(double[::1] score, const double[::1] innov, const double[::1] innov_var, const double[:] alpha) -> None:
-    """Smooth innov^2 / innov_var into ``score`` in place, skipping NaN innovations (see ``kernels.reference``)."""
+    """Smooth innov^2 / innov_var into ``score`` in place, skipping NaN innovations (see ``kernels.kalman_reference``)."""
     cdef Py_ssize_t n = score.shape[0], i
     if (innov.shape[0], innov_var.shape[0], alpha.shape[0]) != (n, n, n):
         raise ValueError(f"score, innov, innov_var and alpha must all have length {n}")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from kernels.models import STATE_SIZE, model_matrices
+from kernels.kalman import STATE_SIZE, model_matrices
 
 
 @pytest.mark.parametrize("kind", sorted(STATE_SIZE))

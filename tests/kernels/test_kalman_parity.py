@@ -13,10 +13,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 import kernels
-from kernels import reference
+from kernels import kalman_reference as reference
 from tests.kernels.problems import Problem, random_problem
 
-_twin = pytest.importorskip("kernels._twin", reason="compiled kernels not built (EDGE_KERNELS_PURE or no compiler)")
+_kalman = pytest.importorskip("kernels._kalman", reason="compiled kernels not built (EDGE_KERNELS_PURE or no compiler)")
 
 SIZES = [1, 2, 3, 4, 6, 8]  # 1..3 hand unrolled, 4..8 the generic loop
 CHANNELS = [0, 1, 7, 1000]
@@ -30,7 +30,7 @@ def run_both(p: Problem, steps: int = 1) -> None:
     """Step both implementations *steps* times from the same state and compare every output."""
     ours, ref = p.copy_state(), p.copy_state()
     for _ in range(steps):
-        _twin.kalman_step(ours[0], ours[1], p.F, p.Q, p.H, p.R, p.z, ours[2], ours[3])
+        _kalman.kalman_step(ours[0], ours[1], p.F, p.Q, p.H, p.R, p.z, ours[2], ours[3])
         reference.kalman_step(ref[0], ref[1], p.F, p.Q, p.H, p.R, p.z, ref[2], ref[3])
         for a, b in zip(ours, ref):
             close(a, b)
@@ -48,7 +48,7 @@ def test_step_matches_reference(s: int, n: int) -> None:
 def test_forecast_matches_reference(s: int, n: int, steps: int) -> None:
     p = random_problem(np.random.default_rng(99 + s + n), n, s)
     F = p.F / max(1.0, np.abs(np.linalg.eigvals(p.F)).max())  # keep F^60 finite and O(1)
-    for a, b in zip(_twin.kalman_forecast(p.x, p.P, F, p.Q, p.H, steps), reference.kalman_forecast(p.x, p.P, F, p.Q, p.H, steps)):
+    for a, b in zip(_kalman.kalman_forecast(p.x, p.P, F, p.Q, p.H, steps), reference.kalman_forecast(p.x, p.P, F, p.Q, p.H, steps)):
         assert a.dtype == np.float64 and a.shape == (n,)
         close(a, b)
 
@@ -62,7 +62,7 @@ def test_nis_ewma_matches_reference(n: int) -> None:
     for alpha in (np.broadcast_to(0.05, (n,)), rng.uniform(0.01, 1.0, n)):
         ours = rng.uniform(0, 5, n)
         ref = ours.copy()
-        _twin.nis_ewma(ours, innov, innov_var, alpha)
+        _kalman.nis_ewma(ours, innov, innov_var, alpha)
         reference.nis_ewma(ref, innov, innov_var, alpha)
         close(ours, ref)
 
@@ -126,7 +126,7 @@ def test_public_wrapper_accepts_non_contiguous_inputs() -> None:
 
 
 def test_max_state_size_agrees() -> None:
-    assert _twin.MAX_STATE_SIZE == kernels.MAX_STATE_SIZE
+    assert _kalman.MAX_STATE_SIZE == kernels.MAX_STATE_SIZE
 
 
 @pytest.mark.parametrize("s", [0, 9])
@@ -134,9 +134,9 @@ def test_compiled_module_refuses_unsupported_state_size(s: int) -> None:
     """The compiled module guards its stack scratch even when called directly, without the wrapper."""
     n = 2
     with pytest.raises(ValueError):
-        _twin.kalman_step(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), np.ones(n), np.ones(n), np.zeros(n), np.zeros(n))
+        _kalman.kalman_step(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), np.ones(n), np.ones(n), np.zeros(n), np.zeros(n))
     with pytest.raises(ValueError):
-        _twin.kalman_forecast(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), 1)
+        _kalman.kalman_forecast(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), 1)
 
 
 def test_compiled_module_refuses_mismatched_shapes() -> None:
@@ -144,4 +144,4 @@ def test_compiled_module_refuses_mismatched_shapes() -> None:
     args = [np.zeros((n, s)), np.zeros((n, s, s)), np.eye(s), np.eye(s), np.ones(s), np.ones(n), np.ones(n), np.zeros(n), np.zeros(n)]
     for i, bad in [(1, np.zeros((n + 1, s, s))), (4, np.ones(s + 1)), (5, np.ones(n - 1)), (8, np.zeros(n + 1))]:
         with pytest.raises(ValueError):
-            _twin.kalman_step(*args[:i], bad, *args[i + 1 :])
+            _kalman.kalman_step(*args[:i], bad, *args[i + 1 :])

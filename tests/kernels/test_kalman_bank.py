@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import kernels
-from kernels import reference
+from kernels import kalman_reference as reference
 
 
 def test_step_is_the_kernel_on_the_bank_arrays() -> None:

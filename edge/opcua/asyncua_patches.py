@@ -1,0 +1,256 @@
+"""Every change the gateway makes to asyncua's behaviour, in one place.
+
+asyncua is pinned (``asyncua==2.1.0`` in setup.py) because the changes below replace or wrap
+attributes of its objects. This module is the only place that assigns to them; the behaviour each
+change installs lives with the feature (``edge.opcua.auth``, ``edge.opcua.writes``,
+``edge.opcua.history_read``), which passes it in as a *wrap* function: ``wrap(original)`` returns
+the replacement, which may call ``original``.
+
+Each function first checks that the attribute it replaces exists with the parameters (and the
+sync/async kind) asyncua 2.1.0 has, and raises ``RuntimeError`` naming the installed asyncua
+version otherwise, so an upgrade that moves one of them fails at startup instead of silently
+bypassing a rule. ``tests/edge/opcua/test_asyncua_patches.py`` checks every target against the
+installed asyncua and applies each change to a real server.
+
+=====================================  ==========================================  ==========================================
+change                                 replaces (asyncua 2.1.0)                    why
+=====================================  ==========================================  ==========================================
+``wrap_create_session``                ``InternalServer.create_session``           per-session hooks below, for client
+                                                                                   sessions only (``auth.SessionHooks``)
+``wrap_session_methods``               ``InternalSession.activate_session``,       run every request as the calling user
+                                       ``close_session``, ``call``, ``read``,      (``users.current_principal``), roles on
+                                       ``write``, ``history_read``                 Call, UserAccessLevel / UserExecutable
+                                                                                   per user, session count (``auth``)
+``wrap_attribute_write``               ``AttributeService.write``                  role and value checks, write-through to
+                                                                                   the device, audit log (``writes.WriteGate``)
+``wrap_history_read``                  ``HistoryManager.read_history``             exact continuation points for raw reads
+                                                                                   (``history_read.OpcUaHistory``)
+``install_channel_guard``              ``binary_server_asyncio.UaProcessor``       asyncua 2.1 falls back to the None policy
+                                       (the class ``OPCUAProtocol`` builds per     when None is not offered; sessions are
+                                       connection)                                 refused on such channels
+                                                                                   (``auth.GuardedUaProcessor``)
+``fix_event_data_types``               ``Event.data_types`` entries of an event    asyncua records derived data types
+                                       generator's event                           (UtcTime, Duration...) as NodeIds, which
+                                                                                   ``to_event_fields`` cannot encode (alarms)
+``set_trusted_certificates``           ``TrustStore._trust_store`` (the gateway's  ``load_trust`` raises on an empty
+                                       own store, ``security._TrustStore``)        ``trusted/`` folder; the gateway trusts
+                                                                                   nobody then, and starts
+=====================================  ==========================================  ==========================================
+
+A replacement keeps the original's name and signature (``functools.update_wrapper``), so a
+wrapped attribute can be wrapped again and still passes the checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from asyncua import ua
+from asyncua.crypto.truststore import TrustStore
+from asyncua.server import binary_server_asyncio, uaprocessor
+from cryptography import x509
+
+__all__ = [
+    "ASYNCUA_VERSION",
+    "PINNED_VERSION",
+    "TARGETS",
+    "Target",
+    "fix_event_data_types",
+    "install_channel_guard",
+    "set_trusted_certificates",
+    "wrap_attribute_write",
+    "wrap_create_session",
+    "wrap_history_read",
+    "wrap_session_methods",
+]
+
+PINNED_VERSION = "2.1.0"  # setup.py: asyncua==2.1.0
+ASYNCUA_VERSION = metadata.version("asyncua")
+
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """An asyncua callable the gateway replaces: where it is, and what it must look like."""
+
+    owner: str  # for messages: the asyncua class or module it belongs to
+    name: str
+    params: tuple[str, ...]  # parameter names, without self
+    is_async: bool
+
+
+TARGETS: dict[str, Target] = {
+    t.owner + "." + t.name: t
+    for t in (
+        Target("InternalServer", "create_session", ("name", "user", "external"), False),
+        Target("InternalSession", "activate_session", ("params", "peer_certificate"), False),
+        Target("InternalSession", "close_session", ("delete_subs",), True),
+        Target("InternalSession", "call", ("params",), True),
+        Target("InternalSession", "read", ("params",), True),
+        Target("InternalSession", "write", ("params",), True),
+        Target("InternalSession", "history_read", ("params",), True),
+        Target("AttributeService", "write", ("params", "user"), True),
+        Target("HistoryManager", "read_history", ("params",), True),
+        Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
+        Target("TrustStore", "load_trust", (), True),
+        Target("TrustStore", "_load_trust_location", ("location",), True),
+    )
+}
+SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
+
+
+def _incompatible(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"asyncua {ASYNCUA_VERSION} is not compatible with the gateway's asyncua patches "
+        f"(written for asyncua {PINNED_VERSION}): {what}; see edge/opcua/asyncua_patches.py"
+    )
+
+
+def check(target: Target, fn: Any) -> inspect.Signature:
+    """Raise RuntimeError unless *fn* (bound, or a function taking self) looks like *target*."""
+    label = f"{target.owner}.{target.name}"
+    if not callable(fn):
+        raise _incompatible(f"{label} is {type(fn).__name__}, not a method")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise _incompatible(f"{label} has no inspectable signature ({exc})") from None
+    names = tuple(p.name for p in sig.parameters.values())
+    if not inspect.ismethod(fn) and names[:1] == ("self",):
+        names = names[1:]
+    if names != target.params:
+        raise _incompatible(f"{label} takes ({', '.join(names)}), expected ({', '.join(target.params)})")
+    if inspect.iscoroutinefunction(inspect.unwrap(fn)) != target.is_async:
+        kind = "a coroutine function" if target.is_async else "a plain function"
+        raise _incompatible(f"{label} is no longer {kind}")
+    return sig
+
+
+def _original(obj: Any, target: Target) -> Callable[..., Any]:
+    fn = getattr(obj, target.name, None)
+    if fn is None:
+        raise _incompatible(f"{target.owner} has no attribute {target.name!r}")
+    check(target, fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _replace(obj: Any, target: Target, wrap: Wrap) -> None:
+    """Set ``obj.<name> = wrap(original)`` after checking the original and the replacement."""
+    original = _original(obj, target)
+    replacement = wrap(original)
+    if inspect.iscoroutinefunction(inspect.unwrap(replacement)) != target.is_async:
+        raise TypeError(f"the replacement of {target.owner}.{target.name} must {'' if target.is_async else 'not '}be a coroutine function")
+    setattr(obj, target.name, functools.update_wrapper(replacement, original))
+
+
+def wrap_create_session(iserver: Any, wrap: Wrap) -> None:
+    """Replace ``InternalServer.create_session(name, user, external)`` of *iserver* by ``wrap(original)``.
+
+    asyncua creates one ``InternalSession`` per CreateSession request (``external=True``) and one
+    for the server's own use; wrapping the factory is the only way to reach every client session
+    before its first request.
+    """
+    _replace(iserver, TARGETS["InternalServer.create_session"], wrap)
+
+
+def wrap_session_methods(session: Any, **wraps: Wrap) -> None:
+    """Replace the named request handlers of one ``InternalSession`` by ``wrap(original)`` each.
+
+    Names: ``activate_session``, ``close_session``, ``call``, ``read``, ``write``,
+    ``history_read`` (asyncua's UaProcessor calls them per request on the session object).
+    """
+    unknown = set(wraps) - set(SESSION_METHODS)
+    if unknown:
+        raise ValueError(f"not a wrapped session method: {', '.join(sorted(unknown))}")
+    targets = [TARGETS[f"InternalSession.{name}"] for name in wraps]
+    for target in targets:  # check all before changing any
+        _original(session, target)
+    for target in targets:
+        _replace(session, target, wraps[target.name])
+
+
+def wrap_attribute_write(service: Any, wrap: Wrap) -> None:
+    """Replace ``AttributeService.write(params, user)`` (``iserver.attribute_service``) by ``wrap(original)``.
+
+    Every client Write goes through it (after ``InternalSession.write``); the server's own writes
+    call it without a user.
+    """
+    _replace(service, TARGETS["AttributeService.write"], wrap)
+
+
+def wrap_history_read(manager: Any, wrap: Wrap) -> None:
+    """Replace ``HistoryManager.read_history(params)`` (``iserver.history_manager``) by ``wrap(original)``.
+
+    asyncua turns a storage continuation point into "restart at this timestamp", which repeats or
+    skips samples sharing a timestamp at a page boundary; the gateway answers raw reads itself.
+    """
+    _replace(manager, TARGETS["HistoryManager.read_history"], wrap)
+
+
+def install_channel_guard(processor_cls: type) -> None:
+    """Make asyncua's binary server build *processor_cls* (a ``UaProcessor`` subclass) per connection.
+
+    ``OPCUAProtocol.connection_made`` instantiates the module global
+    ``asyncua.server.binary_server_asyncio.UaProcessor``; it is replaced for every server in the
+    process (the guard is a correct rule for all of them). Idempotent.
+    """
+    base = uaprocessor.UaProcessor
+    if not (isinstance(processor_cls, type) and issubclass(processor_cls, base)):
+        raise TypeError(f"{processor_cls!r} is not a subclass of asyncua's UaProcessor")
+    current = getattr(binary_server_asyncio, "UaProcessor", None)
+    if current is processor_cls:
+        return
+    if current is not base:
+        raise _incompatible(f"binary_server_asyncio.UaProcessor is {current!r}, expected asyncua.server.uaprocessor.UaProcessor")
+    check(TARGETS["UaProcessor._process_message"], base._process_message)
+    binary_server_asyncio.UaProcessor = processor_cls  # type: ignore[misc]
+
+
+# Data types of event fields that asyncua records as the NodeId of a derived type.
+_DERIVED_TYPES = {
+    ua.ObjectIds.UtcTime: ua.VariantType.DateTime,
+    ua.ObjectIds.Duration: ua.VariantType.Double,
+    ua.ObjectIds.LocaleId: ua.VariantType.String,
+    ua.ObjectIds.Counter: ua.VariantType.UInt32,
+}
+
+
+def fix_event_data_types(event: Any) -> None:
+    """Map the NodeId data types in ``event.data_types`` to built-in variant types, in place.
+
+    asyncua records derived data types (UtcTime, Duration...) of event fields as NodeIds, which
+    ``Event.to_event_fields`` cannot turn into Variants: the alarm events of the gateway could not
+    be sent.
+    """
+    data_types = getattr(event, "data_types", None)
+    if not isinstance(data_types, dict):
+        raise _incompatible(f"{type(event).__name__} has no data_types dict")
+    for name, dtype in list(data_types.items()):
+        if isinstance(dtype, ua.NodeId):
+            ident = dtype.Identifier if dtype.NamespaceIndex == 0 else None
+            if ident in _DERIVED_TYPES:
+                data_types[name] = _DERIVED_TYPES[ident]
+            elif isinstance(ident, int) and 1 <= ident <= 25:
+                data_types[name] = ua.VariantType(ident)
+            else:
+                data_types[name] = ua.VariantType.ExtensionObject
+
+
+def set_trusted_certificates(store: TrustStore, certs: list[x509.Certificate]) -> None:
+    """Make *store* trust exactly *certs*; an empty list means "trust nobody".
+
+    asyncua's ``TrustStore.load_trust`` builds ``x509.verification.Store(certs)``, which raises
+    for an empty ``trusted/`` folder, so a fresh installation could not start. The gateway's
+    ``load_trust`` (``edge.opcua.security``) stores None instead, which ``TrustStore.is_trusted``
+    answers with "not trusted".
+    """
+    if not isinstance(store, TrustStore) or not hasattr(store, "_trust_store"):
+        raise _incompatible("TrustStore keeps its certificates elsewhere than _trust_store")
+    check(TARGETS["TrustStore.load_trust"], TrustStore.load_trust)
+    store._trust_store = x509.verification.Store(certs) if certs else None
