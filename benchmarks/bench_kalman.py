@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import kernels  # noqa: E402
-from kernels import kalman_reference as reference  # noqa: E402
-from kernels.kalman import model_matrices  # noqa: E402
+import kernels
+from kernels import kalman_reference as reference
+from kernels.kalman import model_matrices
 
 try:
     from kernels import _kalman

@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
+from pymodbus.client import AsyncModbusTcpClient
 
-from drivers.modbus import ModbusTcpDriver, make_point, plan_reads  # noqa: E402
-from drivers.sample import Status  # noqa: E402
+from drivers.modbus import ModbusTcpDriver, make_point, plan_reads
+from drivers.sample import Status
 
 UNITS = (1, 2, 3, 4)
 
@@ -174,29 +174,29 @@ async def run(port: int, seconds: float) -> None:
     registers = sum(p.count for p in points)
     plan = plan_reads(points)
     print(f"map: {len(points)} tags, {registers} registers, {len(UNITS)} units on one TCP connection")
-    print(f"plan: {len(plan)} requests per cycle (block reads) vs {len(points)} (one request per tag): "
-          f"{len(points) / len(plan):.0f}x fewer")
+    print(f"plan: {len(plan)} requests per cycle (block reads) vs {len(points)} (one request per tag): {len(points) / len(plan):.0f}x fewer")
 
     d = await bench_driver(port, points, seconds)
     per_req = d["cpu"] / d["requests"] * 1e6
-    print(f"driver: {d['cycles'] / d['wall']:.1f} cycles/s, {d['cycles'] * len(points) / d['wall']:,.0f} tags/s, "
-          f"{d['wall'] / d['cycles'] * 1e3:.1f} ms/cycle, client CPU {per_req:.0f} us/request "
-          f"({d['cpu'] / (d['cycles'] * len(points)) * 1e6:.2f} us/tag)")
+    print(
+        f"driver: {d['cycles'] / d['wall']:.1f} cycles/s, {d['cycles'] * len(points) / d['wall']:,.0f} tags/s, "
+        f"{d['wall'] / d['cycles'] * 1e3:.1f} ms/cycle, client CPU {per_req:.0f} us/request "
+        f"({d['cpu'] / (d['cycles'] * len(points)) * 1e6:.2f} us/tag)"
+    )
 
     o = await bench_one_per_tag(port, points)
-    print(f"one-per-tag: {o['wall'] * 1e3:.0f} ms/cycle, client CPU {o['cpu'] / o['requests'] * 1e6:.0f} us/request, "
-          f"{o['cpu'] * 1e3:.0f} ms CPU per cycle vs {d['cpu'] / d['cycles'] * 1e3:.1f} ms with block reads")
+    print(
+        f"one-per-tag: {o['wall'] * 1e3:.0f} ms/cycle, client CPU {o['cpu'] / o['requests'] * 1e6:.0f} us/request, "
+        f"{o['cpu'] * 1e3:.0f} ms CPU per cycle vs {d['cpu'] / d['cycles'] * 1e3:.1f} ms with block reads"
+    )
 
     p = await bench_pymodbus(port, seconds)
-    print(f"pymodbus: {p['requests'] / p['wall']:,.0f} requests/s, client CPU {p['cpu'] / p['requests'] * 1e6:.0f} us/request "
-          "(125 registers, one at a time)")
+    print(f"pymodbus: {p['requests'] / p['wall']:,.0f} requests/s, client CPU {p['cpu'] / p['requests'] * 1e6:.0f} us/request (125 registers, one at a time)")
 
     r = await bench_raw(port, seconds)
-    print(f"raw pipelined (8 in flight): {r['requests'] / r['wall']:,.0f} requests/s, "
-          f"client CPU {r['cpu'] / r['requests'] * 1e6:.0f} us/request")
+    print(f"raw pipelined (8 in flight): {r['requests'] / r['wall']:,.0f} requests/s, client CPU {r['cpu'] / r['requests'] * 1e6:.0f} us/request")
     share = (p["cpu"] / p["requests"]) / (d["cpu"] / d["requests"])
-    print(f"pymodbus's request cost is {share:.0%} of the driver's per-request CPU "
-          f"(the rest is planning, decoding and samples)")
+    print(f"pymodbus's request cost is {share:.0%} of the driver's per-request CPU (the rest is planning, decoding and samples)")
 
 
 def main() -> None:

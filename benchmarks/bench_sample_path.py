@@ -27,13 +27,15 @@ from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import structlog  # noqa: E402
+import contextlib
 
-from drivers.base import LinkState, ReadResult  # noqa: E402
-from drivers.sample import Status, TagSample, utcnow  # noqa: E402
-from edge.core.backoff import Backoff  # noqa: E402
-from edge.core.registry import TagInfo, TagRegistry  # noqa: E402
-from edge.core.supervisor import DeviceRunner  # noqa: E402
+import structlog
+
+from drivers.base import LinkState, ReadResult
+from drivers.sample import Status, TagSample, utcnow
+from edge.core.backoff import Backoff
+from edge.core.registry import TagInfo, TagRegistry
+from edge.core.supervisor import DeviceRunner
 
 
 class _Point:
@@ -95,14 +97,12 @@ async def _poll(runner: DeviceRunner, driver: InstantDriver) -> None:
     task = asyncio.create_task(runner.run(), name="poll:plc")
     await driver.done.wait()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
 
 
 async def poll_only(n_tags: int, cycles: int) -> float:
-    reg, runner, driver = _setup(n_tags, cycles)
+    _reg, runner, driver = _setup(n_tags, cycles)
     started = time.perf_counter()
     await _poll(runner, driver)
     return (time.perf_counter() - started) / (driver.reads * n_tags)

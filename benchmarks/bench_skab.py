@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import kernels  # noqa: E402
-from edge.replay.run import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv  # noqa: E402
+from edge.replay.run import DetectorSettings, TwinSettings, run_detector, run_twin  # noqa: E402
 from kernels import detect, detect_reference  # noqa: E402
 
 TRAIN = 400
@@ -97,7 +97,7 @@ def upstream_t2q(values: np.ndarray, explained: float = 0.85, p: float = 0.999, 
     def trailing_median(x: np.ndarray) -> np.ndarray:
         out = np.full(len(x), np.nan)
         if len(x) >= median:
-            out[median - 1:] = np.median(np.lib.stride_tricks.sliding_window_view(x, median), axis=1)
+            out[median - 1 :] = np.median(np.lib.stride_tricks.sliding_window_view(x, median), axis=1)
         return out
 
     with np.errstate(invalid="ignore"):
@@ -136,8 +136,10 @@ def _cell(v: float | None, fmt: str) -> str:
 
 
 def table_row(name: str, f1, far, mar, std, lfp, lfn, extra: str = "") -> str:
-    return (f"| {name:<44} | {_cell(f1, '.2f'):>5} | {_cell(far, '.2f'):>6} | {_cell(mar, '.2f'):>6} "
-            f"| {_cell(std, '.2f'):>6} | {_cell(lfp, '.2f'):>6} | {_cell(lfn, '.2f'):>6} | {extra}")
+    return (
+        f"| {name:<44} | {_cell(f1, '.2f'):>5} | {_cell(far, '.2f'):>6} | {_cell(mar, '.2f'):>6} "
+        f"| {_cell(std, '.2f'):>6} | {_cell(lfp, '.2f'):>6} | {_cell(lfn, '.2f'):>6} | {extra}"
+    )
 
 
 def score_row(name: str, s: Scores) -> str:

@@ -22,20 +22,20 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import kernels  # noqa: E402
-from drivers.sample import Status, TagSample  # noqa: E402
-from edge.config import AssetConfig, SignalConfig  # noqa: E402
-from edge.core.registry import TagInfo, TagRegistry  # noqa: E402
-from edge.twin.runner import TwinRunner, signal_infos  # noqa: E402
-from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, model_params  # noqa: E402
+import kernels
+from drivers.sample import Status, TagSample
+from edge.config import AssetConfig, SignalConfig
+from edge.core.registry import TagInfo, TagRegistry
+from edge.twin.runner import TwinRunner, signal_infos
+from kernels.ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, model_params
 
 
 def best_ns(step: Callable[[], None], n: int, budget_s: float, setup: Callable[[], None] | None = None) -> float:
@@ -60,8 +60,12 @@ def kernel_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
     z = 20 + rng.normal(0, 0.1, n)
     rows = []
     impl = kernels.kalman._impl
-    rows.append(("kernels: kalman_step", best_ns(
-        lambda: impl.kalman_step(bank.x, bank.P, bank.F, bank.Q, bank.H, bank.R, z, bank._innov, bank._innov_var), n, budget_s)))
+    rows.append(
+        (
+            "kernels: kalman_step",
+            best_ns(lambda: impl.kalman_step(bank.x, bank.P, bank.F, bank.Q, bank.H, bank.R, z, bank._innov, bank._innov_var), n, budget_s),
+        )
+    )
 
     def kalman_all() -> None:
         bank.step(z)
@@ -76,8 +80,12 @@ def kernel_rows(n: int, budget_s: float) -> list[tuple[str, float]]:
         rls.step(y, u)
     from kernels import ident
 
-    rows.append(("kernels: rls_step", best_ns(
-        lambda: ident._impl.rls_step(rls.theta, rls.P, rls.yh, rls.uh, y, u, rls.lam, rls.p_max, rls.sigma2, rls.err), n, budget_s)))
+    rows.append(
+        (
+            "kernels: rls_step",
+            best_ns(lambda: ident._impl.rls_step(rls.theta, rls.P, rls.yh, rls.uh, y, u, rls.lam, rls.p_max, rls.sigma2, rls.err), n, budget_s),
+        )
+    )
 
     def rls_all() -> None:
         rls.step(y, u)
@@ -98,8 +106,9 @@ def build_twin(n: int, period_ticks: int | None) -> tuple[TwinRunner, TagRegistr
         reg.add(TagInfo(u_tag, ("Devices", "plc", f"u{i}"), "float64", "%", 0.0, 100.0, device="plc"))
         device_tags += [y_tag, u_tag]
         ident = {} if period_ticks is None else {"input": u_tag, "model_period_s": 0.5 * period_ticks}
-        sig = SignalConfig(name="temperature", tag=y_tag, model="constant_velocity", process_noise=1e-4, measurement_noise=0.1,
-                           forecast_horizon_s=60.0, **ident)
+        sig = SignalConfig(
+            name="temperature", tag=y_tag, model="constant_velocity", process_noise=1e-4, measurement_noise=0.1, forecast_horizon_s=60.0, **ident
+        )
         assets.append(AssetConfig(name=f"a{i}", tick_s=0.5, signals=[sig]))
     for a in assets:
         for info in signal_infos(a, reg):
@@ -109,7 +118,7 @@ def build_twin(n: int, period_ticks: int | None) -> tuple[TwinRunner, TagRegistr
 
 def feeder(reg: TagRegistry, tags: list[str], values: list[float]) -> Callable[[], None]:
     """A function that publishes *values* for *tags*, half a second later at each call."""
-    clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
 
     def feed() -> None:
         clock[0] += timedelta(seconds=0.5)

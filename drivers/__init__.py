@@ -28,12 +28,14 @@ DRIVER_KINDS: Final[Mapping[str, tuple[str, str]]] = {
 
 def settings_model(kind: str) -> type[DeviceSettings]:
     """The settings model of the driver registered under *kind* (imports no protocol library)."""
-    return _load(_entry(kind)[0])
+    model: type[DeviceSettings] = _load(_entry(kind)[0])
+    return model
 
 
 def load_driver(kind: str) -> DriverClass:
     """The driver class registered under *kind* (imported now: this may import its protocol library)."""
-    return _load(_entry(kind)[1])
+    cls: DriverClass = _load(_entry(kind)[1])
+    return cls
 
 
 def _entry(kind: str) -> tuple[str, str]:

@@ -30,14 +30,14 @@ import kernels
 from drivers import load_driver
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
-from edge.core.backoff import Backoff
 from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
-from edge.opcua.extensions import northbound_extensions
-from edge.opcua.settings import server_options
-from edge.opcua.server import OpcUaServer
+from edge.core.backoff import Backoff
 from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
+from edge.opcua.extensions import northbound_extensions
+from edge.opcua.server import OpcUaServer
+from edge.opcua.settings import server_options
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
@@ -120,7 +120,7 @@ async def run_gateway(
     log.info("kernels_loaded", implementation=kernels.IMPLEMENTATION)
     stop = asyncio.Event()
     trigger = shutdown_trigger or _signal_trigger(stop)
-    async with asyncio.TaskGroup() as tg:
+    async with asyncio.TaskGroup() as tg:  # noqa: SIM117 (two scopes: the stack unwinds inside the group)
         # the northbound side is closed inside the TaskGroup, after the producers have stopped
         async with AsyncExitStack() as stack:
             producers: list[asyncio.Task] = []

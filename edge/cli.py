@@ -66,9 +66,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from edge.config import SimulatorSection
 
     try:
-        sim = SimulatorSection(
-            enabled=True, host=args.host, port=args.port, unit_id=args.unit_id, time_scale=args.time_scale, fault=args.fault, seed=args.seed
-        )
+        sim = SimulatorSection(enabled=True, host=args.host, port=args.port, unit_id=args.unit_id, time_scale=args.time_scale, fault=args.fault, seed=args.seed)
     except ValueError as exc:
         print(f"edgetwin simulate: {exc}", file=sys.stderr)
         return 2

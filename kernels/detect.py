@@ -138,11 +138,9 @@ class ResidualDetector:
         alarm = np.empty((m, self.n_channels), dtype=np.uint8)
         k, w = self.policy.k, self.policy.window
         if self.kind == "ewma":
-            _impl.ewma_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w,
-                                     self.stat, self.history, self.alarm_state, score, alarm)
+            _impl.ewma_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w, self.stat, self.history, self.alarm_state, score, alarm)
         else:
-            _impl.cusum_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w,
-                                      self.stat, self.lo, self.history, self.alarm_state, score, alarm)
+            _impl.cusum_detect(rows, self.mu, self.sigma, self.param, self.on, self.off, k, w, self.stat, self.lo, self.history, self.alarm_state, score, alarm)
         return score, alarm.astype(bool)
 
     @property
@@ -173,8 +171,9 @@ class PcaDetector:
         self.alarm_state = np.zeros(1, dtype=np.uint8)
 
     @classmethod
-    def fit(cls, train: ArrayLike, policy: AlarmPolicy, smoothing: float = 1.0, explained: float = 0.9,
-            components: int | None = None, alpha: float = 0.99) -> PcaDetector:
+    def fit(
+        cls, train: ArrayLike, policy: AlarmPolicy, smoothing: float = 1.0, explained: float = 0.9, components: int | None = None, alpha: float = 0.99
+    ) -> PcaDetector:
         """Fit the PCA model and limits on a normal window (m, p); see ``fit_pca``."""
         return cls(fit_pca(np.asarray(train, dtype=np.float64), explained, components, alpha), policy, smoothing)
 
@@ -189,9 +188,24 @@ class PcaDetector:
         m = rows.shape[0]
         t2, q, score = np.empty(m), np.empty(m), np.empty(m)
         alarm = np.empty(m, dtype=np.uint8)
-        _impl.pca_detect(rows, *self._args, self.model.t2_limit, self.model.q_limit, self.smoothing,
-                                self.policy.on, self.policy.off, self.policy.k, self.policy.window,
-                                self.stat, self.history, self.alarm_state, t2, q, score, alarm)
+        _impl.pca_detect(
+            rows,
+            *self._args,
+            self.model.t2_limit,
+            self.model.q_limit,
+            self.smoothing,
+            self.policy.on,
+            self.policy.off,
+            self.policy.k,
+            self.policy.window,
+            self.stat,
+            self.history,
+            self.alarm_state,
+            t2,
+            q,
+            score,
+            alarm,
+        )
         return t2, q, score, alarm.astype(bool)
 
     @property
@@ -314,8 +328,7 @@ class PcaModel:
         return int(self.loadings.shape[1])
 
 
-def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99,
-            min_scale: float = 1e-9) -> PcaModel:
+def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99, min_scale: float = 1e-9) -> PcaModel:
     """Fit mean, scale (sample std, floored at *min_scale* x the largest), loadings and limits.
 
     Components: *components* when given, else the fewest that explain at least *explained* of the
@@ -346,8 +359,7 @@ def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = 
     keep = w[:a] > 1e-12 * max(w[0], 1e-300)
     a = max(1, int(keep.sum()))
     eig = np.maximum(w[:a], 1e-12)
-    return PcaModel(mean, scale, np.ascontiguousarray(V[:, :a]), eig, t2_limit(alpha, a, n),
-                    max(jackson_mudholkar_limit(alpha, w[a:]), 1e-12), w)
+    return PcaModel(mean, scale, np.ascontiguousarray(V[:, :a]), eig, t2_limit(alpha, a, n), max(jackson_mudholkar_limit(alpha, w[a:]), 1e-12), w)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ __all__ = ["cusum_detect", "ewma_detect", "pca_detect"]
 _U64 = np.uint64
 
 
-def _alarm_update(score: np.ndarray, valid: np.ndarray, on: np.ndarray, off: np.ndarray, k: int, w: int,
-                  history: np.ndarray, alarm: np.ndarray) -> None:
+def _alarm_update(score: np.ndarray, valid: np.ndarray, on: np.ndarray, off: np.ndarray, k: int, w: int, history: np.ndarray, alarm: np.ndarray) -> None:
     """One tick of the k-of-w persistence + hysteresis alarm for the channels where *valid*."""
     mask = _U64(0xFFFFFFFFFFFFFFFF) if w >= 64 else _U64((1 << w) - 1)
     exceed = (score > on).astype(_U64)
@@ -50,9 +49,21 @@ def _alarm_update(score: np.ndarray, valid: np.ndarray, on: np.ndarray, off: np.
     alarm[fire] = 1
 
 
-def ewma_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, lam: np.ndarray, on: np.ndarray, off: np.ndarray,
-                k: int, w: int, stat: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-                score: np.ndarray, alarm_out: np.ndarray) -> None:
+def ewma_detect(
+    e: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    lam: np.ndarray,
+    on: np.ndarray,
+    off: np.ndarray,
+    k: int,
+    w: int,
+    stat: np.ndarray,
+    history: np.ndarray,
+    alarm: np.ndarray,
+    score: np.ndarray,
+    alarm_out: np.ndarray,
+) -> None:
     """EWMA residual detector over m ticks of n channels.
 
     Inputs e (m, n); per channel mu, sigma (> 0), lam in (0, 1], on, off (n,). In place: stat (n,)
@@ -72,9 +83,22 @@ def ewma_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, lam: np.ndarra
         alarm_out[t] = alarm
 
 
-def cusum_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, kref: np.ndarray, on: np.ndarray, off: np.ndarray,
-                 k: int, w: int, hi: np.ndarray, lo: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-                 score: np.ndarray, alarm_out: np.ndarray) -> None:
+def cusum_detect(
+    e: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    kref: np.ndarray,
+    on: np.ndarray,
+    off: np.ndarray,
+    k: int,
+    w: int,
+    hi: np.ndarray,
+    lo: np.ndarray,
+    history: np.ndarray,
+    alarm: np.ndarray,
+    score: np.ndarray,
+    alarm_out: np.ndarray,
+) -> None:
     """Two-sided CUSUM residual detector over m ticks of n channels.
 
     Like ``ewma_detect`` with the reference value kref (n,) (allowance, in sigma) in place of lam
@@ -95,10 +119,27 @@ def cusum_detect(e: np.ndarray, mu: np.ndarray, sigma: np.ndarray, kref: np.ndar
         alarm_out[t] = alarm
 
 
-def pca_detect(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, loadings: np.ndarray, eigvals: np.ndarray,
-               t2_lim: float, q_lim: float, lam: float, on: float, off: float, k: int, w: int,
-               stat: np.ndarray, history: np.ndarray, alarm: np.ndarray,
-               t2: np.ndarray, q: np.ndarray, score: np.ndarray, alarm_out: np.ndarray) -> None:
+def pca_detect(
+    X: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    loadings: np.ndarray,
+    eigvals: np.ndarray,
+    t2_lim: float,
+    q_lim: float,
+    lam: float,
+    on: float,
+    off: float,
+    k: int,
+    w: int,
+    stat: np.ndarray,
+    history: np.ndarray,
+    alarm: np.ndarray,
+    t2: np.ndarray,
+    q: np.ndarray,
+    score: np.ndarray,
+    alarm_out: np.ndarray,
+) -> None:
     """PCA T^2 / Q detector over m samples X (m, p) of one asset.
 
     Model: mean, scale (p,), loadings P (p, a) with orthonormal columns, eigvals (a,) > 0, limits

@@ -100,8 +100,16 @@ def _orders_of(theta_shape: tuple[int, ...], yh_shape: tuple[int, ...], uh_shape
 
 
 def rls_step(
-    theta: np.ndarray, P: np.ndarray, yh: np.ndarray, uh: np.ndarray, y: ArrayLike, u: ArrayLike,
-    lam: ArrayLike, p_max: ArrayLike, sigma2: np.ndarray, err: np.ndarray,
+    theta: np.ndarray,
+    P: np.ndarray,
+    yh: np.ndarray,
+    uh: np.ndarray,
+    y: ArrayLike,
+    u: ArrayLike,
+    lam: ArrayLike,
+    p_max: ArrayLike,
+    sigma2: np.ndarray,
+    err: np.ndarray,
 ) -> None:
     """One RLS-with-forgetting update of every channel, in place; see ``ident_reference.rls_step``.
 
@@ -127,7 +135,12 @@ def rls_step(
 
 
 def arx_simulate(
-    theta: ArrayLike, P: ArrayLike, yh: ArrayLike, uh: ArrayLike, u_future: ArrayLike, sigma2: ArrayLike,
+    theta: ArrayLike,
+    P: ArrayLike,
+    yh: ArrayLike,
+    uh: ArrayLike,
+    u_future: ArrayLike,
+    sigma2: ArrayLike,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(mean, var)`` (n, h): each channel's model run under ``u_future`` (n, h).
 
@@ -145,9 +158,7 @@ def arx_simulate(
     mean = np.empty(uf.shape)
     var = np.empty(uf.shape)
     p = o.n_params
-    _impl.arx_simulate(
-        th, _in("P", P, (n, p, p)), _in("yh", yh, (n, o.na)), _in("uh", uh, (n, o.n_input_history)), uf, _in("sigma2", sigma2, (n,)), mean, var
-    )
+    _impl.arx_simulate(th, _in("P", P, (n, p, p)), _in("yh", yh, (n, o.na)), _in("uh", uh, (n, o.n_input_history)), uf, _in("sigma2", sigma2, (n,)), mean, var)
     return mean, var
 
 
@@ -159,8 +170,9 @@ class RlsBank:
     ``ident_reference.rls_step``). ``updates`` counts the accepted updates per channel.
     """
 
-    def __init__(self, orders: ArxOrders, n_channels: int, lam: ArrayLike = 0.998, p_max: ArrayLike = 1e4,
-                 p0: float = 1e3, theta0: ArrayLike | None = None) -> None:
+    def __init__(
+        self, orders: ArxOrders, n_channels: int, lam: ArrayLike = 0.998, p_max: ArrayLike = 1e4, p0: float = 1e3, theta0: ArrayLike | None = None
+    ) -> None:
         n = operator.index(n_channels)
         if n < 0:
             raise ValueError(f"n_channels must be >= 0, got {n}")
@@ -202,8 +214,7 @@ class RlsBank:
     def step(self, y: ArrayLike, u: ArrayLike) -> None:
         """Feed y[k] (NaN: none) and the input u[k] now applied; one kernel call for all channels."""
         n = self.n_channels
-        _impl.rls_step(self.theta, self.P, self.yh, self.uh, _in("y", y, (n,)), _in("u", u, (n,)),
-                       self.lam, self.p_max, self.sigma2, self.err)
+        _impl.rls_step(self.theta, self.P, self.yh, self.uh, _in("y", y, (n,)), _in("u", u, (n,)), self.lam, self.p_max, self.sigma2, self.err)
         self.updates += ~np.isnan(self.err)
 
     def simulate(self, u_future: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -245,13 +256,13 @@ def model_params(theta: ArrayLike, P: ArrayLike, sigma2: ArrayLike, orders: ArxO
     cov = np.asarray(P, dtype=np.float64) * np.asarray(sigma2, dtype=np.float64)[:, None, None]
     na, nb = orders.na, orders.nb
     sa = th[:, :na].sum(axis=1)
-    sb = th[:, na:na + nb].sum(axis=1)
+    sb = th[:, na : na + nb].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         one = 1.0 - sa
         gain = np.where(one != 0, sb / one, np.nan)
         grad = np.zeros_like(th)
         grad[:, :na] = (sb / (one * one))[:, None]
-        grad[:, na:na + nb] = (1.0 / one)[:, None]
+        grad[:, na : na + nb] = (1.0 / one)[:, None]
         gvar = np.einsum("ni,nij,nj->n", grad, cov, grad)
         gain_std = np.sqrt(np.where(gvar >= 0, gvar, np.nan))
         if na == 1:

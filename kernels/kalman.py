@@ -44,8 +44,8 @@ from ._select import kalman_impl as _impl
 
 __all__ = [
     "MAX_STATE_SIZE",
-    "ChannelIndex",
     "STATE_SIZE",
+    "ChannelIndex",
     "KalmanBank",
     "kalman_forecast",
     "kalman_step",
@@ -58,9 +58,7 @@ MAX_STATE_SIZE: Final[int] = 8  # the compiled kernels keep per-channel scratch 
 ChannelIndex: TypeAlias = int | slice | Sequence[int] | NDArray[np.integer[Any]] | NDArray[np.bool_]
 """Selects channels of a bank (``reset``): an index, a slice, indices or a boolean mask."""
 
-STATE_SIZE: Final[Mapping[str, int]] = MappingProxyType(
-    {"random_walk": 1, "constant_velocity": 2, "constant_acceleration": 3}
-)
+STATE_SIZE: Final[Mapping[str, int]] = MappingProxyType({"random_walk": 1, "constant_velocity": 2, "constant_acceleration": 3})
 
 
 def model_matrices(kind: str, dt_s: float, q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,8 +138,15 @@ def kalman_step(
     _output("innov", innov, (n,))
     _output("innov_var", innov_var, (n,))
     _impl.kalman_step(
-        x, P, _input("F", F, (s, s)), _input("Q", Q, (s, s)), _input("H", H, (s,)),
-        _input("R", R, (n,)), _input("z", z, (n,)), innov, innov_var,
+        x,
+        P,
+        _input("F", F, (s, s)),
+        _input("Q", Q, (s, s)),
+        _input("H", H, (s,)),
+        _input("R", R, (n,)),
+        _input("z", z, (n,)),
+        innov,
+        innov_var,
     )
 
 
@@ -156,8 +161,12 @@ def kalman_forecast(x: ArrayLike, P: ArrayLike, F: ArrayLike, Q: ArrayLike, H: A
     if k < 0:
         raise ValueError(f"steps must be >= 0, got {k}")
     mean_var: tuple[np.ndarray, np.ndarray] = _impl.kalman_forecast(
-        _input("x", x, (n, s)), _input("P", P, (n, s, s)), _input("F", F, (s, s)),
-        _input("Q", Q, (s, s)), _input("H", H, (s,)), k,
+        _input("x", x, (n, s)),
+        _input("P", P, (n, s, s)),
+        _input("F", F, (s, s)),
+        _input("Q", Q, (s, s)),
+        _input("H", H, (s,)),
+        k,
     )
     return mean_var
 

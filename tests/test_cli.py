@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def _start(args: list[str], log_path: Path) -> tuple[subprocess.Popen, object]:
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+        [sys.executable, "-m", "edge", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     return proc, log

@@ -99,9 +99,7 @@ async def test_plant_to_opcua_client(free_port_factory, tmp_path: Path) -> None:
 
             await _wait_for(twin_warm, 10, "the twin to warm up")
             await asyncio.sleep(3.0)  # a baseline of normal operation
-            baseline = [
-                dv.Value.Value for dv in handler.seen.get("edgetwin/Assets/tank1/AnomalyScore", []) if dv.StatusCode.is_good()
-            ]
+            baseline = [dv.Value.Value for dv in handler.seen.get("edgetwin/Assets/tank1/AnomalyScore", []) if dv.StatusCode.is_good()]
             assert len(baseline) > 10
             estimates = {dv.Value.Value for dv in handler.seen["edgetwin/Assets/tank1/vibration/Estimate"] if dv.Value.Value is not None}
             measured = {dv.Value.Value for dv in handler.seen["edgetwin/Devices/tank1_plc/vibration"]}
@@ -147,9 +145,7 @@ def test_cli_demo_starts_prints_endpoint_and_stops_cleanly_on_sigterm(tmp_path: 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "stderr.log"
     log_file = log_path.open("w")  # a file, not a pipe: an unread pipe would fill and block the gateway
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
     try:
         line = ""
         deadline = time.monotonic() + 30

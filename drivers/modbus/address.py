@@ -243,10 +243,7 @@ def parse_address(text: str) -> tuple[Area, int, int | None]:
         try:
             area = _CLASSIC_DIGITS[digits[0]]
         except KeyError:
-            raise ValueError(
-                f"unknown area digit {digits[0]!r} in {digits!r} (use 0 coil, 1 discrete input, "
-                "3 input register, 4 holding register)"
-            ) from None
+            raise ValueError(f"unknown area digit {digits[0]!r} in {digits!r} (use 0 coil, 1 discrete input, 3 input register, 4 holding register)") from None
         number = int(digits[1:])
         if number == 0:
             raise ValueError(f"{digits!r} is not a valid one-based address (numbering starts at 1)")
@@ -284,9 +281,7 @@ def _finite(value: object, what: str) -> float:
     return float(value)
 
 
-def linear_from_ranges(
-    raw_low: float | None, raw_high: float | None, eng_low: float | None, eng_high: float | None
-) -> tuple[float, float]:
+def linear_from_ranges(raw_low: float | None, raw_high: float | None, eng_low: float | None, eng_high: float | None) -> tuple[float, float]:
     """(scale, offset) that maps raw_low..raw_high onto eng_low..eng_high (value = raw * scale + offset).
 
     The mapping is linear and not clamped: a raw value outside raw_low..raw_high gives an
@@ -310,7 +305,7 @@ def make_point(
     name: str,
     unit_id: int = 1,
     address: str,
-    type: str | DataType = "uint16",  # noqa: A002 - the config key is "type"
+    type: str | DataType = "uint16",
     order: str | Order = "ABCD",
     scale: float = 1.0,
     offset: float = 0.0,
@@ -357,9 +352,7 @@ def make_point(
             raise ValueError(f"length is only allowed with type 'string', not {type_name!r}")
         count = data_type.registers
     if start + count - 1 > MAX_ADDRESS:
-        raise ValueError(
-            f"{type_name} at {area.noun} {start} needs {count} registers and runs past {MAX_ADDRESS}"
-        )
+        raise ValueError(f"{type_name} at {area.noun} {start} needs {count} registers and runs past {MAX_ADDRESS}")
 
     scale_f = _finite(scale, "scale")
     offset_f = _finite(offset, "offset")
@@ -382,9 +375,7 @@ def make_point(
     if writable and bit is not None:
         raise ValueError("a bit inside a register cannot be writable (write the whole register or use a coil)")
     if writable and data_type is DataType.STRING and count > MAX_WRITABLE_STRING_REGISTERS:
-        raise ValueError(
-            f"a writable string has at most {MAX_WRITABLE_STRING_REGISTERS} registers (one FC16 write), got length {count}"
-        )
+        raise ValueError(f"a writable string has at most {MAX_WRITABLE_STRING_REGISTERS} registers (one FC16 write), got length {count}")
 
     low_f = None if low is None else _finite(low, "low")
     high_f = None if high is None else _finite(high, "high")

@@ -308,12 +308,8 @@ class ModbusDriver:
         fill(results, req.points, Outcome(None, status, arrived, Reason.EXCEPTION, detail))
         return None
 
-    async def _isolate(
-        self, client: Any, req: ReadRequest, parts: list[ReadRequest], results: dict[int, Outcome]
-    ) -> Outcome | None:
-        self._log.info(
-            "modbus_block_split", unit_id=req.unit_id, area=req.area.value, start=req.start, count=req.count, parts=len(parts)
-        )
+    async def _isolate(self, client: Any, req: ReadRequest, parts: list[ReadRequest], results: dict[int, Outcome]) -> Outcome | None:
+        self._log.info("modbus_block_split", unit_id=req.unit_id, area=req.area.value, start=req.start, count=req.count, parts=len(parts))
         self._solo.update(req.points)
         self._forget_plans()
         for part in parts:
@@ -397,9 +393,7 @@ class ModbusDriver:
 
     def _missed(self, unit_id: int, error: str) -> None:
         if self.units.on_timeout(unit_id):
-            self._log.warning(
-                "modbus_unit_unreachable", unit_id=unit_id, error=error, demoted_for_s=self.units.demote_for_s
-            )
+            self._log.warning("modbus_unit_unreachable", unit_id=unit_id, error=error, demoted_for_s=self.units.demote_for_s)
 
     def _connected_client(self) -> Any:
         if not self._is_connected():

@@ -167,9 +167,7 @@ def _encode_string(value: TagValue, point: RegisterPoint) -> list[int]:
         raise ValueError("string contains non-ASCII characters") from None
     size = 2 * point.count
     if len(data) > size:
-        raise ValueError(
-            f"string of {len(data)} characters does not fit in {point.count} registers ({size} characters)"
-        )
+        raise ValueError(f"string of {len(data)} characters does not fit in {point.count} registers ({size} characters)")
     swap = Order.BADC if point.order.byte_swap else Order.ABCD
     return bytes_to_registers(data.ljust(size, b"\x00"), swap)
 

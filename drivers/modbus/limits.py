@@ -24,4 +24,3 @@ MAX_WRITABLE_STRING_REGISTERS = MAX_WRITE_REGISTERS
 # Unused addresses a block read may span to merge two tags. A register block cannot bridge a wider
 # gap, so a larger value is refused as a mistake rather than accepted without effect.
 MAX_GAP = MAX_READ_REGISTERS - 1
-

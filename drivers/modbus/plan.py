@@ -98,10 +98,7 @@ def split(request: ReadRequest) -> list[ReadRequest]:
         spans.setdefault((p.address, p.count), []).append(p)
     if len(spans) <= 1:
         return [request]
-    return [
-        ReadRequest(request.unit_id, request.area, address, count, tuple(pts))
-        for (address, count), pts in sorted(spans.items())
-    ]
+    return [ReadRequest(request.unit_id, request.area, address, count, tuple(pts)) for (address, count), pts in sorted(spans.items())]
 
 
 def covered(requests: Sequence[ReadRequest]) -> list[RegisterPoint]:

@@ -69,7 +69,7 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
 def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str, Any]) -> None:
     """Identified signals: a known numeric input tag, periods that fit the tick, one per asset."""
     identified = [(i, s) for i, s in enumerate(asset.signals) if s.input is not None]
-    for i, sig in identified[1:]:
+    for i, _ in identified[1:]:
         c.add(f"{prefix}.signals[{i}].input", f"asset {asset.name!r} already identifies signal {identified[0][1].name!r}; one identified signal per asset")
     for i, sig in identified:
         path = f"{prefix}.signals[{i}]"
@@ -91,16 +91,18 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
         if sig.max_dead_time_s is not None:
             top = sig.max_dead_time_s / period
             if sig.input_model != "fopdt":
-                c.add(f"{path}.max_dead_time_s", "only for input_model = \"fopdt\"")
+                c.add(f"{path}.max_dead_time_s", 'only for input_model = "fopdt"')
             elif abs(top - round(top)) > 1e-9 * max(1.0, top):
                 c.add(f"{path}.max_dead_time_s", f"must be a whole multiple of model_period_s ({period:g} s), got {sig.max_dead_time_s:g}")
             elif sig.max_dead_time_s < sig.dead_time_s:
                 c.add(f"{path}.max_dead_time_s", f"must be >= dead_time_s ({sig.dead_time_s:g} s)")
             elif round(top) > 255 or round(top) - round(steps) + 1 > 32:
-                c.add(f"{path}.max_dead_time_s", f"at most 255 model periods and 32 candidate dead times, got {round(top) - round(steps) + 1} candidates up to {round(top)} periods")
+                c.add(
+                    f"{path}.max_dead_time_s",
+                    f"at most 255 model periods and 32 candidate dead times, got {round(top) - round(steps) + 1} candidates up to {round(top)} periods",
+                )
 
 
 def _check_opcua(c: _Collector, opcua: OpcUaSection | None) -> None:
     if opcua is not None:
         _duplicates(c, [(f"opcua.users[{i}]", u) for i, u in enumerate(opcua.users)], "user")
-

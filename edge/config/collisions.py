@@ -40,7 +40,7 @@ def find_collisions(nodes: Sequence[PlannedNode], origins: Mapping[str, tuple[An
     found: dict[tuple[str, str, str], tuple[int, str, str]] = {}
     for group in by_path.values():
         for i, first in enumerate(group):
-            for second in group[i + 1:]:
+            for second in group[i + 1 :]:
                 if _duplicate(first[1], second[1]):
                     continue
                 (index, blamed), (_, other) = _blame(first, second)

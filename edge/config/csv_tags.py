@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 
 from pydantic import BaseModel, ValidationError
 
-
 if TYPE_CHECKING:
     from edge.config.loader import _Collector
 

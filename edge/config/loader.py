@@ -24,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 
 from drivers import UnknownDriverError, settings_model
 from edge.config.checks import _check_assets, _check_devices, _check_exclusive, _check_opcua
-from edge.config.csv_tags import _with_csv_tags
 from edge.config.collisions import check_collisions
+from edge.config.csv_tags import _with_csv_tags
 from edge.config.locate import key_lines, line_of
 from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, OpcUaSection, SimulatorSection
 
@@ -61,7 +61,7 @@ def _message(err: Mapping[str, Any], model: type[BaseModel] | None) -> str:
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     return msg
 
 
@@ -201,4 +201,3 @@ def _validate_list(c: _Collector, raw: dict, key: str, pick) -> list[tuple[str, 
         if value is not None:
             out.append((prefix, value))
     return out
-

@@ -60,7 +60,7 @@ def key_lines(text: str) -> dict[str, int]:
         if key:
             full = ".".join([prefix, *_split_key(key.group(1))]) if prefix else ".".join(_split_key(key.group(1)))
             lines.setdefault(full, lineno)
-            rest = line[key.end():]
+            rest = line[key.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) == 1:
                     in_multiline = quote

@@ -121,7 +121,6 @@ class HistorySection(Strict):
     max_values_per_read: int = Field(1000, ge=1, le=100_000)  # per node per HistoryRead; more -> continuation point
 
 
-
 class SignalConfig(Strict):
     name: Name
     tag: str  # "device.tag"
@@ -230,4 +229,3 @@ class GatewayConfig(Strict):
 
     def device(self, name: str) -> DeviceConfig:
         return next(d for d in self.devices if d.name == name)
-

@@ -5,7 +5,7 @@ Counters are data, not log lines: the supervisor logs an outage once and counts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.base import LinkState
 from drivers.sample import Status, TagSample, utcnow
@@ -37,10 +37,7 @@ class DeviceHealth:
         return device_diag_key(self.device, leaf)
 
     def infos(self) -> list[TagInfo]:
-        return [
-            TagInfo(self.key(leaf), device_diag_path(self.device, leaf), dtype, units, description=desc)
-            for leaf, dtype, units, desc in DEVICE_FIELDS
-        ]
+        return [TagInfo(self.key(leaf), device_diag_path(self.device, leaf), dtype, units, description=desc) for leaf, dtype, units, desc in DEVICE_FIELDS]
 
     _published: dict[str, object] = field(default_factory=dict, repr=False)  # leaf -> value last published
 

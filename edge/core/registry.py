@@ -24,9 +24,7 @@ log = structlog.get_logger("edge.core.registry")
 Listener = Callable[[Sequence[TagSample]], None]
 _BAD = 0x80000000  # status codes at or above this are Bad (severity bits 10 or 11)
 
-DATA_TYPES = frozenset(
-    {"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"}
-)
+DATA_TYPES = frozenset({"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +135,7 @@ class TagRegistry:
                 usable = False
             if usable:
                 if last.status != Status.UncertainNoCommunicationLastUsableValue:
-                    out.append(
-                        TagSample(key, last.value, Status.UncertainNoCommunicationLastUsableValue, last.source_time, at)
-                    )
+                    out.append(TagSample(key, last.value, Status.UncertainNoCommunicationLastUsableValue, last.source_time, at))
             elif last.status != status:
                 out.append(TagSample(key, None, status, at, at))
         self.publish(out)

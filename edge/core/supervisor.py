@@ -43,7 +43,7 @@ HEALTH_INTERVAL_S = 1.0  # counters (reads, cycle time) are published at most th
 class _ScanGroup:
     """Points polled every *interval_s*; due at ``start + k * interval_s``."""
 
-    __slots__ = ("interval_s", "indexes", "start", "k")
+    __slots__ = ("indexes", "interval_s", "k", "start")
 
     def __init__(self, interval_s: float, indexes: list[int]) -> None:
         self.interval_s = interval_s

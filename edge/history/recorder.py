@@ -178,4 +178,3 @@ class HistoryRecorder:
             self.db_bytes = await asyncio.to_thread(self.store.used_bytes)
         except (sqlite3.Error, OSError) as exc:
             log.error("history_size_failed", error=str(exc))
-

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -27,7 +27,7 @@ from drivers.sample import TagSample, TagValue, utcnow
 
 log = structlog.get_logger("edge.history.store")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tags (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (
@@ -46,7 +46,7 @@ SIZE_TARGET = 0.9  # after a size trim the database uses at most this fraction o
 
 def to_us(t: datetime) -> int:
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return (t - _EPOCH) // timedelta(microseconds=1)
 
 

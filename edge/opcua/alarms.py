@@ -68,8 +68,15 @@ class AlarmSpec:
 def alarm_specs(cfg: Any) -> list[AlarmSpec]:
     """The alarms a gateway config declares (asset anomaly alarms, then tag limit alarms)."""
     out = [
-        AlarmSpec(names.ANOMALY_ALARM, names.asset_output_key(a.name, "alarm"), names.asset_path(a.name), a.alarm_severity, "flag", a.alarm_threshold,
-                  text=f"{a.name} anomaly score")
+        AlarmSpec(
+            names.ANOMALY_ALARM,
+            names.asset_output_key(a.name, "alarm"),
+            names.asset_path(a.name),
+            a.alarm_severity,
+            "flag",
+            a.alarm_threshold,
+            text=f"{a.name} anomaly score",
+        )
         for a in cfg.assets
     ]
     for dev in cfg.devices:
@@ -171,7 +178,9 @@ class OpcUaAlarms:
             source_id = server.path_node_id(spec.source)
             node_id = server.path_node_id(names.condition_path(spec.source, spec.name))
             source = self._server.get_node(source_id)
-            cond = await source.add_object(node_id, ua.QualifiedName(spec.name, server.namespace_index), objecttype=ua.ObjectIds.AlarmConditionType, instantiate_optional=False)
+            cond = await source.add_object(
+                node_id, ua.QualifiedName(spec.name, server.namespace_index), objecttype=ua.ObjectIds.AlarmConditionType, instantiate_optional=False
+            )
             # A condition is not a member of its source: relate them with HasCondition (not
             # hierarchical), so browsing a device or asset still shows only its variables.
             await source.delete_reference(cond, ua.ObjectIds.HasComponent, forward=True, bidirectional=True)
@@ -267,7 +276,7 @@ class OpcUaAlarms:
         _two_state(ev, "EnabledState", True, "Enabled", "Disabled", None)
         _two_state(ev, "ActiveState", s.active, "Active", "Inactive", s.active_since if s.active else at)
         _two_state(ev, "AckedState", s.acked, "Acknowledged", "Unacknowledged", s.acked_at)
-        setattr(ev, "SuppressedOrShelved", False)
+        ev.SuppressedOrShelved = False
         aspace = self._server.iserver.aspace
         for name, nid in c.mirror.items():  # the condition node shows the state of its latest event
             value = getattr(ev, name, None)
@@ -291,7 +300,11 @@ class OpcUaAlarms:
         if role is not None and role < ACK_ROLE:
             log.warning("acknowledge_refused", condition=c.spec.name, user=user, needs=ACK_ROLE.label)
             return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
-        if len(args) != 2 or args[0].VariantType != ua.VariantType.ByteString or args[1].VariantType not in (ua.VariantType.LocalizedText, ua.VariantType.String, ua.VariantType.Null):
+        if (
+            len(args) != 2
+            or args[0].VariantType != ua.VariantType.ByteString
+            or args[1].VariantType not in (ua.VariantType.LocalizedText, ua.VariantType.String, ua.VariantType.Null)
+        ):
             log.warning("acknowledge_rejected", condition=c.spec.name, user=user, reason="expected (EventId: ByteString, Comment: LocalizedText)")
             return ua.StatusCode(ua.StatusCodes.BadInvalidArgument)
         comment = args[1].Value

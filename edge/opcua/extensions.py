@@ -14,19 +14,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edge.opcua.alarms import OpcUaAlarms, alarm_specs
-from edge.history.recorder import HistoryRecorder
-from edge.history.store import HistoryStore
-from edge.opcua.history_read import OpcUaHistory
-from edge.opcua.methods import AssetMethods, identified_assets
 from edge.core import names
 from edge.core.registry import TagRegistry
+from edge.history.recorder import HistoryRecorder
+from edge.history.store import HistoryStore
+from edge.opcua.alarms import OpcUaAlarms, alarm_specs
+from edge.opcua.history_read import OpcUaHistory
+from edge.opcua.methods import AssetMethods, identified_assets
 
 
 @asynccontextmanager
-async def northbound_extensions(
-    cfg: Any, registry: TagRegistry, twins: Sequence[Any], *, tasks: asyncio.TaskGroup | None = None
-) -> AsyncIterator[list[Any]]:
+async def northbound_extensions(cfg: Any, registry: TagRegistry, twins: Sequence[Any], *, tasks: asyncio.TaskGroup | None = None) -> AsyncIterator[list[Any]]:
     """The server extensions for *cfg*; the history recorder (if any) runs until this exits,
     and flushes every buffered sample on the way out."""
     extensions: list[Any] = []
@@ -35,7 +33,9 @@ async def northbound_extensions(
         if keys:
             h = cfg.history
             store = HistoryStore(history_path(cfg), retention_days=h.retention_days, max_db_mb=h.max_db_mb)
-            recorder = await stack.enter_async_context(HistoryRecorder(store, registry, keys, flush_interval_s=h.flush_interval_s, diagnostics=True, tasks=tasks))
+            recorder = await stack.enter_async_context(
+                HistoryRecorder(store, registry, keys, flush_interval_s=h.flush_interval_s, diagnostics=True, tasks=tasks)
+            )
             extensions.append(OpcUaHistory(recorder, max_page=h.max_values_per_read))
         specs = alarm_specs(cfg)
         if specs:

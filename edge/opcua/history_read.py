@@ -89,7 +89,9 @@ class StoreHistoryBackend(HistoryStorageInterface):
         # Samples reach the store from the registry (HistoryRecorder), not from node writes.
         return None
 
-    async def read_node_history(self, node_id: ua.NodeId, start: datetime | None, end: datetime | None, nb_values: int) -> tuple[list[ua.DataValue], datetime | None]:
+    async def read_node_history(
+        self, node_id: ua.NodeId, start: datetime | None, end: datetime | None, nb_values: int
+    ) -> tuple[list[ua.DataValue], datetime | None]:
         """The storage interface's read (timestamp continuation); ``read_history`` is used instead
         for requests from clients, this serves callers inside the server."""
         if node_id not in self.nodes:
@@ -155,7 +157,9 @@ class StoreHistoryBackend(HistoryStorageInterface):
                 result.HistoryData = ua.HistoryData()  # continuation points are stateless: nothing to free
             else:
                 try:
-                    dvs, cp = await self.read_raw(rv.NodeId, details.StartTime, details.EndTime, details.NumValuesPerNode, rv.ContinuationPoint, params.TimestampsToReturn)
+                    dvs, cp = await self.read_raw(
+                        rv.NodeId, details.StartTime, details.EndTime, details.NumValuesPerNode, rv.ContinuationPoint, params.TimestampsToReturn
+                    )
                 except _BadContinuationPoint as exc:
                     log.warning("history_read_rejected", node=rv.NodeId.to_string(), reason=str(exc))
                     result.StatusCode = ua.StatusCode(ua.StatusCodes.BadContinuationPointInvalid)

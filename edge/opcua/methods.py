@@ -86,7 +86,10 @@ class AssetMethods:
             reset = await parent.add_method(
                 server.path_node_id(names.method_path(asset, names.RESET_MODEL)), ua.QualifiedName(names.RESET_MODEL, ns), self._reset_for(asset), [], []
             )
-            for node, text in ((sim, "what-if: predicted output under a candidate input trajectory"), (reset, "forget the identified model and identify it again")):
+            for node, text in (
+                (sim, "what-if: predicted output under a candidate input trajectory"),
+                (reset, "forget the identified model and identify it again"),
+            ):
                 await node.write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(text), ua.VariantType.LocalizedText)))
             server.require_role(sim.nodeid, SIMULATE_ROLE)
             server.require_role(reset.nodeid, RESET_ROLE)

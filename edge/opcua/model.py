@@ -28,11 +28,11 @@ from typing import Any
 from asyncua import Server, ua
 
 from drivers.sample import TagSample
-from edge.opcua import units
 from edge.core import names
 from edge.core.health import DEVICE_FIELDS
 from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
+from edge.opcua import units
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
     "bool": ua.VariantType.Boolean,
@@ -118,9 +118,7 @@ def to_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
 def eu_information(text: str) -> ua.EUInformation:
     unit = units.lookup(text)
     if unit is None:
-        return ua.EUInformation(
-            NamespaceUri=units.UNECE_NAMESPACE, UnitId=-1, DisplayName=ua.LocalizedText(text), Description=ua.LocalizedText(text)
-        )
+        return ua.EUInformation(NamespaceUri=units.UNECE_NAMESPACE, UnitId=-1, DisplayName=ua.LocalizedText(text), Description=ua.LocalizedText(text))
     return ua.EUInformation(
         NamespaceUri=units.UNECE_NAMESPACE,
         UnitId=units.unit_id(unit.code),
@@ -139,9 +137,7 @@ _BASE_OBJECT = ua.NodeId(ua.ObjectIds.BaseObjectType)
 _HAS_COMPONENT = ua.NodeId(ua.ObjectIds.HasComponent)
 _HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
 _ORGANIZES = ua.NodeId(ua.ObjectIds.Organizes)
-_ZERO: dict[str, object] = {"bool": False, "string": ""} | {t: 0.0 for t in ("float32", "float64")} | {
-    t: 0 for t in NUMERIC - {"float32", "float64"}
-}
+_ZERO: dict[str, object] = {"bool": False, "string": ""} | {t: 0.0 for t in ("float32", "float64")} | {t: 0 for t in NUMERIC - {"float32", "float64"}}
 
 
 class ModelBuilder:
@@ -261,9 +257,7 @@ class ModelBuilder:
         await self.add_variable(self.types["DeviceType"], tag, "<Tag>", data_type="float64", description="a tag read from the device")
         await self._rule(tag, ua.ObjectIds.ModellingRule_OptionalPlaceholder)
         sig = ua.NodeId(type_id_text("AssetType", "<Signal>"), self.ns)
-        await self.add_object(
-            self.types["AssetType"], sig, "<Signal>", self.types["TwinSignalType"], description="a signal of the twin", ref=_HAS_COMPONENT
-        )
+        await self.add_object(self.types["AssetType"], sig, "<Signal>", self.types["TwinSignalType"], description="a signal of the twin", ref=_HAS_COMPONENT)
         await self._rule(sig, ua.ObjectIds.ModellingRule_OptionalPlaceholder)
 
     # -- instances ---------------------------------------------------------------------------
@@ -274,9 +268,7 @@ class ModelBuilder:
         for info in infos:
             for d in range(1, len(info.path)):
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
-        root = await self.add_object(
-            objects, self.nid(()), self.gateway, _BASE_OBJECT, description=f"edgetwin gateway {self.gateway}", ref=_ORGANIZES
-        )
+        root = await self.add_object(objects, self.nid(()), self.gateway, _BASE_OBJECT, description=f"edgetwin gateway {self.gateway}", ref=_ORGANIZES)
         containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {(): (root, "BaseObjectType")}
         for info in infos:
             parent, parent_type = containers[()]

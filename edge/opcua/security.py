@@ -132,9 +132,7 @@ def generate_certificate(
     """Make a 2048-bit RSA key and a self-signed application certificate; the key file is 0600."""
     key = cert_gen.generate_private_key()
     usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
-    cert = cert_gen.generate_self_signed_app_certificate(
-        key, common_name, {"organizationName": "edgetwin"}, _san(application_uri, hostnames), usage, days=days
-    )
+    cert = cert_gen.generate_self_signed_app_certificate(key, common_name, {"organizationName": "edgetwin"}, _san(application_uri, hostnames), usage, days=days)
     key_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -178,9 +176,7 @@ def ensure_server_certificate(pki: Pki, *, common_name: str, application_uri: st
         if pki.key.stat().st_mode & 0o077:
             log.warning("server_key_permissions", path=str(pki.key), mode=oct(pki.key.stat().st_mode & 0o777), hint="chmod 600")
         return cert
-    cert = generate_certificate(
-        pki.key, pki.cert, common_name=common_name, application_uri=application_uri, hostnames=hostnames, days=days
-    )
+    cert = generate_certificate(pki.key, pki.cert, common_name=common_name, application_uri=application_uri, hostnames=hostnames, days=days)
     log.info("server_certificate_created", path=str(pki.cert), application_uri=application_uri, hostnames=list(hostnames))
     return cert
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -42,13 +42,13 @@ from asyncua.ua.uaerrors import UaError
 
 from drivers.sample import Status, TagSample, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
+from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
-from edge.opcua.writes import WriteGate, WriteHandler
-from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
 from edge.opcua.users import Role, UserDirectory
+from edge.opcua.writes import WriteGate, WriteHandler
 
 __all__ = [
     "GROUP_FOLDERS",
@@ -182,9 +182,7 @@ class OpcUaServer:
             writable=self._builder.writable,
             variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
         ).install(self._server.iserver.attribute_service)
-        self.sessions = SessionHooks(
-            self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR
-        )
+        self.sessions = SessionHooks(self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR)
         for ext in self._extensions:
             await ext.attach(self)
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
@@ -250,7 +248,7 @@ class OpcUaServer:
             product_name="edgetwin",
             software_version=__version__,
             build_number=f"kernels={kernels.IMPLEMENTATION}",
-            build_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+            build_date=datetime(2026, 1, 1, tzinfo=UTC),
         )
 
     def _publish_sessions(self, count: int) -> None:

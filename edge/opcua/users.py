@@ -80,10 +80,7 @@ def parse_password_hash(text: str) -> PasswordHash:
     """Parse ``scrypt$N$r$p$salt$hash``; raise ValueError (with a hint) for anything else."""
     m = _HASH_RE.match(text)
     if m is None:
-        raise ValueError(
-            "not a password hash (expected scrypt$N$r$p$salt$hash as printed by `edgetwin hash-password`); "
-            "plain-text passwords are not accepted"
-        )
+        raise ValueError("not a password hash (expected scrypt$N$r$p$salt$hash as printed by `edgetwin hash-password`); plain-text passwords are not accepted")
     n, r, p = (int(m.group(i)) for i in (1, 2, 3))
     if n < 2**10 or n & (n - 1):
         raise ValueError(f"scrypt N must be a power of two >= 1024, got {n}")

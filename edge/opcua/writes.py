@@ -25,9 +25,9 @@ import structlog
 from asyncua import ua
 
 from drivers.sample import Status, TagValue
+from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua import asyncua_patches
 from edge.opcua.model import VARIANT_TYPES
-from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.users import Role, role_of
 
 log = structlog.get_logger("edge.opcua.writes")

@@ -33,8 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explained", type=float, default=0.95, help="pca: variance share of the kept components")
     p.add_argument("--alpha", type=float, default=0.99, help="pca: confidence of the control limits")
     p.add_argument("--no-differences", action="store_true", help="pca: do not add first differences of the signals")
-    p.add_argument("--rate-only", default="", help="pca: comma-separated signals monitored by their first difference only "
-                   "(slow drifting states, e.g. Temperature,Thermocouple on SKAB)")
+    p.add_argument(
+        "--rate-only",
+        default="",
+        help="pca: comma-separated signals monitored by their first difference only (slow drifting states, e.g. Temperature,Thermocouple on SKAB)",
+    )
     p.add_argument("--out", help="output CSV (default: <csv stem>.replay.csv in the current directory)")
     p.add_argument("--plot", help="output PNG (default: <csv stem>.replay.png in the current directory)")
     p.add_argument("--no-plot", action="store_true")
@@ -64,20 +67,28 @@ def run(args: argparse.Namespace) -> int:
     plot = None if args.no_plot else Path(args.plot or f"{src.stem}.replay.png")
     try:
         settings = DetectorSettings(
-            kind=args.detector, train_rows=args.train_rows, on=args.on, release=args.release, k=args.k,
-            window=args.window, smoothing=args.smoothing, cusum_k=args.cusum_k, explained=args.explained,
-            alpha=args.alpha, differences=not args.no_differences,
+            kind=args.detector,
+            train_rows=args.train_rows,
+            on=args.on,
+            release=args.release,
+            k=args.k,
+            window=args.window,
+            smoothing=args.smoothing,
+            cusum_k=args.cusum_k,
+            explained=args.explained,
+            alpha=args.alpha,
+            differences=not args.no_differences,
             rate_only=tuple(c.strip() for c in args.rate_only.split(",") if c.strip()),
         )
         columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-        table, result, scores = replay_file(src, settings, sep=args.sep, time_column=args.time_column, columns=columns,
-                                            asset=asset, out=out, plot=plot)
+        table, result, scores = replay_file(src, settings, sep=args.sep, time_column=args.time_column, columns=columns, asset=asset, out=out, plot=plot)
     except (OSError, ValueError) as exc:
         print(f"replay failed: {exc}", file=sys.stderr)
         return 1
     alarms = int(result.alarm.sum())
-    print(f"{src}: {len(table.times_s)} rows, {len(result.names)} signals, detector {settings.kind} fitted on {settings.train_rows} rows; "
-          f"alarm on {alarms} rows")
+    print(
+        f"{src}: {len(table.times_s)} rows, {len(result.names)} signals, detector {settings.kind} fitted on {settings.train_rows} rows; alarm on {alarms} rows"
+    )
     if scores is not None:
         print("metrics over the rows after the training window:")
         for line in scores.lines():

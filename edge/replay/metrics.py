@@ -174,7 +174,9 @@ class Scores:
     def summary(self) -> dict[str, float]:
         c = self.confusion
         return {
-            "f1": c.f1, "far": c.far, "mar": c.mar,
+            "f1": c.f1,
+            "far": c.far,
+            "mar": c.mar,
             "nab_standard": self.nab.score("standard"),
             "nab_low_fp": self.nab.score("low_fp"),
             "nab_low_fn": self.nab.score("low_fn"),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.replay.run import DetectorSettings, ReplayResult
 from edge.replay.metrics import SignalTable
+from edge.replay.run import DetectorSettings, ReplayResult
 
 MAX_SIGNAL_PANELS = 8
 
@@ -42,8 +42,7 @@ def render(path: str | Path, table: SignalTable, result: ReplayResult, settings:
     names = result.names[:MAX_SIGNAL_PANELS]
     truth = table.labels.get("anomaly")
     train = np.arange(len(x)) < result.train_rows
-    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(13, 1.7 * len(names) + 3.2), sharex=True,
-                             gridspec_kw={"height_ratios": [1] * len(names) + [1.8]})
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(13, 1.7 * len(names) + 3.2), sharex=True, gridspec_kw={"height_ratios": [1] * len(names) + [1.8]})
     cols = [table.names.index(nm) for nm in names]
     for i, (ax, nm, j) in enumerate(zip(axes, names, cols)):
         _shade(ax, x, train, "0.85", 0.6, "training window" if i == 0 else None)

@@ -129,8 +129,7 @@ def run_twin(values: np.ndarray, twin: TwinSettings, forecast: bool = True) -> t
         sc = np.array([math.sqrt(twin.q[j]) if noisy else 1.0 for j in idx])
         v = values[:, idx] / sc
         first = v[~np.isnan(v).any(axis=1)]
-        bank = kernels.KalmanBank(kind, len(idx), 1.0, 1.0 if noisy else 0.0, np.array([twin.r[j] for j in idx]) / sc**2,
-                                  x0=first[0] if len(first) else 0.0)
+        bank = kernels.KalmanBank(kind, len(idx), 1.0, 1.0 if noisy else 0.0, np.array([twin.r[j] for j in idx]) / sc**2, x0=first[0] if len(first) else 0.0)
         for t in range(m):
             bank.step(v[t])
             est[t, idx] = bank.estimate * sc
@@ -140,8 +139,9 @@ def run_twin(values: np.ndarray, twin: TwinSettings, forecast: bool = True) -> t
     return est, res, fc
 
 
-def run_detector(values: np.ndarray, residual: np.ndarray | None, settings: DetectorSettings,
-                 names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def run_detector(
+    values: np.ndarray, residual: np.ndarray | None, settings: DetectorSettings, names: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Fit on the first ``train_rows`` rows, then score every row in order: (score, alarm, extra).
 
     *names* (one per column) resolve ``settings.rate_only``.
@@ -213,9 +213,17 @@ def write_csv(path: str | Path, table: SignalTable, result: ReplayResult) -> Non
             w.writerow(row)
 
 
-def replay_file(csv_path: str | Path, settings: DetectorSettings, *, sep: str | None = None, time_column: str | None = None,
-                columns: list[str] | None = None, asset: AssetConfig | None = None, out: str | Path | None = None,
-                plot: str | Path | None = None) -> tuple[SignalTable, ReplayResult, Scores | None]:
+def replay_file(
+    csv_path: str | Path,
+    settings: DetectorSettings,
+    *,
+    sep: str | None = None,
+    time_column: str | None = None,
+    columns: list[str] | None = None,
+    asset: AssetConfig | None = None,
+    out: str | Path | None = None,
+    plot: str | Path | None = None,
+) -> tuple[SignalTable, ReplayResult, Scores | None]:
     """Read *csv_path*, replay it, write the outputs CSV and the PNG when asked; return everything."""
     table = read_signal_csv(csv_path, sep=sep, time_column=time_column, columns=columns)
     twin, cols = None, None

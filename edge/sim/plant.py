@@ -41,8 +41,8 @@ import numpy as np
 from .params import Fault, PlantParams, Setpoints, check_pct, parse_fault
 
 __all__ = [
-    "Fault",
     "SIGNALS",
+    "Fault",
     "Plant",
     "PlantParams",
     "Setpoints",
@@ -297,16 +297,8 @@ class Plant:
         p = self.params
         s = self._rpm / p.pump_rated_rpm
         wear_min = self._fault_minutes() if self._fault is Fault.BEARING_WEAR else 0.0
-        current = (
-            p.motor_noload_current_a * s
-            + (p.motor_rated_current_a - p.motor_noload_current_a) * s * s
-            + p.bearing_current_rate_a_per_min * wear_min * s
-        )
-        vibration = (
-            p.vibration_floor_mm_s
-            + p.vibration_rated_mm_s * s * s
-            + p.bearing_vibration_rate_mm_s_per_min * wear_min * s
-        )
+        current = p.motor_noload_current_a * s + (p.motor_rated_current_a - p.motor_noload_current_a) * s * s + p.bearing_current_rate_a_per_min * wear_min * s
+        vibration = p.vibration_floor_mm_s + p.vibration_rated_mm_s * s * s + p.bearing_vibration_rate_mm_s_per_min * wear_min * s
         return {
             "tank_temp_c": self._temp_c,
             "ambient_temp_c": self.ambient_c(),

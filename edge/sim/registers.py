@@ -114,9 +114,17 @@ REGISTER_MAP: tuple[Field, ...] = (
     Field(Area.INPUT, 1, "ambient_temp_c", "int16", "-", 0.1, "degC", "r", "ambient temperature"),
     Field(Area.INPUT, 2, "level_pct", "int16", "-", 0.1, "%", "r", "tank level"),
     Field(Area.INPUT, 3, "pump_speed_rpm", "int16", "-", 1.0, "rpm", "r", "pump speed feedback"),
-    Field(Area.INPUT, 4, "status", "uint16", "-", 1.0, "-", "r",
-          "status word: bit0 pump running, bit1 heater on, bit2 fault active, "
-          "bit3 high level, bit4 low level"),
+    Field(
+        Area.INPUT,
+        4,
+        "status",
+        "uint16",
+        "-",
+        1.0,
+        "-",
+        "r",
+        "status word: bit0 pump running, bit1 heater on, bit2 fault active, bit3 high level, bit4 low level",
+    ),
     Field(Area.INPUT, 10, "flow_l_min", "float32", "ABCD", 1.0, "l/min", "r", "pump flow (inflow)"),
     Field(Area.INPUT, 12, "motor_current_a", "float32", "CDAB", 1.0, "A", "r", "pump motor current"),
     Field(Area.INPUT, 14, "vibration_mm_s", "float32", "ABCD", 1.0, "mm/s", "r", "pump vibration RMS"),
@@ -125,10 +133,8 @@ REGISTER_MAP: tuple[Field, ...] = (
     Field(Area.HOLDING, 0, "heater_pct", "int16", "-", 0.1, "%", "rw", "heater power setpoint, 0..1000 raw"),
     Field(Area.HOLDING, 1, "pump_speed_pct", "int16", "-", 0.1, "%", "rw", "pump speed setpoint, 0..1000 raw"),
     Field(Area.HOLDING, 2, "valve_pct", "int16", "-", 0.1, "%", "rw", "outlet valve opening, 0..1000 raw"),
-    Field(Area.HOLDING, 10, "fault", "uint16", "-", 1.0, "-", "rw",
-          "fault select: 0 none, 1 bearing wear, 2 sensor drift, 3 stuck sensor"),
-    Field(Area.HOLDING, 20, "temp_alarm_limit_c", "float32", "ABCD", 1.0, "degC", "rw",
-          "temperature alarm limit (stored only)"),
+    Field(Area.HOLDING, 10, "fault", "uint16", "-", 1.0, "-", "rw", "fault select: 0 none, 1 bearing wear, 2 sensor drift, 3 stuck sensor"),
+    Field(Area.HOLDING, 20, "temp_alarm_limit_c", "float32", "ABCD", 1.0, "degC", "rw", "temperature alarm limit (stored only)"),
     Field(Area.COIL, 0, "pump_enable", "bool", "-", 1.0, "-", "rw", "pump enable"),
     Field(Area.COIL, 1, "heater_enable", "bool", "-", 1.0, "-", "rw", "heater enable"),
     Field(Area.DISCRETE, 0, "high_level", "bool", "-", 1.0, "-", "r", "high level alarm (level > 90 %)"),
@@ -224,9 +230,7 @@ class HoldingImage:
     temp_alarm_limit_c: float
 
 
-def encode_holding(
-    setpoints: Setpoints, fault: Fault, temp_alarm_limit_c: float = DEFAULT_TEMP_ALARM_LIMIT_C
-) -> tuple[list[int], list[bool]]:
+def encode_holding(setpoints: Setpoints, fault: Fault, temp_alarm_limit_c: float = DEFAULT_TEMP_ALARM_LIMIT_C) -> tuple[list[int], list[bool]]:
     """Encode setpoints into holding registers 0..21 and coils 0..1."""
     regs = [0] * HOLDING_COUNT
     regs[HR_HEATER] = _int16("heater_pct", setpoints.heater_pct, 0.1)
@@ -278,7 +282,7 @@ def check_holding_write(address: int, values: Sequence[int]) -> tuple[WriteRejec
             return WriteRejection.ILLEGAL_DATA_ADDRESS, f"hr{addr} is reserved"
     # A write covering both words of the alarm limit must be a finite float.
     start, end = address, address + len(values)
-    if start <= HR_TEMP_ALARM and HR_TEMP_ALARM + 2 <= end:
+    if start <= HR_TEMP_ALARM and end >= HR_TEMP_ALARM + 2:
         k = HR_TEMP_ALARM - start
         limit = _float32_from(values[k : k + 2], "ABCD")
         if not math.isfinite(limit):

@@ -248,6 +248,4 @@ async def serve_plant(
     ``PlantServer`` directly to reach the ``Plant`` or to learn the port picked for port=0.
     """
     plant = Plant(params, seed=seed, fault=fault)
-    await PlantServer(
-        plant, host=host, port=port, unit_id=unit_id, tick_s=tick_s, time_scale=time_scale
-    ).run(ready)
+    await PlantServer(plant, host=host, port=port, unit_id=unit_id, tick_s=tick_s, time_scale=time_scale).run(ready)

@@ -104,11 +104,12 @@ class AssetDetector:
     def _fit(self) -> None:
         c = self.cfg
         try:
-            self.detector = kernels.PcaDetector.fit(np.array(self._train), kernels.AlarmPolicy(c.on, c.release, c.k, c.window),
-                                                    c.smoothing, c.explained, alpha=c.alpha)
+            self.detector = kernels.PcaDetector.fit(
+                np.array(self._train), kernels.AlarmPolicy(c.on, c.release, c.k, c.window), c.smoothing, c.explained, alpha=c.alpha
+            )
         except ValueError as exc:  # keep collecting (the older half is dropped) and try again
             log.error("detector_fit_failed", asset=self.asset, error=str(exc))
-            self._train = self._train[len(self._train) // 2:]
+            self._train = self._train[len(self._train) // 2 :]
             return
         self.detector.step(np.array(self._train))  # run the window through, as the offline replay does (warms the EWMA)
         self._train = []

@@ -40,6 +40,7 @@ GOOD = int(Status.Good)
 UNCERTAIN = int(Status.UncertainSubNormal)
 EXCITATION = 100.0
 
+
 def candidates_of(sig: SignalConfig, period_s: float) -> list[ArxOrders]:
     """The model structures to identify: one, or one per candidate dead time (``max_dead_time_s``)."""
     if sig.input_model != "fopdt":
@@ -73,7 +74,9 @@ def model_infos(asset: AssetConfig, sig: SignalConfig, registry: TagRegistry) ->
     infos = []
     for output in model_outputs(first_order):
         unit, text = meta[output]
-        infos.append(TagInfo(model_output_key(asset.name, sig.name, output), model_output_path(asset.name, sig.name, output), "float64", unit, description=text))
+        infos.append(
+            TagInfo(model_output_key(asset.name, sig.name, output), model_output_path(asset.name, sig.name, output), "float64", unit, description=text)
+        )
     return infos
 
 
@@ -97,8 +100,9 @@ class ModelGroup:
     """Identified channels sharing a model structure and a sample period: one RLS bank per
     candidate structure (one, or one per candidate dead time when the dead time is identified)."""
 
-    def __init__(self, candidates: list[ArxOrders], period_ticks: int, period_s: float, channels: list[ModelChannel],
-                 lam: np.ndarray, p_max: np.ndarray) -> None:
+    def __init__(
+        self, candidates: list[ArxOrders], period_ticks: int, period_s: float, channels: list[ModelChannel], lam: np.ndarray, p_max: np.ndarray
+    ) -> None:
         n = len(channels)
         self.candidates = candidates
         self.period_ticks = period_ticks
@@ -197,7 +201,7 @@ class ModelGroup:
         status = np.where(good, GOOD, UNCERTAIN)
         finite = np.isfinite(cols)
         out: list[TagSample] = []
-        for c, warm, st, row, ok in (zip(self.channels, self.warm.tolist(), status.tolist(), cols.tolist(), finite.tolist())):
+        for c, warm, st, row, ok in zip(self.channels, self.warm.tolist(), status.tolist(), cols.tolist(), finite.tolist()):
             c.warm = warm
             if not warm:
                 out += [sample(k, None, BAD_WAITING, now, now) for k in c.keys]
@@ -213,4 +217,3 @@ class ModelGroup:
         s = slice(i, i + 1)
         mean, var = arx_simulate(b.theta[s], b.P[s], b.yh[s], b.uh[s], inputs[None, :], b.sigma2[s])
         return mean[0], var[0]
-

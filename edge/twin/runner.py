@@ -37,10 +37,10 @@ from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig
 from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
-from edge.twin.io import sample, severity
 from edge.twin.detector import AssetDetector, detector_infos
-from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
 from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
+from edge.twin.io import sample, severity
+from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
 
 log = structlog.get_logger("edge.twin.runner")
 
@@ -68,8 +68,14 @@ def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
         if sig.input is not None:
             out.extend(model_infos(asset, sig, registry))
     a = asset.name
-    out.append(TagInfo(names.asset_output_key(a, "anomaly_score"), names.asset_output_path(a, "anomaly_score"), "float64", "1", description="largest signal anomaly score"))
-    out.append(TagInfo(names.asset_output_key(a, "alarm"), names.asset_output_path(a, "alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}"))
+    out.append(
+        TagInfo(
+            names.asset_output_key(a, "anomaly_score"), names.asset_output_path(a, "anomaly_score"), "float64", "1", description="largest signal anomaly score"
+        )
+    )
+    out.append(
+        TagInfo(names.asset_output_key(a, "alarm"), names.asset_output_path(a, "alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}")
+    )
     out.extend(detector_infos(asset))
     return out
 
@@ -87,13 +93,12 @@ class TwinRunner:
             for sig in asset.signals:
                 ch = KalmanChannel(asset.name, sig.name, sig.tag, sig.measurement_noise**2, round(sig.forecast_horizon_s / tick_s), asset.warmup_ticks)
                 grouped[(sig.model, sig.process_noise)].append((ch, asset.score_alpha))
-        self.groups = [
-            KalmanGroup(model, q, tick_s, [c for c, _ in members], np.array([a for _, a in members]))
-            for (model, q), members in grouped.items()
-        ]
+        self.groups = [KalmanGroup(model, q, tick_s, [c for c, _ in members], np.array([a for _, a in members])) for (model, q), members in grouped.items()]
         # Per-asset aggregation, vectorised: each channel's asset index, in group order.
         index = {a.name: i for i, a in enumerate(self.assets)}
-        self._asset_of = np.concatenate([np.array([index[c.asset] for c in g.channels], dtype=np.intp) for g in self.groups]) if self.groups else np.empty(0, np.intp)
+        self._asset_of = (
+            np.concatenate([np.array([index[c.asset] for c in g.channels], dtype=np.intp) for g in self.groups]) if self.groups else np.empty(0, np.intp)
+        )
         n_assets = len(self.assets)
         self._signals_per_asset = np.bincount(self._asset_of, minlength=n_assets)
         self._threshold = np.array([a.alarm_threshold for a in self.assets])
@@ -115,16 +120,22 @@ class TwinRunner:
                 ticks = round(period / self.tick_s)
                 info = self.registry.info(sig.input)
                 ch = ModelChannel(
-                    asset.name, sig.name, sig.tag, sig.input,
+                    asset.name,
+                    sig.name,
+                    sig.tag,
+                    sig.input,
                     -math.inf if info.low is None else float(info.low),
                     math.inf if info.high is None else float(info.high),
                     max(1, round(sig.forecast_horizon_s / period)),
-                    sig.model_warmup, sig.max_gain_rel_std, sig.input_model == "fopdt",
+                    sig.model_warmup,
+                    sig.max_gain_rel_std,
+                    sig.input_model == "fopdt",
                 )
                 grouped[(tuple(candidates_of(sig, period)), ticks, ch.first_order)].append((ch, sig.forgetting, sig.covariance_bound))
         for (candidates, ticks, _), members in grouped.items():
-            g = ModelGroup(list(candidates), ticks, ticks * self.tick_s, [m[0] for m in members],
-                           np.array([m[1] for m in members]), np.array([m[2] for m in members]))
+            g = ModelGroup(
+                list(candidates), ticks, ticks * self.tick_s, [m[0] for m in members], np.array([m[1] for m in members]), np.array([m[2] for m in members])
+            )
             self.model_groups.append(g)
             for i, ch in enumerate(g.channels):
                 self._models[ch.asset] = (g, i)

@@ -63,7 +63,7 @@ def test_csv_columns_refuse_a_nested_tag_model() -> None:
         name: str
         scaling: tuple[float, float] = (1.0, 0.0)
 
-    with pytest.raises(TypeError, match="Nested.scaling is not a scalar"):
+    with pytest.raises(TypeError, match=r"Nested\.scaling is not a scalar"):
         csv_columns(Nested)
 
 

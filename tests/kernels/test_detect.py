@@ -142,7 +142,12 @@ def test_beta_inc_identities() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"on": 0.0}, "on must be"), ({"on": 1.0, "release": 1.5}, "release"), ({"on": 1.0, "window": 65}, "window"), ({"on": 1.0, "k": 3, "window": 2}, "k must")],
+    [
+        ({"on": 0.0}, "on must be"),
+        ({"on": 1.0, "release": 1.5}, "release"),
+        ({"on": 1.0, "window": 65}, "window"),
+        ({"on": 1.0, "k": 3, "window": 2}, "k must"),
+    ],
 )
 def test_alarm_policy_rejects_bad_settings(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -171,8 +176,10 @@ def test_one_implementation_for_all_compiled_modules() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env["PYTHONPATH"] = str(root)
-    code = ("import sys; sys.modules['kernels._detect'] = None; import kernels; "
-            "print(kernels.IMPLEMENTATION, kernels.kalman._impl.__name__, kernels.detect._impl.__name__)")
+    code = (
+        "import sys; sys.modules['kernels._detect'] = None; import kernels; "
+        "print(kernels.IMPLEMENTATION, kernels.kalman._impl.__name__, kernels.detect._impl.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["numpy", "kernels.kalman_reference", "kernels.detect_reference"]

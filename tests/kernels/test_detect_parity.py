@@ -63,7 +63,9 @@ def test_cusum_matches_reference(m: int, n: int, k: int, w: int) -> None:
     assert_array_equal(out_o[1], out_r[1])
 
 
-@pytest.mark.parametrize(("m", "p", "comps", "lam", "k", "w"), [(1, 2, 1, 1.0, 1, 1), (300, 8, 3, 0.1, 1, 1), (500, 16, 5, 0.3, 3, 6), (100, 40, 39, 1.0, 2, 2)])
+@pytest.mark.parametrize(
+    ("m", "p", "comps", "lam", "k", "w"), [(1, 2, 1, 1.0, 1, 1), (300, 8, 3, 0.1, 1, 1), (500, 16, 5, 0.3, 3, 6), (100, 40, 39, 1.0, 2, 2)]
+)
 def test_pca_matches_reference(m: int, p: int, comps: int, lam: float, k: int, w: int) -> None:
     rng = np.random.default_rng(m + p)
     train = rng.normal(size=(max(3 * p, 50), p)) @ rng.normal(size=(p, p))
@@ -87,5 +89,18 @@ def test_pca_matches_reference(m: int, p: int, comps: int, lam: float, k: int, w
 def test_shape_mismatch_raises_instead_of_overrunning() -> None:
     z = np.zeros(3)
     with pytest.raises(ValueError, match="inconsistent shapes"):
-        _detect.ewma_detect(np.zeros((2, 3)), z, z + 1, z + 0.5, z + 1, z, 1, 1, np.zeros(2), np.zeros(3, np.uint64),
-                            np.zeros(3, np.uint8), np.empty((2, 3)), np.empty((2, 3), np.uint8))
+        _detect.ewma_detect(
+            np.zeros((2, 3)),
+            z,
+            z + 1,
+            z + 0.5,
+            z + 1,
+            z,
+            1,
+            1,
+            np.zeros(2),
+            np.zeros(3, np.uint64),
+            np.zeros(3, np.uint8),
+            np.empty((2, 3)),
+            np.empty((2, 3), np.uint8),
+        )

@@ -134,7 +134,9 @@ def test_compiled_module_refuses_unsupported_state_size(s: int) -> None:
     """The compiled module guards its stack scratch even when called directly, without the wrapper."""
     n = 2
     with pytest.raises(ValueError):
-        _kalman.kalman_step(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), np.ones(n), np.ones(n), np.zeros(n), np.zeros(n))
+        _kalman.kalman_step(
+            np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), np.ones(n), np.ones(n), np.zeros(n), np.zeros(n)
+        )
     with pytest.raises(ValueError):
         _kalman.kalman_forecast(np.zeros((n, s)), np.zeros((n, s, s)), np.zeros((s, s)), np.zeros((s, s)), np.zeros(s), 1)
 

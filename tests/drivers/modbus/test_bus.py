@@ -7,10 +7,12 @@ not taken for another unit's; retries; every exception code over the wire; write
 
 from __future__ import annotations
 
-from dataclasses import replace
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import ClassVar
 
 import pytest
 from structlog.testing import capture_logs
@@ -251,9 +253,7 @@ def _runner(driver: ModbusTcpDriver, points: list[RegisterPoint], *, poll_s: flo
     points = [replace(p, name=f"gw.{p.name}") for p in points]  # the runner's points are named by registry key
     for p in points:
         reg.add(TagInfo(p.name, ("Devices", *p.name.split(".")), "float64", device="gw"))
-    runner = DeviceRunner(
-        "gw", driver, points, reg, poll_interval_s=poll_s, backoff=Backoff(0.05, 0.2, jitter=0.0), stale_after_s=stale_after_s
-    )
+    runner = DeviceRunner("gw", driver, points, reg, poll_interval_s=poll_s, backoff=Backoff(0.05, 0.2, jitter=0.0), stale_after_s=stale_after_s)
     for info in runner.health.infos():
         reg.add(info)
     return runner, reg
@@ -332,9 +332,9 @@ async def test_server_killed_and_restarted_through_the_supervisor(free_port: int
 
 
 class _Response:
-    registers = [0]
+    registers: ClassVar[list[int]] = [0]
 
-    def isError(self) -> bool:  # noqa: N802 - pymodbus's name
+    def isError(self) -> bool:
         return False
 
 
@@ -352,10 +352,8 @@ class _SwallowingClient:
 
     async def read_holding_registers(self, address: int, *, count: int, device_id: int):
         self.waiting.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
         return _Response()
 
     read_coils = read_discrete_inputs = read_input_registers = read_holding_registers

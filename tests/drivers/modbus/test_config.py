@@ -115,4 +115,3 @@ def test_string_length_is_limited_by_what_one_request_carries() -> None:
         "x.toml:5: devices[0].tags[0]: a writable string has at most 123 registers (one FC16 write), got length 124",
         "x.toml:15: devices[0].tags[1].length: Input should be less than or equal to 125",
     ]
-

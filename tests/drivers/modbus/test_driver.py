@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -24,8 +24,8 @@ from drivers.modbus.address import Area, RegisterPoint, make_point
 from drivers.modbus.plan import plan_reads
 from drivers.modbus.settings import ModbusTcpSettings
 from drivers.sample import Status, TagSample
-from tests.drivers.modbus_servers import ModbusTestServer, PymodbusServer
 from tests.drivers.modbus.reading import read_all
+from tests.drivers.modbus_servers import ModbusTestServer, PymodbusServer
 
 TIMEOUT_S = 0.3
 
@@ -139,9 +139,9 @@ async def test_read_every_type(modbus_server: ModbusTestServer, driver: ModbusTc
         await modbus_server.set(p.area, p.address, values)
     points = [p for p, _, _ in EVERY_TYPE] + [p for p, _ in EXTRA]
     expected = [v for _, _, v in EVERY_TYPE] + [v for _, v in EXTRA]
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     samples = await read_all(driver, points)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert [s.tag for s in samples] == [p.name for p in points]
     assert [s.status for s in samples] == [Status.Good] * len(points)
     for s, want in zip(samples, expected):

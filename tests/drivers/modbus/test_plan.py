@@ -167,9 +167,7 @@ def points(draw: st.DrawFn) -> list[RegisterPoint]:
     max_bits=st.integers(1, 2000),
     max_gap=st.integers(0, 30),
 )
-def test_every_point_covered_once_within_limits(
-    pts: list[RegisterPoint], max_registers: int, max_bits: int, max_gap: int
-) -> None:
+def test_every_point_covered_once_within_limits(pts: list[RegisterPoint], max_registers: int, max_bits: int, max_gap: int) -> None:
     """Every point lands in exactly one request, inside its span, and no request exceeds its limit."""
     requests = plan_reads(pts, max_registers=max_registers, max_bits=max_bits, max_gap=max_gap)
     served = covered(requests)
@@ -178,7 +176,7 @@ def test_every_point_covered_once_within_limits(
     for r in requests:
         limit = max_bits if r.area.is_bit else max_registers
         assert 1 <= r.count <= limit
-        assert 0 <= r.start and r.end <= 65536
+        assert r.start >= 0 and r.end <= 65536
         for p in r.points:
             assert (p.unit_id, p.area) == (r.unit_id, r.area)
             assert r.start <= p.address and p.end <= r.end

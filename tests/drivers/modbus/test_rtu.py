@@ -100,9 +100,7 @@ def _only_units_1_and_2(sending: bool, packet: bytes) -> bytes:
 
 @pytest.fixture
 async def rtu_server(serial_pair: tuple[str, str]) -> AsyncIterator[ModbusSerialServer]:
-    server = ModbusSerialServer(
-        [_device(1), _device(2)], framer=FramerType.RTU, port=serial_pair[1], baudrate=BAUD, trace_packet=_only_units_1_and_2
-    )
+    server = ModbusSerialServer([_device(1), _device(2)], framer=FramerType.RTU, port=serial_pair[1], baudrate=BAUD, trace_packet=_only_units_1_and_2)
     await server.serve_forever(background=True)
     try:
         yield server

@@ -73,9 +73,7 @@ def test_driver_and_model_defaults_agree() -> None:
         assert point[key].default == ModbusTag.model_fields[key].default, key
 
 
-@pytest.mark.parametrize(
-    "address", ["hr:100", "40101", "400101", "ir:0", "30001", "coil:0", "co:0", "00001", "di:3", "10004", "hr:100.3"]
-)
+@pytest.mark.parametrize("address", ["hr:100", "40101", "400101", "ir:0", "30001", "coil:0", "co:0", "00001", "di:3", "10004", "hr:100.3"])
 def test_addresses_shown_in_sample_are_valid(address: str) -> None:
     assert address in SAMPLE.read_text()
     make_point(name="t", address=address, type="bool" if "." in address or address[:2] in ("co", "di", "00", "10") else "uint16")

@@ -63,9 +63,7 @@ def test_member_names_are_free_where_the_member_does_not_exist(signal: str) -> N
 
 def test_method_name_collides_once_the_asset_identifies_a_model() -> None:
     text = PLC + ASSET.format(extra="", signal="Simulate", signal_extra='  input = "plc.heater"\n')
-    assert _problems(text) == [
-        "g.toml:29: assets[0].signals[1].name: 'Simulate' collides with the asset's Simulate method (assets[0].signals[1].input)"
-    ]
+    assert _problems(text) == ["g.toml:29: assets[0].signals[1].name: 'Simulate' collides with the asset's Simulate method (assets[0].signals[1].input)"]
 
 
 def test_detector_signal_collides_only_with_a_detector() -> None:
@@ -97,9 +95,7 @@ def test_unnamed_creators_report_the_later_one_and_never_the_gateway() -> None:
     assert find_collisions([gateway, _node("Diagnostics/Gateway/v", "devices[0]", "a diagnostic")]) == [
         ("devices[0]", "a diagnostic at Diagnostics/Gateway/v collides with the gateway's diagnostics (Diagnostics/Gateway/v)")
     ]
-    assert find_collisions([first, second]) == [
-        ("assets[0].signals[0].input", "the m method at Assets/a/m collides with the asset's m (assets[0].detector)")
-    ]
+    assert find_collisions([first, second]) == [("assets[0].signals[0].input", "the m method at Assets/a/m collides with the asset's m (assets[0].detector)")]
 
 
 def test_items_from_other_files_are_named_by_file_and_line() -> None:

@@ -196,7 +196,7 @@ async def _built(cfg, port: int) -> set[tuple[tuple[str, ...], str]]:
                 text = nid.Identifier
                 if nid.NamespaceIndex != server.namespace_index or not isinstance(text, str):
                     continue
-                if text != gateway and not text.startswith(f"{gateway}/") or "." in text:
+                if (text != gateway and not text.startswith(f"{gateway}/")) or "." in text:
                     continue  # types, and the members asyncua instantiates below a condition ("<condition>.<member>")
                 node = server.ua_server.get_node(nid)
                 kind = _kind(await node.read_node_class(), await node.read_type_definition())

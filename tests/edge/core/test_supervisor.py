@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from drivers.base import LinkState, ReadResult
@@ -37,10 +37,8 @@ async def _run_until(runner: DeviceRunner, cond, timeout: float = 2.0) -> None:
                 await asyncio.sleep(0.001)
     finally:
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
 
 def test_backoff_doubles_to_its_cap_and_resets() -> None:
@@ -84,10 +82,8 @@ async def test_cancellation_is_not_swallowed_and_closes_the_driver() -> None:
     task = asyncio.create_task(runner.run(), name="poll:plc")
     await driver.step_event.wait()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     assert task.cancelled() and driver.closes == 1 and runner.health.link_state == LinkState.CLOSED
 
 
@@ -169,9 +165,7 @@ async def test_unit_not_answering_keeps_last_value_uncertain_then_bad_after_stal
     source time, goes Bad after stale_after_s, and is Good again on the next good read."""
     reg = _registry(["a", "b"])
     driver = RecordingDriver("plc")
-    runner = DeviceRunner(
-        "plc", driver, [FakePoint("plc.a"), FakePoint("plc.b")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01), stale_after_s=0.15
-    )
+    runner = DeviceRunner("plc", driver, [FakePoint("plc.a"), FakePoint("plc.b")], reg, poll_interval_s=0.01, backoff=Backoff(0.01, 0.01), stale_after_s=0.15)
     for info in runner.health.infos():
         reg.add(info)
     seen: list[tuple[int, object]] = []
@@ -233,7 +227,7 @@ class SwallowingDriver(FakeDriver):
 
     async def read(self, points):  # type: ignore[override]
         self.step_event.set()
-        try:
+        try:  # noqa: SIM105 (spelled out: swallowing the cancel is the behaviour under test)
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             pass  # the response "arrived": return it instead of raising

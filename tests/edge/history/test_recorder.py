@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,7 +13,7 @@ from edge.core.registry import TagInfo, TagRegistry
 from edge.history.recorder import HistoryRecorder
 from edge.history.store import HistoryStore
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 async def test_recorder_writes_only_historized_tags_and_flushes_on_close(tmp_path) -> None:

@@ -14,11 +14,10 @@ from hypothesis import strategies as st
 from drivers.sample import Status
 from edge.cli import main as cli_main
 from edge.config import parse_config
-from edge.opcua.auth import GatewayUser
-from edge.opcua.settings import server_options, state_dir
-from edge.opcua.writes import check_value
 from edge.core.registry import TagInfo
+from edge.opcua.auth import GatewayUser
 from edge.opcua.security import SecuritySettings
+from edge.opcua.settings import server_options, state_dir
 from edge.opcua.users import (
     Principal,
     Role,
@@ -31,6 +30,7 @@ from edge.opcua.users import (
     role_of,
     verify_password,
 )
+from edge.opcua.writes import check_value
 
 FAST = {"n": 1024}  # the lowest cost the config accepts: keeps these tests quick
 

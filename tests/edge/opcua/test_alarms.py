@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 import pytest_asyncio
@@ -11,9 +11,9 @@ from asyncua import Client, ua
 from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
+from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.alarms import ACKNOWLEDGE_METHOD, AlarmSpec, OpcUaAlarms
 from edge.opcua.server import OpcUaServer
-from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.users import Role, UserDirectory
 
 NS = "urn:edgetwin:test-alarms"
@@ -57,18 +57,17 @@ async def served(free_port_factory):
     reg = _registry()
     alarms = OpcUaAlarms(SPECS)
     url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
-    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[alarms]) as server:
-        async with Client(url, timeout=5) as client:
-            events = _Events()
-            sub = await client.create_subscription(10, events)
-            await sub.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
-            asset_events = _Events()
-            asset_sub = await client.create_subscription(10, asset_events)
-            ns = await client.get_namespace_index(NS)
-            await asset_sub.subscribe_events(client.get_node(ua.NodeId("gw/Assets/tank", ns)), ua.ObjectIds.AlarmConditionType)
-            yield reg, server, client, events, asset_events, ns
-            await sub.delete()
-            await asset_sub.delete()
+    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[alarms]) as server, Client(url, timeout=5) as client:
+        events = _Events()
+        sub = await client.create_subscription(10, events)
+        await sub.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+        asset_events = _Events()
+        asset_sub = await client.create_subscription(10, asset_events)
+        ns = await client.get_namespace_index(NS)
+        await asset_sub.subscribe_events(client.get_node(ua.NodeId("gw/Assets/tank", ns)), ua.ObjectIds.AlarmConditionType)
+        yield reg, server, client, events, asset_events, ns
+        await sub.delete()
+        await asset_sub.delete()
 
 
 def _publish(reg: TagRegistry, key: str, value, status=Status.Good):
@@ -78,7 +77,7 @@ def _publish(reg: TagRegistry, key: str, value, status=Status.Good):
 
 
 def _utc(t):
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -153,7 +152,7 @@ async def test_cleared_but_unacknowledged_alarm_stays_retained_until_acked(serve
 async def test_limit_alarm_with_deadband_on_the_device_object(served) -> None:
     """A high limit raises above 80, stays active down to 78 (deadband 2) and clears below it; the
     event names the device object as source and carries the value in its message."""
-    reg, server, _, events, asset_events, ns = served
+    reg, _server, _, events, asset_events, ns = served
     events.drain()
     asset_events.drain()
     _publish(reg, "plc.temp", 50.0)
@@ -244,22 +243,21 @@ async def test_viewer_may_not_acknowledge(free_port_factory) -> None:
     alarms = OpcUaAlarms(SPECS[:1])
     url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
     users = UserDirectory(anonymous_role=Role.VIEWER)
-    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[alarms], users=users):
-        async with Client(url, timeout=5) as client:
-            events = _Events()
-            sub = await client.create_subscription(10, events)
-            await sub.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
-            _publish(reg, "tank.alarm", True)
-            raised = await events.next("AnomalyAlarm")
-            ns = await client.get_namespace_index(NS)
-            cond = client.get_node(ua.NodeId("gw/Assets/tank/AnomalyAlarm", ns))
-            for method in (ACKNOWLEDGE_METHOD, ua.NodeId("gw/Assets/tank/AnomalyAlarm.Acknowledge", ns)):
-                with pytest.raises(ua.UaStatusCodeError) as info:
-                    await cond.call_method(method, ua.Variant(raised.EventId, ua.VariantType.ByteString), ua.LocalizedText("no"))
-                assert info.value.code == ua.StatusCodes.BadUserAccessDenied
-            assert events.queue.empty()
-            assert not alarms.conditions[raised.NodeId].state.acked
-            await sub.delete()
+    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[alarms], users=users), Client(url, timeout=5) as client:
+        events = _Events()
+        sub = await client.create_subscription(10, events)
+        await sub.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+        _publish(reg, "tank.alarm", True)
+        raised = await events.next("AnomalyAlarm")
+        ns = await client.get_namespace_index(NS)
+        cond = client.get_node(ua.NodeId("gw/Assets/tank/AnomalyAlarm", ns))
+        for method in (ACKNOWLEDGE_METHOD, ua.NodeId("gw/Assets/tank/AnomalyAlarm.Acknowledge", ns)):
+            with pytest.raises(ua.UaStatusCodeError) as info:
+                await cond.call_method(method, ua.Variant(raised.EventId, ua.VariantType.ByteString), ua.LocalizedText("no"))
+            assert info.value.code == ua.StatusCodes.BadUserAccessDenied
+        assert events.queue.empty()
+        assert not alarms.conditions[raised.NodeId].state.acked
+        await sub.delete()
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from asyncua import Client, ua
 from structlog.testing import capture_logs
@@ -14,11 +14,11 @@ from structlog.testing import capture_logs
 from drivers.sample import Status, TagSample, utcnow
 from edge.app import Gateway, run_gateway
 from edge.config import parse_config
-from edge.opcua.extensions import history_path
 from edge.history.store import HistoryStore
+from edge.opcua.extensions import history_path
 
 NS = "urn:edgetwin:test-gateway-history"
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 N = 500
 
 
@@ -111,7 +111,7 @@ async def test_sigterm_flushes_history_and_a_restart_serves_it(tmp_path, free_po
             assert (await temp.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
             dvs = await temp.read_raw_history(T0, T0 + timedelta(seconds=10))
             assert [dv.Value.Value for dv in dvs] == [s.value for s in samples]
-            assert [dv.SourceTimestamp.replace(tzinfo=timezone.utc) for dv in dvs] == [s.source_time for s in samples]
+            assert [dv.SourceTimestamp.replace(tzinfo=UTC) for dv in dvs] == [s.source_time for s in samples]
             size = await client.get_node(ua.NodeId("gw/Diagnostics/Gateway/HistoryDatabaseSize", ns)).read_value()
             assert size > 50 * N  # the 500 samples and the twin outputs are on disk
             # the limit alarm from the config is a condition on the device object

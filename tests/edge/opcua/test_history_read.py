@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from asyncua import Client, ua
 
 from drivers.sample import Status, TagSample, utcnow
+from edge.core.registry import TagInfo, TagRegistry
 from edge.history.recorder import HistoryRecorder
 from edge.history.store import HistoryRow, HistoryStore
 from edge.opcua.history_read import OpcUaHistory, to_datavalue
 from edge.opcua.server import OpcUaServer
-from edge.core.registry import TagInfo, TagRegistry
 
 NS = "urn:edgetwin:test-history"
-T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def _registry() -> TagRegistry:
@@ -42,9 +42,11 @@ async def _gateway(state_dir, port: int, *, max_page: int = 1000, flush_interval
     url = f"opc.tcp://127.0.0.1:{port}/edgetwin"
     async with HistoryRecorder(store, reg, KEPT, flush_interval_s=flush_interval_s) as recorder:
         history = OpcUaHistory(recorder, max_page=max_page)
-        async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[history]) as server:
-            async with Client(url, timeout=5) as client:
-                yield reg, recorder, server, client
+        async with (
+            OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", extensions=[history]) as server,
+            Client(url, timeout=5) as client,
+        ):
+            yield reg, recorder, server, client
 
 
 async def _node(client: Client, path: str):
@@ -53,7 +55,7 @@ async def _node(client: Client, path: str):
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
 
 
 async def _read_pages(node, start, end, per_page: int) -> tuple[list[ua.DataValue], int]:
@@ -160,7 +162,9 @@ async def test_history_survives_a_restart_with_status_and_timestamps(tmp_path, f
     published: list[TagSample] = []
     async with _gateway(tmp_path, free_port_factory(), flush_interval_s=60.0) as (reg, _, _, _):
         # a long flush interval: nothing is written before shutdown, so the final flush must do it
-        for i, (value, status) in enumerate([(20.5, Status.Good), (21.0, Status.UncertainNoCommunicationLastUsableValue), (None, Status.BadNoCommunication), (22.25, Status.Good)]):
+        for i, (value, status) in enumerate(
+            [(20.5, Status.Good), (21.0, Status.UncertainNoCommunicationLastUsableValue), (None, Status.BadNoCommunication), (22.25, Status.Good)]
+        ):
             t, arrived = T0 + timedelta(seconds=i), utcnow()  # producers stamp the arrival as server time
             run_status = status if value is not None else Status.BadNoCommunication
             reg.publish([TagSample("plc.temp", value, status, t, arrived), TagSample("plc.run", i % 2 == 0, run_status, t, arrived)])

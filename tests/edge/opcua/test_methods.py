@@ -3,7 +3,7 @@ whose model was identified on the simulated plant."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -11,18 +11,18 @@ from asyncua import Client, ua
 
 from drivers.sample import Status, TagSample
 from edge.config import AssetConfig, SignalConfig
+from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.methods import AssetMethods
 from edge.opcua.server import OpcUaServer
-from edge.core.registry import TagInfo, TagRegistry
+from edge.opcua.users import Role, UserDirectory
 from edge.sim.params import PlantParams
 from edge.sim.plant import Plant, Setpoints
 from edge.twin.runner import TwinRunner, signal_infos
-from edge.opcua.users import Role, UserDirectory
 
 NS = "urn:edgetwin:test-methods"
 TICK_S = 0.5
 PERIOD_S = 10.0
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _identified_twin() -> tuple[TwinRunner, TagRegistry]:
@@ -108,7 +108,9 @@ async def test_simulate_declares_its_arguments(served) -> None:
     ("args", "status", "arg_results"),
     [
         pytest.param([_doubles([50.0])], ua.StatusCodes.BadArgumentsMissing, None, id="missing-horizon"),
-        pytest.param([_doubles([50.0]), ua.Variant(5, ua.VariantType.UInt32), ua.Variant(1, ua.VariantType.UInt32)], ua.StatusCodes.BadTooManyArguments, None, id="extra"),
+        pytest.param(
+            [_doubles([50.0]), ua.Variant(5, ua.VariantType.UInt32), ua.Variant(1, ua.VariantType.UInt32)], ua.StatusCodes.BadTooManyArguments, None, id="extra"
+        ),
         pytest.param(
             [ua.Variant([50.0], ua.VariantType.Float, is_array=True), ua.Variant(5, ua.VariantType.UInt32)],
             ua.StatusCodes.BadInvalidArgument,

@@ -11,8 +11,8 @@ from edge import __version__
 from edge.app import Gateway
 from edge.config import parse_config
 from edge.opcua.model import ModelBuilder, ModelInfo
-from edge.opcua.settings import server_options
 from edge.opcua.server import OpcUaServer
+from edge.opcua.settings import server_options
 
 NS = "urn:edgetwin:model-test"
 

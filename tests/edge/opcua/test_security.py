@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from drivers.sample import Status, TagSample, utcnow
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua.security import Pki, SecuritySettings, generate_certificate, san_of
-from edge.opcua.users import Role, UserDirectory, UserEntry, current_role, hash_password, parse_password_hash
 from edge.opcua.server import OpcUaServer
+from edge.opcua.users import Role, UserDirectory, UserEntry, current_role, hash_password, parse_password_hash
 
 NS = "urn:edgetwin:security-test"
 APP_URI = "urn:edgetwin:test:server"
@@ -38,9 +38,7 @@ class ClientCert:
     def __init__(self, root: Path, name: str) -> None:
         self.key = root / f"{name}_key.pem"
         self.cert = root / f"{name}_cert.der"
-        self.x509 = generate_certificate(
-            self.key, self.cert, common_name=name, application_uri=CLIENT_URI, hostnames=["localhost"], days=30, server=False
-        )
+        self.x509 = generate_certificate(self.key, self.cert, common_name=name, application_uri=CLIENT_URI, hostnames=["localhost"], days=30, server=False)
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +91,7 @@ def _registry() -> TagRegistry:
 async def secure(tmp_path_factory, free_port_factory, client_certs):
     state = tmp_path_factory.mktemp("state")
     users = UserDirectory([UserEntry(name, parse_password_hash(hash_password(pw, n=1024)), role) for name, (pw, role) in PASSWORDS.items()])
-    security = SecuritySettings(
-        policies=tuple(POLICIES), modes=tuple(MODES), state_dir=state, application_uri=APP_URI, hostnames=("localhost", "127.0.0.1")
-    )
+    security = SecuritySettings(policies=tuple(POLICIES), modes=tuple(MODES), state_dir=state, application_uri=APP_URI, hostnames=("localhost", "127.0.0.1"))
     reg = _registry()
     writes, methods = _Writes(), _Methods()
     url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
@@ -186,10 +182,9 @@ async def test_server_certificate_has_the_application_uri_host_names_and_a_priva
 async def test_untrusted_certificate_is_refused_kept_in_rejected_and_accepted_once_moved_to_trusted(secure, client_certs) -> None:
     server, url, _, _ = secure
     stranger = client_certs["stranger"]
-    with capture_logs() as logs:
-        with pytest.raises(ua.UaStatusCodeError) as info:
-            async with await _secure_client(url, stranger):
-                pass
+    with capture_logs() as logs, pytest.raises(ua.UaStatusCodeError) as info:
+        async with await _secure_client(url, stranger):
+            pass
     assert info.value.code == ua.StatusCodes.BadCertificateUntrusted
     rejected = list(server.pki.rejected.glob("stranger-client *.der"))
     assert len(rejected) == 1 and rejected[0].read_bytes() == stranger.cert.read_bytes()
@@ -208,10 +203,9 @@ async def test_wrong_password_and_unknown_user_are_refused_at_activate_session(s
         client = await _secure_client(url, client_certs["trusted"], user=None)
         client.set_user(user)
         client.set_password(password)
-        with capture_logs() as logs:
-            with pytest.raises(ua.UaStatusCodeError) as info:
-                async with client:
-                    pass
+        with capture_logs() as logs, pytest.raises(ua.UaStatusCodeError) as info:
+            async with client:
+                pass
         assert info.value.code == ua.StatusCodes.BadUserAccessDenied
         assert {"event": "login_failed", "user": user, "log_level": "warning"} in logs
 
@@ -239,9 +233,8 @@ async def test_viewer_browses_reads_subscribes_but_may_not_write(secure, client_
         await sub.delete()
         user_level = (await sp_node.read_attribute(ua.AttributeIds.UserAccessLevel)).Value.Value
         assert not user_level & ua.AccessLevel.CurrentWrite.mask
-        with capture_logs() as logs:
-            with pytest.raises(ua.UaStatusCodeError) as info:
-                await sp_node.write_value(ua.DataValue(ua.Variant(50.0, ua.VariantType.Double)))
+        with capture_logs() as logs, pytest.raises(ua.UaStatusCodeError) as info:
+            await sp_node.write_value(ua.DataValue(ua.Variant(50.0, ua.VariantType.Double)))
         assert info.value.code == ua.StatusCodes.BadUserAccessDenied
         assert writes.calls == []
         (event,) = [e for e in logs if e["event"] == "write_rejected"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 import pytest
 import pytest_asyncio
@@ -11,8 +11,8 @@ from asyncua import Client, ua
 from structlog.testing import capture_logs
 
 from drivers.sample import Status, TagSample, utcnow
-from edge.opcua.server import OpcUaServer
 from edge.core.registry import TagInfo, TagRegistry
+from edge.opcua.server import OpcUaServer
 
 NS = "urn:edgetwin:test"
 
@@ -45,9 +45,8 @@ async def _module_server(free_port_factory):
     reg = _registry()
     writes = _Writes()
     url = f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin"
-    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", write_handler=writes) as server:
-        async with Client(url, timeout=5) as client:
-            yield reg, server, client, writes
+    async with OpcUaServer(reg, endpoint=url, namespace_uri=NS, gateway_name="gw", write_handler=writes) as server, Client(url, timeout=5) as client:
+        yield reg, server, client, writes
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def served(_module_server):
 
 
 def _utc(t):
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 async def _node(client: Client, path: str):
@@ -122,7 +121,7 @@ async def test_variables_carry_data_type_units_and_range(served) -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_subscription_sees_changes(served) -> None:
-    reg, server, client, _ = served
+    reg, _server, client, _ = served
     got: asyncio.Queue = asyncio.Queue()
 
     class Handler:
@@ -145,7 +144,7 @@ async def test_subscription_sees_changes(served) -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_write_to_writable_node_goes_to_handler_and_returns_its_status(served) -> None:
-    reg, server, client, writes = served
+    _reg, _server, client, writes = served
     sp = await _node(client, "Devices/plc/sp")
     await sp.write_value(ua.DataValue(ua.Variant(42.0, ua.VariantType.Double)))
     assert writes.calls == [("plc.sp", 42.0)]

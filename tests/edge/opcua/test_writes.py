@@ -83,9 +83,7 @@ async def plant(tmp_path_factory, free_port_factory):
     modbus = PymodbusServer(free_port_factory())
     await modbus.start()
     opcua_port = free_port_factory()
-    text = CONFIG.format(
-        opcua_port=opcua_port, modbus_port=modbus.port, ns=NS, state=root / "state", hash=hash_password("pw", n=1024)
-    )
+    text = CONFIG.format(opcua_port=opcua_port, modbus_port=modbus.port, ns=NS, state=root / "state", hash=hash_password("pw", n=1024))
     cfg = parse_config(text, str(root / "gateway.toml"))
     key, cert = root / "client_key.pem", root / "client_cert.der"
     generate_certificate(key, cert, common_name="writer", application_uri=CLIENT_URI, hostnames=["localhost"], days=1, server=False)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.replay.metrics import read_signal_csv
 from edge.replay.run import DetectorSettings, TwinSettings, replay_file, run_twin
 from edge.twin.detector import pca_features
-from edge.replay.metrics import read_signal_csv
 
 ROOT = Path(__file__).resolve().parents[3]
 SKAB = ROOT.parent / "shared" / "datasets" / "skab" / "data"
@@ -29,7 +29,7 @@ def synthetic_csv(path: Path, sep: str = ",", rows: int = 700, fault: tuple[int,
     current = 0.1 * load + rng.normal(0, 0.01, rows)
     temp = 40 + np.linspace(0, 8, rows) + rng.normal(0, 0.05, rows)
     anomaly = np.zeros(rows, int)
-    anomaly[fault[0]:fault[1]] = 1
+    anomaly[fault[0] : fault[1]] = 1
     pressure = pressure + 0.8 * anomaly
     cp = np.zeros(rows, int)
     cp[list(fault)] = 1

@@ -160,12 +160,8 @@ def test_bearing_wear_raises_vibration_and_current_at_the_documented_rate() -> N
     s = faulty.rpm / p.pump_rated_rpm  # 0.5 at the default setpoint
     for k, (h, f) in enumerate(zip(hm, fm, strict=True)):
         minutes = (k + 1) / 60.0
-        assert f["vibration_mm_s"] - h["vibration_mm_s"] == pytest.approx(
-            p.bearing_vibration_rate_mm_s_per_min * minutes * s, abs=1e-9
-        )
-        assert f["motor_current_a"] - h["motor_current_a"] == pytest.approx(
-            p.bearing_current_rate_a_per_min * minutes * s, abs=1e-9
-        )
+        assert f["vibration_mm_s"] - h["vibration_mm_s"] == pytest.approx(p.bearing_vibration_rate_mm_s_per_min * minutes * s, abs=1e-9)
+        assert f["motor_current_a"] - h["motor_current_a"] == pytest.approx(p.bearing_current_rate_a_per_min * minutes * s, abs=1e-9)
         for name in SIGNALS:
             if name not in ("vibration_mm_s", "motor_current_a"):
                 assert f[name] == h[name], name

@@ -92,9 +92,7 @@ async def read_inputs(c: AsyncModbusTcpClient) -> dict[str, float]:
     }
 
 
-async def wait_for(
-    read: Callable[[], Awaitable[dict[str, float]]], ok: Callable[[dict[str, float]], bool], timeout_s: float = 5.0
-) -> dict[str, float]:
+async def wait_for(read: Callable[[], Awaitable[dict[str, float]]], ok: Callable[[dict[str, float]], bool], timeout_s: float = 5.0) -> dict[str, float]:
     async with asyncio.timeout(timeout_s):
         while not ok(values := await read()):
             await asyncio.sleep(0.02)
@@ -233,9 +231,7 @@ async def test_port_zero_and_plant_access_through_plant_server() -> None:
             await task
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"tick_s": 0.0}, {"time_scale": -1.0}, {"unit_id": 0}, {"port": 70000}]
-)
+@pytest.mark.parametrize("kwargs", [{"tick_s": 0.0}, {"time_scale": -1.0}, {"unit_id": 0}, {"port": 70000}])
 async def test_bad_arguments_fail_before_any_io(kwargs) -> None:
     with pytest.raises(ValueError):
         await serve_plant(**kwargs)

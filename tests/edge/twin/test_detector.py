@@ -10,7 +10,6 @@ import pytest
 from structlog.testing import capture_logs
 
 import kernels
-
 from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig, DetectorConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
@@ -63,7 +62,7 @@ def test_waits_for_the_training_window_then_scores_and_alarms() -> None:
     with capture_logs() as logs:
         ticks = _run(twin, reg, rows)
     # the first row has no difference yet: TRAIN complete rows end at row TRAIN
-    assert all(t["pump.detector.score"].status == Status.BadWaitingForInitialData and t["pump.detector.score"].value is None for t in ticks[:TRAIN + 1])
+    assert all(t["pump.detector.score"].status == Status.BadWaitingForInitialData and t["pump.detector.score"].value is None for t in ticks[: TRAIN + 1])
     assert ticks[TRAIN + 1]["pump.detector.score"].status == Status.Good
     alarm = np.array([bool(t["pump.detector.alarm"].value) for t in ticks])
     assert not alarm[:150].any()
@@ -74,9 +73,10 @@ def test_waits_for_the_training_window_then_scores_and_alarms() -> None:
     feats = pca_features(rows, True, (2,))[1:]  # the live detector starts at the first difference
     offline = kernels.PcaDetector.fit(feats[:TRAIN], kernels.AlarmPolicy(1.25, 0.8), smoothing=0.2, explained=0.95, alpha=0.99)
     _, _, score, off_alarm = offline.step(feats)
-    live = np.array([t["pump.detector.score"].value for t in ticks[TRAIN + 1:]])
+    live = np.array([t["pump.detector.score"].value for t in ticks[TRAIN + 1 :]])
     np.testing.assert_allclose(live, score[TRAIN:], rtol=1e-12)
-    assert (alarm[TRAIN + 1:] == off_alarm[TRAIN:]).all()
+    assert (alarm[TRAIN + 1 :] == off_alarm[TRAIN:]).all()
+
 
 def test_uncertain_input_holds_outputs_as_uncertain() -> None:
     twin, reg = _setup()

@@ -119,7 +119,11 @@ def test_runners_are_grouped_by_tick_period() -> None:
     reg = TagRegistry()
     reg.add(TagInfo("plc.a", ("Devices", "plc", "a"), device="plc"))
     sig = SignalConfig(name="a", tag="plc.a")
-    assets = [AssetConfig(name="x", tick_s=1.0, signals=[sig]), AssetConfig(name="y", tick_s=0.5, signals=[sig]), AssetConfig(name="z", tick_s=1.0, signals=[sig])]
+    assets = [
+        AssetConfig(name="x", tick_s=1.0, signals=[sig]),
+        AssetConfig(name="y", tick_s=0.5, signals=[sig]),
+        AssetConfig(name="z", tick_s=1.0, signals=[sig]),
+    ]
     runners = build_runners(assets, reg)
     assert sorted((r.tick_s, len(r.assets)) for r in runners) == [(0.5, 1), (1.0, 2)]
 
