@@ -40,7 +40,8 @@ from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swal
 from drivers.modbus.codec import encode
 from drivers.modbus.limits import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
-from drivers.modbus.plan import ReadRequest, plan_reads, split
+from drivers.modbus.plan import ReadRequest, split
+from drivers.modbus.plan_cache import PlanCache
 from drivers.modbus.status import (
     ISOLATE_CODES,
     NO_ANSWER_CODES,
@@ -56,7 +57,6 @@ from drivers.sample import Status, TagSample, TagValue, utcnow
 if TYPE_CHECKING:
     from drivers.modbus.settings import ModbusSettings
 
-_PLAN_CACHE_SIZE = 32
 _Span = tuple[int, Area, int, int]  # unit id, area, address, count
 
 
@@ -106,10 +106,7 @@ class ModbusDriver:
         self._state = LinkState.DISCONNECTED
         self._lock = asyncio.Lock()  # one per physical bus: reads and writes share it
         self._quiet_until = 0.0  # monotonic time before which the next frame must not start
-        # points tuple -> (requests, the planned point object for each position of the tuple)
-        self._plans: dict[tuple[RegisterPoint, ...], tuple[list[ReadRequest], tuple[RegisterPoint, ...]]] = {}
-        self._last_plan: tuple[tuple[RegisterPoint, ...], tuple[list[ReadRequest], tuple[RegisterPoint, ...]]] | None = None
-        self._solo: set[RegisterPoint] = set()  # points of blocks that had to be split: read alone
+        self._plans = PlanCache(max_registers=max_registers, max_bits=max_bits, max_gap=max_gap)
         self._rejected: dict[_Span, tuple[Status, str]] = {}  # spans the device refused, until reconnect
         self._reported: dict[str, Status] = {}  # point name -> Bad status already logged
         self.requests_sent = 0
@@ -168,7 +165,7 @@ class ModbusDriver:
         self.units.reset()
         if self._rejected:  # ask the device again once per connection: it may have been reconfigured
             self._rejected.clear()
-            self._forget_plans()
+            self._plans.forget()
 
     async def read(self, points: Sequence[RegisterPoint]) -> ReadResult:
         """Fetch *points*: a sample keyed by ``point.name`` for each point that was answered (Good,
@@ -183,7 +180,7 @@ class ModbusDriver:
         async with self._lock:
             client = self._connected_client()
             missed: dict[int, Outcome] = {}  # units that did not answer in this cycle
-            requests, planned = self._plan(key)
+            requests, planned = self._plans.plan(key)
             for req in requests:
                 self.units.seen(req.unit_id)
                 if req.unit_id in missed:  # not asked again in this cycle
@@ -310,42 +307,13 @@ class ModbusDriver:
 
     async def _isolate(self, client: Any, req: ReadRequest, parts: list[ReadRequest], results: dict[int, Outcome]) -> Outcome | None:
         self._log.info("modbus_block_split", unit_id=req.unit_id, area=req.area.value, start=req.start, count=req.count, parts=len(parts))
-        self._solo.update(req.points)
-        self._forget_plans()
+        self._plans.read_alone(req.points)
         for part in parts:
             miss = await self._read_block(client, part, results)
             if miss is not None:
                 fill(results, req.points, miss, only_missing=True)
                 return miss
         return None
-
-    def _plan(self, key: tuple[RegisterPoint, ...]) -> tuple[list[ReadRequest], tuple[RegisterPoint, ...]]:
-        # The supervisor passes the same tuple object every cycle: an identity check spares
-        # hashing thousands of points per poll.
-        last = self._last_plan
-        if last is not None and last[0] is key:
-            return last[1]
-        cached = self._plans.get(key)
-        if cached is not None:
-            self._last_plan = (key, cached)
-            return cached
-        requests = []
-        for req in plan_reads(key, max_registers=self.max_registers, max_bits=self.max_bits, max_gap=self.max_gap):
-            if not self._solo.isdisjoint(req.points):
-                requests.extend(split(req))
-            else:
-                requests.append(req)
-        first: dict[RegisterPoint, RegisterPoint] = {}
-        planned = tuple(first.setdefault(p, p) for p in key)  # plan_reads keeps the first of equal points
-        if len(self._plans) >= _PLAN_CACHE_SIZE:
-            self._forget_plans()
-        self._plans[key] = (requests, planned)
-        self._last_plan = (key, (requests, planned))
-        return requests, planned
-
-    def _forget_plans(self) -> None:
-        self._plans.clear()
-        self._last_plan = None
 
     # -- sending -----------------------------------------------------------------------------------------
 
