@@ -64,7 +64,7 @@ class UntrustedServerCertificate(OpcUaClientError):
         super().__init__(f"server certificate of {endpoint} ({self.subject}, sha1 {self.thumbprint}) is {reason}{hint}")
 
 
-class GatewayClient(Client):
+class GatewayClient(Client):  # type: ignore[misc]  # asyncua is not type-checked (pyproject.toml)
     """asyncua Client whose ``connect`` checks the server certificate before the secure channel opens."""
 
     def __init__(
@@ -113,8 +113,8 @@ class GatewayClient(Client):
         assert self.identity is not None
         policy = _POLICY_CLASSES[self.policy_name]
         mode = _MODES[self.mode_name]
-        unsecured: sp.SecurityPolicy = sp.SecurityPolicyNone()  # type: ignore[no-untyped-call]
-        self.security_policy = unsecured  # type: ignore[assignment]
+        unsecured: sp.SecurityPolicy = sp.SecurityPolicyNone()
+        self.security_policy = unsecured
         self.uaclient.set_security(unsecured)
         endpoints = await self.connect_and_get_server_endpoints()
         try:
@@ -127,7 +127,7 @@ class GatewayClient(Client):
         server_cert = pkimod.x509_from_der(ep.ServerCertificate)
         self.check_trust(server_cert)
         secured = policy(server_cert, self.identity.cert, self.identity.key, mode)
-        self.security_policy = secured  # type: ignore[assignment]
+        self.security_policy = secured
         self.uaclient.set_security(secured)
 
     def check_trust(self, cert: x509.Certificate) -> None:
