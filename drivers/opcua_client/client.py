@@ -93,7 +93,7 @@ class GatewayClient(Client):  # type: ignore[misc]  # asyncua is not type-checke
         self.name = self.description = "edgetwin gateway"
         self.product_uri = "urn:edgetwin:gateway"
         self.identity: pkimod.ClientIdentity | None = None
-        if pki is not None:
+        if pki is not None and self.secure:
             self.identity, created = pkimod.ensure_client_identity(pki)
             self.application_uri = self.identity.application_uri
             if created:

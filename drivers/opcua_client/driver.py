@@ -46,7 +46,7 @@ __all__ = ["OpcUaDriver", "OpcUaSubscriptionDriver"]
 _READ_CHUNK = 500  # nodes per Read request
 _DEADBANDS = {"absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _LOGIN_REFUSED = {ua.StatusCodes.BadUserAccessDenied, ua.StatusCodes.BadIdentityTokenRejected, ua.StatusCodes.BadIdentityTokenInvalid}
-_Key = tuple[Any, Any]  # (node, browse_path) of a point: what resolution depends on
+_Key = tuple[Any, Any, str, bool]  # (node, browse_path, value_type, array): what resolution depends on
 
 
 @dataclass(slots=True)
@@ -251,7 +251,11 @@ class OpcUaDriver:
             results = await self._call(client.uaclient.translate_browsepaths_to_nodeids([_browse_path(p) for _, p in paths]))
             for (k, p), res in zip(paths, results, strict=True):
                 good = res.StatusCode.is_good() and res.Targets
-                found[k] = _Node(res.Targets[0].TargetId.to_nodeid() if good else None, Status.Good if good else _bad(res.StatusCode.value))
+                target = res.Targets[0].TargetId if good else None
+                found[k] = _Node(
+                    ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType) if target is not None else None,
+                    Status.Good if good else _bad(res.StatusCode.value),
+                )
                 if not good:
                     self._report(p.address, found[k].status, "opcua_node_unresolved", "browse path has no match")
         for k, p in todo.items():
@@ -432,7 +436,7 @@ class _Handler:
 
 
 def _key(p: OpcUaPoint) -> _Key:
-    return (p.node, p.browse_path)
+    return (p.node, p.browse_path, p.value_type, p.array)
 
 
 def _bad(code: int) -> int:
