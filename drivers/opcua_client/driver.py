@@ -217,6 +217,12 @@ class OpcUaDriver:
             with contextlib.suppress(Exception, TimeoutError):
                 await asyncio.wait_for(client.disconnect(), self.timeout_s)
             client.disconnect_socket()
+            # asyncua 2.1 leaves the session's publish loop running when the connection was already
+            # lost (CloseSession returns early without a protocol); it would retry every second forever
+            publish = getattr(client.uaclient.session, "_publish_task", None)
+            if publish is not None and not publish.done():
+                publish.cancel()
+                await asyncio.gather(publish, return_exceptions=True)
         if self._state is not LinkState.CLOSED:
             self._state = LinkState.DISCONNECTED
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
-from asyncua.server.user_managers import UserManager
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from edge.opcua.security import generate_certificate
 
@@ -162,6 +162,10 @@ class Upstream:
         if self.server is not None:
             server, self.server = self.server, None
             await server.stop()
+            # asyncua's server keeps the sessions of clients still connected (their timeout and
+            # subscription loops) after stop; a real restart loses them
+            for session in list(server.iserver._external_sessions.values()):
+                await session.close_session(delete_subs=True)
 
     async def restart(self, namespaces: Sequence[str] | None = None) -> None:
         await self.stop()
