@@ -3,13 +3,16 @@ reordered namespace array), sessions the server ends, refused logins, reconnect 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from drivers.base import ReadResult
 from drivers.sample import Status
-from tests.drivers.opcua_client.conftest import tag
+from tests.drivers.opcua_client.conftest import make_driver, settings, tag
 from tests.drivers.opcua_client.running import UNCERTAIN, running
 from tests.drivers.opcua_client.upstream import PLANT, Upstream
 
@@ -67,3 +70,35 @@ async def test_wrong_password_is_a_clear_outage(free_port: int, tmp_path: Path) 
     outage = next(e for e in logs if e["event"] == "device_unreachable")
     assert "login as alice refused" in outage["error"]
     assert all("wrong" not in str(e) for e in logs)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_hundred_reconnect_cycles_leak_no_tasks_sockets_sessions_or_subscriptions(upstream: Upstream, tmp_path: Path) -> None:
+    """connect -> subscribe -> first data -> close, 100 times against one server (no fakes)."""
+    s = settings(upstream.endpoint, [tag("Temperature"), tag("Flag", "bool")], publishing_interval_s=0.02, watchdog_s=0.5)
+    d = make_driver(s, tmp_path)
+    points = s.points()
+    await asyncio.sleep(0.1)
+    tasks, fds = len(asyncio.all_tasks()), _open_fds()
+    batches: list[ReadResult] = []
+    started = time.monotonic()
+    for cycle in range(100):
+        await d.connect()
+        run = asyncio.create_task(d.run_subscription(points, batches.append), name="subscription")
+        async with asyncio.timeout(5):
+            while len(batches) <= cycle:
+                await asyncio.sleep(0.002)
+        assert upstream.subscriptions() == 1 and upstream.sessions() == 1
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await d.close()
+    elapsed = time.monotonic() - started
+    assert {x.status for b in batches for x in b.samples} == {Status.Good}
+    async with asyncio.timeout(5):  # the server closes its side of each socket a moment later
+        while (_open_fds(), len(asyncio.all_tasks())) != (fds, tasks) or upstream.sessions():
+            await asyncio.sleep(0.05)
+    assert upstream.subscriptions() == 0
+    assert elapsed < 30, f"100 cycles took {elapsed:.1f} s"
