@@ -110,7 +110,7 @@ class OpcUaSettings(DeviceSettings):
     publishing_interval_s: float = Field(1.0, gt=0, le=3600)
     sampling_interval_s: float = Field(0.5, ge=0, le=3600)
     queue_size: int = Field(1, ge=1, le=1000)
-    deadband_type: DeadbandType = "none"
+    deadband_type: DeadbandType = "none"  # for the numeric scalar tags; a tag may set its own
     deadband_value: float = Field(0.0, ge=0)
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
     timeout_s: float = Field(5.0, gt=0, le=120)
@@ -137,14 +137,7 @@ class OpcUaSettings(DeviceSettings):
         if given:
             raise ValueError(f"{', '.join(given)}: not used in mode {self.mode!r}")
         if self.mode == "subscription":
-            for i, t in enumerate(self.tags):
-                if t.deadband_type is None and self.deadband_type != "none":
-                    try:
-                        _check_deadband(self.deadband_type, t.deadband_value or self.deadband_value, t.type if not t.array else "array")
-                    except ValueError as exc:
-                        raise ValueError(f"tags[{i}] ({t.name}): device deadband_type {self.deadband_type!r}: {exc}") from None
-            if self.deadband_type == "percent" and self.deadband_value > 100:
-                raise ValueError(f"a percent deadband is 0..100 (% of the node's EURange), got {self.deadband_value:g}")
+            _check_deadband(self.deadband_type, self.deadband_value, "float64")  # the device's applies to numeric tags only
         return self
 
     def points(self) -> list[OpcUaPoint]:
@@ -152,7 +145,8 @@ class OpcUaSettings(DeviceSettings):
         return [self._point(t) for t in self.tags]
 
     def _point(self, t: OpcUaTag) -> OpcUaPoint:
-        deadband_type = t.deadband_type or self.deadband_type
+        numeric = t.type in NUMERIC_TYPES and not t.array
+        deadband_type = t.deadband_type or (self.deadband_type if numeric else "none")
         deadband_value = t.deadband_value if t.deadband_value is not None else self.deadband_value
         return OpcUaPoint(
             name=t.name,
