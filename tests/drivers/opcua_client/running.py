@@ -22,7 +22,8 @@ class Running:
     """A DeviceRunner of one opcua device on a task, with every published sample recorded."""
 
     def __init__(self, upstream: Upstream, tmp_path: Path, tags: list[dict[str, Any]], **kw: Any) -> None:
-        self.settings = settings(upstream.endpoint, tags, publishing_interval_s=0.05, sampling_interval_s=0.0, watchdog_s=0.2, **kw)
+        fast = {"publishing_interval_s": 0.05, "sampling_interval_s": 0.0} if kw.get("mode") != "poll" else {}
+        self.settings = settings(upstream.endpoint, tags, watchdog_s=0.2, **fast, **kw)
         self.driver = make_driver(self.settings, tmp_path)
         self.registry = TagRegistry()
         self.points = self.settings.points()

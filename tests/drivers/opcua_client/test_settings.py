@@ -198,3 +198,35 @@ def test_driver_and_model_defaults_agree() -> None:
     params = inspect.signature(OpcUaDriver).parameters
     for key in ("security_policy", "security_mode", "trust_on_first_use", "timeout_s", "watchdog_s", "session_timeout_s", "publishing_interval_s"):
         assert params[key].default == OpcUaSettings.model_fields[key].default, key
+
+
+def test_an_array_tag_cannot_feed_a_twin_signal(tmp_path: Path) -> None:
+    text = f"""
+[[devices]]
+name = "boiler"
+driver = "opcua"
+endpoint = "opc.tcp://plc:4840"
+  [[devices.tags]]
+  name = "profile"
+  node = "{NODE}"
+  type = "float64"
+  array = true
+  [[devices.tags]]
+  name = "level"
+  node = "{NODE}"
+  type = "uint8"
+
+[[assets]]
+name = "tank"
+tick_s = 0.5
+  [[assets.signals]]
+  name = "profile"
+  tag = "boiler.profile"
+  [[assets.signals]]
+  name = "level"
+  tag = "boiler.level"
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, str(tmp_path / "gw.toml"))
+    (problem,) = info.value.problems
+    assert "assets[0].signals[0].tag: tag 'boiler.profile' has type 'float64' (an array); a twin signal needs a numeric tag" in problem

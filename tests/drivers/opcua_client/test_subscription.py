@@ -1,5 +1,5 @@
 """Subscription mode through the supervisor (DeviceRunner) against one upstream server per module:
-initial values and changes, status and time, deadbands, refused items, writes."""
+initial values and changes, status and time, deadbands, refused items, writes; poll mode."""
 
 from __future__ import annotations
 
@@ -75,3 +75,16 @@ async def test_write_through_the_runner_returns_the_upstream_status(shared_upstr
         await r.until(lambda: r.latest("setpoint").value == 80.0)
         assert await r.runner.write("setpoint", 120.0) == Status.BadOutOfRange
         assert await shared_upstream.get("Setpoint") == 80.0
+
+
+async def test_poll_mode_through_the_runner(shared_upstream: Upstream, tmp_path: Path) -> None:
+    tags = [tag("Temperature", poll_interval_s=0.05), tag("Flag", "bool"), tag("Ghost", node="nsu=urn:nobody;s=X")]
+    async with running(shared_upstream, tmp_path, tags, mode="poll", poll_interval_s=0.2) as r:
+        assert not isinstance(r.driver, SubscribingDriver)
+        await r.until(lambda: r.latest("temperature").status == Status.Good and r.latest("flag").value is True)
+        assert r.latest("ghost").status == Status.BadNodeIdUnknown
+        then = datetime(2022, 2, 2, tzinfo=UTC)
+        await shared_upstream.set("Temperature", 19.0, source_time=then)
+        await r.until(lambda: r.latest("temperature").value == 19.0)
+        assert r.latest("temperature").source_time == then
+        assert shared_upstream.subscriptions() == 0
