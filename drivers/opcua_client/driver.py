@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,9 @@ from asyncua import ua
 from asyncua.common.subscription import DataChangeNotif
 
 from drivers.base import DriverContext, DriverUnavailable, LinkState, ReadResult
+from drivers.opcua_client import requests as rq
 from drivers.opcua_client.client import GatewayClient, OpcUaClientError, UntrustedServerCertificate, build_client
-from drivers.opcua_client.mapping import VARIANT_TYPES, ValueProblem, accepts, to_sample, to_variant, variant_type_of
+from drivers.opcua_client.mapping import ValueProblem, to_sample, to_variant
 from drivers.opcua_client.pki import ClientPki
 from drivers.opcua_client.points import OpcUaPoint
 from drivers.opcua_client.settings import OpcUaSettings
@@ -44,7 +44,6 @@ from drivers.sample import Status, TagSample, TagValue, utcnow
 __all__ = ["OpcUaDriver", "OpcUaSubscriptionDriver"]
 
 _READ_CHUNK = 500  # nodes per Read request
-_DEADBANDS = {"absolute": ua.DeadbandType.Absolute, "percent": ua.DeadbandType.Percent}
 _LOGIN_REFUSED = {ua.StatusCodes.BadUserAccessDenied, ua.StatusCodes.BadIdentityTokenRejected, ua.StatusCodes.BadIdentityTokenInvalid}
 _Key = tuple[Any, Any, str, bool]  # (node, browse_path, value_type, array): what resolution depends on
 
@@ -254,58 +253,34 @@ class OpcUaDriver:
             self._namespaces = list(await self._call(client.get_namespace_array()))
         paths = [(k, p) for k, p in todo.items() if p.browse_path is not None]
         if paths:
-            results = await self._call(client.uaclient.translate_browsepaths_to_nodeids([_browse_path(p) for _, p in paths]))
+            results = await self._call(client.uaclient.translate_browsepaths_to_nodeids([rq.browse_path(p) for _, p in paths]))
             for (k, p), res in zip(paths, results, strict=True):
-                good = res.StatusCode.is_good() and res.Targets
-                target = res.Targets[0].TargetId if good else None
-                found[k] = _Node(
-                    ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType) if target is not None else None,
-                    Status.Good if good else _bad(res.StatusCode.value),
-                )
-                if not good:
+                found[k] = _Node(*rq.browse_target(res))
+                if found[k].node_id is None:
                     self._report(p.address, found[k].status, "opcua_node_unresolved", "browse path has no match")
         for k, p in todo.items():
             if p.node is not None:
-                found[k] = self._node_id(p)
+                nid = rq.node_id(p.node, self._namespaces or [])
+                found[k] = _Node(nid) if nid is not None else _Node(None, Status.BadNodeIdUnknown)
+                if nid is None:
+                    reason = f"namespace URI {p.node.namespace!r} is not in the server's namespace array"
+                    self._report(p.address, Status.BadNodeIdUnknown, "opcua_node_unresolved", reason)
         await self._read_types(client, {k: found[k] for k in todo if found[k].node_id is not None}, todo)
         self._nodes.update(found)
-
-    def _node_id(self, p: OpcUaPoint) -> _Node:
-        assert p.node is not None
-        ns = p.node.namespace
-        if isinstance(ns, str):
-            if ns not in (self._namespaces or []):
-                self._report(p.address, Status.BadNodeIdUnknown, "opcua_node_unresolved", f"namespace URI {ns!r} is not in the server's namespace array")
-                return _Node(None, Status.BadNodeIdUnknown)
-            ns = (self._namespaces or []).index(ns)
-        ident: Any = p.node.identifier
-        kind = {"i": ua.NodeIdType.Numeric, "s": ua.NodeIdType.String, "g": ua.NodeIdType.Guid, "b": ua.NodeIdType.ByteString}[p.node.kind]
-        if kind == ua.NodeIdType.Guid:
-            ident = uuid.UUID(str(ident))
-        return _Node(ua.NodeId(ident, ns, kind))
 
     async def _read_types(self, client: GatewayClient, nodes: dict[_Key, _Node], points: dict[_Key, OpcUaPoint]) -> None:
         """Read DataType and ValueRank of *nodes*; a missing node or a type that cannot fit makes it Bad."""
         keys = list(nodes)
-        ids = [ua.ReadValueId(NodeId=nodes[k].node_id, AttributeId=a) for k in keys for a in (ua.AttributeIds.DataType, ua.AttributeIds.ValueRank)]
-        values = await self._read(client, ids)
+        values = await self._read(client, [rid for k in keys for rid in rq.type_attributes(nodes[k].node_id)])
         for i, k in enumerate(keys):
             p, node = points[k], nodes[k]
-            dtype_dv, rank_dv = values[2 * i], values[2 * i + 1]
-            if not dtype_dv.StatusCode.is_good():
-                node.node_id, node.status = None, _bad(dtype_dv.StatusCode.value)
-                self._report(p.address, node.status, "opcua_node_unresolved", "the server has no such variable")
+            write_type, node.status, reason = rq.check_type(p, values[2 * i], values[2 * i + 1])
+            if write_type is None:
+                node.node_id = None
+                event = "opcua_type_mismatch" if node.status == Status.BadTypeMismatch else "opcua_node_unresolved"
+                self._report(p.address, node.status, event, reason)
                 continue
-            vtype = variant_type_of(dtype_dv.Value.Value)
-            rank = rank_dv.Value.Value if rank_dv.StatusCode.is_good() else -2
-            mismatch = vtype is not None and not accepts(p.value_type, vtype)
-            mismatch |= (p.array and rank == -1) or (not p.array and isinstance(rank, int) and rank >= 1)
-            if mismatch:
-                node.node_id, node.status = None, Status.BadTypeMismatch
-                upstream = f"{vtype.name if vtype else dtype_dv.Value.Value.to_string()}, ValueRank {rank}"
-                self._report(p.address, node.status, "opcua_type_mismatch", f"the server's node is {upstream}; the tag is {_type_text(p)}")
-                continue
-            node.write_type = vtype or VARIANT_TYPES[p.value_type]
+            node.write_type = write_type
             self._reported.pop(p.address, None)
 
     async def _read(self, client: GatewayClient, ids: list[ua.ReadValueId]) -> list[ua.DataValue]:
@@ -337,7 +312,7 @@ class OpcUaDriver:
     def _sample(self, p: OpcUaPoint, dv: ua.DataValue, received: Any) -> TagSample:
         sample = to_sample(p.name, dv, p.value_type, p.array, received)
         if sample.status in (Status.BadTypeMismatch, Status.BadOutOfRange) and (dv.StatusCode is None or dv.StatusCode.is_good()):
-            self._report(p.address, sample.status, "opcua_value_mismatch", f"a {type(dv.Value.Value).__name__} value does not fit {_type_text(p)}")
+            self._report(p.address, sample.status, "opcua_value_mismatch", f"a {type(dv.Value.Value).__name__} value does not fit {rq.type_text(p)}")
         return sample
 
     async def write(self, point: OpcUaPoint, value: TagValue) -> int:
@@ -382,18 +357,15 @@ class OpcUaSubscriptionDriver(OpcUaDriver):
         live = {h: p for h, p in enumerate(points) if self._nodes[_key(p)].node_id is not None}
         self._pending = []
         if live:
-            ms = self.publishing_interval_s * 1000
-            keepalive = max(1, min(client.get_keepalive_count(ms), 100))
-            params = ua.CreateSubscriptionParameters(
-                RequestedPublishingInterval=ms, RequestedLifetimeCount=keepalive * 3, RequestedMaxKeepAliveCount=keepalive, PublishingEnabled=True
-            )
+            params = rq.subscription_parameters(self.publishing_interval_s, client.get_keepalive_count(self.publishing_interval_s * 1000))
             sub = await self._call(client.create_subscription(params, _Handler(self)))
-            results = await self._call(sub.create_monitored_items([self._item(h, p) for h, p in live.items()]))
+            items = [rq.monitored_item(h, p, self._nodes[_key(p)].node_id) for h, p in live.items()]
+            results = await self._call(sub.create_monitored_items(items))
             for (h, p), res in list(zip(live.items(), results, strict=True)):
                 if isinstance(res, ua.StatusCode):
                     del live[h]
-                    self._report(p.address, _bad(res.value), "opcua_monitored_item_refused", "the server refused the monitored item")
-                    failed.append(TagSample(p.name, None, _bad(res.value), now, now))
+                    self._report(p.address, rq.bad(res.value), "opcua_monitored_item_refused", "the server refused the monitored item")
+                    failed.append(TagSample(p.name, None, rq.bad(res.value), now, now))
         if failed:
             sink(ReadResult(failed))
         while True:
@@ -406,19 +378,6 @@ class OpcUaSubscriptionDriver(OpcUaDriver):
             samples = [self._sample(live[h], dv, received) for h, dv in batch if h in live]
             if samples:
                 sink(ReadResult(samples))
-
-    def _item(self, handle: int, p: OpcUaPoint) -> ua.MonitoredItemCreateRequest:
-        mfilter = None
-        if p.deadband_type != "none":
-            mfilter = ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValue, DeadbandType=_DEADBANDS[p.deadband_type], DeadbandValue=p.deadband_value)
-        mparams = ua.MonitoringParameters(
-            ClientHandle=handle, SamplingInterval=p.sampling_interval_s * 1000, Filter=mfilter, QueueSize=p.queue_size, DiscardOldest=True
-        )
-        return ua.MonitoredItemCreateRequest(
-            ItemToMonitor=ua.ReadValueId(NodeId=self._nodes[_key(p)].node_id, AttributeId=ua.AttributeIds.Value),
-            MonitoringMode=ua.MonitoringMode.Reporting,
-            RequestedParameters=mparams,
-        )
 
     def _notify(self, handle: int, dv: ua.DataValue) -> None:
         self._pending.append((handle, dv))
@@ -443,23 +402,3 @@ class _Handler:
 
 def _key(p: OpcUaPoint) -> _Key:
     return (p.node, p.browse_path, p.value_type, p.array)
-
-
-def _bad(code: int) -> int:
-    """*code* if it is Bad, else BadNodeIdUnknown (a failed lookup that the server called Good)."""
-    return code if code >= 0x80000000 else int(Status.BadNodeIdUnknown)
-
-
-def _type_text(p: OpcUaPoint) -> str:
-    return f"an array of {p.value_type}" if p.array else p.value_type
-
-
-def _browse_path(p: OpcUaPoint) -> ua.BrowsePath:
-    assert p.browse_path is not None
-    elements = [
-        ua.RelativePathElement(
-            ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences), IsInverse=False, IncludeSubtypes=True, TargetName=ua.QualifiedName(name, ns)
-        )
-        for ns, name in p.browse_path
-    ]
-    return ua.BrowsePath(StartingNode=ua.NodeId(ua.ObjectIds.RootFolder), RelativePath=ua.RelativePath(Elements=elements))
