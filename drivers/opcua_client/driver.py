@@ -358,7 +358,7 @@ class OpcUaSubscriptionDriver(OpcUaDriver):
         self._pending = []
         if live:
             params = rq.subscription_parameters(self.publishing_interval_s, client.get_keepalive_count(self.publishing_interval_s * 1000))
-            sub = await self._call(client.create_subscription(params, _Handler(self)))
+            sub = await self._call(client.create_subscription(params, _Handler(self, client)))
             items = [rq.monitored_item(h, p, self._nodes[_key(p)].node_id) for h, p in live.items()]
             results = await self._call(sub.create_monitored_items(items))
             for (h, p), res in list(zip(live.items(), results, strict=True)):
@@ -385,18 +385,22 @@ class OpcUaSubscriptionDriver(OpcUaDriver):
 
 
 class _Handler:
-    """asyncua subscription callbacks: queue data changes; a Bad subscription status is a lost session."""
+    """asyncua subscription callbacks: queue data changes; a Bad subscription status is a lost session.
 
-    def __init__(self, driver: OpcUaSubscriptionDriver) -> None:
+    asyncua calls them from tasks of their own, which may run after the session is closed: a
+    callback of a session that is no longer the driver's current one is dropped."""
+
+    def __init__(self, driver: OpcUaSubscriptionDriver, client: GatewayClient) -> None:
         self.driver = driver
+        self.client = client
 
     def datachange_notification(self, node: Any, val: Any, data: DataChangeNotif) -> None:
         handle = data.subscription_data.client_handle
-        if handle is not None:
+        if handle is not None and self.driver._client is self.client:
             self.driver._notify(handle, data.monitored_item.Value)
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
-        if not status.Status.is_good():
+        if not status.Status.is_good() and self.driver._client is self.client:
             self.driver._session_lost(f"subscription status {status.Status.name}")
 
 
