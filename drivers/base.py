@@ -8,11 +8,12 @@ writes one point, and closes. It never retries a lost connection by itself: the 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from drivers.sample import Status, TagSample, TagValue
+from drivers.sample import TagSample, TagValue
 
 if TYPE_CHECKING:
     from drivers.settings import DeviceSettings
@@ -44,6 +45,19 @@ class LinkState(enum.Enum):
     CLOSED = "closed"
 
 
+@dataclass(frozen=True, slots=True)
+class DriverContext:
+    """Where a driver may keep state and find files its settings name (``from_settings``).
+
+    ``state_dir``: the gateway's state folder (certificates, keys); a driver keeps its own files in
+    a subfolder of it. ``config_dir``: the folder relative paths in the settings are relative to
+    (the config file's folder). None: not given (a driver that needs one says so).
+    """
+
+    state_dir: Path | None = None
+    config_dir: Path | None = None
+
+
 class DriverError(Exception):
     """Base class of driver errors."""
 
@@ -63,9 +77,15 @@ class Driver(Protocol):
     A point is the driver's own parsed, validated tag description (e.g. a Modbus RegisterPoint),
     made by its settings model's ``points()``. The gateway renames each point to the registry key of
     its tag (``name``; the samples read returns carry it) and reads its ``value_type`` (the type of
-    the values read delivers: bool, int16..uint64, float32, float64 or string). Points are
-    validated when the config is loaded, never inside connect/read. The class is built from its
-    settings by ``from_settings`` (see ``DriverClass``).
+    the values read delivers: bool, int8..uint64, float32, float64, string, datetime or bytes;
+    a point with ``array = True`` delivers lists of that type). Points are validated when the config
+    is loaded, never inside connect/read. The class is built from its settings by
+    ``from_settings`` (see ``DriverClass``).
+
+    A driver whose samples carry the device's own source timestamps (an upstream OPC UA server: an
+    unchanged value keeps the time it last changed) sets ``source_timestamps = True``; the
+    supervisor then counts a last usable value's age from the loss of the link, not from its source
+    time (``edge.core.supervisor``).
     """
 
     kind: ClassVar[str]
@@ -84,11 +104,33 @@ class Driver(Protocol):
         sample for those points. Losing the transport raises DriverUnavailable.
         """
 
-    async def write(self, point: Any, value: TagValue) -> Status:
-        """Write one value; return Status.Good or the status that explains the refusal."""
+    async def write(self, point: Any, value: TagValue) -> int:
+        """Write one value; return Status.Good or the status that explains the refusal.
+
+        Any OPC UA status code may come back (e.g. the upstream device's own refusal), not only
+        the ``Status`` members."""
 
     async def close(self) -> None:
         """Release the transport. Idempotent; never raises."""
+
+
+@runtime_checkable
+class SubscribingDriver(Driver, Protocol):
+    """A driver whose device pushes changes (an OPC UA subscription) instead of being polled.
+
+    After ``connect``, the supervisor calls ``run_subscription`` once instead of polling ``read``.
+    It asks the device for *points* and hands each batch of changes to *sink* as a ReadResult
+    (samples keyed by the points' ``name``, as ``read`` would), the current values first; points
+    the device refuses arrive as Bad samples. *sink* is synchronous and must not be awaited. It
+    runs until cancelled, and raises DriverUnavailable as soon as the session is lost (it never
+    returns normally); the supervisor then closes the driver and reconnects, and the next
+    ``run_subscription`` subscribes afresh. The driver never reconnects or resubscribes by itself.
+
+    ``source_timestamps``: see ``Driver`` (a pushing device only sends changes, so a sample's source
+    time is the time of the last change, not the time it was last confirmed).
+    """
+
+    async def run_subscription(self, points: Sequence[Any], sink: Callable[[ReadResult], None]) -> None: ...
 
 
 class DriverClass(Protocol):
@@ -96,10 +138,11 @@ class DriverClass(Protocol):
 
     ``kind`` is the value of the device's ``driver`` key, ``Settings`` the settings model the config
     validates the device with, and ``from_settings`` builds a driver from such a validated model
-    (``log`` is a structlog logger; None means the driver's own).
+    (``log`` is a structlog logger; None means the driver's own; ``context`` says where the driver
+    may keep state and how relative paths in its settings resolve, None: a default context).
     """
 
     kind: str
     Settings: type[DeviceSettings]
 
-    def from_settings(self, settings: Any, *, log: Any = None) -> Driver: ...
+    def from_settings(self, settings: Any, *, log: Any = None, context: DriverContext | None = None) -> Driver: ...

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
 
-TagValue: TypeAlias = bool | int | float | str | None
+# a scalar, or a one-dimensional array (list) of one scalar type (OPC UA arrays)
+ScalarValue: TypeAlias = bool | int | float | str | datetime | bytes
+TagValue: TypeAlias = ScalarValue | list[ScalarValue] | None
 
 
 class Status(enum.IntEnum):
@@ -26,9 +28,11 @@ class Status(enum.IntEnum):
     BadCommunicationError = 0x80050000
     BadDecodingError = 0x80070000
     BadTimeout = 0x800A0000
+    BadCertificateUntrusted = 0x801A0000
     BadUserAccessDenied = 0x801F0000
     BadNoCommunication = 0x80310000
     BadWaitingForInitialData = 0x80320000
+    BadNodeIdUnknown = 0x80340000
     BadNotWritable = 0x803B0000
     BadOutOfRange = 0x803C0000
     BadNotSupported = 0x803D0000

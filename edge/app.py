@@ -28,6 +28,7 @@ import structlog
 
 import kernels
 from drivers import load_driver
+from drivers.base import DriverContext
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
@@ -79,9 +80,13 @@ class Gateway:
                     tag.description,
                     tag.writable,
                     device=dev.name,
+                    array=getattr(point, "array", False),
                 )
             )
-        driver = load_driver(dev.driver).from_settings(dev)
+        # the driver's own state (certificates) lives under the state folder; relative paths in its
+        # settings are relative to the config file's folder
+        context = DriverContext(state_dir=self.cfg.state_path, config_dir=self.cfg.resolve_path("."))
+        driver = load_driver(dev.driver).from_settings(dev, context=context)
         g = self.cfg.gateway
         runner = DeviceRunner(
             dev.name,

@@ -67,3 +67,36 @@ class FakeDriver:
     async def close(self) -> None:
         self.closes += 1
         self._state = LinkState.CLOSED
+
+
+class FakeSubscribingDriver(FakeDriver):
+    """A pushing driver (``drivers.base.SubscribingDriver``): ``push`` sends a batch to the sink of
+    the running subscription; ``lose`` makes it raise DriverUnavailable, as a lost session does.
+    Its samples keep the source time they are given (``source_timestamps``)."""
+
+    source_timestamps: ClassVar[bool] = True
+
+    def __init__(self, name: str, script: Sequence[str] = (), *, default: str = "ok") -> None:
+        super().__init__(name, script, default=default)
+        self.subscriptions = 0  # run_subscription calls
+        self.active = 0  # running now
+        self._sink: Any = None
+        self._lost = asyncio.Event()
+
+    async def run_subscription(self, points: Sequence[Any], sink: Any) -> None:
+        self.subscriptions += 1
+        self.active += 1
+        self._sink, self._lost = sink, asyncio.Event()
+        try:
+            await self._lost.wait()
+            raise DriverUnavailable("session lost")
+        finally:
+            self.active -= 1
+            self._sink = None
+
+    def push(self, samples: list[TagSample]) -> None:
+        assert self._sink is not None, "no subscription running"
+        self._sink(ReadResult(samples))
+
+    def lose(self) -> None:
+        self._lost.set()

@@ -14,6 +14,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 from structlog.typing import BindableLogger
 
+from drivers.base import DriverContext
 from drivers.modbus.bus import ModbusDriver
 from drivers.modbus.settings import ModbusRtuSettings, ModbusTcpSettings
 
@@ -25,6 +26,7 @@ class ModbusTcpDriver(ModbusDriver):
 
     kind: ClassVar[str] = "modbus_tcp"
     Settings: ClassVar[type[ModbusTcpSettings]] = ModbusTcpSettings
+    # from_settings takes a DriverContext like every driver; Modbus keeps no state and reads no files
 
     def __init__(self, *, name: str, host: str, port: int = 502, **settings: Any) -> None:
         super().__init__(name=name, **settings)
@@ -32,7 +34,7 @@ class ModbusTcpDriver(ModbusDriver):
         self.port = port
 
     @classmethod
-    def from_settings(cls, settings: ModbusTcpSettings, *, log: BindableLogger | None = None) -> ModbusTcpDriver:
+    def from_settings(cls, settings: ModbusTcpSettings, *, log: BindableLogger | None = None, context: DriverContext | None = None) -> ModbusTcpDriver:
         return cls(name=settings.name, host=settings.host, port=settings.port, log=log, **cls._bus_settings(settings))
 
     def __repr__(self) -> str:
@@ -84,7 +86,7 @@ class ModbusRtuDriver(ModbusDriver):
         self.stop_bits = stop_bits
 
     @classmethod
-    def from_settings(cls, settings: ModbusRtuSettings, *, log: BindableLogger | None = None) -> ModbusRtuDriver:
+    def from_settings(cls, settings: ModbusRtuSettings, *, log: BindableLogger | None = None, context: DriverContext | None = None) -> ModbusRtuDriver:
         s = settings
         return cls(
             name=s.name,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from edge.config.loader import _Collector
     from edge.config.models import OpcUaSection
 
-NUMERIC_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool"})
+NUMERIC_TYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool"})
 
 
 def _duplicates(c: _Collector, named: list[tuple[str, Any]], what: str) -> None:
@@ -61,8 +61,8 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
                 close = difflib.get_close_matches(sig.tag, list(tags), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 c.add(path, f"unknown tag {sig.tag!r}{hint}")
-            elif tag.type not in NUMERIC_TYPES:
-                c.add(path, f"tag {sig.tag!r} has type {tag.type!r}; a twin signal needs a numeric tag")
+            elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
+                c.add(path, f"tag {sig.tag!r} has type {_type_text(tag)}; a twin signal needs a numeric tag")
         _check_identified(c, prefix, asset, tags)
 
 
@@ -77,8 +77,8 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
         if tag is None:
             close = difflib.get_close_matches(sig.input, list(tags), n=3)
             c.add(f"{path}.input", f"unknown tag {sig.input!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        elif tag.type not in NUMERIC_TYPES:
-            c.add(f"{path}.input", f"tag {sig.input!r} has type {tag.type!r}; a model input needs a numeric tag")
+        elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
+            c.add(f"{path}.input", f"tag {sig.input!r} has type {_type_text(tag)}; a model input needs a numeric tag")
         period = sig.model_period_s if sig.model_period_s is not None else asset.tick_s
         ratio = period / asset.tick_s
         if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio) or round(ratio) < 1:
@@ -106,3 +106,7 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
 def _check_opcua(c: _Collector, opcua: OpcUaSection | None) -> None:
     if opcua is not None:
         _duplicates(c, [(f"opcua.users[{i}]", u) for i, u in enumerate(opcua.users)], "user")
+
+
+def _type_text(tag: Any) -> str:
+    return f"{tag.type!r} (an array)" if getattr(tag, "array", False) else repr(tag.type)

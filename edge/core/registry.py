@@ -24,7 +24,7 @@ log = structlog.get_logger("edge.core.registry")
 Listener = Callable[[Sequence[TagSample]], None]
 _BAD = 0x80000000  # status codes at or above this are Bad (severity bits 10 or 11)
 
-DATA_TYPES = frozenset({"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"})
+DATA_TYPES = frozenset({"bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "datetime", "bytes"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ class TagInfo:
     description: str = ""
     writable: bool = False
     device: str | None = None  # the device whose link state governs this tag's staleness
+    array: bool = False  # values are one-dimensional arrays (lists) of data_type
 
     def __post_init__(self) -> None:
         if self.data_type not in DATA_TYPES:
@@ -120,18 +121,22 @@ class TagRegistry:
         at: datetime | None = None,
         stale_after_s: float | None = None,
         status: int = Status.BadNoCommunication,
+        since: datetime | None = None,
     ) -> None:
         """Downgrade tags whose source is unreachable (see the module docstring for the rules).
 
         With *stale_after_s*, a last usable value older than that (by its source time) is no
         longer usable: the tag goes to *status* (a Bad code) instead. Call again to re-evaluate.
+        With *since* (when the source was last known to hold the value, e.g. the loss of a link
+        to a device that only reports changes), the age counts from *since* if that is later.
         """
         at = at or utcnow()
         out = []
         for key in keys:
             last = self._latest[key]
             usable = last.value is not None and not is_bad(last.status)
-            if usable and stale_after_s is not None and (at - last.source_time).total_seconds() >= stale_after_s:
+            confirmed = max(last.source_time, since) if since is not None else last.source_time
+            if usable and stale_after_s is not None and (at - confirmed).total_seconds() >= stale_after_s:
                 usable = False
             if usable:
                 if last.status != Status.UncertainNoCommunicationLastUsableValue:

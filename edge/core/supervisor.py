@@ -8,11 +8,17 @@ to counters (Diagnostics), never to the log.
 Scan groups: each point may have its own poll period. Groups that come due together (within a
 few milliseconds) are read in one ``driver.read`` call, so their tags share requests.
 
+Subscriptions: a driver that is a ``SubscribingDriver`` is not polled; after each connect its
+``run_subscription`` pushes batches of changes, which are published like poll results, until it
+raises DriverUnavailable. Reconnection, backoff, staleness and outage logging are the same.
+
 Staleness (one policy for a lost link and for a single unit that stops answering): a tag whose
 value could not be fetched (``ReadResult.not_fetched``) keeps its last usable value as
 UncertainNoCommunicationLastUsableValue (old source time) until ``stale_after_s`` after that value
 was read, then goes Bad (BadNoCommunication, or the driver's BadTimeout); it is Good again on the
-first good read.
+first good read. For a driver whose samples carry the device's own source times
+(``source_timestamps``: an unchanged upstream value keeps the time it changed), the value counts
+as read until the link was lost, so ``stale_after_s`` runs from the start of the outage.
 
 Samples are built once, by the driver, already keyed by registry key (each point's ``name`` is its
 registry key): the runner hands them to the registry as they are. Health counters are published
@@ -25,12 +31,13 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
 
-from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult
-from drivers.sample import Status, TagValue
+from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult, SubscribingDriver
+from drivers.sample import Status, TagValue, utcnow
 from edge.core.backoff import Backoff
 from edge.core.health import DeviceHealth
 from edge.core.registry import TagRegistry
@@ -90,6 +97,7 @@ class DeviceRunner:
         self.health = DeviceHealth(name)
         self._log = log.bind(device=name, driver=getattr(driver, "kind", "?"))
         self._down_since: float | None = None
+        self._down_at: datetime | None = None  # when the outage began, for source_timestamps drivers
         per_point = list(intervals) if intervals is not None else [poll_interval_s] * len(self.points)
         if len(per_point) != len(self.points):
             raise ValueError(f"{len(per_point)} poll intervals for {len(self.points)} points")
@@ -110,6 +118,9 @@ class DeviceRunner:
                 try:
                     await self.driver.connect()
                     self._on_connected()
+                    if isinstance(self.driver, SubscribingDriver):
+                        await self.driver.run_subscription(self.points, self._on_changes)
+                        raise DriverUnavailable("subscription ended")
                     await self._poll_forever()
                 except DriverUnavailable as exc:
                     await self._on_outage(exc)
@@ -141,6 +152,15 @@ class DeviceRunner:
             wait = min(g.next_due for g in self.groups) - time.monotonic()
             await asyncio.sleep(max(wait, 0.0))
 
+    def _on_changes(self, result: ReadResult) -> None:
+        """The sink of a SubscribingDriver: one batch of pushed changes."""
+        self.health.reads_ok += 1
+        self._publish(result)
+        now = time.monotonic()
+        if now >= self._health_due:
+            self._health_due = now + HEALTH_INTERVAL_S
+            self._publish_health()
+
     def _batch(self, due: tuple[int, ...]) -> tuple[Any, ...]:
         # The same tuple object every time these groups come due: drivers may cache per object.
         batch = self._batches.get(due)
@@ -167,14 +187,14 @@ class DeviceRunner:
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, step))
-            self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s)
+            self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s, since=self._down_at)
 
     def _on_connected(self) -> None:
         self.backoff.reset()
         if self._down_since is not None:
             self.health.reconnects += 1
             self._log.info("device_reconnected", down_for_s=round(time.monotonic() - self._down_since, 3))
-            self._down_since = None
+            self._down_since = self._down_at = None
         self._set_state(LinkState.CONNECTED)
 
     async def _on_outage(self, exc: Exception) -> None:
@@ -182,7 +202,9 @@ class DeviceRunner:
         self.health.last_error = str(exc) or type(exc).__name__
         await self.driver.close()
         self._set_state(LinkState.DISCONNECTED)
-        self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s)
+        if self._down_since is None and getattr(self.driver, "source_timestamps", False):
+            self._down_at = utcnow()
+        self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s, since=self._down_at)
         if self._down_since is None:
             self._down_since = time.monotonic()
             self._log.warning("device_unreachable", error=self.health.last_error)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import Server, ua
@@ -45,8 +46,12 @@ VARIANT_TYPES: dict[str, ua.VariantType] = {
     "float32": ua.VariantType.Float,
     "float64": ua.VariantType.Double,
     "string": ua.VariantType.String,
+    "int8": ua.VariantType.SByte,
+    "uint8": ua.VariantType.Byte,
+    "datetime": ua.VariantType.DateTime,
+    "bytes": ua.VariantType.ByteString,
 }
-NUMERIC = frozenset(VARIANT_TYPES) - {"bool", "string"}
+NUMERIC = frozenset(VARIANT_TYPES) - {"bool", "string", "datetime", "bytes"}
 GROUP_FOLDERS = frozenset(names.FOLDERS)
 TWIN_OUTPUTS = tuple(names.SIGNAL_OUTPUTS.values())
 
@@ -105,7 +110,7 @@ def container_type(prefix: tuple[str, ...], leaf_depths: set[int]) -> str:
 def to_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
     value = sample.value
     if value is not None and vtype in (ua.VariantType.Float, ua.VariantType.Double):
-        value = float(value)
+        value = [float(v) for v in value] if isinstance(value, list) else float(value)
     variant = ua.Variant(value, vtype) if value is not None else ua.Variant(None, ua.VariantType.Null)
     return ua.DataValue(
         Value=variant,
@@ -137,7 +142,11 @@ _BASE_OBJECT = ua.NodeId(ua.ObjectIds.BaseObjectType)
 _HAS_COMPONENT = ua.NodeId(ua.ObjectIds.HasComponent)
 _HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
 _ORGANIZES = ua.NodeId(ua.ObjectIds.Organizes)
-_ZERO: dict[str, object] = {"bool": False, "string": ""} | {t: 0.0 for t in ("float32", "float64")} | {t: 0 for t in NUMERIC - {"float32", "float64"}}
+_ZERO: dict[str, object] = (
+    {"bool": False, "string": "", "datetime": datetime(1601, 1, 1, tzinfo=UTC), "bytes": b""}
+    | {t: 0.0 for t in ("float32", "float64")}
+    | {t: 0 for t in NUMERIC - {"float32", "float64"}}
+)
 
 
 class ModelBuilder:
@@ -182,14 +191,17 @@ class ModelBuilder:
     async def add_variable(
         self, parent: ua.NodeId, nid: ua.NodeId, name: str, *, data_type: str, description: str, writable: bool = False,
         type_id: ua.NodeId | None = None, value: ua.Variant | None = None, property_: bool = False, qname: ua.QualifiedName | None = None,
+        array: bool = False,
     ) -> ua.NodeId:  # fmt: skip
         vtype = VARIANT_TYPES[data_type]
+        if value is None:
+            value = ua.Variant([], vtype, is_array=True) if array else ua.Variant(_ZERO[data_type], vtype)
         attrs = ua.VariableAttributes(
             DisplayName=ua.LocalizedText(name),
             Description=ua.LocalizedText(description),
-            Value=value if value is not None else ua.Variant(_ZERO[data_type], vtype),
+            Value=value,
             DataType=ua.NodeId(vtype.value),
-            ValueRank=ua.ValueRank.Scalar,
+            ValueRank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar,
             AccessLevel=access_level(writable),
             UserAccessLevel=access_level(writable),
             MinimumSamplingInterval=0.0,
@@ -197,6 +209,8 @@ class ModelBuilder:
             WriteMask=0,
             UserWriteMask=0,
         )
+        if array:
+            attrs.ArrayDimensions = [0]  # one dimension of any length
         if type_id is None:
             type_id = ua.NodeId(ua.ObjectIds.PropertyType if property_ else ua.ObjectIds.BaseDataVariableType)
         item = ua.AddNodesItem(
@@ -320,10 +334,12 @@ class ModelBuilder:
         mirror = path is not None
         path = path or info.path
         nid = self.nid(path)
-        analog = info.data_type in NUMERIC and info.low is not None and info.high is not None
+        analog = info.data_type in NUMERIC and not info.array and info.low is not None and info.high is not None
         type_id = ua.NodeId(ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType)
         description = info.description or f"{path[-1]} of {'/'.join(path[:-1])}"
-        await self.add_variable(parent, nid, path[-1], data_type=info.data_type, description=description, writable=info.writable, type_id=type_id)
+        await self.add_variable(
+            parent, nid, path[-1], data_type=info.data_type, description=description, writable=info.writable, type_id=type_id, array=info.array
+        )
         if info.units is not None:
             eu = self.nid((*path, "EngineeringUnits"))
             await self.add_struct_property(nid, eu, "EngineeringUnits", eu_information(info.units), ua.ObjectIds.EUInformation)

@@ -4,8 +4,9 @@ A write to a writable tag is checked in this order, and the first failure is the
 
 1. attribute other than Value, or a role below ``operator`` -> BadUserAccessDenied
 2. a read-only variable of the gateway -> BadNotWritable
-3. wrong variant type (or null) -> BadTypeMismatch
-4. NaN/inf, or outside the tag's configured low..high -> BadOutOfRange (never clamped)
+3. wrong variant type, scalar for array or array for scalar (or null) -> BadTypeMismatch
+4. NaN/inf, or outside the tag's configured low..high (each element of an array) -> BadOutOfRange
+   (never clamped)
 5. no device behind the tag -> BadNotWritable
 6. the device's own answer (the driver's write status)
 
@@ -27,7 +28,7 @@ from asyncua import ua
 from drivers.sample import Status, TagValue
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua import asyncua_patches
-from edge.opcua.model import VARIANT_TYPES
+from edge.opcua.model import NUMERIC, VARIANT_TYPES
 from edge.opcua.users import Role, role_of
 
 log = structlog.get_logger("edge.opcua.writes")
@@ -45,17 +46,19 @@ def status_name(code: int) -> str:
 def check_value(info: TagInfo, variant: ua.Variant | None) -> tuple[int, str]:
     """(Status.Good, "") when *variant* may be sent to the device for *info*, else (status, reason). Pure."""
     expected = VARIANT_TYPES[info.data_type]
-    if variant is None or variant.Value is None or variant.VariantType != expected:
+    if variant is None or variant.Value is None or variant.VariantType != expected or bool(variant.is_array) != info.array:
         got = variant.VariantType.name if variant is not None and variant.Value is not None else "null"
-        return Status.BadTypeMismatch, f"expected {expected.name}, got {got}"
-    value = variant.Value
-    if isinstance(value, float) and not math.isfinite(value):
-        return Status.BadOutOfRange, f"{value} is not a finite number"
-    if info.data_type not in ("bool", "string"):
-        if info.low is not None and value < info.low:
-            return Status.BadOutOfRange, f"{value} is below the low limit {info.low:g}"
-        if info.high is not None and value > info.high:
-            return Status.BadOutOfRange, f"{value} is above the high limit {info.high:g}"
+        if variant is not None and variant.Value is not None and bool(variant.is_array) != info.array:
+            got = f"an array of {got}" if variant.is_array else f"a scalar {got}"
+        return Status.BadTypeMismatch, f"expected {'an array of ' if info.array else ''}{expected.name}, got {got}"
+    for value in variant.Value if info.array else [variant.Value]:
+        if isinstance(value, float) and not math.isfinite(value):
+            return Status.BadOutOfRange, f"{value} is not a finite number"
+        if info.data_type in NUMERIC:
+            if info.low is not None and value < info.low:
+                return Status.BadOutOfRange, f"{value} is below the low limit {info.low:g}"
+            if info.high is not None and value > info.high:
+                return Status.BadOutOfRange, f"{value} is above the high limit {info.high:g}"
     return Status.Good, ""
 
 

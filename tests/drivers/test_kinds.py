@@ -51,8 +51,8 @@ def test_settings_have_what_the_gateway_reads(kind: str) -> None:
 def test_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(UnknownDriverError) as info:
         load_driver("modbus")
-    assert str(info.value) == "unknown driver 'modbus'; known drivers: modbus_rtu, modbus_tcp"
-    with pytest.raises(UnknownDriverError, match="unknown driver 'x'; known drivers: modbus_rtu, modbus_tcp"):
+    assert str(info.value) == "unknown driver 'modbus'; known drivers: modbus_rtu, modbus_tcp, opcua"
+    with pytest.raises(UnknownDriverError, match="unknown driver 'x'; known drivers: modbus_rtu, modbus_tcp, opcua"):
         settings_model("x")
     with pytest.raises(LookupError):  # UnknownDriverError is a LookupError, also for a kind that is not a string
         settings_model(["modbus_tcp"])  # type: ignore[arg-type]
