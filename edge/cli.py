@@ -1,4 +1,4 @@
-"""The ``edgetwin`` command: run, check, simulate, schema."""
+"""The ``edgetwin`` command: run, check, simulate, hash-password, replay, browse, schema."""
 
 from __future__ import annotations
 
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.replay.cli import add_parser as add_replay_parser
 
     add_replay_parser(sub)
+
+    from edge.browse import add_parser as add_browse_parser
+
+    add_browse_parser(sub)
 
     schema = sub.add_parser("schema", help="print the config JSON Schema")
     schema.set_defaults(func=_schema)
