@@ -93,7 +93,7 @@ async def _measure(north_port: int, n: int, seconds: float, gateway_pid: int) ->
     latencies: list[float] = []
 
     class Handler:
-        def datachange_notification(self, node, val, data) -> None:  # noqa: ANN001
+        def datachange_notification(self, node, val, data) -> None:
             if isinstance(val, float) and val > 0:
                 latencies.append(time.time() - val)
 
