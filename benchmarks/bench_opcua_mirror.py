@@ -46,8 +46,12 @@ async def serve_upstream(port: int, n: int, period: float) -> None:
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/up")
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     ns = await server.register_namespace(NS)
-    folder = await server.nodes.objects.add_folder(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
-    nodes = [await folder.add_variable(ua.NodeId(f"t{i}", ns), ua.QualifiedName(f"t{i}", ns), ua.Variant(0.0, ua.VariantType.Double)) for i in range(n)]
+    plant = await server.nodes.objects.add_folder(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
+    nodes = []
+    for start in range(0, n, 100):  # folders of 100: asyncua's add_nodes slows down with the number of siblings
+        folder = await plant.add_folder(ua.NodeId(f"F{start}", ns), ua.QualifiedName(f"F{start}", ns))
+        for i in range(start, min(n, start + 100)):
+            nodes.append(await folder.add_variable(ua.NodeId(f"t{i}", ns), ua.QualifiedName(f"t{i}", ns), ua.Variant(0.0, ua.VariantType.Double)))
     ids = [v.nodeid for v in nodes]
     aspace = server.iserver.aspace
     async with server:

@@ -44,6 +44,7 @@ from drivers.sample import Status, TagSample, TagValue, utcnow
 __all__ = ["OpcUaDriver", "OpcUaSubscriptionDriver"]
 
 _READ_CHUNK = 500  # nodes per Read request
+_MONITOR_CHUNK = 500  # monitored items per CreateMonitoredItems request
 _LOGIN_REFUSED = {ua.StatusCodes.BadUserAccessDenied, ua.StatusCodes.BadIdentityTokenRejected, ua.StatusCodes.BadIdentityTokenInvalid}
 _Key = tuple[Any, Any, str, bool]  # (node, browse_path, value_type, array): what resolution depends on
 
@@ -360,7 +361,9 @@ class OpcUaSubscriptionDriver(OpcUaDriver):
             params = rq.subscription_parameters(self.publishing_interval_s, client.get_keepalive_count(self.publishing_interval_s * 1000))
             sub = await self._call(client.create_subscription(params, _Handler(self, client)))
             items = [rq.monitored_item(h, p, self._nodes[_key(p)].node_id) for h, p in live.items()]
-            results = await self._call(sub.create_monitored_items(items))
+            results = []
+            for i in range(0, len(items), _MONITOR_CHUNK):  # thousands of items in one request outlast the timeout
+                results += await self._call(sub.create_monitored_items(items[i : i + _MONITOR_CHUNK]))
             for (h, p), res in list(zip(live.items(), results, strict=True)):
                 if isinstance(res, ua.StatusCode):
                     del live[h]
