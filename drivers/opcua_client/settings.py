@@ -118,6 +118,7 @@ class OpcUaSettings(DeviceSettings):
     session_timeout_s: float = Field(60.0, ge=10, le=3600)
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     description: str = ""
+    tags_csv: str | None = None  # more tags from a CSV file (``edgetwin browse --csv`` writes one); relative to the config file
     tags: list[OpcUaTag] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -130,3 +130,14 @@ def test_csv_leaves_out_variables_without_a_built_in_type() -> None:
     variables = [BrowsedVariable("i=1", "/Objects/a", "a", "float64", False, False), BrowsedVariable("i=2", "/Objects/s", "s", None, False, False)]
     rows = list(csv.DictReader(io.StringIO(render_csv(variables))))
     assert [r["name"] for r in rows] == ["a"]
+
+
+async def test_the_csv_output_is_a_tag_list_for_tags_csv(plant: str, tmp_path: Path) -> None:
+    """``browse --csv`` written to a file and named by ``tags_csv`` gives the same tags as the TOML output."""
+    variables = [v for v in await _browse(plant) if v.node.startswith(f"nsu={NS};")]
+    (tmp_path / "tags.csv").write_text(render_csv(variables))
+    text = f'[[devices]]\nname = "boiler"\ndriver = "opcua"\nendpoint = "{plant}"\ntags_csv = "tags.csv"\n'
+    cfg = parse_config(text, str(tmp_path / "gateway.toml"))
+    tags = {t.name: t for t in cfg.devices[0].tags}
+    assert set(tags) == {"Temperature", "Count", "Name", "Vector", "Pump_Temperature"}
+    assert tags["Temperature"].writable and tags["Vector"].array and tags["Count"].type == "uint32"
