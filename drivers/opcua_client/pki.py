@@ -19,6 +19,7 @@ import ipaddress
 import os
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +104,8 @@ def file_name(cert: x509.Certificate) -> str:
     return f"{cn} [{thumbprint(cert)}].der"
 
 
-def _san(application_uri: str, hostnames: list[str]) -> list[x509.GeneralName]:
+def subject_alt_names(application_uri: str, hostnames: Iterable[str]) -> list[x509.GeneralName]:
+    """The SubjectAltName of an application certificate: its URI, then each host as an IP address or DNS name."""
     out: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri)]
     for name in hostnames:
         try:
@@ -137,7 +139,7 @@ def ensure_client_identity(pki: ClientPki, *, application_uri: str | None = None
     hostnames = list(dict.fromkeys(n for n in (socket.gethostname(), socket.getfqdn(), "localhost") if n))
     key = cert_gen.generate_private_key()
     cert = cert_gen.generate_self_signed_app_certificate(
-        key, "edgetwin gateway client", {"organizationName": "edgetwin"}, _san(uri, hostnames), [ExtendedKeyUsageOID.CLIENT_AUTH], days=days
+        key, "edgetwin gateway client", {"organizationName": "edgetwin"}, subject_alt_names(uri, hostnames), [ExtendedKeyUsageOID.CLIENT_AUTH], days=days
     )
     _write_key(pki.key, key)
     pki.cert.write_bytes(der(cert))

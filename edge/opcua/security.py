@@ -16,11 +16,9 @@ restart is needed.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +28,11 @@ from asyncua.crypto import cert_gen
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from drivers.opcua_client.pki import file_name as rejected_name
+from drivers.opcua_client.pki import subject_alt_names, thumbprint
 from edge.opcua import asyncua_patches
 
 log = structlog.get_logger("edge.opcua.security")
@@ -116,23 +116,15 @@ def default_hostnames(endpoint_host: str | None) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def _san(application_uri: str, hostnames: Iterable[str]) -> list[x509.GeneralName]:
-    out: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri)]
-    for name in hostnames:
-        try:
-            out.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            out.append(x509.DNSName(name))
-    return out
-
-
 def generate_certificate(
     key_path: Path, cert_path: Path, *, common_name: str, application_uri: str, hostnames: Sequence[str], days: int, server: bool = True
 ) -> x509.Certificate:
     """Make a 2048-bit RSA key and a self-signed application certificate; the key file is 0600."""
     key = cert_gen.generate_private_key()
     usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
-    cert = cert_gen.generate_self_signed_app_certificate(key, common_name, {"organizationName": "edgetwin"}, _san(application_uri, hostnames), usage, days=days)
+    cert = cert_gen.generate_self_signed_app_certificate(
+        key, common_name, {"organizationName": "edgetwin"}, subject_alt_names(application_uri, hostnames), usage, days=days
+    )
     key_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -179,16 +171,6 @@ def ensure_server_certificate(pki: Pki, *, common_name: str, application_uri: st
     cert = generate_certificate(pki.key, pki.cert, common_name=common_name, application_uri=application_uri, hostnames=hostnames, days=days)
     log.info("server_certificate_created", path=str(pki.cert), application_uri=application_uri, hostnames=list(hostnames))
     return cert
-
-
-def thumbprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA1()).hex()
-
-
-def rejected_name(cert: x509.Certificate) -> str:
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn = re.sub(r"[^A-Za-z0-9_.@ -]", "_", str(cns[0].value)) if cns else "certificate"
-    return f"{cn} [{thumbprint(cert)}].der"
 
 
 class _TrustStore(TrustStore):
