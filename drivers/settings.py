@@ -19,9 +19,10 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class Strict(BaseModel):
-    """Frozen, and an unknown key is an error (with a suggestion, in the config's messages)."""
+    """Frozen; an unknown key is an error (with a suggestion, in the config's messages), and so is a
+    NaN or infinite number (TOML allows `nan` and `inf`; no setting, limit or scale means either)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,9 @@ def _check_exclusive(c: _Collector, devices: list[tuple[str, Any]]) -> None:
         claimed.setdefault(res.what, f"{prefix} ({dev.name})")
 
 
-def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tuple[str, Any]]) -> None:
+def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tuple[str, Any]], broken: frozenset[str] = frozenset()) -> None:
+    """Asset names and signals. A signal of a device in *broken* (one whose own section has errors,
+    already listed) is not reported again as an unknown tag."""
     _duplicates(c, assets, "asset")
     device_names = {d.name for _, d in devices}
     tags = {f"{d.name}.{t.name}": t for _, d in devices for t in d.tags}
@@ -57,16 +59,18 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
         for i, sig in enumerate(asset.signals):
             path = f"{prefix}.signals[{i}].tag"
             tag = tags.get(sig.tag)
+            if tag is None and sig.tag.partition(".")[0] in broken:
+                continue
             if tag is None:
                 close = difflib.get_close_matches(sig.tag, list(tags), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 c.add(path, f"unknown tag {sig.tag!r}{hint}")
             elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
                 c.add(path, f"tag {sig.tag!r} has type {_type_text(tag)}; a twin signal needs a numeric tag")
-        _check_identified(c, prefix, asset, tags)
+        _check_identified(c, prefix, asset, tags, broken)
 
 
-def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str, Any]) -> None:
+def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str, Any], broken: frozenset[str] = frozenset()) -> None:
     """Identified signals: a known numeric input tag, periods that fit the tick, one per asset."""
     identified = [(i, s) for i, s in enumerate(asset.signals) if s.input is not None]
     for i, _ in identified[1:]:
@@ -74,7 +78,9 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
     for i, sig in identified:
         path = f"{prefix}.signals[{i}]"
         tag = tags.get(sig.input)
-        if tag is None:
+        if tag is None and sig.input.partition(".")[0] in broken:
+            pass
+        elif tag is None:
             close = difflib.get_close_matches(sig.input, list(tags), n=3)
             c.add(f"{path}.input", f"unknown tag {sig.input!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):

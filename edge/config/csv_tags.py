@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 
 from pydantic import BaseModel, ValidationError
 
+from edge.config.locate import decode_text
+
 if TYPE_CHECKING:
     from edge.config.loader import _Collector
 
@@ -63,9 +65,13 @@ def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
         c.add_near(f"{prefix}.tags_csv", f"{path}:{line}: {where + ': ' if where else ''}{message}")
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         c.add(f"{prefix}.tags_csv", f"cannot read {str(path)!r}: {exc.strerror}")
+        return dev
+    text, undecodable = decode_text(data, str(path), bom=True)
+    if undecodable is not None:
+        c.add_near(f"{prefix}.tags_csv", undecodable)
         return dev
     reader = csv.DictReader(io.StringIO(text))
     for column in reader.fieldnames or []:

@@ -26,7 +26,7 @@ from drivers import UnknownDriverError, settings_model
 from edge.config.checks import _check_assets, _check_devices, _check_exclusive, _check_opcua
 from edge.config.collisions import check_collisions
 from edge.config.csv_tags import _with_csv_tags
-from edge.config.locate import key_lines, line_of
+from edge.config.locate import MAX_NESTING, decode_text, key_lines, line_of, nesting_line, too_deep
 from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, OpcUaSection, SimulatorSection
 
 
@@ -128,12 +128,20 @@ class _Collector:
 
 def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     """Validate TOML *text*; raise ConfigError listing every problem."""
+    deep_line = nesting_line(text)
+    if deep_line is not None:  # refused before parsing: the parser and the validators recurse
+        raise ConfigError([f"{source}:{deep_line}: arrays or inline tables nested more than {MAX_NESTING} deep"])
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"at line (\d+)", str(exc))
         line = found.group(1) if found else "?"
         raise ConfigError([f"{source}:{line}: TOML syntax error: {exc}"]) from None
+    except RecursionError:  # nesting the scanner above did not see (it is approximate)
+        raise ConfigError([f"{source}:?: arrays or inline tables nested more than {MAX_NESTING} deep"]) from None
+    deep = too_deep(raw)
+    if deep is not None:
+        raise ConfigError([f"{source}:{line_of(key_lines(text), deep) or '?'}: {deep}: nested more than {MAX_NESTING} deep"])
 
     c = _Collector(source, text)
     top = {k: v for k, v in raw.items() if k not in {"gateway", "simulator", "opcua", "history", "devices", "assets"}}
@@ -148,7 +156,7 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     _check_devices(c, devices)
     _check_exclusive(c, devices)
     devices = [(prefix, _with_csv_tags(c, prefix, dev, Path(source).parent)) for prefix, dev in devices]
-    _check_assets(c, devices, assets)
+    _check_assets(c, devices, assets, _broken_devices(raw, devices))
     check_collisions(c, devices, assets)
     _check_opcua(c, sections["opcua"])
 
@@ -168,10 +176,19 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
 def load_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    text, problem = decode_text(data, str(path))
+    if problem is not None:
+        raise ConfigError([problem])
     return parse_config(text, str(path))
+
+
+def _broken_devices(raw: dict, devices: list[tuple[str, Any]]) -> frozenset[str]:
+    """Names of the devices in *raw* that failed validation (their errors are listed already)."""
+    named = {d.get("name") for d in raw.get("devices", []) if isinstance(d, dict)} if isinstance(raw.get("devices"), list) else set()
+    return frozenset(n for n in named if isinstance(n, str)) - {d.name for _, d in devices}
 
 
 def _device_model(c: _Collector, data: Any, prefix: str) -> type[BaseModel] | None:

@@ -77,3 +77,63 @@ def line_of(lines: dict[str, int], path: str) -> int | None:
         cut = max(path.rfind("."), path.rfind("["))
         path = path[:cut] if cut > 0 else ""
     return None
+
+
+MAX_NESTING = 32  # arrays and inline tables inside each other; no real config comes near this
+
+
+def decode_text(data: bytes, source: str, *, bom: bool = False) -> tuple[str, str | None]:
+    """(*data* as UTF-8 text, None), or ("", a located problem) when it is not UTF-8.
+    With *bom*, a leading byte-order mark is dropped (spreadsheet CSV exports carry one)."""
+    try:
+        return data.decode("utf-8-sig" if bom else "utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        return "", f"{source}:{line}: not UTF-8 text (byte 0x{byte} at column {column}); save the file as UTF-8"
+
+
+def nesting_line(text: str, limit: int = MAX_NESTING) -> int | None:
+    """The first line where brackets or braces nest deeper than *limit* (strings and comments
+    skipped), or None. Used to locate a config that is nested too deep to parse."""
+    depth = 0
+    quote = ""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if quote:
+                if ch == "\\" and quote == '"':
+                    i += 1
+                elif ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > limit:
+                    return lineno
+            elif ch in "]}":
+                depth = max(depth - 1, 0)
+            i += 1
+        if quote and line.count('"""') == 0 and line.count("'''") == 0:
+            quote = ""  # a basic string never spans lines
+    return None
+
+
+def too_deep(value: object, path: str = "", limit: int = MAX_NESTING) -> str | None:
+    """The key path of the first value nested deeper than *limit* in parsed TOML, or None (iterative:
+    a hostile file cannot exhaust the stack here)."""
+    stack: list[tuple[object, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > limit:
+            return where
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(item))
+    return None

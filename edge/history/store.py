@@ -83,6 +83,15 @@ class HistoryStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
+        """Create or open the database; an OSError that names the file when that fails."""
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OSError(f"cannot open the history database {self.path}: {reason}") from exc
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._wlock:
             w = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -184,6 +184,11 @@ def wrap_attribute_write(service: Any, wrap: Wrap) -> None:
     _replace(service, TARGETS["AttributeService.write"], wrap)
 
 
+def address_space_has(service: Any, nodeid: Any) -> bool:
+    """Whether the address space behind *service* (asyncua's ``AttributeService``, private ``_aspace``) holds *nodeid*."""
+    return nodeid in service._aspace
+
+
 def wrap_history_read(manager: Any, wrap: Wrap) -> None:
     """Replace ``HistoryManager.read_history(params)`` (``iserver.history_manager``) by ``wrap(original)``.
 

@@ -2,6 +2,7 @@
 
 A write to a writable tag is checked in this order, and the first failure is the answer:
 
+0. a NodeId that is not in the address space -> BadNodeIdUnknown
 1. attribute other than Value, or a role below ``operator`` -> BadUserAccessDenied
 2. a read-only variable of the gateway -> BadNotWritable
 3. wrong variant type, scalar for array or array for scalar (or null) -> BadTypeMismatch
@@ -62,6 +63,20 @@ def check_value(info: TagInfo, variant: ua.Variant | None) -> tuple[int, str]:
     return Status.Good, ""
 
 
+LOG_VALUE_CHARS = 200
+
+
+def loggable(value: Any) -> Any:
+    """*value* for the audit log: a string or array longer than LOG_VALUE_CHARS characters (as text) is
+    cut there and says its full length, so a client cannot fill the log with one write."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= LOG_VALUE_CHARS:
+        return value
+    return f"{text[:LOG_VALUE_CHARS]}... ({len(text)} characters)"
+
+
 class WriteGate:
     """Replaces asyncua's attribute-service write (see the module docstring)."""
 
@@ -79,10 +94,12 @@ class WriteGate:
         self.writable = writable
         self.variables = variables  # every gateway variable: NodeId -> registry key
         self.write_role = write_role
+        self._exists: Callable[[ua.NodeId], bool] = lambda nodeid: True
 
     def install(self, service: Any) -> None:
         """Take over *service*'s (asyncua's AttributeService) write; see ``asyncua_patches.wrap_attribute_write``."""
         asyncua_patches.wrap_attribute_write(service, self._wrap_write)
+        self._exists = lambda nodeid: asyncua_patches.address_space_has(service, nodeid)
 
     def _wrap_write(self, original: Callable[..., Awaitable[list[ua.StatusCode]]]) -> Callable[..., Awaitable[list[ua.StatusCode]]]:
         async def write(params: ua.WriteParameters, user: Any = None) -> list[ua.StatusCode]:
@@ -113,6 +130,8 @@ class WriteGate:
         """The status for one write, or None to leave it to asyncua (nodes outside the gateway's tree)."""
         key = self.variables.get(wv.NodeId)
         role = role_of(user)
+        if key is None and not self._exists(wv.NodeId):
+            return self._audit(user, wv, None, Status.BadNodeIdUnknown, "no such node")
         if wv.AttributeId != ua.AttributeIds.Value:
             return self._audit(user, wv, key, Status.BadUserAccessDenied, f"attribute {ua.AttributeIds(wv.AttributeId).name} is not writable")
         if role is None or role < self.write_role:
@@ -145,8 +164,8 @@ class WriteGate:
             role=role.label if role else None,
             node=wv.NodeId.to_string(),
             tag=key,
-            old=old,
-            new=new,
+            old=loggable(old),
+            new=loggable(new),
             status=status_name(status),
             reason=reason,
         )

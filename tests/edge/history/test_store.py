@@ -105,3 +105,14 @@ def test_integers_beyond_int64_are_kept_exactly(store) -> None:
     big = 2**64 - 1  # a uint64 register pair
     store.append([TagSample("a", big, Status.Good, T0, T0), TagSample("a", -(2**63), Status.Good, T0, T0)])
     assert [int(r.value) for r in store.read("a", None, None)] == [big, -(2**63)]
+
+
+@pytest.mark.parametrize("where", ["a_directory", "under_a_file"])
+def test_a_database_that_cannot_be_opened_is_named_in_the_error(tmp_path, where: str) -> None:
+    (tmp_path / "a_directory").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    path = tmp_path / "a_directory" if where == "a_directory" else tmp_path / "a_file" / "history.sqlite"
+    store = HistoryStore(path, retention_days=1, max_db_mb=10)
+    with pytest.raises(OSError, match=rf"cannot open the history database {path}: \S"):
+        store.open()
+    store.close()  # nothing left open

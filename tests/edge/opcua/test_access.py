@@ -189,3 +189,14 @@ def test_shipped_production_config_has_no_unsecured_endpoint_and_no_anonymous_lo
     assert all(parse_password_hash(u.password_hash).n >= 2**14 for u in cfg.opcua.users)
     demo = load_config(Path(__file__).resolve().parents[3] / "config" / "demo.toml")
     assert demo.opcua.security_policies == ["None"] and demo.opcua.allow_anonymous  # the loopback demo, explicitly
+
+
+def test_audit_log_values_are_cut_to_a_bounded_length() -> None:
+    """A client cannot fill the log with one write: long strings and arrays are cut and say their length."""
+    from edge.opcua.writes import LOG_VALUE_CHARS, loggable
+
+    assert loggable(42.5) == 42.5 and loggable(None) is None and loggable(True) is True
+    assert loggable("short") == "short" and loggable([1.0, 2.0]) == [1.0, 2.0]
+    cut = loggable("x" * 60_000_000)
+    assert cut.startswith("x" * LOG_VALUE_CHARS) and cut.endswith("(60000000 characters)") and len(cut) < LOG_VALUE_CHARS + 40
+    assert loggable(list(range(10_000))).endswith(f"({len(repr(list(range(10_000))))} characters)")

@@ -131,6 +131,8 @@ async def test_refused_writes_never_reach_the_device(plant) -> None:
     for variant, code in (
         (ua.Variant(100.1, ua.VariantType.Double), ua.StatusCodes.BadOutOfRange),
         (ua.Variant(50, ua.VariantType.Int16), ua.StatusCodes.BadTypeMismatch),
+        (ua.Variant([1.0, 2.0], ua.VariantType.Double), ua.StatusCodes.BadTypeMismatch),  # an array for a scalar with limits
+        (ua.Variant([[1.0], [2.0]], ua.VariantType.Double, [2, 1]), ua.StatusCodes.BadTypeMismatch),  # a matrix
     ):
         with pytest.raises(ua.UaStatusCodeError) as info:
             await node("Devices/plc/sp").write_value(ua.DataValue(variant))
@@ -138,6 +140,9 @@ async def test_refused_writes_never_reach_the_device(plant) -> None:
     with pytest.raises(ua.UaStatusCodeError) as info:
         await node("Devices/plc/LinkState").write_value(ua.DataValue(ua.Variant("x", ua.VariantType.String)))
     assert info.value.code == ua.StatusCodes.BadNotWritable
+    with pytest.raises(ua.UaStatusCodeError) as info:
+        await node("Devices/plc/no_such_tag").write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
+    assert info.value.code == ua.StatusCodes.BadNodeIdUnknown
     assert await modbus.get(Area.HOLDING, 5, 1) == before
 
 
