@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,14 +66,16 @@ def test_run_with_a_broken_config_prints_every_error_and_exits_2(tmp_path: Path)
     ]
 
 
-def test_run_on_a_busy_port_fails_with_a_log_line_not_a_traceback(tmp_path: Path, free_port_factory) -> None:
+@pytest.mark.parametrize("which", ["simulator", "opcua"])
+def test_run_on_a_busy_port_fails_with_a_log_line_not_a_traceback(tmp_path: Path, free_port_factory, which: str) -> None:
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     try:
         port = busy.getsockname()[1]
+        opcua_port, sim_port = (free_port_factory(), port) if which == "simulator" else (port, free_port_factory())
         text = (ROOT / "config" / "demo.toml").read_text()
-        text = text.replace("127.0.0.1:4840", f"127.0.0.1:{free_port_factory()}").replace("port = 5020", f"port = {port}")
+        text = text.replace("127.0.0.1:4840", f"127.0.0.1:{opcua_port}").replace("port = 5020", f"port = {sim_port}")
         cfg = tmp_path / "demo.toml"
         cfg.write_text(text)
         started = time.monotonic()

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -182,6 +183,23 @@ def wrap_attribute_write(service: Any, wrap: Wrap) -> None:
     call it without a user.
     """
     _replace(service, TARGETS["AttributeService.write"], wrap)
+
+
+class _StartErrorFilter(logging.Filter):
+    """Drops asyncua's "error starting server" traceback for an OSError (a port in use, an address
+    that is not ours): the gateway reports that error itself, as one ``gateway_failed`` line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, OSError) and "error starting server" in str(record.msg))
+
+
+_START_FILTER = _StartErrorFilter()
+
+
+def quiet_start_errors() -> None:
+    """Install ``_StartErrorFilter`` on asyncua's server logger (idempotent)."""
+    logging.getLogger("asyncua.server.server").addFilter(_START_FILTER)
 
 
 def address_space_has(service: Any, nodeid: Any) -> bool:

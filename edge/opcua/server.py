@@ -44,6 +44,7 @@ from drivers.sample import Status, TagSample, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
+from edge.opcua import asyncua_patches
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
@@ -187,6 +188,7 @@ class OpcUaServer:
             await ext.attach(self)
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
         self._publish_sessions(0)
+        asyncua_patches.quiet_start_errors()  # a busy port is reported once, by the caller
         await self._server.start()
         self._task = self.start_task(self.run, "opcua:publish")
         log.info(
