@@ -5,7 +5,8 @@
 (task ``history:writer``, supervised: a crash is logged and the loop restarts; owned by the
 TaskGroup passed as ``tasks``, else by the recorder). Closing it flushes everything still
 buffered, so a SIGTERM loses nothing the registry accepted. Retention (``HistoryStore.trim``) runs
-from the same loop every ``trim_interval_s``.
+from the same loop every ``trim_interval_s``, and at once after a flush that took the database past
+``max_db_mb``.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class HistoryRecorder:
                 pass
             self._wake.clear()
             await self.flush()
-            if loop.time() >= next_trim:
+            if loop.time() >= next_trim or await self._over_budget():
                 next_trim = loop.time() + self._trim_interval_s
                 await self.trim()
             self._publish_diagnostics()
@@ -165,6 +166,14 @@ class HistoryRecorder:
         now = utcnow()
         values = (self.written, self.dropped, len(self._buffer), self.db_bytes)
         self._registry.publish([TagSample(gateway_diag_key(leaf), v, Status.Good, now, now) for (leaf, _, _), v in zip(DIAGNOSTICS, values, strict=True)])
+
+    async def _over_budget(self) -> bool:
+        """Whether the database has grown past max_db_mb since the last trim (checked after each
+        flush, so the file stays within a flush of its budget)."""
+        try:
+            return await asyncio.to_thread(self.store.over_budget)
+        except (sqlite3.Error, OSError):
+            return False  # the next trim reports it
 
     async def trim(self) -> None:
         try:

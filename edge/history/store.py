@@ -14,6 +14,7 @@ microseconds since the Unix epoch (UTC). The OPC UA side lives in ``edge.opcua.h
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -101,6 +102,11 @@ class HistoryStore:
             # NORMAL in WAL mode: a committed batch survives a crash or kill of the process; only a
             # power loss can drop the last commits since the previous checkpoint.
             w.execute("PRAGMA synchronous = NORMAL")
+            # the WAL is checkpointed (and cut back) at a twentieth of the budget, so a small
+            # max_db_mb is not overshot by the default 4 MB log
+            page = w.execute("PRAGMA page_size").fetchone()[0]
+            w.execute(f"PRAGMA wal_autocheckpoint = {max(16, min(1000, self.max_bytes // page // 20))}")
+            w.execute(f"PRAGMA journal_size_limit = {max(64 * 1024, self.max_bytes // 20)}")
             w.executescript(_SCHEMA)
             self._tag_ids = dict(w.execute("SELECT key, id FROM tags"))
             self._w = w
@@ -185,40 +191,52 @@ class HistoryStore:
             return r.execute("SELECT count(*) FROM samples s JOIN tags t ON s.tag = t.id WHERE t.key = ?", (tag,)).fetchone()[0]
 
     def used_bytes(self) -> int:
-        """Bytes of the database in use (pages minus free pages) plus the write-ahead log."""
+        """Bytes of the database pages in use (pages minus free pages). The write-ahead log holds
+        copies of pages that are counted here already; it is kept small (``open``) and not counted."""
         with self._wlock:
             return self._used_bytes(self._require(self._w))
 
+    def over_budget(self) -> bool:
+        """Whether the pages in use exceed ``max_db_mb`` (cheap: two pragmas; the writer asks after each flush)."""
+        return self.used_bytes() > self.max_bytes
+
     def _used_bytes(self, w: sqlite3.Connection) -> int:
         pages = w.execute("PRAGMA page_count").fetchone()[0] - w.execute("PRAGMA freelist_count").fetchone()[0]
-        wal = self.path.with_name(self.path.name + "-wal")
-        return pages * w.execute("PRAGMA page_size").fetchone()[0] + (wal.stat().st_size if wal.exists() else 0)
+        return int(pages * w.execute("PRAGMA page_size").fetchone()[0])
 
     # -- retention ---------------------------------------------------------------------------
     def trim(self, now: datetime | None = None) -> tuple[int, int]:
-        """Apply retention; return (rows removed for age, rows removed for size)."""
+        """Apply retention; return (rows removed for age, rows removed for size).
+
+        By size: when the pages in use exceed ``max_db_mb``, the oldest rows are removed until they
+        fit in ``SIZE_TARGET`` of it, the number of rows estimated from the average row size (so a
+        pass removes what is needed, not more), and the free pages are given back to the file system."""
         cutoff = to_us((now or utcnow()) - timedelta(days=self.retention_days))
         with self._wlock:
             w = self._require(self._w)
             by_age = w.execute("DELETE FROM samples WHERE server_us < ?", (cutoff,)).rowcount
-            if by_age:
-                w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             by_size = 0
             target = int(self.max_bytes * SIZE_TARGET)
-            while self._used_bytes(w) > self.max_bytes:
+            for _ in range(8):  # one pass is normally enough; another only if the estimate fell short
+                used = self._used_bytes(w)
+                if used <= self.max_bytes:
+                    break
                 total = w.execute("SELECT count(*) FROM samples").fetchone()[0]
                 if total == 0:
                     break
-                share = 1.0 - target / max(self._used_bytes(w), 1)
-                n = max(1, min(total, int(total * share) + 1))
+                n = max(1, min(total, math.ceil(total * (used - target) / used)))
                 by_size += w.execute("DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT ?)", (n,)).rowcount
-                # the WAL counts against the budget: fold it back and release the free pages
-                w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                w.executescript("PRAGMA incremental_vacuum;")  # execute() would free only one page
-                w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            if by_age:
-                w.executescript("PRAGMA incremental_vacuum;")  # execute() would free only one page
+                self._release(w)
+            if by_age and not by_size:
+                self._release(w)
             return by_age, by_size
+
+    @staticmethod
+    def _release(w: sqlite3.Connection) -> None:
+        """Fold the WAL back into the file and give the free pages back to the file system."""
+        w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        w.executescript("PRAGMA incremental_vacuum;")  # execute() would free only one page
+        w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @staticmethod
     def _require(conn: sqlite3.Connection | None) -> sqlite3.Connection:

@@ -116,3 +116,29 @@ def test_a_database_that_cannot_be_opened_is_named_in_the_error(tmp_path, where:
     with pytest.raises(OSError, match=rf"cannot open the history database {path}: \S"):
         store.open()
     store.close()  # nothing left open
+
+
+def test_a_small_budget_is_kept_within_ten_percent_and_trims_remove_only_what_is_needed(tmp_path) -> None:
+    """The writer's sequence (append a batch, trim when over budget): the database file never
+    passes max_db_mb by more than 10 %, and each trim leaves it near SIZE_TARGET, not nearly empty.
+    (Before, the WAL was counted as used space: a trim then removed most of the rows.)"""
+    from edge.history.store import SIZE_TARGET
+
+    store = HistoryStore(tmp_path / "h.sqlite", retention_days=365, max_db_mb=0.5)
+    store.open()
+    try:
+        biggest, after_trims, removed, written = 0, [], 0, 0
+        for _ in range(120):
+            store.append([TagSample("a", float(written + i), Status.Good, T0 + timedelta(milliseconds=written + i), T0) for i in range(500)])
+            written += 500
+            if store.over_budget():
+                removed += store.trim(T0)[1]
+                after_trims.append(store.used_bytes())
+            biggest = max(biggest, store.path.stat().st_size)
+        assert len(after_trims) >= 3  # the budget really was hit, several times
+        assert biggest <= store.max_bytes * 1.10
+        assert all(used >= store.max_bytes * (SIZE_TARGET - 0.1) for used in after_trims)
+        assert store.count("a") == written - removed
+        assert store.read("a", None, None)[-1].value == float(written - 1)
+    finally:
+        store.close()
