@@ -187,8 +187,9 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def _broken_devices(raw: dict, devices: list[tuple[str, Any]]) -> frozenset[str]:
     """Names of the devices in *raw* that failed validation (their errors are listed already)."""
-    named = {d.get("name") for d in raw.get("devices", []) if isinstance(d, dict)} if isinstance(raw.get("devices"), list) else set()
-    return frozenset(n for n in named if isinstance(n, str)) - {d.name for _, d in devices}
+    items = raw.get("devices")
+    named = {d.get("name") for d in items if isinstance(d, dict) and isinstance(d.get("name"), str)} if isinstance(items, list) else set()
+    return frozenset(named) - {d.name for _, d in devices}
 
 
 def _device_model(c: _Collector, data: Any, prefix: str) -> type[BaseModel] | None:
