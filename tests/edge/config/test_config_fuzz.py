@@ -22,7 +22,8 @@ scalars = st.one_of(
     st.booleans(),
     st.text(max_size=20),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), inner, max_size=3)), max_leaves=12)
+names = st.from_regex(r"[a-z_]{1,8}", fullmatch=True)
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(names, inner, max_size=3)), max_leaves=12)
 keys = st.sampled_from(
     ["name", "driver", "host", "port", "unit_id", "address", "type", "scale", "offset", "low", "high", "tags", "signals", "tag", "input", "poll_interval_s",
      "timeout_s", "endpoint", "state_dir", "alarm_high", "alarm_low", "max_db_mb", "historize", "units", "word_order", "byte_order", "length", "x"]
