@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pydantic import Field
 
 from drivers.settings import DeviceSettings, Name, Strict
-from edge.config.csv_tags import _with_csv_tags, csv_columns, tag_model
 from edge.config import ConfigError, parse_config
+from edge.config.csv_tags import _with_csv_tags, csv_columns, tag_model
 from edge.config.loader import _Collector
 
 
@@ -56,13 +56,14 @@ def test_header_must_name_the_required_keys(tmp_path: Path) -> None:
     assert [msg for _, msg in c.problems] == [f"{tmp_path / 'v.csv'}:1: the header must name at least the columns 'name' and 'channel'"]
 
 
+CELLS = ["ir:0", "hr:1.3", "40001", "float32", "nan", "-inf", "1e400", "CDAB", "true"]
 MODBUS_COLUMNS = ["name", "address", "type", "scale", "offset", "units", "low", "high", "writable", "unit_id", "order", "length", "poll_interval_s", "bogus"]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     header=st.lists(st.sampled_from(MODBUS_COLUMNS), min_size=0, max_size=6),
-    rows=st.lists(st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["ir:0", "hr:1.3", "40001", "float32", "nan", "-inf", "1e400", "CDAB", "true"])), max_size=7), max_size=6),
+    rows=st.lists(st.lists(st.one_of(st.text(max_size=12), st.sampled_from(CELLS)), max_size=7), max_size=6),
     raw=st.binary(max_size=40),
 )
 def test_random_csv_files_give_tags_or_located_errors(tmp_path: Path, header: list[str], rows: list[list[str]], raw: bytes) -> None:
@@ -73,7 +74,7 @@ def test_random_csv_files_give_tags_or_located_errors(tmp_path: Path, header: li
     writer.writerow(header)
     writer.writerows(rows)
     (tmp_path / "tags.csv").write_bytes(out.getvalue().encode() + raw)
-    text = f'[[devices]]\nname = "plc"\ndriver = "modbus_tcp"\nhost = "127.0.0.1"\ntags_csv = "tags.csv"\n'
+    text = '[[devices]]\nname = "plc"\ndriver = "modbus_tcp"\nhost = "127.0.0.1"\ntags_csv = "tags.csv"\n'
     try:
         cfg = parse_config(text, str(tmp_path / "gateway.toml"))
     except ConfigError as exc:
