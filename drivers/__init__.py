@@ -24,6 +24,7 @@ DRIVER_KINDS: Final[Mapping[str, tuple[str, str]]] = {
     "modbus_tcp": ("drivers.modbus.settings:ModbusTcpSettings", "drivers.modbus.driver:ModbusTcpDriver"),
     "modbus_rtu": ("drivers.modbus.settings:ModbusRtuSettings", "drivers.modbus.driver:ModbusRtuDriver"),
     "opcua": ("drivers.opcua_client.settings:OpcUaSettings", "drivers.opcua_client.driver:OpcUaDriver"),
+    "synthetic": ("drivers.synthetic.settings:SyntheticSettings", "drivers.synthetic.driver:SyntheticDriver"),
 }
 
 

@@ -62,7 +62,7 @@ def test_run_with_a_broken_config_prints_every_error_and_exits_2(tmp_path: Path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"{cfg}:2: gateway.endpont: unknown key (did you mean 'endpoint'?)",
-        f"{cfg}:6: devices[0].driver: unknown driver 'modbus'; known drivers: modbus_rtu, modbus_tcp, opcua",
+        f"{cfg}:6: devices[0].driver: unknown driver 'modbus'; known drivers: modbus_rtu, modbus_tcp, opcua, synthetic",
     ]
 
 
