@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_browse_parser(sub)
 
+    from edge.service.install import add_parser as add_install_service_parser
+
+    add_install_service_parser(sub)
+
     schema = sub.add_parser("schema", help="print the config JSON Schema")
     schema.set_defaults(func=_schema)
     return p

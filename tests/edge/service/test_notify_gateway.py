@@ -115,6 +115,7 @@ def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Received]:
         sock.close()
 
 
+@pytest.mark.slow
 async def test_ready_status_watchdog_and_stopping(notify_socket: Received, tmp_path: Path, free_port_factory) -> None:
     got = notify_socket
     modbus = PymodbusServer(free_port_factory())
@@ -122,9 +123,7 @@ async def test_ready_status_watchdog_and_stopping(notify_socket: Received, tmp_p
     cfg = parse_config(CONFIG.format(opcua_port=free_port_factory(), modbus_port=modbus.port, state=tmp_path / "state"), str(tmp_path / "gw.toml"))
     stop = asyncio.Event()
     listening_at: list[float] = []
-    gateway = asyncio.create_task(
-        run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: listening_at.append(time.monotonic())), name="gateway"
-    )
+    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: listening_at.append(time.monotonic())), name="gateway")
     try:
         ready_t, ready = await got.wait_for(lambda m: m.startswith("READY=1"), 15, "READY=1")
         assert got.texts()[0] == "STATUS=starting"
@@ -176,8 +175,9 @@ async def test_ready_status_watchdog_and_stopping(notify_socket: Received, tmp_p
         await modbus.stop()
     stopping_t, _ = await got.wait_for(lambda m: m == "STOPPING=1\nSTATUS=stopping", 1, "STOPPING=1")
     assert gateway.exception() is None
-    # the watchdog keeps pinging during the shutdown, then stops with the gateway
+    # the watchdog keeps pinging during the shutdown (the server closes after STOPPING=1), then stops
     final = got.pings()
+    assert any(t > stopping_t for t in final)
     await asyncio.sleep(0.3)
     assert got.pings() == final
 
