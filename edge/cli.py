@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.endpoint:
         cfg = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"endpoint": args.endpoint})})
-    configure_logging(args.log_level or cfg.gateway.log_level)
+    configure_logging(args.log_level or cfg.gateway.log_level, levels=cfg.gateway.log_levels)
 
     from edge.app import run_gateway
 
