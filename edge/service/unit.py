@@ -61,7 +61,8 @@ def serial_ports(cfg: GatewayConfig) -> tuple[str, ...]:
 
 def unit_options(cfg: GatewayConfig, *, exec_path: str = DEFAULT_EXEC, config_path: str = DEFAULT_CONFIG, user: str = DEFAULT_USER) -> UnitOptions:
     """The unit options for running *cfg* (read from *config_path*) as *user*; ValueError when the
-    config cannot run under the unit (a serial port that is not a /dev path, state under /home)."""
+    config cannot run under the unit (a serial port that is not a /dev path, state under /home or
+    inside the config folder)."""
     ports = serial_ports(cfg)
     bad = [p for p in ports if not p.startswith("/dev/")]
     if bad:
@@ -69,6 +70,12 @@ def unit_options(cfg: GatewayConfig, *, exec_path: str = DEFAULT_EXEC, config_pa
     for label, path in (("config", config_path), ("state_dir", str(cfg.state_path))):
         if _under(path, "/home", "/root", "/run/user"):
             raise ValueError(f"{label} {path} is under a home directory, which ProtectHome=yes hides from the service; use /etc/edgetwin and /var/lib/edgetwin")
+    config_dir = str(PurePosixPath(config_path).parent)
+    if _under(str(cfg.state_path), config_dir):
+        raise ValueError(
+            f"state_dir {cfg.state_path} is inside the config folder {config_dir}, which the service may only read; "
+            f'set gateway.state_dir = "/var/lib/{STATE_DIRECTORY}"'
+        )
     writable = [str(cfg.state_path)]
     if cfg.history.path is not None:
         writable.append(str(cfg.resolve_path(cfg.history.path).parent))

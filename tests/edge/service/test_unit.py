@@ -114,6 +114,8 @@ def test_stop_timeout_exceeds_the_gateways_worst_case(shutdown: float) -> None:
     [
         ({"ports": ("COM3",)}, "serial ports must be device paths under /dev/"),
         ({"state": "/home/otto/edgetwin"}, "ProtectHome=yes"),
+        ({"state": "/etc/edgetwin/state"}, "inside the config folder /etc/edgetwin"),
+        ({"state": "state"}, "inside the config folder /etc/edgetwin"),  # relative to the config's folder
     ],
 )
 def test_configs_the_unit_cannot_run_are_refused(cfg: dict, message: str) -> None:
@@ -176,7 +178,8 @@ def test_install_script_lines() -> None:
 
 
 def test_install_service_dry_run_prints_the_steps_and_touches_nothing(tmp_path: Path) -> None:
-    cfg_path = tmp_path / "site.toml"
+    (tmp_path / "etc").mkdir()
+    cfg_path = tmp_path / "etc" / "site.toml"
     cfg_path.write_text(
         BASE.format(endpoint="opc.tcp://0.0.0.0:484/edgetwin", state=tmp_path / "state", shutdown=5.0) + RTU.format(name="bus", port="/dev/ttyUSB0")
     )
