@@ -1,6 +1,7 @@
 """SIGTERM while the gateway polls hard: a subprocess gateway polls 400 tags every 20 ms from an
-in-process pymodbus server; it exits 0 within its configured shutdown timeout, every line of its log
-is valid JSON, and nothing is logged per poll at INFO."""
+in-process pymodbus server, started as systemd would (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``); it
+says READY, keeps the watchdog fed while polling, says STOPPING and exits 0 within its configured
+shutdown timeout; every line of its log is valid JSON, and nothing is logged per poll at INFO."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections import Counter
@@ -63,6 +65,20 @@ async def test_sigterm_during_heavy_polling_exits_0_within_the_shutdown_timeout(
     cfg = tmp_path / "gw.toml"
     cfg.write_text(_config(free_port_factory(), modbus.port, tmp_path / "state"))
     log_path = tmp_path / "gateway.log"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(f"\0edgetwin-sigterm-test-{os.getpid()}-{time.monotonic_ns()}")
+    notify.setblocking(False)
+    received: list[tuple[float, str]] = []
+
+    async def receive() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(notify, 4096)
+            received.append((time.monotonic(), data.decode()))
+
+    receiver = asyncio.create_task(receive(), name="notify-receiver")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + notify.getsockname()[1:].decode(), "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
     with log_path.open("w") as log_file:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -73,13 +89,14 @@ async def test_sigterm_during_heavy_polling_exits_0_within_the_shutdown_timeout(
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
         try:
             assert proc.stdout is not None
             async with asyncio.timeout(60):
                 line = await proc.stdout.readline()
             assert b"Point your OPC UA client at" in line, log_path.read_text()
+            polling_from = time.monotonic()
             await asyncio.sleep(3.0)  # dozens of poll cycles of 400 tags (4 requests each)
             requests_before = len(modbus.pdus)
             await asyncio.sleep(0.5)
@@ -95,9 +112,18 @@ async def test_sigterm_during_heavy_polling_exits_0_within_the_shutdown_timeout(
                 proc.kill()
                 await proc.wait()
             await modbus.stop()
+            await asyncio.sleep(0.1)
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+            notify.close()
     log = log_path.read_text()
     assert code == 0, log
     assert took < SHUTDOWN_TIMEOUT_S
+    texts = [m for _, m in received]
+    assert any(m.startswith("READY=1\nSTATUS=serving ") and m.endswith(" nodes, 1/1 devices up") for m in texts), texts
+    assert "STOPPING=1\nSTATUS=stopping" in texts
+    pings = [t for t, m in received if m == "WATCHDOG=1" and polling_from <= t <= started]
+    assert len(pings) >= 5, f"the watchdog starved while polling: {len(pings)} pings in {started - polling_from:.1f} s"
     events = [_strict(line) for line in log.splitlines()]  # every line is one valid JSON object
     names = [e["event"] for e in events]
     assert names[-1] == "gateway_stopped" and "gateway_stopping" in names
