@@ -39,6 +39,7 @@ from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
+from edge.service.notify import ServiceNotifications
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
@@ -129,6 +130,9 @@ async def run_gateway(
         # the northbound side is closed inside the TaskGroup, after the producers have stopped
         async with AsyncExitStack() as stack:
             producers: list[asyncio.Task] = []
+            # systemd: READY/STATUS/WATCHDOG/STOPPING (no-op without $NOTIFY_SOCKET); entered first so
+            # the watchdog keeps pinging until everything below has closed
+            service = await stack.enter_async_context(ServiceNotifications.from_env(tasks=tg))
             if cfg.simulator.enabled:
                 producers.append(await start_simulator(cfg.simulator, tg))
             # history, alarms, methods; entered first so the history database is flushed and
@@ -155,8 +159,10 @@ async def run_gateway(
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
             if on_ready is not None:
                 on_ready(gw)
+            service.started(gw)  # READY=1 once every device made its first connect attempt
             await trigger()
             log.info("gateway_stopping")
+            await service.stopping()
             await _stop_tasks(producers, cfg.gateway.shutdown_timeout_s)
             # every producer has stopped (and closed its transport); the exit stack now stops the
             # server's loops and the server, then flushes and closes the history database

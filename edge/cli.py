@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.endpoint:
         cfg = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"endpoint": args.endpoint})})
-    configure_logging(args.log_level or cfg.gateway.log_level)
+    configure_logging(args.log_level or cfg.gateway.log_level, levels=cfg.gateway.log_levels)
 
     from edge.app import run_gateway
 
@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.browse import add_parser as add_browse_parser
 
     add_browse_parser(sub)
+
+    from edge.service.install import add_parser as add_install_service_parser
+
+    add_install_service_parser(sub)
 
     schema = sub.add_parser("schema", help="print the config JSON Schema")
     schema.set_defaults(func=_schema)

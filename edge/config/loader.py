@@ -44,6 +44,8 @@ _SECTIONS: dict[str, Any] = {"gateway": GatewaySection, "simulator": SimulatorSe
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an error in a dict key: the key itself is the path
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

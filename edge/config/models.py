@@ -10,17 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from drivers import DRIVER_KINDS, settings_model
 from drivers.settings import DeviceSettings, Name, Strict
+from edge.core.loglevels import check_component
 from edge.opcua.users import parse_password_hash
 
 if TYPE_CHECKING:
     DeviceConfig = DeviceSettings
 else:  # every registered device settings model, in table order (settings modules import no protocol library)
     DeviceConfig = Annotated[Union[tuple(settings_model(kind) for kind in DRIVER_KINDS)], Field(discriminator="driver")]  # noqa: UP007
+
+
+def _component(name: str) -> str:
+    problem = check_component(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+Component = Annotated[str, AfterValidator(_component)]  # a logger name or prefix (edge.core.loglevels)
 
 
 class GatewaySection(Strict):
@@ -33,6 +44,8 @@ class GatewaySection(Strict):
     backoff_max_s: float = Field(30.0, gt=0)
     # certificates, PKI and history; a relative path is relative to the config file's folder
     state_dir: str = "state"
+    # a level per component, overriding log_level: {"drivers.modbus" = "debug", "asyncua" = "info"}
+    log_levels: dict[Component, Literal["debug", "info", "warning", "error"]] = Field(default_factory=dict)
 
     @field_validator("endpoint")
     @classmethod

@@ -95,6 +95,8 @@ class DeviceRunner:
         self.backoff = backoff
         self.stale_after_s = stale_after_s
         self.health = DeviceHealth(name)
+        # set when the first connect attempt has finished, connected or not (service readiness)
+        self.started = asyncio.Event()
         self._log = log.bind(device=name, driver=getattr(driver, "kind", "?"))
         self._down_since: float | None = None
         self._down_at: datetime | None = None  # when the outage began, for source_timestamps drivers
@@ -190,6 +192,7 @@ class DeviceRunner:
             self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s, since=self._down_at)
 
     def _on_connected(self) -> None:
+        self.started.set()
         self.backoff.reset()
         if self._down_since is not None:
             self.health.reconnects += 1
@@ -198,6 +201,7 @@ class DeviceRunner:
         self._set_state(LinkState.CONNECTED)
 
     async def _on_outage(self, exc: Exception) -> None:
+        self.started.set()
         self.health.reads_failed += 1
         self.health.last_error = str(exc) or type(exc).__name__
         await self.driver.close()

@@ -355,3 +355,24 @@ async def test_stale_limit_of_device_timestamps_runs_from_the_loss_of_the_link()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert statuses == [Status.Good, Status.UncertainNoCommunicationLastUsableValue, Status.BadNoCommunication]
+
+
+@pytest.mark.parametrize("first_connect", ["ok", "down"], ids=["connected", "refused"])
+async def test_started_is_set_by_the_first_connect_attempt_whatever_its_outcome(first_connect: str) -> None:
+    """``started`` (service readiness) waits for the first connect attempt, not for a working link."""
+    runner, _, _ = _runner([first_connect], default="hang")  # then hang: no second attempt completes
+    assert not runner.started.is_set()
+    await _run_until(runner, runner.started.is_set)
+
+
+async def test_started_stays_unset_while_the_first_connect_hangs() -> None:
+    runner, driver, _ = _runner(["hang"])
+    task = asyncio.create_task(runner.run(), name="poll:plc")
+    try:
+        await driver.step_event.wait()
+        await asyncio.sleep(0.05)
+        assert not runner.started.is_set()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
