@@ -37,17 +37,29 @@ change                                 replaces (asyncua 2.1.0)                 
                                                                                    nobody then, and starts
 =====================================  ==========================================  ==========================================
 
+``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
+every reference of the parent twice for each node it adds (duplicate property names, duplicate
+references), so a folder of N variables costs O(N²): 34 s for 10,000 tags, 50,000 not within
+7 minutes. ``add_node`` adds the node without a parent (``try_add_nodes(check=False)``, the path
+asyncua's own nodeset importer takes), appends the parent's reference to it (the
+``ReferenceDescription`` asyncua builds, on the parent's ``NodeData.references``, without the scan)
+and adds the node's reference back to its parent through ``try_add_references``. The gateway plans unique names and NodeIds before
+it builds anything (``edge.config.nodes``), so the scans find nothing. The test checks that both
+paths build the same references and attributes.
+
 A replacement keeps the original's name and signature (``functools.update_wrapper``), so a
 wrapped attribute can be wrapped again and still passes the checks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
@@ -101,6 +113,8 @@ TARGETS: dict[str, Target] = {
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
         Target("TrustStore", "load_trust", (), True),
         Target("TrustStore", "_load_trust_location", ("location",), True),
+        Target("NodeManagementService", "try_add_nodes", ("addnodeitems", "user", "check"), False),
+        Target("NodeManagementService", "try_add_references", ("refs", "user"), False),
     )
 }
 SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
@@ -200,6 +214,50 @@ _START_FILTER = _StartErrorFilter()
 def quiet_start_errors() -> None:
     """Install ``_StartErrorFilter`` on asyncua's server logger (idempotent)."""
     logging.getLogger("asyncua.server.server").addFilter(_START_FILTER)
+
+
+@functools.cache
+def _check_once(owner: type, *keys: str) -> None:
+    """``check`` the targets *keys* on the class *owner*, once per class."""
+    for key in keys:
+        _original(owner, TARGETS[key])
+
+
+def add_node(iserver: Any, item: ua.AddNodesItem) -> ua.NodeId:
+    """Add the node of *item* under its parent in constant time (see the module docstring); raise
+    ``UaStatusCodeError`` with the status asyncua would have given."""
+    service = iserver.node_mgt_service
+    _check_once(type(service), "NodeManagementService.try_add_nodes", "NodeManagementService.try_add_references")
+    aspace = iserver.aspace
+    parent = item.ParentNodeId
+    if item.RequestedNewNodeId in aspace:
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadNodeIdExists)
+    if parent.is_null() or parent not in aspace:
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadParentNodeIdInvalid)
+    if not item.TypeDefinition.is_null() and item.TypeDefinition not in aspace:
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadTypeDefinitionInvalid)
+    orphan = dataclasses.replace(item, ParentNodeId=ua.NodeId())
+    if list(service.try_add_nodes([orphan], check=False)):
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadNodeAttributesInvalid)
+    nid = item.RequestedNewNodeId
+    node = aspace.get(nid)
+    value = node.attributes.get(ua.AttributeIds.Value)
+    if value is not None and value.value is not None:  # stamped as asyncua's AddNodes does (check=False leaves it bare)
+        now = datetime.now(UTC)
+        value.value = dataclasses.replace(value.value, SourceTimestamp=now, ServerTimestamp=now if aspace.force_server_timestamp else None)
+    # parent -> node: the ReferenceDescription asyncua's _add_ref_from_parent builds, appended to the
+    # parent's NodeData.references without its duplicate scan (the node is new: no duplicate exists)
+    aspace.get(parent).references.append(
+        ua.ReferenceDescription(
+            ReferenceTypeId=item.ReferenceTypeId, NodeId=nid, BrowseName=item.BrowseName, DisplayName=item.NodeAttributes.DisplayName,
+            NodeClass=item.NodeClass, TypeDefinition=item.TypeDefinition, IsForward=True,
+        )
+    )  # fmt: skip
+    # node -> parent: through asyncua (the scan is over the new node's one or two references)
+    inverse = ua.AddReferencesItem(SourceNodeId=nid, ReferenceTypeId=item.ReferenceTypeId, IsForward=False, TargetNodeId=parent)
+    if list(service.try_add_references([inverse])):
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadReferenceNotAllowed)
+    return nid
 
 
 def address_space_has(service: Any, nodeid: Any) -> bool:

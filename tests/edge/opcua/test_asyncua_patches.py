@@ -19,7 +19,7 @@ from asyncua.common.connection import TransportLimits
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.server import binary_server_asyncio
-from asyncua.server.address_space import AttributeService
+from asyncua.server.address_space import AttributeService, NodeManagementService
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
@@ -37,6 +37,7 @@ OWNERS: dict[str, type] = {
     "HistoryManager": HistoryManager,
     "UaProcessor": UaProcessor,
     "TrustStore": TrustStore,
+    "NodeManagementService": NodeManagementService,
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
 
@@ -198,3 +199,67 @@ async def test_every_patch_takes_effect_on_a_real_server(free_port: int) -> None
         await gen.trigger(message="fields encode after the fix")
     expected = {"create_session", "attribute_write", "history_manager_read", *asyncua_patches.SESSION_METHODS}
     assert expected <= set(seen), f"not reached: {sorted(expected - set(seen))}"
+
+
+def _ref_view(refs: list[ua.ReferenceDescription]) -> list[tuple]:
+    return [(r.ReferenceTypeId, r.IsForward, r.NodeId.Identifier, r.NodeClass, r.BrowseName.Name, r.DisplayName.Text, r.TypeDefinition) for r in refs]
+
+
+async def test_add_node_builds_what_asyncua_add_nodes_builds() -> None:
+    """The constant-time path and asyncua's AddNodes give the same node: every attribute, the
+    parent's references to it and its own references; and the same refusals."""
+    server = Server()
+    await server.init()
+    iserver = server.iserver
+    ns = await server.register_namespace("urn:test:add-node")
+    objects = ua.NodeId(ua.ObjectIds.ObjectsFolder)
+
+    def items(prefix: str, parent: ua.NodeId) -> list[ua.AddNodesItem]:
+        folder = ua.AddNodesItem(
+            ParentNodeId=parent, ReferenceTypeId=ua.NodeId(ua.ObjectIds.Organizes), RequestedNewNodeId=ua.NodeId(f"{prefix}/F", ns),
+            BrowseName=ua.QualifiedName("F", ns), NodeClass=ua.NodeClass.Object, TypeDefinition=ua.NodeId(ua.ObjectIds.FolderType),
+            NodeAttributes=ua.ObjectAttributes(DisplayName=ua.LocalizedText("F"), Description=ua.LocalizedText("a folder"), EventNotifier=0),
+        )  # fmt: skip
+        out = [folder]
+        for i in range(3):
+            attrs = ua.VariableAttributes(
+                DisplayName=ua.LocalizedText(f"v{i}"), Description=ua.LocalizedText("x"), Value=ua.Variant(1.5 * i, ua.VariantType.Double),
+                DataType=ua.NodeId(ua.ObjectIds.Double), ValueRank=ua.ValueRank.Scalar, AccessLevel=1, UserAccessLevel=1,
+                MinimumSamplingInterval=0.0, Historizing=False, WriteMask=0, UserWriteMask=0,
+            )  # fmt: skip
+            out.append(
+                ua.AddNodesItem(
+                    ParentNodeId=folder.RequestedNewNodeId, ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasComponent),
+                    RequestedNewNodeId=ua.NodeId(f"{prefix}/F/v{i}", ns), BrowseName=ua.QualifiedName(f"v{i}", ns),
+                    NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(ua.ObjectIds.BaseDataVariableType),
+                )
+            )  # fmt: skip
+        return out
+
+    for item in items("stock", objects):
+        (result,) = await iserver.isession.add_nodes([item])
+        result.StatusCode.check()
+    for item in items("fast", objects):
+        assert asyncua_patches.add_node(iserver, item) == item.RequestedNewNodeId
+    aspace = iserver.aspace
+    for path in ("F", "F/v0", "F/v1", "F/v2"):
+        stock, fast = aspace.get(ua.NodeId(f"stock/{path}", ns)), aspace.get(ua.NodeId(f"fast/{path}", ns))
+        for attr in ua.AttributeIds:
+            a, b = aspace.read_attribute_value(stock.nodeid, attr), aspace.read_attribute_value(fast.nodeid, attr)
+            if attr == ua.AttributeIds.NodeId:
+                continue
+            assert (a.StatusCode, a.Value, a.SourceTimestamp is None) == (b.StatusCode, b.Value, b.SourceTimestamp is None), f"{path} {attr.name}"
+        strip = [(t, f, i.replace("stock/", "").replace("fast/", "") if isinstance(i, str) else i, *rest) for t, f, i, *rest in _ref_view(stock.references)]
+        assert sorted(strip, key=repr) == sorted(
+            [(t, f, i.replace("fast/", "") if isinstance(i, str) else i, *rest) for t, f, i, *rest in _ref_view(fast.references)], key=repr
+        )
+    objects_refs = [r for r in _ref_view(aspace.get(objects).references) if r[2] in ("stock/F", "fast/F")]
+    assert [r[2] for r in objects_refs] == ["stock/F", "fast/F"] and objects_refs[0][3:] == objects_refs[1][3:]
+    again = items("fast", objects)[1]
+    with pytest.raises(ua.UaStatusCodeError) as info:
+        asyncua_patches.add_node(iserver, again)
+    assert info.value.code == ua.StatusCodes.BadNodeIdExists
+    orphan = items("other", ua.NodeId("nowhere", ns))[0]
+    with pytest.raises(ua.UaStatusCodeError) as info:
+        asyncua_patches.add_node(iserver, orphan)
+    assert info.value.code == ua.StatusCodes.BadParentNodeIdInvalid

@@ -1,0 +1,115 @@
+"""Start-up of the northbound address space: time and memory per variable, by tag count.
+
+    python benchmarks/bench_startup.py [--tags 1000 10000 50000] [--folders 1]
+
+Each N runs in a fresh process: ``run_gateway`` on a config with one synthetic device of N float64
+tags (``tags = N``: one device folder holding N variables, or spread over ``--folders`` devices),
+until it is ready (the OPC UA endpoint listens). It prints the seconds from the start of
+``run_gateway`` to ready, the RSS growth over an empty gateway, and that growth per variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def config(n: int, folders: int, port: int, state: str) -> str:
+    head = f"""
+[gateway]
+endpoint = "opc.tcp://127.0.0.1:{port}/edgetwin"
+state_dir = "{state}"
+log_level = "warning"
+
+[opcua]
+security_policies = ["None"]
+allow_anonymous = true
+"""
+    per = [n // folders + (1 if i < n % folders else 0) for i in range(folders)]
+    devices = "".join(f'\n[[devices]]\nname = "load{i}"\ndriver = "synthetic"\ntags = {k}\ninterval_s = 3600\n' for i, k in enumerate(per) if k)
+    return head + devices
+
+
+def one(n: int, folders: int) -> dict:
+    """Run in the child: build and start the gateway once, report time and memory."""
+    import socket
+
+    from edge.app import run_gateway
+    from edge.config import parse_config
+    from edge.core.logconfig import configure_logging
+
+    configure_logging("warning")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state = tempfile.mkdtemp()
+    cfg = parse_config(config(n, folders, port, state), str(Path(state) / "g.toml"))
+    gc.collect()
+    before = rss_bytes()
+    result: dict = {}
+
+    async def main() -> None:
+        started = time.perf_counter()
+        stop = asyncio.Event()
+
+        def ready(gw) -> None:
+            result["seconds"] = time.perf_counter() - started
+            result["nodes"] = len(gw.registry)
+            gc.collect()
+            result["rss_growth"] = rss_bytes() - before
+            stop.set()
+
+        await run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=ready)
+
+    async def measure() -> None:
+        task = asyncio.create_task(main())
+        await task
+
+    asyncio.run(measure())
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tags", type=int, nargs="+", default=[1000, 10000, 50000])
+    ap.add_argument("--folders", type=int, default=1)
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        print(json.dumps(one(args.child, args.folders)))
+        return
+    base = None
+    print(f"{'tags':>8} {'folders':>8} {'start s':>9} {'RSS MB':>8} {'KB/variable':>12}")
+    for n in [0, *args.tags]:
+        cmd = [sys.executable, __file__, "--child", str(n), "--folders", str(args.folders)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"tags={n}: failed")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if n == 0:
+            base = r
+            print(f"{0:>8} {'':>8} {r['seconds']:>9.2f}  (an empty gateway: the baseline)")
+            continue
+        growth = r["rss_growth"] - base["rss_growth"]
+        print(f"{n:>8} {args.folders:>8} {r['seconds']:>9.2f} {growth / 2**20:>8.1f} {growth / n / 1024:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
