@@ -73,12 +73,14 @@ class AssetMethods:
 
     def __init__(self, twins: dict[str, Any]) -> None:
         self.twins = dict(twins)
+        self.objects: dict[str, ua.NodeId] = {}  # asset -> the object its methods belong to
 
     async def attach(self, server: Any) -> None:
         ua_server = server.ua_server
         ns = server.namespace_index
         for asset in sorted(self.twins):
-            parent = ua_server.get_node(server.path_node_id(names.asset_path(asset)))
+            self.objects[asset] = server.path_node_id(names.asset_path(asset))
+            parent = ua_server.get_node(self.objects[asset])
             sim = await parent.add_method(
                 server.path_node_id(names.method_path(asset, names.SIMULATE)), ua.QualifiedName(names.SIMULATE, ns), self._simulate_for(asset),
                 SIMULATE_INPUTS, SIMULATE_OUTPUTS,
@@ -99,9 +101,15 @@ class AssetMethods:
         return None
 
     # -- handlers ----------------------------------------------------------------------------
+    def _check_object(self, method: str, asset: str, called_on: ua.NodeId) -> None:
+        """A method is called on the object it belongs to (asyncua runs it on any ObjectId): else BadMethodInvalid."""
+        if called_on != self.objects.get(asset):
+            raise _Refused(ua.StatusCodes.BadMethodInvalid, f"{method} belongs to asset {asset!r}, not to {called_on.to_string()}")
+
     def _simulate_for(self, asset: str):
         async def simulate(parent: ua.NodeId, *args: ua.Variant) -> ua.CallMethodResult | list[ua.Variant]:
             try:
+                self._check_object("Simulate", asset, parent)
                 _check_role("Simulate", asset, SIMULATE_ROLE)
                 inputs, horizon = _simulate_args(args)
                 try:
@@ -118,6 +126,7 @@ class AssetMethods:
     def _reset_for(self, asset: str):
         async def reset_model(parent: ua.NodeId, *args: ua.Variant) -> ua.CallMethodResult | list[ua.Variant]:
             try:
+                self._check_object("ResetModel", asset, parent)
                 _check_role("ResetModel", asset, RESET_ROLE)
                 if args:
                     raise _Refused(ua.StatusCodes.BadTooManyArguments, f"ResetModel takes no arguments, got {len(args)}")

@@ -141,6 +141,21 @@ async def test_simulate_refuses_bad_arguments(served, args, status, arg_results)
     assert not result.OutputArguments
 
 
+@pytest.mark.parametrize("on", ["gw/Assets", "gw/Devices", "gw", "i=85"])
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_method_called_on_another_object_is_bad_method_invalid(served, on: str) -> None:
+    """Simulate and ResetModel belong to their asset: called on any other object they do not run."""
+    _, _, admin, _ = served
+    ns = await admin.get_namespace_index(NS)
+    _, simulate, reset = await _nodes(admin)
+    other = ua.NodeId.from_string(on) if on.startswith("i=") else ua.NodeId(on, ns)
+    for method, args in ((simulate, [_doubles([55.0]), ua.Variant(10, ua.VariantType.UInt32)]), (reset, [])):
+        request = ua.CallMethodRequest(ObjectId=other, MethodId=method.nodeid, InputArguments=args)
+        (result,) = await admin.uaclient.call([request])
+        assert result.StatusCode.value == ua.StatusCodes.BadMethodInvalid
+        assert not result.OutputArguments
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_operator_may_simulate_but_not_reset(served) -> None:
     twin, _, _, operator = served
