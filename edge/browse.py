@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "namespace URI, the type from the node's DataType), or as CSV rows for tags_csv.",
     )
     p.add_argument("endpoint", help="opc.tcp://host:port/path of the upstream server")
-    p.add_argument("--security-policy", default="None", choices=POLICIES)
-    p.add_argument("--security-mode", default="SignAndEncrypt", choices=["Sign", "SignAndEncrypt"])
+    p.add_argument("--security-policy", default="None", choices=POLICIES, help="security policy of the connection (default None)")
+    p.add_argument("--security-mode", default="SignAndEncrypt", choices=["Sign", "SignAndEncrypt"], help="with a secure policy (default SignAndEncrypt)")
     p.add_argument("--user", help="user name (anonymous when absent)")
     p.add_argument("--password-file", type=Path, help="file holding the password (first line)")
     p.add_argument("--server-certificate", type=Path, help="pin this server certificate (DER or PEM)")

@@ -114,8 +114,11 @@ def normalize_thumbprint(text: str) -> str:
 
 def find(folder: Path, text: str, *, what: str) -> CertInfo:
     """The one certificate in *folder* whose thumbprint starts with *text*."""
-    prefix = normalize_thumbprint(text)
-    infos, _ = read_folder(folder)
+    return match(read_folder(folder)[0], normalize_thumbprint(text), what=what, folder=folder)
+
+
+def match(infos: list[CertInfo], prefix: str, *, what: str, folder: Path) -> CertInfo:
+    """The one certificate of *infos* whose thumbprint starts with *prefix* (normalized)."""
     hits = [i for i in infos if i.thumbprint.startswith(prefix)]
     if not hits:
         raise CertStoreError(f"no {what} certificate has thumbprint {prefix} (in {folder}; `edgetwin certs list` shows them)")
