@@ -75,6 +75,10 @@ setup(
             "matplotlib>=3.7",
             "ruff>=0.17,<0.18",  # lint and format (.ci/run); the rule set is in pyproject.toml
             "mypy>=2.4,<2.5",  # type check of drivers/ and kernels/ (.ci/run)
+            # tests/test_package.py builds the wheel with --no-build-isolation, from this environment
+            "Cython>=3.0,<4",
+            "setuptools>=65",
+            "wheel>=0.40",
         ],
         "plot": ["matplotlib>=3.7"],  # edgetwin replay --plot
     },
