@@ -172,6 +172,8 @@ def _trust(args: argparse.Namespace) -> int:
         print(f"edgetwin certs trust: {exc}", file=sys.stderr)
         return 1
     print(f"trusted {info.thumbprint} {info.subject} ({info.application_uri or '-'}): {how} -> {info.path}")
+    if info.expired():
+        print(f"warning: this certificate expired on {info.not_after:%Y-%m-%d}; connections with it are still refused", file=sys.stderr)
     return 0
 
 

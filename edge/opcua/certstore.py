@@ -144,6 +144,8 @@ def trust(folders: TrustFolders, thumbprint_or_file: str) -> tuple[CertInfo, str
         target = folders.trusted / file_name(cert)
         _write_new(target, der(cert))
         return describe(cert, target), f"copied from {source}"
+    if "/" in thumbprint_or_file or source.suffix.lower() in CERT_SUFFIXES:
+        raise CertStoreError(f"{thumbprint_or_file}: no such certificate file")
     rejected = find(folders.rejected, thumbprint_or_file, what="rejected")
     already = [i for i in read_folder(folders.trusted)[0] if i.thumbprint == rejected.thumbprint]
     if already:

@@ -114,7 +114,8 @@ def test_remove_deletes_the_trusted_certificate(state: Path, idents: dict[str, I
         (("trust", "0123456789abcdef"), "no rejected certificate has thumbprint 0123456789abcdef"),
         (("remove", "zz-not-hex"), "is not a SHA-1 thumbprint"),
         (("remove", "abc"), "is not a SHA-1 thumbprint"),  # too short a prefix
-        (("trust", "/no/such/file.der"), "is not a SHA-1 thumbprint"),
+        (("trust", "/no/such/file.der"), "/no/such/file.der: no such certificate file"),
+        (("trust", "uaexpert.pem"), "uaexpert.pem: no such certificate file"),
     ],
 )
 def test_bad_requests_exit_1_with_one_line(state: Path, capsys, args: tuple[str, ...], message: str) -> None:
