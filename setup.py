@@ -5,9 +5,32 @@ The twin kernels are compiled from ``kernels/_kalman.pyx``, ``kernels/_ident.pyx
 package then runs on the NumPy references (``kernels.IMPLEMENTATION`` says which one is active).
 """
 
+import glob
 import os
+import shutil
 
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_py import build_py
+
+# Shipped configs, copied into the package as edge/data/ (read with importlib.resources, edge/shipped.py).
+SHIPPED_CONFIGS = ["config/demo.toml", "config/production.toml", "config/schema.json", "config/*.service"]
+
+
+class build_py_with_configs(build_py):
+    """build_py that also copies the shipped configs into ``edge/data/`` of the build.
+
+    ``config/`` stays the source folder; an editable install reads it in place instead.
+    """
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = os.path.join(self.build_lib, "edge", "data")
+        os.makedirs(target, exist_ok=True)
+        for pattern in SHIPPED_CONFIGS:
+            for path in sorted(glob.glob(pattern)):
+                shutil.copyfile(path, os.path.join(target, os.path.basename(path)))
 
 
 def kernel_extensions() -> list:
@@ -52,8 +75,14 @@ setup(
             "matplotlib>=3.7",
             "ruff>=0.17,<0.18",  # lint and format (.ci/run); the rule set is in pyproject.toml
             "mypy>=2.4,<2.5",  # type check of drivers/ and kernels/ (.ci/run)
+            # tests/test_package.py builds the wheel with --no-build-isolation, from this environment
+            "Cython>=3.0,<4",
+            "setuptools>=65",
+            "wheel>=0.40",
         ],
         "plot": ["matplotlib>=3.7"],  # edgetwin replay --plot
     },
     entry_points={"console_scripts": ["edgetwin = edge.cli:main"]},
+    cmdclass={"build_py": build_py_with_configs},
+    zip_safe=False,  # the shipped configs are read as files (edge/shipped.py)
 )

@@ -29,13 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "namespace URI, the type from the node's DataType), or as CSV rows for tags_csv.",
     )
     p.add_argument("endpoint", help="opc.tcp://host:port/path of the upstream server")
-    p.add_argument("--security-policy", default="None", choices=POLICIES)
-    p.add_argument("--security-mode", default="SignAndEncrypt", choices=["Sign", "SignAndEncrypt"])
+    p.add_argument("--security-policy", default="None", choices=POLICIES, help="security policy of the connection (default None)")
+    p.add_argument("--security-mode", default="SignAndEncrypt", choices=["Sign", "SignAndEncrypt"], help="with a secure policy (default SignAndEncrypt)")
     p.add_argument("--user", help="user name (anonymous when absent)")
     p.add_argument("--password-file", type=Path, help="file holding the password (first line)")
     p.add_argument("--server-certificate", type=Path, help="pin this server certificate (DER or PEM)")
     p.add_argument("--trust-on-first-use", action="store_true", help="accept the server's certificate the first time")
-    p.add_argument("--state-dir", type=Path, default=Path("state"), help="where the client certificate lives (default: ./state)")
+    p.add_argument(
+        "--state-dir", type=Path, help="state folder whose pki/client/ holds the client certificate (default: the default state folder, docs/state.md)"
+    )
     p.add_argument("--root", help='start node instead of the Objects folder, e.g. "nsu=urn:vendor:plant;s=Boiler" or "ns=2;s=Boiler"')
     p.add_argument("--depth", type=int, default=10, help="how deep to walk (default 10)")
     p.add_argument("--csv", action="store_true", help="CSV rows for the tag import instead of TOML")
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from drivers.opcua_client.browse import browse_variables, render_csv, render_toml
     from drivers.opcua_client.client import OpcUaClientError, build_client
     from drivers.opcua_client.pki import ClientPki
+    from edge.core.statedir import StateDir
 
     password = None
     if args.password_file is not None:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             security_mode=args.security_mode,
             username=args.user,
             password=password,
-            pki_dir=ClientPki.under(args.state_dir).root,
+            pki_dir=ClientPki(StateDir(args.state_dir).client_pki_dir if args.state_dir else StateDir.default().client_pki_dir).root,
             server_certificate=args.server_certificate,
             trust_on_first_use=args.trust_on_first_use,
             timeout_s=args.timeout,

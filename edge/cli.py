@@ -1,4 +1,4 @@
-"""The ``edgetwin`` command: run, check, simulate, hash-password, replay, browse, schema."""
+"""The ``edgetwin`` command: run, check, simulate, hash-password, demo, certs, replay, browse, schema."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
 from edge import __version__
 from edge.config import ConfigError, json_schema, load_config
 from edge.core.logconfig import configure_logging
+from edge.version import VersionAction
 
 log = structlog.get_logger("edge.cli")
 
@@ -25,6 +27,13 @@ def _failed(event: str, exc: BaseException) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.config is None:  # the installed service's config (edge/shipped.py default_config_path)
+        from edge.shipped import default_config_path
+
+        args.config = default_config_path()
+        if not args.config.is_file():
+            print(f"edgetwin run: no config file at {args.config} (give a path: edgetwin run CONFIG; try edgetwin demo)", file=sys.stderr)
+            return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
@@ -109,31 +118,64 @@ def _schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgetwin", description="OPC UA edge gateway with a digital twin inside")
-    p.add_argument("--version", action="version", version=f"edgetwin {__version__}")
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the gateway")
-    run.add_argument("config", help="gateway config file (TOML)")
+    run = sub.add_parser(
+        "run",
+        help="run the gateway",
+        description="Run the gateway described by CONFIG (and the built-in plant when [simulator] enabled = true) "
+        "until SIGINT or SIGTERM. Exit 0 on a clean stop, 1 when it fails, 2 for a config error.",
+    )
+    run.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        help="gateway config file (TOML); default $CONFIGURATION_DIRECTORY/edgetwin.toml under systemd, else /etc/edgetwin/edgetwin.toml",
+    )
     run.add_argument("--endpoint", help="override gateway.endpoint, e.g. opc.tcp://0.0.0.0:4840/edgetwin")
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override gateway.log_level")
     run.set_defaults(func=_run)
 
-    check = sub.add_parser("check", help="validate config files without opening any socket")
-    check.add_argument("config", nargs="+")
+    check = sub.add_parser(
+        "check",
+        help="validate config files without opening any socket",
+        description="Validate config files without opening any socket; every problem is printed as file:line: key.path: message. Exit 1 on errors.",
+    )
+    check.add_argument("config", nargs="+", help="config files (TOML) to check")
     check.set_defaults(func=_check)
 
-    sim = sub.add_parser("simulate", help="run the simulated plant (a Modbus TCP server)")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=5020)
-    sim.add_argument("--unit-id", type=int, default=1)
+    sim = sub.add_parser(
+        "simulate",
+        help="run the simulated plant (a Modbus TCP server)",
+        description="Run only the simulated plant (a heated tank with a pump) as a Modbus TCP server; register map in docs/plant.md.",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=5020, help="TCP port (default 5020)")
+    sim.add_argument("--unit-id", type=int, default=1, help="Modbus unit id the plant answers (default 1)")
     sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per wall-clock second")
-    sim.add_argument("--fault", default="none", choices=["none", "bearing_wear", "sensor_drift", "stuck_sensor"])
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sim.add_argument(
+        "--fault", default="none", choices=["none", "bearing_wear", "sensor_drift", "stuck_sensor"], help="fault active from the start (default none)"
+    )
+    sim.add_argument("--seed", type=int, default=0, help="seed of the measurement noise (default 0)")
+    sim.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     sim.set_defaults(func=_simulate)
 
-    hp = sub.add_parser("hash-password", help="print a salted password hash for [[opcua.users]] password_hash")
+    hp = sub.add_parser(
+        "hash-password",
+        help="print a salted password hash for [[opcua.users]] password_hash",
+        description="Print a salted scrypt hash for [[opcua.users]] password_hash. The password is read without echo "
+        "(asked twice) on a terminal, or as the first line of standard input otherwise.",
+    )
     hp.set_defaults(func=_hash_password)
+
+    from edge.demo import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
+
+    from edge.certs import add_parser as add_certs_parser
+
+    add_certs_parser(sub)
 
     from edge.replay.cli import add_parser as add_replay_parser
 
@@ -147,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_install_service_parser(sub)
 
-    schema = sub.add_parser("schema", help="print the config JSON Schema")
+    schema = sub.add_parser(
+        "schema", help="print the config JSON Schema", description="Print the JSON Schema of the config file (config/schema.json is generated from it)."
+    )
     schema.set_defaults(func=_schema)
     return p
 

@@ -1,11 +1,37 @@
-"""Shared fixtures: free ports, leaked-task detection, log capture."""
+"""Shared fixtures: free ports, leaked-task detection, log capture, an isolated state folder."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# where a default state folder would land if a test escaped its isolation (edge/core/statedir.py)
+_REAL_STATE = (Path.home() / ".local" / "state" / "edgetwin", Path("/var/lib/edgetwin"), ROOT / "config" / "state", ROOT / "state")
+
+
+def _snapshot() -> dict[Path, bool]:
+    return {p: p.exists() for p in _REAL_STATE}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Every default state folder of the run (also in subprocesses, which inherit the environment)
+    is under pytest's tmp folder: ``XDG_STATE_HOME`` points there and the systemd variables are
+    unset. At the end, fail if the run created a state folder in the home directory, /var/lib
+    or the repository."""
+    before = _snapshot()
+    xdg = tmp_path_factory.mktemp("xdg-state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(xdg))
+        for name in ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY"):
+            mp.delenv(name, raising=False)
+        yield xdg / "edgetwin"
+    created = [str(p) for p, existed in before.items() if p.exists() and not existed]
+    assert not created, f"the test run wrote state outside its tmp folder: {created}"
 
 
 def _free_port() -> int:

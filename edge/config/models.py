@@ -16,6 +16,7 @@ from pydantic.json_schema import SkipJsonSchema
 from drivers import DRIVER_KINDS, settings_model
 from drivers.settings import DeviceSettings, Name, Strict
 from edge.core.loglevels import check_component
+from edge.core.statedir import StateDir
 from edge.opcua.users import parse_password_hash
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ class GatewaySection(Strict):
     shutdown_timeout_s: float = Field(5.0, gt=0, le=60)
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
-    # certificates, PKI and history; a relative path is relative to the config file's folder
-    state_dir: str = "state"
+    # certificates, PKI, history, twin state (docs/state.md); a relative path is relative to the config
+    # file's folder; default: $STATE_DIRECTORY (systemd), $XDG_STATE_HOME/edgetwin, /var/lib/edgetwin
+    # (root) or ~/.local/state/edgetwin
+    state_dir: str | None = None
     # a level per component, overriding log_level: {"drivers.modbus" = "debug", "asyncua" = "info"}
     log_levels: dict[Component, Literal["debug", "info", "warning", "error"]] = Field(default_factory=dict)
 
@@ -236,9 +239,16 @@ class GatewayConfig(Strict):
         return (base / path).resolve()
 
     @property
+    def state(self) -> StateDir:
+        """The state folder's layout (``gateway.state_dir`` resolved; edge/core/statedir.py)."""
+        if self.gateway.state_dir is None:
+            return StateDir.default()
+        return StateDir(self.resolve_path(Path(self.gateway.state_dir).expanduser()))
+
+    @property
     def state_path(self) -> Path:
-        """``gateway.state_dir`` resolved (certificates, PKI, history)."""
-        return self.resolve_path(self.gateway.state_dir)
+        """``gateway.state_dir`` resolved (certificates, PKI, history): ``state.root``."""
+        return self.state.root
 
     def device(self, name: str) -> DeviceConfig:
         return next(d for d in self.devices if d.name == name)

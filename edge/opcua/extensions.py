@@ -66,5 +66,5 @@ def history_path(cfg: Any) -> Path:
     """``history.path``, or ``history.sqlite`` in the state directory; relative paths are relative
     to the config file's folder."""
     if cfg.history.path is None:
-        return cfg.state_path / "history.sqlite"
+        return cfg.state.history
     return cfg.resolve_path(cfg.history.path)

@@ -1,17 +1,21 @@
 """Transport security of the OPC UA server: endpoints, the server certificate, the client PKI.
 
-State directory layout (created on first start; the private key is mode 0600)::
+PKI layout under the state directory (``edge.core.statedir.StateDir.pki_dir``; created on first
+start; the private key is mode 0600)::
 
     <state_dir>/pki/own/certs/server_cert.der      server certificate (self-signed, 2048-bit RSA)
     <state_dir>/pki/own/private/server_key.pem     its private key
     <state_dir>/pki/trusted/certs/                 client (or CA) certificates that may connect
     <state_dir>/pki/trusted/crl/                   revocation lists
+    <state_dir>/pki/issuers/certs/                 CA certificates kept for reference (not trusted by themselves)
+    <state_dir>/pki/issuers/crl/                   revocation lists of those CAs (honoured)
     <state_dir>/pki/rejected/certs/                untrusted client certificates, kept for review
 
 A client whose certificate is not trusted is refused at CreateSession with BadCertificateUntrusted
 and its certificate is written to ``rejected/certs/`` (``<CN> [<sha1>].der``); an administrator
-trusts it by moving the file to ``trusted/certs/``. The trust list is reloaded on a miss, so no
-restart is needed.
+trusts it by moving the file to ``trusted/certs/`` (``edgetwin certs trust <thumbprint>``). The
+trust list is reloaded on a miss and whenever a trust-list folder changed (a certificate removed
+from ``trusted/certs/`` is refused from the next connection), so no restart is needed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers.opcua_client.pki import file_name as rejected_name
 from drivers.opcua_client.pki import subject_alt_names, thumbprint
+from edge.core.statedir import StateDir
 from edge.opcua import asyncua_patches
 
 log = structlog.get_logger("edge.opcua.security")
@@ -88,6 +93,8 @@ class Pki:
     key: Path = field(init=False)
     trusted: Path = field(init=False)
     crl: Path = field(init=False)
+    issuers: Path = field(init=False)
+    issuers_crl: Path = field(init=False)
     rejected: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,14 +103,16 @@ class Pki:
         set_(self, "key", self.root / "own" / "private" / "server_key.pem")
         set_(self, "trusted", self.root / "trusted" / "certs")
         set_(self, "crl", self.root / "trusted" / "crl")
+        set_(self, "issuers", self.root / "issuers" / "certs")
+        set_(self, "issuers_crl", self.root / "issuers" / "crl")
         set_(self, "rejected", self.root / "rejected" / "certs")
 
     @classmethod
     def under(cls, state_dir: Path) -> Pki:
-        return cls(Path(state_dir) / "pki")
+        return cls(StateDir(Path(state_dir)).pki_dir)
 
     def create_dirs(self) -> None:
-        for d in (self.cert.parent, self.trusted, self.crl, self.rejected):
+        for d in (self.cert.parent, self.trusted, self.crl, self.issuers, self.issuers_crl, self.rejected):
             d.mkdir(parents=True, exist_ok=True)
         self.key.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.key.parent, 0o700)
@@ -190,14 +199,28 @@ class ClientCertificateValidator:
 
     def __init__(self, pki: Pki) -> None:
         self.pki = pki
-        self._store = _TrustStore([pki.trusted], [pki.crl])
+        self._store = _TrustStore([pki.trusted], [pki.crl, pki.issuers_crl])
         self._validator = CertificateValidator(self.OPTIONS, self._store)
         self._logged: set[str] = set()
+        self._loaded_stamp: tuple[int, ...] | None = None
+
+    def _stamp(self) -> tuple[int, ...]:
+        """Modification times of the trust-list folders: a file added or removed changes them."""
+        out = []
+        for d in (self.pki.trusted, self.pki.crl, self.pki.issuers_crl):
+            try:
+                out.append(d.stat().st_mtime_ns)
+            except OSError:
+                out.append(-1)
+        return tuple(out)
 
     async def load(self) -> None:
+        self._loaded_stamp = self._stamp()
         await self._store.load()
 
     async def __call__(self, cert: x509.Certificate, app: ua.ApplicationDescription) -> None:
+        if self._stamp() != self._loaded_stamp:  # a certificate was removed (or a CRL added) since the last load
+            await self.load()
         try:
             await self._validator.validate(cert, app)
             return
@@ -206,7 +229,7 @@ class ClientCertificateValidator:
             if code != ua.StatusCodes.BadCertificateUntrusted:
                 self._log_once(cert, "client_certificate_invalid", status=ua.StatusCode(code).name if code else str(exc))
                 raise
-        await self._store.load_trust()  # an administrator may have just moved it to trusted/
+        await self.load()  # an administrator may have just moved it to trusted/
         try:
             await self._validator.validate(cert, app)
             return

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", help="comma-separated signal columns (default: all but time and labels)")
     p.add_argument("--config", help="gateway config; with --asset, the twin uses that asset's signal models")
     p.add_argument("--asset", help="asset name in --config (signals matched to columns by name or tag)")
-    p.add_argument("--detector", choices=["pca", "ewma", "cusum"], default="pca")
+    p.add_argument("--detector", choices=["pca", "ewma", "cusum"], default="pca", help="anomaly detector run over the twin's outputs (default pca)")
     p.add_argument("--train-rows", type=int, default=400, help="rows of normal operation the detector is fitted on")
     p.add_argument("--on", type=float, default=1.25, help="alarm threshold (pca: x control limit; ewma/cusum: sigma)")
     p.add_argument("--release", type=float, default=0.8, help="alarm clears below release x on")
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="output CSV (default: <csv stem>.replay.csv in the current directory)")
     p.add_argument("--plot", help="output PNG (default: <csv stem>.replay.png in the current directory)")
-    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="do not render the PNG")
     p.set_defaults(func=run)
 
 
