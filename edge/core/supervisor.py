@@ -113,6 +113,7 @@ class DeviceRunner:
         self._together_s = min([0.010] + [0.1 * g.interval_s for g in self.groups])
         self._batches: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._health_due = 0.0  # monotonic time of the next counters publish
+        self._driver_counts_requests = type(getattr(driver, "requests_sent", None)) is int
 
     async def run(self) -> None:
         """Poll forever; returns only by cancellation (which it never swallows)."""
@@ -208,8 +209,9 @@ class DeviceRunner:
     def _requests(self) -> int:
         """Requests sent to the device: the driver's own count (``requests_sent``) when it keeps one,
         else the poll cycles and pushed batches so far."""
-        sent = getattr(self.driver, "requests_sent", None)
-        return sent if type(sent) is int else self.health.reads_ok + self.health.reads_failed
+        if self._driver_counts_requests:
+            return self.driver.requests_sent  # type: ignore[attr-defined,no-any-return]
+        return self.health.reads_ok + self.health.reads_failed
 
     async def _on_outage(self, exc: Exception) -> None:
         self.health.reads_failed += 1

@@ -11,6 +11,7 @@ Adding a component (a northbound sink, say) is one source function and one ``reg
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,7 +30,12 @@ from edge.metrics.listen import parse_listen
 
 def histogram_buckets(h: Histogram) -> list[tuple[str, float]]:
     """The cumulative buckets of *h* in the form ``HistogramMetricFamily.add_metric`` takes."""
-    return [(floatToGoString(bound), float(n)) for bound, n in h.cumulative()]
+    return [(le, float(n)) for le, (_, n) in zip(_le_labels(h.bounds), h.cumulative(), strict=True)]
+
+
+@functools.cache
+def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return tuple(floatToGoString(b) for b in (*bounds, float("inf")))
 
 
 def build_source() -> Source:
