@@ -36,8 +36,8 @@ change                                 replaces (asyncua 2.1.0)                 
                                        own store, ``security._TrustStore``)        ``trusted/`` folder; the gateway trusts
                                                                                    nobody then, and starts
 ``wrap_create_subscription``          ``SubscriptionService.create_subscription`` count the notifications sent to
-                                       (the publish callback of client            clients (``stats.SubscriptionStats``,
-                                       subscriptions)                             metrics and Diagnostics)
+                                       and ``transfer_subscriptions`` (the        clients (``stats.SubscriptionStats``,
+                                       publish callback of client subscriptions)  metrics and Diagnostics)
 ``monitored_item_count``               reads ``MonitoredItemService._monitored_   asyncua keeps no public count of a
                                        items`` of a subscription (no change)      subscription's monitored items
 =====================================  ==========================================  ==========================================
@@ -74,6 +74,7 @@ __all__ = [
     "wrap_create_subscription",
     "wrap_history_read",
     "wrap_session_methods",
+    "wrap_transfer_subscriptions",
 ]
 
 PINNED_VERSION = "2.1.0"  # setup.py: asyncua==2.1.0
@@ -108,6 +109,7 @@ TARGETS: dict[str, Target] = {
         Target("TrustStore", "load_trust", (), True),
         Target("TrustStore", "_load_trust_location", ("location",), True),
         Target("SubscriptionService", "create_subscription", ("params", "callback", "session_id", "request_callback"), True),
+        Target("SubscriptionService", "transfer_subscriptions", ("params", "session_id", "callback"), True),
     )
 }
 SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
@@ -275,6 +277,13 @@ def wrap_create_subscription(service: Any, wrap: Wrap) -> None:
     wrapping *callback* here is where they can be counted.
     """
     _replace(service, TARGETS["SubscriptionService.create_subscription"], wrap)
+
+
+def wrap_transfer_subscriptions(service: Any, wrap: Wrap) -> None:
+    """Replace ``SubscriptionService.transfer_subscriptions(params, session_id, callback)`` by
+    ``wrap(original)``: a TransferSubscriptions request gives the moved subscriptions the new
+    session's publish *callback* (``pub_result_callback``), replacing the one wrapped at creation."""
+    _replace(service, TARGETS["SubscriptionService.transfer_subscriptions"], wrap)
 
 
 def monitored_item_count(subscription: Any) -> int:

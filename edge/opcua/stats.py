@@ -3,7 +3,8 @@ notifications sent to clients.
 
 asyncua keeps subscriptions in its ``SubscriptionService`` and counts no notifications;
 ``SubscriptionStats`` wraps the publish callback of every client subscription when it is created
-(``asyncua_patches.wrap_create_subscription``) and adds up the monitored-item notifications and
+or transferred to another session (``asyncua_patches.wrap_create_subscription``,
+``wrap_transfer_subscriptions``) and adds up the monitored-item notifications and
 events of each PublishResult handed to the transport. The counter is a plain int updated in
 asyncua's publish path; the gauges are computed when read (once a second for Diagnostics, at
 scrape time for metrics), on the event loop.
@@ -16,7 +17,7 @@ from typing import Any
 
 from asyncua import ua
 
-from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription
+from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription, wrap_transfer_subscriptions
 
 
 def notifications_in(result: ua.PublishResult) -> int:
@@ -38,6 +39,7 @@ class SubscriptionStats:
         self._client_subscriptions: set[int] = set()  # ids of subscriptions created by clients
         self.notifications_sent = 0
         wrap_create_subscription(self._service, self._wrap)
+        wrap_transfer_subscriptions(self._service, self._wrap_transfer)
 
     def _wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
         async def create_subscription(params: Any, callback: Any, session_id: Any, request_callback: Any = None) -> Any:
@@ -48,6 +50,16 @@ class SubscriptionStats:
             return result
 
         return create_subscription
+
+    def _wrap_transfer(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        async def transfer_subscriptions(params: Any, session_id: Any, callback: Any) -> Any:
+            results = await original(params, session_id, self._counting(callback))
+            for sub_id, result in zip(params.SubscriptionIds, results, strict=True):
+                if result.StatusCode is None or result.StatusCode.is_good():
+                    self._client_subscriptions.add(int(sub_id))
+            return results
+
+        return transfer_subscriptions
 
     def _counting(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         async def publish_result(result: ua.PublishResult, *args: Any) -> Any:

@@ -242,6 +242,23 @@ async def test_subscription_stats_count_what_clients_receive(free_port: int) -> 
                 await asyncio.sleep(0.02)
             assert len(got.values) == 12  # 2 initial values, then 5 changes of each
             assert stats.notifications_sent == len(got.values)
+
+            # TransferSubscriptions hands the subscription another session's publish callback: still counted
+            moved: list[ua.PublishResult] = []
+
+            async def new_session_callback(result: ua.PublishResult, *args: Any) -> None:
+                moved.append(result)
+
+            params = ua.TransferSubscriptionsParameters(SubscriptionIds=[sub.subscription_id])
+            results = await server.iserver.subscription_service.transfer_subscriptions(params, ua.NodeId(99, 0), new_session_callback)
+            assert results[0].StatusCode.is_good()
+            await a.write_value(100.0)
+            for _ in range(200):
+                if moved:
+                    break
+                await asyncio.sleep(0.02)
+            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for r in moved for d in r.NotificationMessage.NotificationData) == 13
+            assert stats.subscriptions == 1
             await sub.delete()
             assert (stats.subscriptions, stats.monitored_items) == (0, 0)
         await internal.delete()
