@@ -64,6 +64,7 @@ setup(
         "numpy>=1.26",
         "structlog>=24.1",
         "pydantic>=2.7,<3",
+        "prometheus-client>=0.26,<1",  # [metrics]: exposition, parser, ProcessCollector (edge/metrics)
     ],
     extras_require={
         "test": [

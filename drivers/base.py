@@ -86,6 +86,9 @@ class Driver(Protocol):
     unchanged value keeps the time it last changed) sets ``source_timestamps = True``; the
     supervisor then counts a last usable value's age from the loss of the link, not from its source
     time (``edge.core.supervisor``).
+
+    A driver may count the requests it sends to the device in an int attribute ``requests_sent``
+    (never reset); the daemon shows it as the device's request counter.
     """
 
     kind: ClassVar[str]

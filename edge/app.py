@@ -108,7 +108,8 @@ class Gateway:
         now = utcnow()
         tick = max((t.last_tick_s for t in self.twins), default=0.0)
         out = []
-        for leaf, value in (("Version", __version__), ("KernelImplementation", kernels.IMPLEMENTATION), ("KernelTickTime", tick)):
+        server = self.server.diagnostics() if self.server is not None else []  # subscriptions, monitored items, notifications
+        for leaf, value in (("Version", __version__), ("KernelImplementation", kernels.IMPLEMENTATION), ("KernelTickTime", tick), *server):
             if self._diag_published.get(leaf, _UNSET) != value:
                 self._diag_published[leaf] = value
                 out.append(TagSample(gateway_diag_key(leaf), value, Status.Good, now, now))
@@ -138,6 +139,10 @@ async def run_gateway(
             # history, alarms, methods; entered first so the history database is flushed and
             # closed only after the server and every producer have stopped
             extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins, tasks=tg))
+            if cfg.metrics is not None:  # the Prometheus endpoint (edge.metrics): a busy port fails before the server is built
+                from edge.metrics.sources import gateway_metrics
+
+                await stack.enter_async_context(gateway_metrics(cfg.metrics, gw, extensions))
             gw.server = await stack.enter_async_context(
                 OpcUaServer(
                     gw.registry,

@@ -98,6 +98,7 @@ class OpcUaDriver:
         self.publishing_interval_s = publishing_interval_s
         self._log = (log if log is not None else structlog.get_logger("drivers.opcua_client")).bind(device=name, driver=self.kind)
         self._state = LinkState.DISCONNECTED
+        self.requests_sent = 0  # service requests (Read, TranslateBrowsePaths...) sent, for the daemon's counters
         self._client: GatewayClient | None = None
         self._nodes: dict[_Key, _Node] = {}  # resolved in the current session
         self._namespaces: list[str] | None = None
@@ -235,6 +236,7 @@ class OpcUaDriver:
 
     async def _call(self, request: Any) -> Any:
         """Await one service request; a failure of the whole service means the session is unusable."""
+        self.requests_sent += 1
         try:
             return await asyncio.wait_for(request, self.timeout_s)
         except ua.UaStatusCodeError as exc:

@@ -27,7 +27,7 @@ from edge.config.checks import _check_assets, _check_devices, _check_exclusive, 
 from edge.config.collisions import check_collisions
 from edge.config.csv_tags import _with_csv_tags
 from edge.config.locate import MAX_NESTING, decode_text, key_lines, line_of, nesting_line, too_deep
-from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, OpcUaSection, SimulatorSection
+from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, MetricsSection, OpcUaSection, SimulatorSection
 
 
 class ConfigError(Exception):
@@ -39,6 +39,8 @@ class ConfigError(Exception):
 
 
 _SECTIONS: dict[str, Any] = {"gateway": GatewaySection, "simulator": SimulatorSection, "opcua": OpcUaSection, "history": HistorySection}
+# sections whose absence means "off" (GatewayConfig field None)
+_OPTIONAL_SECTIONS: dict[str, Any] = {"metrics": MetricsSection}
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -146,12 +148,13 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
         raise ConfigError([f"{source}:{line_of(key_lines(text), deep) or '?'}: {deep}: nested more than {MAX_NESTING} deep"])
 
     c = _Collector(source, text)
-    top = {k: v for k, v in raw.items() if k not in {"gateway", "simulator", "opcua", "history", "devices", "assets"}}
+    top = {k: v for k, v in raw.items() if k not in {"gateway", "simulator", "opcua", "history", "devices", "assets", *_OPTIONAL_SECTIONS}}
     for key in top:
-        close = difflib.get_close_matches(key, ["gateway", "simulator", "opcua", "history", "devices", "assets"], n=1)
+        close = difflib.get_close_matches(key, ["gateway", "simulator", "opcua", "history", "devices", "assets", *_OPTIONAL_SECTIONS], n=1)
         c.add(key, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
     sections = {name: c.validate(model, raw.get(name, {}), name) for name, model in _SECTIONS.items()}
+    optional = {name: c.validate(model, raw[name], name) if name in raw else None for name, model in _OPTIONAL_SECTIONS.items()}
     devices = _validate_list(c, raw, "devices", _device_model)
     assets = _validate_list(c, raw, "assets", lambda c, d, p: AssetConfig)
 
@@ -172,6 +175,7 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
         devices=[d for _, d in devices],
         assets=[a for _, a in assets],
         source=source,
+        **optional,
     )
 
 

@@ -17,6 +17,7 @@ from drivers import DRIVER_KINDS, settings_model
 from drivers.settings import DeviceSettings, Name, Strict
 from edge.core.loglevels import check_component
 from edge.core.statedir import StateDir
+from edge.metrics.listen import parse_listen
 from edge.opcua.users import parse_password_hash
 
 if TYPE_CHECKING:
@@ -137,6 +138,18 @@ class HistorySection(Strict):
     max_values_per_read: int = Field(1000, ge=1, le=100_000)  # per node per HistoryRead; more -> continuation point
 
 
+class MetricsSection(Strict):
+    """The Prometheus endpoint (docs/metrics.md); without a ``[metrics]`` section there is none."""
+
+    listen: str  # "host:port" of GET /metrics, e.g. "127.0.0.1:9108"; "0.0.0.0:9108" for every interface
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+
 class SignalConfig(Strict):
     name: Name
     tag: str  # "device.tag"
@@ -226,6 +239,7 @@ class GatewayConfig(Strict):
     history: HistorySection = HistorySection()
     devices: list[DeviceConfig] = Field(default_factory=list)
     assets: list[AssetConfig] = Field(default_factory=list)
+    metrics: MetricsSection | None = None  # [metrics]: the Prometheus endpoint
     source: str = "<memory>"
 
     def resolve_path(self, path: str | Path) -> Path:

@@ -79,6 +79,8 @@ def _gateway(devices: Sequence[tuple[str, Any]], assets: Sequence[tuple[str, Any
         leaves += names.HISTORY_DIAGNOSTICS
     for leaf in leaves:
         yield PlannedNode(names.gateway_diag_path(leaf), "variable", "", what)
+    if assets:
+        yield PlannedNode(names.ASSET_DIAGNOSTICS_PATH, "object", "", "the twin diagnostics folder")
 
 
 def _device(prefix: str, dev: Any) -> list[PlannedNode]:
@@ -105,6 +107,9 @@ def _device(prefix: str, dev: Any) -> list[PlannedNode]:
 def _asset(prefix: str, asset: Any) -> list[PlannedNode]:
     a = asset.name
     out = [PlannedNode(names.asset_path(a), "object", f"{prefix}.name", f"asset {a!r}", a)]
+    out.append(PlannedNode(names.asset_diagnostics_path(a), "object", f"{prefix}.name", f"the twin diagnostics folder of asset {a!r}", a))
+    for leaf in names.ASSET_DIAGNOSTICS:
+        out.append(PlannedNode(names.asset_diag_path(a, leaf), "variable", prefix, f"the asset's twin diagnostics variable {leaf}"))
     for output, leaf in names.ASSET_OUTPUTS.items():
         out.append(PlannedNode(names.asset_output_path(a, output), "variable", prefix, f"the asset's {leaf} variable"))
     out.append(PlannedNode(names.anomaly_condition_path(a), "condition", prefix, f"the asset's {names.ANOMALY_ALARM} condition"))

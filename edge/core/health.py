@@ -1,6 +1,7 @@
 """Per-device health: link state, last error and counters, published as Diagnostics tags.
 
 Counters are data, not log lines: the supervisor logs an outage once and counts everything else.
+The same numbers feed the Prometheus endpoint (``edge.metrics``), read at scrape time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from drivers.base import LinkState
 from drivers.sample import Status, TagSample, utcnow
 from edge.core.names import device_diag_key, device_diag_path
 from edge.core.registry import TagInfo
+from edge.core.stats import Histogram
 
 # (leaf name, data type, units, description); the leaves are edge.core.names.DEVICE_DIAGNOSTICS
 DEVICE_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
@@ -20,6 +22,7 @@ DEVICE_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
     ("ReadsFailed", "uint64", None, "poll cycles lost to a transport failure"),
     ("Reconnects", "uint64", None, "successful connects after an outage"),
     ("PollCycleTime", "float64", "s", "duration of the last poll cycle"),
+    ("Requests", "uint64", None, "requests sent to the device (the driver's count; poll cycles for a driver that does not count)"),
 )
 
 
@@ -32,6 +35,8 @@ class DeviceHealth:
     reads_failed: int = 0
     reconnects: int = 0
     poll_cycle_s: float = 0.0
+    requests: int = 0
+    poll_cycles: Histogram = field(default_factory=Histogram, repr=False)  # every poll cycle's duration (metrics)
 
     def key(self, leaf: str) -> str:
         return device_diag_key(self.device, leaf)
@@ -50,6 +55,7 @@ class DeviceHealth:
             self.reads_failed,
             self.reconnects,
             self.poll_cycle_s,
+            self.requests,
         )
 
     def changed_samples(self) -> list[TagSample]:

@@ -7,7 +7,7 @@ here, so the config check (``edge.config.nodes``) predicts exactly what the daem
 Registry keys:
 
 * device tag ``<device>.<tag>``; device diagnostics ``_diag.<device>.<leaf>``; gateway
-  diagnostics ``_diag.gateway.<leaf>``
+  diagnostics ``_diag.gateway.<leaf>``; asset (twin) diagnostics ``_diag.gateway.assets.<asset>.<leaf>``
 * signal outputs ``<asset>.<signal>.<output>`` (``SIGNAL_OUTPUTS``), identified-model outputs
   ``<asset>.<signal>.model_*`` (``MODEL_OUTPUTS``), asset outputs ``<asset>.<output>``
   (``ASSET_OUTPUTS``), detector outputs ``<asset>.detector.<output>`` (``DETECTOR_OUTPUTS``)
@@ -15,7 +15,8 @@ Registry keys:
 Browse paths:
 
 * ``Devices/<device>/<tag>``, with the device's diagnostics mirrored at ``Devices/<device>/<leaf>``
-* ``Diagnostics/<device>/<leaf>``, ``Diagnostics/Gateway/<leaf>``
+* ``Diagnostics/<device>/<leaf>``, ``Diagnostics/Gateway/<leaf>``,
+  ``Diagnostics/Gateway/Assets/<asset>/<leaf>``
 * ``Assets/<asset>/<Output>``, ``Assets/<asset>/<signal>/<Output>``,
   ``Assets/<asset>/<signal>/Model/<Leaf>``, ``Assets/<asset>/Detector/<Leaf>``
 * methods ``Assets/<asset>/Simulate`` and ``Assets/<asset>/ResetModel``
@@ -44,9 +45,12 @@ MODEL = "Model"  # Assets/<asset>/<signal>/Model: an identified input->output mo
 DETECTOR = "Detector"  # Assets/<asset>/Detector: the asset's multivariate detector
 
 # leaves of Diagnostics/<device> (edge.core.health.DEVICE_FIELDS, in that order)
-DEVICE_DIAGNOSTICS = ("LinkState", "LastError", "ReadsOk", "ReadsFailed", "Reconnects", "PollCycleTime")
-# leaves of Diagnostics/Gateway always present (edge.app, edge.opcua.server)
-GATEWAY_DIAGNOSTICS = ("Version", "KernelImplementation", "KernelTickTime", "Sessions")
+DEVICE_DIAGNOSTICS = ("LinkState", "LastError", "ReadsOk", "ReadsFailed", "Reconnects", "PollCycleTime", "Requests")
+# leaves of Diagnostics/Gateway always present (edge.app, edge.opcua.server: OPCUA_DIAGNOSTICS)
+OPCUA_DIAGNOSTICS = ("Sessions", "Subscriptions", "MonitoredItems", "NotificationsSent")
+GATEWAY_DIAGNOSTICS = ("Version", "KernelImplementation", "KernelTickTime", *OPCUA_DIAGNOSTICS)
+# leaves of Diagnostics/Gateway/Assets/<asset> (edge.twin.runner.ASSET_DIAGNOSTIC_FIELDS)
+ASSET_DIAGNOSTICS = ("TickTime",)
 # leaves of Diagnostics/Gateway while history runs (edge.history.store.DIAGNOSTICS, in that order)
 HISTORY_DIAGNOSTICS = ("HistorySamplesWritten", "HistorySamplesDropped", "HistoryPendingSamples", "HistoryDatabaseSize")
 
@@ -148,6 +152,30 @@ def gateway_diag_key(leaf: str) -> str:
 def gateway_diag_path(leaf: str) -> Path:
     """``Diagnostics/Gateway/<leaf>``."""
     return (*GATEWAY_DIAGNOSTICS_PATH, leaf)
+
+
+ASSET_DIAGNOSTICS_PATH: Path = (*GATEWAY_DIAGNOSTICS_PATH, ASSETS)  # Diagnostics/Gateway/Assets
+
+
+def asset_diagnostics_path(asset: str) -> Path:
+    """``Diagnostics/Gateway/Assets/<asset>``: the folder of an asset's twin diagnostics."""
+    return (*ASSET_DIAGNOSTICS_PATH, asset)
+
+
+def asset_diag_key(asset: str, leaf: str) -> str:
+    """``_diag.gateway.assets.<asset>.<leaf>`` for a leaf of ``ASSET_DIAGNOSTICS``."""
+    return f"{_DIAG_PREFIX}.{_GATEWAY_KEY}.assets.{asset}.{_asset_leaf(leaf)}"
+
+
+def asset_diag_path(asset: str, leaf: str) -> Path:
+    """``Diagnostics/Gateway/Assets/<asset>/<leaf>`` for a leaf of ``ASSET_DIAGNOSTICS``."""
+    return (*asset_diagnostics_path(asset), _asset_leaf(leaf))
+
+
+def _asset_leaf(leaf: str) -> str:
+    if leaf not in ASSET_DIAGNOSTICS:
+        raise KeyError(leaf)
+    return leaf
 
 
 # -- assets and their twin ----------------------------------------------------------------------

@@ -20,6 +20,10 @@ first good read. For a driver whose samples carry the device's own source times
 (``source_timestamps``: an unchanged upstream value keeps the time it changed), the value counts
 as read until the link was lost, so ``stale_after_s`` runs from the start of the outage.
 
+Counters for Diagnostics and metrics (``DeviceHealth``): poll cycles that returned or failed,
+reconnects, requests sent (the driver's ``requests_sent`` when it keeps one) and every poll
+cycle's duration in a histogram; plain numbers, read by the Prometheus collector at scrape time.
+
 Samples are built once, by the driver, already keyed by registry key (each point's ``name`` is its
 registry key): the runner hands them to the registry as they are. Health counters are published
 at most once per ``HEALTH_INTERVAL_S``, and only those that changed; a link-state change at once.
@@ -111,6 +115,7 @@ class DeviceRunner:
         self._together_s = min([0.010] + [0.1 * g.interval_s for g in self.groups])
         self._batches: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._health_due = 0.0  # monotonic time of the next counters publish
+        self._driver_counts_requests = type(getattr(driver, "requests_sent", None)) is int
 
     async def run(self) -> None:
         """Poll forever; returns only by cancellation (which it never swallows)."""
@@ -143,8 +148,11 @@ class DeviceRunner:
                 result = await self.driver.read(self._batch(due))
                 _stop_if_cancelled()
                 after = time.monotonic()
-                self.health.poll_cycle_s = after - started
-                self.health.reads_ok += 1
+                health = self.health
+                health.poll_cycle_s = cycle = after - started
+                health.poll_cycles.observe(cycle)
+                health.reads_ok += 1
+                health.requests = self._requests()
                 self._publish(result)
                 if after >= self._health_due:
                     self._health_due = after + HEALTH_INTERVAL_S
@@ -157,6 +165,7 @@ class DeviceRunner:
     def _on_changes(self, result: ReadResult) -> None:
         """The sink of a SubscribingDriver: one batch of pushed changes."""
         self.health.reads_ok += 1
+        self.health.requests = self._requests()
         self._publish(result)
         now = time.monotonic()
         if now >= self._health_due:
@@ -200,9 +209,17 @@ class DeviceRunner:
             self._down_since = self._down_at = None
         self._set_state(LinkState.CONNECTED)
 
+    def _requests(self) -> int:
+        """Requests sent to the device: the driver's own count (``requests_sent``) when it keeps one,
+        else the poll cycles and pushed batches so far."""
+        if self._driver_counts_requests:
+            return self.driver.requests_sent  # type: ignore[attr-defined,no-any-return]
+        return self.health.reads_ok + self.health.reads_failed
+
     async def _on_outage(self, exc: Exception) -> None:
         self.started.set()
         self.health.reads_failed += 1
+        self.health.requests = self._requests()
         self.health.last_error = str(exc) or type(exc).__name__
         await self.driver.close()
         self._set_state(LinkState.DISCONNECTED)

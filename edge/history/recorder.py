@@ -83,6 +83,11 @@ class HistoryRecorder:
                 if gateway_diag_key(leaf) not in registry:
                     registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, description=description))
 
+    @property
+    def pending(self) -> int:
+        """Samples accepted but not yet written (the writer's queue depth)."""
+        return len(self._buffer)
+
     async def __aenter__(self) -> HistoryRecorder:
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self.store.trim)

@@ -35,6 +35,11 @@ change                                 replaces (asyncua 2.1.0)                 
 ``set_trusted_certificates``           ``TrustStore._trust_store`` (the gateway's  ``load_trust`` raises on an empty
                                        own store, ``security._TrustStore``)        ``trusted/`` folder; the gateway trusts
                                                                                    nobody then, and starts
+``wrap_create_subscription``          ``SubscriptionService.create_subscription`` count the notifications sent to
+                                       and ``transfer_subscriptions`` (the        clients (``stats.SubscriptionStats``,
+                                       publish callback of client subscriptions)  metrics and Diagnostics)
+``monitored_item_count``               reads ``MonitoredItemService._monitored_   asyncua keeps no public count of a
+                                       items`` of a subscription (no change)      subscription's monitored items
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -75,11 +80,14 @@ __all__ = [
     "Target",
     "fix_event_data_types",
     "install_channel_guard",
+    "monitored_item_count",
     "set_trusted_certificates",
     "wrap_attribute_write",
     "wrap_create_session",
+    "wrap_create_subscription",
     "wrap_history_read",
     "wrap_session_methods",
+    "wrap_transfer_subscriptions",
 ]
 
 PINNED_VERSION = "2.1.0"  # setup.py: asyncua==2.1.0
@@ -115,6 +123,8 @@ TARGETS: dict[str, Target] = {
         Target("TrustStore", "_load_trust_location", ("location",), True),
         Target("NodeManagementService", "try_add_nodes", ("addnodeitems", "user", "check"), False),
         Target("NodeManagementService", "try_add_references", ("refs", "user"), False),
+        Target("SubscriptionService", "create_subscription", ("params", "callback", "session_id", "request_callback"), True),
+        Target("SubscriptionService", "transfer_subscriptions", ("params", "session_id", "callback"), True),
     )
 }
 SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
@@ -335,3 +345,32 @@ def set_trusted_certificates(store: TrustStore, certs: list[x509.Certificate]) -
         raise _incompatible("TrustStore keeps its certificates elsewhere than _trust_store")
     check(TARGETS["TrustStore.load_trust"], TrustStore.load_trust)
     store._trust_store = x509.verification.Store(certs) if certs else None
+
+
+def wrap_create_subscription(service: Any, wrap: Wrap) -> None:
+    """Replace ``SubscriptionService.create_subscription(params, callback, session_id,
+    request_callback)`` (``iserver.subscription_service``) by ``wrap(original)``.
+
+    Every session creates its subscriptions through the server's one service. *callback* receives
+    each ``PublishResult`` as it goes to the client (``UaProcessor.forward_publish_response``,
+    with the publish request as a second argument); a client's subscription has a
+    *request_callback*, the server's own internal ones have none. asyncua counts no notifications:
+    wrapping *callback* here is where they can be counted.
+    """
+    _replace(service, TARGETS["SubscriptionService.create_subscription"], wrap)
+
+
+def wrap_transfer_subscriptions(service: Any, wrap: Wrap) -> None:
+    """Replace ``SubscriptionService.transfer_subscriptions(params, session_id, callback)`` by
+    ``wrap(original)``: a TransferSubscriptions request gives the moved subscriptions the new
+    session's publish *callback* (``pub_result_callback``), replacing the one wrapped at creation."""
+    _replace(service, TARGETS["SubscriptionService.transfer_subscriptions"], wrap)
+
+
+def monitored_item_count(subscription: Any) -> int:
+    """The number of monitored items of one ``InternalSubscription`` (its ``monitored_item_srv``
+    keeps them in the private dict ``_monitored_items``; asyncua has no public count)."""
+    items = getattr(getattr(subscription, "monitored_item_srv", None), "_monitored_items", None)
+    if not isinstance(items, dict):
+        raise _incompatible("InternalSubscription.monitored_item_srv keeps its monitored items elsewhere than _monitored_items")
+    return len(items)

@@ -323,7 +323,11 @@ class ModelBuilder:
         if kind == "TwinSignalType":
             return f"twin signal {prefix[2]} of asset {prefix[1]}"
         if prefix == names.GATEWAY_DIAGNOSTICS_PATH:
-            return "gateway diagnostics: version, kernel, tick time, sessions"
+            return "gateway diagnostics: version, kernel, tick time, OPC UA sessions and subscriptions, history"
+        if prefix == names.ASSET_DIAGNOSTICS_PATH:
+            return "twin diagnostics per asset: tick time"
+        if prefix[:-1] == names.ASSET_DIAGNOSTICS_PATH:
+            return f"twin diagnostics of asset {prefix[-1]}"
         return {names.DEVICES: "southbound devices", names.ASSETS: "assets with digital twins", names.DIAGNOSTICS: "link state and counters"}.get(
             prefix[-1], "/".join(prefix)
         )

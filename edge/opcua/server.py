@@ -48,6 +48,7 @@ from edge.opcua import asyncua_patches
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
+from edge.opcua.stats import SubscriptionStats
 from edge.opcua.users import Role, UserDirectory
 from edge.opcua.writes import WriteGate, WriteHandler
 
@@ -65,6 +66,13 @@ __all__ = [
 log = structlog.get_logger("edge.opcua.server")
 
 SESSIONS_KEY = gateway_diag_key("Sessions")
+# (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
+# published by the gateway's diagnostics loop (``diagnostics()``)
+SERVER_DIAGNOSTICS = (
+    ("Subscriptions", "uint32", "client subscriptions"),
+    ("MonitoredItems", "uint32", "monitored items of all client subscriptions"),
+    ("NotificationsSent", "uint64", "data-change notifications and events sent to clients since start"),
+)
 
 
 class ServerExtension(Protocol):
@@ -123,10 +131,14 @@ class OpcUaServer:
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
         self.publish_failures = 0
         self.sessions: SessionHooks | None = None
+        self.subscriptions: SubscriptionStats | None = None
         self.pki: Pki | None = None
         self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
         if SESSIONS_KEY not in registry:
             registry.add(TagInfo(SESSIONS_KEY, gateway_diag_path("Sessions"), "uint32", description="activated client sessions"))
+        for leaf, dtype, description in SERVER_DIAGNOSTICS:
+            if gateway_diag_key(leaf) not in registry:
+                registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, description=description))
 
     @property
     def namespace_index(self) -> int:
@@ -184,6 +196,7 @@ class OpcUaServer:
             variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
         ).install(self._server.iserver.attribute_service)
         self.sessions = SessionHooks(self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR)
+        self.subscriptions = SubscriptionStats(self._server.iserver)
         for ext in self._extensions:
             await ext.attach(self)
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
@@ -252,6 +265,12 @@ class OpcUaServer:
             build_number=f"kernels={kernels.IMPLEMENTATION}",
             build_date=datetime(2026, 1, 1, tzinfo=UTC),
         )
+
+    def diagnostics(self) -> list[tuple[str, object]]:
+        """``(leaf, value)`` of ``SERVER_DIAGNOSTICS`` now (zeros before the server is built)."""
+        stats = self.subscriptions
+        values = (stats.subscriptions, stats.monitored_items, stats.notifications_sent) if stats is not None else (0, 0, 0)
+        return [(leaf, v) for (leaf, _, _), v in zip(SERVER_DIAGNOSTICS, values, strict=True)]
 
     def _publish_sessions(self, count: int) -> None:
         now = utcnow()

@@ -37,6 +37,7 @@ from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig
 from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
+from edge.core.stats import Histogram
 from edge.twin.detector import AssetDetector, detector_infos
 from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
 from edge.twin.io import sample, severity
@@ -46,6 +47,9 @@ log = structlog.get_logger("edge.twin.runner")
 
 OUTPUTS = ("Estimate", "Forecast", "Residual", "AnomalyScore")
 ALARM_RELEASE = 0.8
+DIAGNOSTICS_INTERVAL_S = 1.0  # the assets' TickTime is published at most this often, on change
+# (leaf, data type, units, description) of Diagnostics/Gateway/Assets/<asset>; leaves are names.ASSET_DIAGNOSTICS
+ASSET_DIAGNOSTIC_FIELDS = (("TickTime", "float64", "s", "duration of the last twin tick (shared by every asset with the same tick_s)"),)
 
 
 def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
@@ -77,6 +81,8 @@ def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
         TagInfo(names.asset_output_key(a, "alarm"), names.asset_output_path(a, "alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}")
     )
     out.extend(detector_infos(asset))
+    for leaf, dtype, units, text in ASSET_DIAGNOSTIC_FIELDS:
+        out.append(TagInfo(names.asset_diag_key(a, leaf), names.asset_diag_path(a, leaf), dtype, units, description=text))
     return out
 
 
@@ -88,6 +94,10 @@ class TwinRunner:
         self.registry = registry
         self.tick_s = tick_s
         self.last_tick_s = 0.0
+        self.ticks = Histogram()  # every tick's duration (metrics: edgetwin_twin_tick_seconds of each asset)
+        self._tick_keys = [names.asset_diag_key(a.name, "TickTime") for a in self.assets]
+        self._tick_published: float | None = None
+        self._diag_due = 0.0
         grouped: dict[tuple[str, float], list[tuple[KalmanChannel, float]]] = defaultdict(list)
         for asset in self.assets:
             for sig in asset.signals:
@@ -145,12 +155,24 @@ class TwinRunner:
         while True:
             started = time.perf_counter()
             self.registry.publish(self.tick())
-            self.last_tick_s = time.perf_counter() - started
+            self.last_tick_s = took = time.perf_counter() - started
+            self.ticks.observe(took)
             next_due += self.tick_s
             now = time.monotonic()
+            if now >= self._diag_due:
+                self._diag_due = now + DIAGNOSTICS_INTERVAL_S
+                self._publish_diagnostics()
             if next_due < now:
                 next_due = now
             await asyncio.sleep(next_due - now)
+
+    def _publish_diagnostics(self) -> None:
+        """Each asset's TickTime (the last tick of this runner), if it changed since last published."""
+        tick = self.last_tick_s
+        if tick != self._tick_published:
+            self._tick_published = tick
+            now = utcnow()
+            self.registry.publish([TagSample(key, tick, Status.Good, now, now) for key in self._tick_keys])
 
     def tick(self) -> list[TagSample]:
         """One step of every bank; returns the samples to publish."""

@@ -141,3 +141,21 @@ async def test_closed_port_and_wrong_endpoint_raise_driver_unavailable(free_port
         await d.connect()
     assert d.state is LinkState.DISCONNECTED
     await d.close()
+
+
+async def test_requests_sent_counts_every_service_call(shared_upstream: Upstream, tmp_path: Path) -> None:
+    """``requests_sent`` (the device's request counter in Diagnostics and metrics): the first read
+    of a session also reads the namespace array (the tags name their namespace by URI) and the
+    nodes' DataType and ValueRank before the values; later reads are one Read each."""
+    s = settings(shared_upstream.endpoint, [tag("Temperature"), tag("Setpoint")], mode="poll")
+    d = make_driver(s, tmp_path)
+    assert d.requests_sent == 0
+    await d.connect()
+    try:
+        await d.read(s.points())
+        first = d.requests_sent
+        await d.read(s.points())
+        await d.read(s.points())
+    finally:
+        await d.close()
+    assert first == 3 and d.requests_sent == first + 2

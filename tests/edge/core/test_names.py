@@ -99,12 +99,22 @@ def test_model_outputs_of_first_order_and_arx_models() -> None:
         lambda: names.model_output_key("a", "s", "gain"),
         lambda: names.detector_key("a", "Score"),
         lambda: names.method_path("a", "Reset"),
+        lambda: names.asset_diag_key("a", "Tick"),
+        lambda: names.asset_diag_path("a", "tick_time"),
     ],
 )
 def test_unknown_outputs_and_methods_raise(call) -> None:
     """A misspelt output or method is a KeyError, never a new key."""
     with pytest.raises(KeyError):
         call()
+
+
+def test_asset_diagnostics_live_below_the_gateway_diagnostics() -> None:
+    """An asset's twin diagnostics never take a device's Diagnostics/<name> folder (assets and
+    devices may share a name) and are not mirrored onto any object."""
+    assert names.asset_diag_path("tank", "TickTime") == ("Diagnostics", "Gateway", "Assets", "tank", "TickTime")
+    assert names.asset_diag_key("tank", "TickTime") == "_diag.gateway.assets.tank.TickTime"
+    assert names.mirror_of(names.asset_diag_path("tank", "TickTime")) is None
 
 
 def test_diagnostics_mirror() -> None:

@@ -376,3 +376,31 @@ async def test_started_stays_unset_while_the_first_connect_hangs() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_counters_for_metrics_poll_cycles_requests_and_errors() -> None:
+    """Every returned poll cycle is timed into the histogram; requests are the driver's own count
+    when it keeps one (``requests_sent``), else the poll cycles; errors are the failed cycles and
+    connects, all published to Diagnostics as Requests / ReadsFailed."""
+    runner, driver, reg = _runner(["ok", "ok", "ok", "down", "down", "ok"])
+    await _run_until(runner, lambda: driver.reads >= 5)
+    h = runner.health
+    assert h.poll_cycles.count == h.reads_ok >= 4 and h.poll_cycles.sum >= 0
+    assert h.poll_cycles.cumulative()[-1][1] == h.poll_cycles.count
+    assert h.reads_failed == 2 and h.requests == h.reads_ok + h.reads_failed  # FakeDriver counts no requests
+    runner._publish_health()
+    assert reg.latest("_diag.plc.Requests").value == h.requests
+
+    class CountingDriver(FakeDriver):
+        """Three requests per read, like a Modbus bus reading three blocks."""
+
+        requests_sent = 0
+
+        async def read(self, points):
+            self.requests_sent += 3
+            return await super().read(points)
+
+    counting = CountingDriver("plc", [])
+    counted = DeviceRunner("plc", counting, runner.points, reg, poll_interval_s=0.001, backoff=Backoff(0.001, 0.004, jitter=0.0))
+    await _run_until(counted, lambda: counted.health.reads_ok >= 3)
+    assert counted.health.requests == 3 * counted.health.reads_ok

@@ -7,6 +7,7 @@ real in-process server and seen to take effect on a client's requests.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from collections.abc import Callable
@@ -23,12 +24,14 @@ from asyncua.server.address_space import AttributeService, NodeManagementService
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
+from asyncua.server.subscription_service import SubscriptionService
 from asyncua.server.uaprocessor import UaProcessor
 
 from edge.opcua import asyncua_patches
 from edge.opcua.asyncua_patches import TARGETS, Target
 from edge.opcua.auth import GuardedUaProcessor, install_channel_guard
 from edge.opcua.security import _TrustStore
+from edge.opcua.stats import SubscriptionStats
 
 OWNERS: dict[str, type] = {
     "InternalServer": InternalServer,
@@ -38,6 +41,7 @@ OWNERS: dict[str, type] = {
     "UaProcessor": UaProcessor,
     "TrustStore": TrustStore,
     "NodeManagementService": NodeManagementService,
+    "SubscriptionService": SubscriptionService,
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
 
@@ -263,3 +267,71 @@ async def test_add_node_builds_what_asyncua_add_nodes_builds() -> None:
     with pytest.raises(ua.UaStatusCodeError) as info:
         asyncua_patches.add_node(iserver, orphan)
     assert info.value.code == ua.StatusCodes.BadParentNodeIdInvalid
+
+
+async def test_subscription_stats_count_what_clients_receive(free_port: int) -> None:
+    """The wrapped publish callback counts exactly the notifications a client's subscription
+    receives; subscriptions and monitored items are counted while they exist, the server's own
+    internal subscriptions never."""
+    url = f"opc.tcp://127.0.0.1:{free_port}/stats"
+    server = Server()
+    await server.init()
+    server.set_endpoint(url)
+    ns = await server.register_namespace("urn:edgetwin:stats")
+    a = await server.nodes.objects.add_variable(ua.NodeId("a", ns), f"{ns}:a", 0.0)
+    b = await server.nodes.objects.add_variable(ua.NodeId("b", ns), f"{ns}:b", 0.0)
+    stats = SubscriptionStats(server.iserver)
+
+    class Handler:
+        def __init__(self) -> None:
+            self.values: list[Any] = []
+
+        def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+            self.values.append(val)
+
+    async with server:
+        internal = await server.create_subscription(50, Handler())  # the server's own: not counted
+        await internal.subscribe_data_change(a)
+        got = Handler()
+        async with Client(url, timeout=5) as client:
+            sub = await client.create_subscription(20, got)
+            await sub.subscribe_data_change([client.get_node(a.nodeid), client.get_node(b.nodeid)])
+            assert (stats.subscriptions, stats.monitored_items) == (1, 2)
+            for i in range(1, 6):
+                await a.write_value(float(i))
+                await b.write_value(float(-i))
+                await asyncio.sleep(0.05)
+            for _ in range(200):
+                if len(got.values) >= 12:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(got.values) == 12  # 2 initial values, then 5 changes of each
+            assert stats.notifications_sent == len(got.values)
+
+            # TransferSubscriptions hands the subscription another session's publish callback: still counted
+            moved: list[ua.PublishResult] = []
+
+            async def new_session_callback(result: ua.PublishResult, *args: Any) -> None:
+                moved.append(result)
+
+            params = ua.TransferSubscriptionsParameters(SubscriptionIds=[sub.subscription_id])
+            results = await server.iserver.subscription_service.transfer_subscriptions(params, ua.NodeId(99, 0), new_session_callback)
+            assert results[0].StatusCode.is_good()
+            await a.write_value(100.0)
+            for _ in range(200):
+                if moved:
+                    break
+                await asyncio.sleep(0.02)
+            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for r in moved for d in r.NotificationMessage.NotificationData) == 13
+            assert stats.subscriptions == 1
+            await sub.delete()
+            assert (stats.subscriptions, stats.monitored_items) == (0, 0)
+        await internal.delete()
+
+
+def test_monitored_item_count_refuses_an_unknown_layout() -> None:
+    class Moved:
+        monitored_item_srv = object()
+
+    with pytest.raises(RuntimeError, match="_monitored_items"):
+        asyncua_patches.monitored_item_count(Moved())

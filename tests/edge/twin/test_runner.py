@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import numpy as np
@@ -141,3 +143,26 @@ def test_alarm_is_published_on_change_only() -> None:
         alarm_samples += [s for s in twin.tick() if s.tag == "tank.alarm"]
     # once while waiting for data, once when the asset went warm (False, Good); nothing after that
     assert [(s.value, s.status) for s in alarm_samples] == [(None, Status.BadWaitingForInitialData), (False, Status.Good)]
+
+
+async def test_tick_time_is_timed_per_tick_and_published_per_asset_at_most_once_a_second() -> None:
+    """``run`` times every tick into the histogram (metrics) and publishes each asset's
+    Diagnostics TickTime once when it starts, then at most once a second."""
+    reg = TagRegistry()
+    reg.add(TagInfo("plc.s0", ("Devices", "plc", "s0"), "float64", device="plc"))
+    assets = [AssetConfig(name=n, tick_s=0.01, signals=[SignalConfig(name="s0", tag="plc.s0")]) for n in ("a1", "a2")]
+    for a in assets:
+        for info in signal_infos(a, reg):
+            reg.add(info)
+    [twin] = build_runners(assets, reg)
+    published: list[TagSample] = []
+    reg.subscribe(lambda batch: published.extend(s for s in batch if s.tag.startswith("_diag.")))
+    task = asyncio.create_task(twin.run(), name="twin:test")
+    await asyncio.sleep(0.4)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert twin.ticks.count >= 5 and twin.ticks.sum > 0
+    assert sorted(s.tag for s in published) == ["_diag.gateway.assets.a1.TickTime", "_diag.gateway.assets.a2.TickTime"]
+    assert all(s.value == published[0].value > 0 and s.status == Status.Good for s in published)
+    assert reg.info("_diag.gateway.assets.a1.TickTime").path == ("Diagnostics", "Gateway", "Assets", "a1", "TickTime")
