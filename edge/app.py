@@ -39,6 +39,8 @@ from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
+from edge.reload.apply import Loader, Reloader, file_loader
+from edge.reload.pidfile import pid_file, pid_path, status_path
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
@@ -119,8 +121,11 @@ async def run_gateway(
     *,
     shutdown_trigger: ShutdownTrigger | None = None,
     on_ready: Callable[[Gateway], None] | None = None,
+    reload_config: Loader | None = None,
 ) -> None:
-    """Run the gateway until *shutdown_trigger* returns (default: SIGINT or SIGTERM)."""
+    """Run the gateway until *shutdown_trigger* returns (default: SIGINT or SIGTERM).
+
+    SIGHUP reloads the config: *reload_config* reads it (default: the file it came from)."""
     gw = Gateway(cfg)
     log.info("kernels_loaded", implementation=kernels.IMPLEMENTATION)
     stop = asyncio.Event()
@@ -151,13 +156,24 @@ async def run_gateway(
             for twin in gw.twins:
                 producers.append(tg.create_task(twin.run(), name=f"twin:{twin.tick_s:g}s"))
             producers.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
+            # -- config reload (edge/reload): SIGHUP, `systemctl reload`, `edgetwin reload` ------
+            files = cfg.source != "<memory>"  # the pid and status files live beside a config file's state
+            reloader = Reloader(
+                gw, tg, producers, load=reload_config or file_loader(cfg), status_path=status_path(cfg.state_path) if files else None,
+                notify=None,  # systemd: edge.core.sdnotify's RELOADING=1 / READY=1 (called with "reloading" / "ready")
+            )  # fmt: skip
+            producers.append(tg.create_task(reloader.run(), name="reload"))
+            if files:
+                stack.enter_context(pid_file(pid_path(cfg.state_path)))
+            stack.callback(asyncio.get_running_loop().remove_signal_handler, signal.SIGHUP)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
             if on_ready is not None:
                 on_ready(gw)
             await trigger()
             log.info("gateway_stopping")
-            await _stop_tasks(producers, cfg.gateway.shutdown_timeout_s)
+            await _stop_tasks(producers, gw.cfg.gateway.shutdown_timeout_s)
             # every producer has stopped (and closed its transport); the exit stack now stops the
             # server's loops and the server, then flushes and closes the history database
     log.info("gateway_stopped")

@@ -82,6 +82,14 @@ class HistoryRecorder:
                 if gateway_diag_key(leaf) not in registry:
                     registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, description=description))
 
+    def set_keys(self, keys: Collection[str]) -> None:
+        """Record *keys* from now on (a config reload). Samples of a key no longer recorded that
+        are buffered already are still written; its stored history stays in the database."""
+        unknown = sorted(set(keys) - {i.key for i in self._registry.infos()})
+        if unknown:
+            raise ValueError(f"historized keys not in the registry: {', '.join(unknown)}")
+        self.keys = frozenset(keys)
+
     async def __aenter__(self) -> HistoryRecorder:
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self.store.trim)

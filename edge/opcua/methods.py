@@ -73,11 +73,37 @@ class AssetMethods:
 
     def __init__(self, twins: dict[str, Any]) -> None:
         self.twins = dict(twins)
+        self._gateway: Any = None  # the OpcUaServer attached to
 
     async def attach(self, server: Any) -> None:
+        self._gateway = server
+        await self._add(sorted(self.twins))
+        log.info("asset_methods_ready", assets=sorted(self.twins))
+
+    async def detach(self) -> None:
+        return None
+
+    async def update(self, twins: dict[str, Any]) -> None:
+        """After a config reload: *twins* maps every asset that has the methods now to its runner.
+        Methods of assets no longer in it are deleted, new ones are added, and the others call the
+        new runner from now on (their NodeIds stay)."""
+        ua_server = self._gateway.ua_server
+        gone = sorted(set(self.twins) - set(twins))
+        for asset in gone:
+            for method in names.ASSET_METHODS:
+                node = ua_server.get_node(self._gateway.path_node_id(names.method_path(asset, method)))
+                await ua_server.delete_nodes([node], recursive=True)
+        added = sorted(set(twins) - set(self.twins))
+        self.twins = dict(twins)
+        await self._add(added)
+        if gone or added:
+            log.info("asset_methods_changed", added=added, removed=gone)
+
+    async def _add(self, assets: list[str]) -> None:
+        server = self._gateway
         ua_server = server.ua_server
         ns = server.namespace_index
-        for asset in sorted(self.twins):
+        for asset in assets:
             parent = ua_server.get_node(server.path_node_id(names.asset_path(asset)))
             sim = await parent.add_method(
                 server.path_node_id(names.method_path(asset, names.SIMULATE)), ua.QualifiedName(names.SIMULATE, ns), self._simulate_for(asset),
@@ -93,10 +119,6 @@ class AssetMethods:
                 await node.write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(text), ua.VariantType.LocalizedText)))
             server.require_role(sim.nodeid, SIMULATE_ROLE)
             server.require_role(reset.nodeid, RESET_ROLE)
-        log.info("asset_methods_ready", assets=sorted(self.twins))
-
-    async def detach(self) -> None:
-        return None
 
     # -- handlers ----------------------------------------------------------------------------
     def _simulate_for(self, asset: str):

@@ -116,6 +116,7 @@ class OpcUaServer:
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
         self._targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}
         self._required_roles: dict[ua.NodeId, Role] = {}
+        self._variables: dict[ua.NodeId, str] = {}  # every variable of the tree -> its registry key (for writes)
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -162,6 +163,53 @@ class OpcUaServer:
         UserExecutable = false to them. Handlers can ask ``edge.opcua.users.current_role()`` too."""
         self._required_roles[method_id] = role
 
+    # -- changes while running (config reload: edge.reload) ------------------------------------
+    @property
+    def extensions(self) -> list[ServerExtension]:
+        return list(self._extensions)
+
+    async def add_extension(self, ext: ServerExtension) -> None:
+        """Attach *ext* to the running server (a reload that adds the first alarm or method); it
+        is detached with the others on exit."""
+        await ext.attach(self)
+        self._extensions.append(ext)
+
+    def set_model_info(self, model: ModelInfo) -> None:
+        """Descriptions and forecast horizons for the nodes added from now on."""
+        self._model = model
+        if self._builder is not None:
+            self._builder.info = model
+
+    async def add_tags(self, infos: Sequence[TagInfo]) -> None:
+        """Create the nodes of *infos* (already in the registry) in the running address space, with
+        the NodeIds the builder gives them at start, and show their latest samples."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        await self._builder.add_infos(infos)
+        self._sync_variables()
+        log.info("opcua_nodes_added", tags=len(infos))
+
+    async def remove_tags(self, keys: Sequence[str]) -> None:
+        """Delete the nodes of *keys* (a client monitoring one gets BadNodeIdUnknown from asyncua).
+        Call ``prune`` once the registry has forgotten them, to delete the objects left empty."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        await self._builder.remove_keys(keys)
+        self._failed_tags.difference_update(keys)
+        self._sync_variables()
+        log.info("opcua_nodes_removed", tags=len(keys))
+
+    async def prune(self) -> None:
+        """Delete the objects (devices, assets, signals) that no longer hold a registry variable."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        removed = await self._builder.prune()
+        self._sync_variables()
+        if removed:
+            log.info("opcua_objects_removed", paths=["/".join(p) for p in removed])
+
+    def _sync_variables(self) -> None:
+        # the write gate holds this very dict
+        self._variables.clear()
+        self._variables.update({nid: key for key, targets in self._targets.items() for nid, _ in targets})
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> OpcUaServer:
         await self._server.init()
@@ -176,12 +224,9 @@ class OpcUaServer:
         await self._builder.build_instances()
         self._nodes = self._builder.nodes
         self._targets = self._builder.targets
-        WriteGate(
-            self._registry,
-            self._write_handler,
-            writable=self._builder.writable,
-            variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
-        ).install(self._server.iserver.attribute_service)
+        self._variables = {nid: key for key, targets in self._targets.items() for nid, _ in targets}
+        gate = WriteGate(self._registry, self._write_handler, writable=self._builder.writable, variables=self._variables)
+        gate.install(self._server.iserver.attribute_service)
         self.sessions = SessionHooks(self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR)
         for ext in self._extensions:
             await ext.attach(self)
