@@ -35,6 +35,10 @@ change                                 replaces (asyncua 2.1.0)                 
 ``set_trusted_certificates``           ``TrustStore._trust_store`` (the gateway's  ``load_trust`` raises on an empty
                                        own store, ``security._TrustStore``)        ``trusted/`` folder; the gateway trusts
                                                                                    nobody then, and starts
+``detach_datachange_callbacks``        the ``datachange_callbacks`` of a node's    deleting a node calls them without
+                                       Value (``AddressSpace``), before the node   awaiting them (lost, RuntimeWarning); a
+                                       is deleted                                  reload sends each monitored item a final
+                                                                                   BadNodeIdUnknown itself (``model``)
 =====================================  ==========================================  ==========================================
 
 A replacement keeps the original's name and signature (``functools.update_wrapper``), so a
@@ -60,6 +64,8 @@ __all__ = [
     "PINNED_VERSION",
     "TARGETS",
     "Target",
+    "datachange_handles",
+    "detach_datachange_callbacks",
     "fix_event_data_types",
     "install_channel_guard",
     "set_trusted_certificates",
@@ -99,6 +105,7 @@ TARGETS: dict[str, Target] = {
         Target("HistoryManager", "read_history", ("params",), True),
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
         Target("TrustStore", "load_trust", (), True),
+        Target("AddressSpace", "delete_datachange_callback", ("handle",), False),
         Target("TrustStore", "_load_trust_location", ("location",), True),
     )
 }
@@ -254,3 +261,27 @@ def set_trusted_certificates(store: TrustStore, certs: list[x509.Certificate]) -
         raise _incompatible("TrustStore keeps its certificates elsewhere than _trust_store")
     check(TARGETS["TrustStore.load_trust"], TrustStore.load_trust)
     store._trust_store = x509.verification.Store(certs) if certs else None
+
+
+def detach_datachange_callbacks(aspace: Any, nodeid: ua.NodeId) -> int:
+    """Remove the data-change callbacks (one per monitored item) of *nodeid*'s Value before the
+    node is deleted; return how many there were.
+
+    asyncua 2.1 ``NodeManagementService._delete_node_callbacks`` calls each of them, the async
+    ``MonitoredItemService.datachange_callback``, without awaiting it: the notification is lost
+    (with a RuntimeWarning), and awaited it would send a StatusChangeNotification, which tells the
+    client that its whole subscription failed. The gateway writes a final BadNodeIdUnknown value
+    to the node instead (each monitored item sees its node go Bad) and then detaches them here.
+    """
+    handles = datachange_handles(aspace, nodeid)
+    for handle in handles:
+        aspace.delete_datachange_callback(handle)
+    return len(handles)
+
+
+def datachange_handles(aspace: Any, nodeid: ua.NodeId) -> list[int]:
+    """The handles of the data-change callbacks (monitored items) on *nodeid*'s Value."""
+    _original(aspace, TARGETS["AddressSpace.delete_datachange_callback"])
+    nodedata = aspace.get(nodeid)
+    value = nodedata.attributes.get(ua.AttributeIds.Value) if nodedata is not None else None
+    return list(getattr(value, "datachange_callbacks", None) or ())

@@ -33,7 +33,7 @@ from edge.core import names
 from edge.core.health import DEVICE_FIELDS
 from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
-from edge.opcua import units
+from edge.opcua import asyncua_patches, units
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
     "bool": ua.VariantType.Boolean,
@@ -354,6 +354,14 @@ class ModelBuilder:
             [ua.DeleteReferencesItem(SourceNodeId=parent, ReferenceTypeId=ref, IsForward=True, TargetNodeId=node.nodeid, DeleteBidirectional=False)]
         )
         doomed = await _subtree(node)
+        aspace = self.server.iserver.aspace
+        for nid in doomed:  # monitored items see their node go, as a last value (not a silent stop)
+            if asyncua_patches.datachange_handles(aspace, nid):
+                now = datetime.now(UTC)
+                status = ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)
+                gone = ua.DataValue(Value=ua.Variant(None, ua.VariantType.Null), StatusCode=status, SourceTimestamp=now, ServerTimestamp=now)
+                await aspace.write_attribute_value(nid, ua.AttributeIds.Value, gone)
+                asyncua_patches.detach_datachange_callbacks(aspace, nid)
         await self.session.delete_nodes(ua.DeleteNodesParameters(NodesToDelete=[ua.DeleteNodesItem(NodeId=n, DeleteTargetReferences=False) for n in doomed]))
 
     async def _add_horizon(self, prefix: tuple[str, ...]) -> None:

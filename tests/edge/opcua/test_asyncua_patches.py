@@ -19,7 +19,7 @@ from asyncua.common.connection import TransportLimits
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.server import binary_server_asyncio
-from asyncua.server.address_space import AttributeService
+from asyncua.server.address_space import AddressSpace, AttributeService
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
@@ -37,6 +37,7 @@ OWNERS: dict[str, type] = {
     "HistoryManager": HistoryManager,
     "UaProcessor": UaProcessor,
     "TrustStore": TrustStore,
+    "AddressSpace": AddressSpace,
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
 
