@@ -11,6 +11,9 @@ tasks. Every task is named and owned by one TaskGroup:
   bug never stops the data flow to the others. Their registry listeners are isolated from the
   producers too (``TagRegistry``).
 
+Reload: SIGHUP only sets an event; the task ``reload`` (a producer) waits on it and re-reads,
+validates and applies the config one reload at a time (``edge.reload``).
+
 Shutdown: the producers are cancelled and awaited first; then, still inside the TaskGroup, the
 server stops its loops and closes, and the history recorder writes everything buffered and closes
 the database.

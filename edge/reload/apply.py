@@ -117,23 +117,22 @@ class Reloader:
                 log.error("reload_rejected", **located(problem))
             return self._done("rejected", errors=list(exc.problems))
         old = gw.cfg
-        plan = plan_reload(old, new, history_running=_find(gw.server, OpcUaHistory) is not None)
-        if plan.needs_restart:
-            log.warning("reload_needs_restart", keys=list(plan.needs_restart))
-        running = effective_config(old, new)
-        if not plan.live_changes:
-            gw.cfg = running
-            log.info("reload_applied", changes="none")
-            return self._done("applied", plan=plan)
+        plan: ReloadPlan | None = None
         self._notify("reloading")
         try:
-            await self._apply(old, running, plan)
-        except Exception as exc:  # the gateway keeps running what it has; cancellation propagates
+            plan = plan_reload(old, new, history_running=_find(gw.server, OpcUaHistory) is not None)
+            if plan.needs_restart:
+                log.warning("reload_needs_restart", keys=list(plan.needs_restart))
+            running = effective_config(old, new)
+            if plan.live_changes:
+                await self._apply(old, running, plan)
+            gw.cfg = running
+        except Exception as exc:  # a reload bug must not stop the gateway; cancellation propagates
             log.exception("reload_failed", error=repr(exc))
             return self._done("failed", plan=plan, errors=[repr(exc)])
         finally:
             self._notify("ready")
-        log.info("reload_applied", **plan.summary())
+        log.info("reload_applied", **(plan.summary() if plan.live_changes else {"changes": "none"}))
         return self._done("applied", plan=plan)
 
     def _done(self, result: str, *, plan: ReloadPlan | None = None, errors: Sequence[str] = ()) -> str:

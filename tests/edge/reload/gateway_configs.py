@@ -51,6 +51,7 @@ poll_interval_s = 0.1
 {level_extra}
 {pump_speed}
 {flow}
+{meter}
 [[assets]]
 name = "tank"
 tick_s = 0.1
@@ -78,6 +79,21 @@ PUMP_SPEED = """
   type = "int16"
   units = "rpm"
   historize = true
+  alarm_high = 2900.0
+"""
+
+METER = """
+[[devices]]
+name = "meter"
+driver = "modbus_tcp"
+host = "127.0.0.1"
+port = {mb_port}
+poll_interval_s = 0.2
+
+  [[devices.tags]]
+  name = "power"
+  address = "ir:3"
+  type = "int16"
 """
 
 FLOW = """
@@ -90,8 +106,9 @@ FLOW = """
 
 
 def gateway_toml(opc_port: int, mb_port: int, state: Path, *, version: int = 1) -> str:
-    """Version 1: temperature, level, pump_speed. Version 2: pump_speed removed, flow added, level
-    historized, the tank asset's alarm threshold changed (the vessel asset unchanged)."""
+    """Version 1: device tank1_plc (temperature, level, pump_speed with a limit alarm) and device
+    meter. Version 2: pump_speed removed, flow added, level historized, the meter device removed,
+    the tank asset's alarm threshold changed (the vessel asset unchanged)."""
     v2 = version == 2
     return TEMPLATE.format(
         opc_port=opc_port,
@@ -101,5 +118,6 @@ def gateway_toml(opc_port: int, mb_port: int, state: Path, *, version: int = 1) 
         level_extra="  historize = true\n" if v2 else "",
         pump_speed="" if v2 else PUMP_SPEED,
         flow=FLOW if v2 else "",
+        meter="" if v2 else METER.format(mb_port=mb_port),
         tank_threshold=12.0 if v2 else 9.0,
     )

@@ -39,7 +39,11 @@ def test_reload_command_applies_refuses_and_finds_no_gateway(tmp_path: Path, fre
         done = _edgetwin("reload", str(cfg))
         assert done.returncode == 0, done.stderr
         assert f"reload applied by process {proc.pid}" in done.stdout
-        assert "tags added: tank1_plc.flow" in done.stdout and "tags removed: tank1_plc.pump_speed" in done.stdout
+        assert (
+            "tags added: tank1_plc.flow" in done.stdout
+            and "tags removed: meter.power, tank1_plc.pump_speed" in done.stdout
+            and "devices stop: meter" in done.stdout
+        )
 
         # an invalid one: every error printed, nothing sent
         cfg.write_text(gateway_toml(opc_port, mb_port, state, version=2).replace('address = "ir:10"', 'address = "ir:70000"'))

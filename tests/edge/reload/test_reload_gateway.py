@@ -91,7 +91,14 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         async def good(p: str) -> bool:
             return (await node(p).read_data_value(raise_on_bad_status=False)).StatusCode.is_good()
 
-        for p in ("Devices/tank1_plc/temperature", "Devices/tank1_plc/pump_speed", "Assets/tank/AnomalyScore", "Assets/vessel/AnomalyScore"):
+        watched = (
+            "Devices/tank1_plc/temperature",
+            "Devices/tank1_plc/pump_speed",
+            "Devices/meter/power",
+            "Assets/tank/AnomalyScore",
+            "Assets/vessel/AnomalyScore",
+        )
+        for p in watched:
             await _wait_for(lambda p=p: good(p), 10, f"{p} to be Good")
         temperature_id = (await client.nodes.objects.get_child([f"{ns}:edgetwin", f"{ns}:Devices", f"{ns}:tank1_plc", f"{ns}:temperature"])).nodeid
         changes = _Changes()
@@ -102,6 +109,7 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         tank_runner = next(t for t in gw.twins if any(a.name == "tank" for a in t.assets))
         recorder = next(e for e in gw.server.extensions if isinstance(e, OpcUaHistory)).recorder
         await _wait_for(lambda: _rows(recorder, "tank1_plc.pump_speed"), 10, "pump_speed rows in history")
+        assert (await node("Devices/tank1_plc/pump_speedHighLimit").read_browse_name()).Name == "pump_speedHighLimit"
         vessel_statuses: list[int] = []
         gw.registry.subscribe(lambda batch: vessel_statuses.extend(s.status for s in batch if s.tag == "vessel.anomaly_score"))
 
@@ -110,8 +118,9 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         os.kill(os.getpid(), signal.SIGHUP)
         status = await _reload_outcome(state, 1)
         assert status["result"] == "applied", status
-        assert status["changes"]["tags_added"] == ["tank1_plc.flow"] and status["changes"]["tags_removed"] == ["tank1_plc.pump_speed"]
+        assert status["changes"]["tags_added"] == ["tank1_plc.flow"] and status["changes"]["tags_removed"] == ["meter.power", "tank1_plc.pump_speed"]
         assert status["changes"]["assets_changed"] == ["tank"] and status["needs_restart"] == []
+        assert status["changes"]["devices_stop"] == ["meter"] and status["changes"]["devices_restart"] == ["tank1_plc"]
 
         # added node: browsable, Good values from the device
         names = {(await c.read_browse_name()).Name for c in await node("Devices/tank1_plc").get_children()}
@@ -122,6 +131,13 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         dv = await node("Devices/tank1_plc/pump_speed").read_data_value(raise_on_bad_status=False)
         assert dv.StatusCode.value == ua.StatusCodes.BadNodeIdUnknown
         assert "tank1_plc.pump_speed" not in gw.registry
+        gone = await node("Devices/tank1_plc/pump_speedHighLimit").read_data_value(raise_on_bad_status=False)  # its limit alarm
+        assert gone.StatusCode.value == ua.StatusCodes.BadNodeIdUnknown
+        # removed device: its objects, registry entries and poll task are gone
+        assert "meter" not in {(await c.read_browse_name()).Name for c in await node("Devices").get_children()}
+        assert "meter" not in {(await c.read_browse_name()).Name for c in await node("Diagnostics").get_children()}
+        assert not [i for i in gw.registry.infos() if "meter" in i.key] and [r.name for r in gw.supervisor.runners] == ["tank1_plc"]
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "poll:meter"]
         assert await _rows(recorder, "tank1_plc.pump_speed")
         # unchanged nodes: same NodeId, and the same session's subscription still delivers
         again = await client.nodes.objects.get_child([f"{ns}:edgetwin", f"{ns}:Devices", f"{ns}:tank1_plc", f"{ns}:temperature"])
@@ -135,6 +151,8 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         assert all(s == ua.StatusCodes.Good for s in vessel_statuses) and vessel_statuses
         await _wait_for(lambda: good("Assets/tank/AnomalyScore"), 10, "the rebuilt twin to warm up")
         assert gw.cfg.assets[0].alarm_threshold == 12.0
+        # the changed asset's condition was made again (same NodeId)
+        assert (await node("Assets/tank/AnomalyAlarm").read_browse_name()).Name == "AnomalyAlarm"
         assert (await node("Diagnostics/Gateway/Sessions").read_value()) == 1
         await sub.delete()
 
