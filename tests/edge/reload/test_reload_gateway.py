@@ -186,3 +186,49 @@ async def _rows(recorder, key: str) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+HEATER = (
+    '\n  [[devices.tags]]\n  name = "heater_setpoint"\n  address = "hr:0"\n  type = "int16"\n  scale = 0.1\n  low = 0.0\n  high = 100.0\n  writable = true\n'
+)
+
+
+async def test_an_identified_model_added_and_removed_brings_and_takes_its_methods(gateway) -> None:
+    """A reload that gives an asset an identified model adds its Model variables and its Simulate
+    and ResetModel methods to the running server (the first methods: the extension is attached
+    then), bound to the new twin runner; the reload that takes it away deletes them."""
+    gw, path, (opc_port, mb_port, state) = gateway
+    with_heater = gateway_toml(opc_port, mb_port, state).replace(
+        '  [[devices.tags]]\n  name = "level"', HEATER.lstrip("\n") + '\n  [[devices.tags]]\n  name = "level"', 1
+    )
+    identified = with_heater.replace(
+        'tag = "tank1_plc.temperature"', 'tag = "tank1_plc.temperature"\n  input = "tank1_plc.heater_setpoint"\n  model_period_s = 0.5'
+    )
+    async with Client(gw.cfg.gateway.endpoint, timeout=5) as client:
+        ns = await client.get_namespace_index(NS)
+        tank = client.get_node(ua.NodeId("edgetwin/Assets/tank", ns))
+
+        async def members(node) -> set[str]:
+            return {(await c.read_browse_name()).Name for c in await node.get_children()}
+
+        path.write_text(with_heater)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert (await _reload_outcome(state, 1))["result"] == "applied"
+        assert "Simulate" not in await members(tank)
+
+        path.write_text(identified)
+        os.kill(os.getpid(), signal.SIGHUP)
+        status = await _reload_outcome(state, 2)
+        assert status["result"] == "applied" and status["changes"] == {"assets_changed": ["tank"]}, status
+        assert {"Simulate", "ResetModel"} <= await members(tank)
+        assert "Gain" in await members(client.get_node(ua.NodeId("edgetwin/Assets/tank/temperature/Model", ns)))
+        simulate = client.get_node(ua.NodeId("edgetwin/Assets/tank/Simulate", ns))
+        with pytest.raises(ua.UaStatusCodeError) as refused:  # the new runner answers: its model is not warm yet
+            await tank.call_method(simulate, ua.Variant([10.0], ua.VariantType.Double, is_array=True), ua.Variant(5, ua.VariantType.UInt32))
+        assert refused.value.code == ua.StatusCodes.BadInvalidArgument
+
+        path.write_text(with_heater)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert (await _reload_outcome(state, 3))["result"] == "applied"
+        assert not {"Simulate", "ResetModel"} & await members(tank)
+        assert "Model" not in await members(client.get_node(ua.NodeId("edgetwin/Assets/tank/temperature", ns)))
