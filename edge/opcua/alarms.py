@@ -43,6 +43,7 @@ from drivers.sample import Status, TagSample, is_bad, utcnow
 from edge.core import names
 from edge.core.tasks import cancel_and_wait
 from edge.opcua import asyncua_patches
+from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.alarms")
@@ -229,7 +230,7 @@ class OpcUaAlarms:
             if not self._by_key[c.spec.key]:
                 del self._by_key[c.spec.key]
             self._failing.discard(node_id)
-            await self._server.delete_nodes([self._server.get_node(node_id)], recursive=True)
+            await delete_subtrees(self._server, [node_id])
             if not any(o.source_id == c.source_id for o in self.conditions.values()):
                 self._notifiers.discard(c.source_id)
                 await self._server.nodes.server.delete_reference(c.source_id, ua.ObjectIds.HasNotifier, forward=True)

@@ -27,6 +27,7 @@ import structlog
 from asyncua import ua
 
 from edge.core import names
+from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.methods")
@@ -89,10 +90,7 @@ class AssetMethods:
         new runner from now on (their NodeIds stay)."""
         ua_server = self._gateway.ua_server
         gone = sorted(set(self.twins) - set(twins))
-        for asset in gone:
-            for method in names.ASSET_METHODS:
-                node = ua_server.get_node(self._gateway.path_node_id(names.method_path(asset, method)))
-                await ua_server.delete_nodes([node], recursive=True)
+        await delete_subtrees(ua_server, [self._gateway.path_node_id(names.method_path(a, m)) for a in gone for m in names.ASSET_METHODS])
         added = sorted(set(twins) - set(self.twins))
         self.twins = dict(twins)
         await self._add(added)

@@ -33,7 +33,8 @@ from edge.core import names
 from edge.core.health import DEVICE_FIELDS
 from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
-from edge.opcua import asyncua_patches, units
+from edge.opcua import units
+from edge.opcua.deletion import delete_subtrees
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
     "bool": ua.VariantType.Boolean,
@@ -316,53 +317,32 @@ class ModelBuilder:
 
     async def remove_keys(self, keys: Sequence[str]) -> None:
         """Delete every node showing *keys* (the variable, its mirror, their properties)."""
+        paths = []
         for key in keys:
             for nid, _ in self.targets.pop(key, ()):
                 path = self._paths.pop(nid, None)
                 if path is not None:
-                    await self._delete(path)
+                    paths.append(path)
                     self._mirrors.discard(path)
                     self._variable_paths.discard(path)
                 self.writable.pop(nid, None)
             self.nodes.pop(key, None)
+        await delete_subtrees(self.server, [self.nid(p) for p in paths])
 
     async def prune(self) -> list[tuple[str, ...]]:
         """Delete the objects below the gateway that no longer hold a registry variable (a removed
-        device, asset, signal, model or detector), deepest first; return their paths."""
+        device, asset, signal, model or detector); return their paths."""
         kept = {info.path[:d] for info in self.registry.infos() for d in range(len(info.path))}
-        empty = sorted((p for p in self.containers if p not in kept), key=len, reverse=True)
+        empty = sorted((p for p in self.containers if p not in kept), key=len)
         for prefix in empty:
             for targets in list(self.targets.values()):  # mirrors inside it
-                inside = [t for t in targets if self._paths.get(t[0], ())[: len(prefix)] == prefix]
-                for nid, _ in inside:
+                for nid, vtype in [t for t in targets if self._paths.get(t[0], ())[: len(prefix)] == prefix]:
                     self._mirrors.discard(self._paths.pop(nid))
-                    targets.remove((nid, _))
-            await self._delete(prefix)
+                    targets.remove((nid, vtype))
             del self.containers[prefix]
+        tops = [p for p in empty if not any(p[:d] in empty for d in range(len(p)))]  # the rest is below these
+        await delete_subtrees(self.server, [self.nid(p) for p in tops])
         return empty
-
-    async def _delete(self, path: tuple[str, ...]) -> None:
-        """Delete the node at *path* and everything below it, and the reference of its parent.
-
-        The parent's reference is deleted on its own and each node without DeleteTargetReferences:
-        asyncua would otherwise scan the whole address space for every deleted node."""
-        node = self.server.get_node(self.nid(path))
-        parent = self.nid(path[:-1])
-        is_object, parent_is_folder = path in self.containers, self.containers.get(path[:-1], (None, ""))[1] == "FolderType"
-        ref = _ORGANIZES if is_object and parent_is_folder else _HAS_COMPONENT
-        await self.session.delete_references(
-            [ua.DeleteReferencesItem(SourceNodeId=parent, ReferenceTypeId=ref, IsForward=True, TargetNodeId=node.nodeid, DeleteBidirectional=False)]
-        )
-        doomed = await _subtree(node)
-        aspace = self.server.iserver.aspace
-        for nid in doomed:  # monitored items see their node go, as a last value (not a silent stop)
-            if asyncua_patches.datachange_handles(aspace, nid):
-                now = datetime.now(UTC)
-                status = ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown)
-                gone = ua.DataValue(Value=ua.Variant(None, ua.VariantType.Null), StatusCode=status, SourceTimestamp=now, ServerTimestamp=now)
-                await aspace.write_attribute_value(nid, ua.AttributeIds.Value, gone)
-                asyncua_patches.detach_datachange_callbacks(aspace, nid)
-        await self.session.delete_nodes(ua.DeleteNodesParameters(NodesToDelete=[ua.DeleteNodesItem(NodeId=n, DeleteTargetReferences=False) for n in doomed]))
 
     async def _add_horizon(self, prefix: tuple[str, ...]) -> None:
         horizon = self.info.forecast_horizons_s.get((prefix[1], prefix[2]))
@@ -415,12 +395,3 @@ class ModelBuilder:
         self._variable_paths.add(info.path)
         if info.writable:
             self.writable[nid] = info
-
-
-async def _subtree(node: Any) -> list[ua.NodeId]:
-    """*node* and every node below it by hierarchical references, children first."""
-    out: list[ua.NodeId] = []
-    for child in await node.get_children():
-        out += await _subtree(child)
-    out.append(node.nodeid)
-    return out
