@@ -11,7 +11,7 @@ tag 0. A client subscribes to the asset's Estimate (it changes every 0.1 s tick)
 * asset only         the asset's alarm threshold
 * 10 % of the tags   N/10 tags removed, N/10 new ones added (the device restarts)
 
-Rows: the reload's duration (SIGHUP to the outcome in the status file), the longest gap between
+Rows: a quiet window without reload (the baseline gap), then per reload: its duration (SIGHUP to the outcome in the status file), the longest gap between
 Estimate notifications around the reload (the unchanged asset's twin keeps running), whether the
 client's session stayed, and for the tag change the time until every added tag reads Good.
 """
@@ -130,6 +130,9 @@ async def main(n: int) -> None:
                 watched += [client.get_node(ua.NodeId(f"edgetwin/Devices/plc/{t}", ns)) for t in names[:100]]
                 await sub.subscribe_data_change(watched)
                 await asyncio.sleep(3.0)
+                quiet = time.monotonic()
+                await asyncio.sleep(4.0)
+                print(f"  {'no reload (baseline)':<22} {'':>14}   longest Estimate gap {gaps.max_gap(quiet + 1.0, quiet + 3.0) * 1000:5.0f} ms")
                 rows = []
                 k = n // 10
                 new_names = names[k:] + [f"new{i}" for i in range(k)]

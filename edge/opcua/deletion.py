@@ -3,6 +3,7 @@ the clients that monitor them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,9 @@ async def delete_subtrees(server: Server, roots: Sequence[ua.NodeId]) -> None:
     client sees its node go rather than a value that silently stops changing. References to the
     deleted nodes are dropped in one pass (``asyncua_patches.drop_references_to``)."""
     doomed: list[ua.NodeId] = []
-    for root in roots:
+    for i, root in enumerate(roots):
+        if i % 50 == 49:  # nothing here waits: let the server's clients and devices in between
+            await asyncio.sleep(0)
         doomed += await _subtree(server.get_node(root))
     if not doomed:
         return

@@ -21,6 +21,7 @@ the others are ``BaseDataVariableType`` (with EngineeringUnits when the unit is 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,6 +169,7 @@ class ModelBuilder:
         self.containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {}  # path -> (object, its type name)
         self._mirrors: set[tuple[str, ...]] = set()
         self._paths: dict[ua.NodeId, tuple[str, ...]] = {}  # variable -> its path (for deletion)
+        self.variables: dict[ua.NodeId, str] = {}  # every variable (mirrors too) -> its registry key (the write gate's map)
 
     def nid(self, path: Sequence[str]) -> ua.NodeId:
         return ua.NodeId(node_id_text(self.gateway, path), self.ns)
@@ -293,7 +295,9 @@ class ModelBuilder:
             for d in range(1, len(info.path)):
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
         containers = self.containers
-        for info in infos:
+        for i, info in enumerate(infos):
+            if i % 50 == 49:  # adding nodes never waits: let a running server's clients and devices in between
+                await asyncio.sleep(0)
             parent, parent_type = containers[()]
             for depth in range(1, len(info.path)):
                 prefix = info.path[:depth]
@@ -321,6 +325,7 @@ class ModelBuilder:
         for key in keys:
             for nid, _ in self.targets.pop(key, ()):
                 path = self._paths.pop(nid, None)
+                self.variables.pop(nid, None)
                 if path is not None:
                     paths.append(path)
                     self._mirrors.discard(path)
@@ -338,6 +343,7 @@ class ModelBuilder:
             for targets in list(self.targets.values()):  # mirrors inside it
                 for nid, vtype in [t for t in targets if self._paths.get(t[0], ())[: len(prefix)] == prefix]:
                     self._mirrors.discard(self._paths.pop(nid))
+                    self.variables.pop(nid, None)
                     targets.remove((nid, vtype))
             del self.containers[prefix]
         tops = [p for p in empty if not any(p[:d] in empty for d in range(len(p)))]  # the rest is below these
@@ -389,6 +395,7 @@ class ModelBuilder:
         await self.server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)
         self.targets.setdefault(info.key, []).append((nid, vtype))
         self._paths[nid] = path
+        self.variables[nid] = info.key
         if mirror:
             return
         self.nodes[info.key] = (nid, vtype)

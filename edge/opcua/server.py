@@ -116,7 +116,6 @@ class OpcUaServer:
         self._nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}
         self._targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}
         self._required_roles: dict[ua.NodeId, Role] = {}
-        self._variables: dict[ua.NodeId, str] = {}  # every variable of the tree -> its registry key (for writes)
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -185,7 +184,6 @@ class OpcUaServer:
         the NodeIds the builder gives them at start, and show their latest samples."""
         assert self._builder is not None, "the address space is built in __aenter__"
         await self._builder.add_infos(infos)
-        self._sync_variables()
         log.info("opcua_nodes_added", tags=len(infos))
 
     async def remove_tags(self, keys: Sequence[str]) -> None:
@@ -194,21 +192,14 @@ class OpcUaServer:
         assert self._builder is not None, "the address space is built in __aenter__"
         await self._builder.remove_keys(keys)
         self._failed_tags.difference_update(keys)
-        self._sync_variables()
         log.info("opcua_nodes_removed", tags=len(keys))
 
     async def prune(self) -> None:
         """Delete the objects (devices, assets, signals) that no longer hold a registry variable."""
         assert self._builder is not None, "the address space is built in __aenter__"
         removed = await self._builder.prune()
-        self._sync_variables()
         if removed:
             log.info("opcua_objects_removed", paths=["/".join(p) for p in removed])
-
-    def _sync_variables(self) -> None:
-        # the write gate holds this very dict
-        self._variables.clear()
-        self._variables.update({nid: key for key, targets in self._targets.items() for nid, _ in targets})
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> OpcUaServer:
@@ -224,8 +215,8 @@ class OpcUaServer:
         await self._builder.build_instances()
         self._nodes = self._builder.nodes
         self._targets = self._builder.targets
-        self._variables = {nid: key for key, targets in self._targets.items() for nid, _ in targets}
-        gate = WriteGate(self._registry, self._write_handler, writable=self._builder.writable, variables=self._variables)
+        # the gate holds the builder's maps, so nodes added or deleted later (a reload) are covered at once
+        gate = WriteGate(self._registry, self._write_handler, writable=self._builder.writable, variables=self._builder.variables)
         gate.install(self._server.iserver.attribute_service)
         self.sessions = SessionHooks(self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR)
         for ext in self._extensions:

@@ -44,7 +44,7 @@ from edge.opcua.history_read import OpcUaHistory
 from edge.opcua.methods import AssetMethods, identified_assets
 from edge.opcua.model import ModelInfo
 from edge.reload.pidfile import write_status
-from edge.reload.plan import ReloadPlan, effective_config, located, plan_reload
+from edge.reload.plan import ReloadPlan, asset_tags, effective_config, located, plan_reload
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.reload")
@@ -110,17 +110,24 @@ class Reloader:
             log.error("reload_unavailable", reason="the config did not come from a file", config=gw.cfg.source)
             return self._done("failed", errors=["the config did not come from a file"])
         log.info("reload_started", config=gw.cfg.source)
-        try:
-            new = await asyncio.to_thread(self._load)  # CSV tag files may be large: off the loop
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload_rejected", **located(problem))
-            return self._done("rejected", errors=list(exc.problems))
-        old = gw.cfg
+        old, load = gw.cfg, self._load
+        history_running = _find(gw.server, OpcUaHistory) is not None
+
+        def prepare() -> tuple[GatewayConfig, ReloadPlan]:
+            # parsing, validation and the diff are pure and take a while for thousands of tags:
+            # a worker thread keeps the event loop serving clients and devices meanwhile
+            new = load()
+            return new, plan_reload(old, new, history_running=history_running)
+
         plan: ReloadPlan | None = None
         self._notify("reloading")
         try:
-            plan = plan_reload(old, new, history_running=_find(gw.server, OpcUaHistory) is not None)
+            try:
+                new, plan = await asyncio.to_thread(prepare)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("reload_rejected", **located(problem))
+                return self._done("rejected", errors=list(exc.problems))
             if plan.needs_restart:
                 log.warning("reload_needs_restart", keys=list(plan.needs_restart))
             running = effective_config(old, new)
@@ -153,7 +160,13 @@ class Reloader:
         gw = self.gw
         server = gw.server
         registry = gw.registry
-        scratch = type(gw)(new)  # runners and registry entries of the new config; nothing connects
+        # runners and registry entries of the new devices and assets (and of the devices their
+        # signals read), built against a scratch registry; nothing connects
+        fresh = set(plan.assets_added) | set(plan.assets_changed)
+        starting = set(plan.devices_start) | set(plan.devices_restart)
+        read = {key.partition(".")[0] for a in new.assets if a.name in fresh for key in asset_tags(a)}
+        subset = new.model_copy(update={"devices": [d for d in new.devices if d.name in starting | read], "assets": [a for a in new.assets if a.name in fresh]})
+        scratch = type(gw)(subset)
 
         # 1. stop the producers of what changed
         devices = set(plan.devices_stop) | set(plan.devices_restart)
@@ -173,8 +186,7 @@ class Reloader:
 
         # 3. registry entries and nodes
         old_infos = _infos(registry, [r for r in gw.supervisor.runners if r.name in devices], [a for a in old.assets if a.name in assets])
-        new_devices = [r for r in scratch.supervisor.runners if r.name in set(plan.devices_start) | set(plan.devices_restart)]
-        fresh = set(plan.assets_added) | set(plan.assets_changed)
+        new_devices = [r for r in scratch.supervisor.runners if r.name in starting]
         new_infos = _infos(scratch.registry, new_devices, [a for a in new.assets if a.name in fresh])
         removed = old_infos.keys() - new_infos.keys()
         changed = {k for k in old_infos.keys() & new_infos.keys() if old_infos[k] != new_infos[k]}

@@ -101,7 +101,7 @@ def plan_reload(old: Any, new: Any, *, history_running: bool | None = None) -> R
     assets_changed = [
         n
         for n in sorted(old_assets.keys() & new_assets.keys())
-        if _asset_dump(old_assets[n]) != _asset_dump(new_assets[n]) or touched & _asset_tags(new_assets[n])
+        if _asset_dump(old_assets[n]) != _asset_dump(new_assets[n]) or touched & asset_tags(new_assets[n])
     ]
     return ReloadPlan(
         devices_start=tuple(start),
@@ -175,7 +175,7 @@ def _asset_dump(asset: Any) -> Any:
     return out
 
 
-def _asset_tags(asset: Any) -> set[str]:
+def asset_tags(asset: Any) -> set[str]:
     """The registry keys of the device tags an asset's signals read or take as input."""
     return {s.tag for s in asset.signals} | {s.input for s in asset.signals if s.input is not None}
 
