@@ -110,7 +110,7 @@ async def _reload(path: Path, text: str, state: Path, count: int) -> tuple[float
 
 
 async def main(n: int) -> None:
-    configure_logging("warning")
+    configure_logging(os.environ.get("BENCH_LOG", "warning"))
     with tempfile.TemporaryDirectory() as tmp:
         state, path = Path(tmp) / "state", Path(tmp) / "gateway.toml"
         opc, mb = _port(), _port()
@@ -135,7 +135,7 @@ async def main(n: int) -> None:
                 print(f"  {'no reload (baseline)':<22} {'':>14}   longest Estimate gap {gaps.max_gap(quiet + 1.0, quiet + 3.0) * 1000:5.0f} ms")
                 rows = []
                 k = n // 10
-                new_names = names[k:] + [f"new{i}" for i in range(k)]
+                new_names = names[:1] + names[k + 1 :] + [f"new{i}" for i in range(k)]  # the asset keeps its tag
                 steps = [
                     ("no change", _config(opc, mb, state, names, 9.0)),
                     ("asset only", _config(opc, mb, state, names, 12.0)),

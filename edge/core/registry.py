@@ -88,6 +88,14 @@ class TagRegistry:
                 if not tags:
                     self._by_device.pop(info.device, None)
 
+    def redeclare(self, info: TagInfo) -> None:
+        """Replace the metadata of an existing key whose device stays the same (a reload changed
+        only its description); its latest sample stays."""
+        old = self._info[info.key]
+        if old.device != info.device:
+            raise ValueError(f"{info.key}: redeclared for device {info.device!r}, was {old.device!r}")
+        self._info[info.key] = info
+
     def info(self, key: str) -> TagInfo:
         return self._info[key]
 

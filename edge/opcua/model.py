@@ -296,7 +296,7 @@ class ModelBuilder:
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
         containers = self.containers
         for i, info in enumerate(infos):
-            if i % 50 == 49:  # adding nodes never waits: let a running server's clients and devices in between
+            if i % 10 == 9:  # adding nodes never waits: let a running server's clients and devices in between
                 await asyncio.sleep(0)
             parent, parent_type = containers[()]
             for depth in range(1, len(info.path)):

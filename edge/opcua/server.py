@@ -186,6 +186,14 @@ class OpcUaServer:
         await self._builder.add_infos(infos)
         log.info("opcua_nodes_added", tags=len(infos))
 
+    async def describe_tags(self, infos: Sequence[TagInfo]) -> None:
+        """Write the Description of the nodes of *infos* (keys whose only change is their
+        description keep their nodes, values and monitored items)."""
+        for info in infos:
+            text = ua.LocalizedText(info.description or f"{info.path[-1]} of {'/'.join(info.path[:-1])}")
+            for nid, _ in self._targets.get(info.key, ()):
+                await self._server.get_node(nid).write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(text, ua.VariantType.LocalizedText)))
+
     async def remove_tags(self, keys: Sequence[str]) -> None:
         """Delete the nodes of *keys* (a client monitoring one gets BadNodeIdUnknown from asyncua).
         Call ``prune`` once the registry has forgotten them, to delete the objects left empty."""

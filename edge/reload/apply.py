@@ -30,7 +30,9 @@ anything but the nodes that changed. The outcome of each reload is logged (``rel
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +162,16 @@ class Reloader:
         gw = self.gw
         server = gw.server
         registry = gw.registry
-        # runners and registry entries of the new devices and assets (and of the devices their
-        # signals read), built against a scratch registry; nothing connects
+        # runners and registry entries of the new devices and assets (and of the tags their signals
+        # read), built against a scratch registry; nothing connects
         fresh = set(plan.assets_added) | set(plan.assets_changed)
         starting = set(plan.devices_start) | set(plan.devices_restart)
-        read = {key.partition(".")[0] for a in new.assets if a.name in fresh for key in asset_tags(a)}
-        subset = new.model_copy(update={"devices": [d for d in new.devices if d.name in starting | read], "assets": [a for a in new.assets if a.name in fresh]})
+        read = {key for a in new.assets if a.name in fresh for key in asset_tags(a)}
+        devices = [d if d.name in starting else d.model_copy(update={"tags": [t for t in d.tags if f"{d.name}.{t.name}" in read]}) for d in new.devices]
+        subset = new.model_copy(update={"devices": [d for d in devices if d.name in starting or d.tags], "assets": [a for a in new.assets if a.name in fresh]})
+        clock = _Phases()
         scratch = type(gw)(subset)
+        clock.lap("build")
 
         # 1. stop the producers of what changed
         devices = set(plan.devices_stop) | set(plan.devices_restart)
@@ -175,6 +180,7 @@ class Reloader:
         old_twins = [t for t in gw.twins if any(a.name in assets for a in t.assets)]
         await self._stop([self._twin_tasks.pop(id(t)) for t in old_twins if id(t) in self._twin_tasks])
 
+        clock.lap("stop")
         # 2. what goes away in the extensions: conditions, methods
         alarms, methods, history = _find(server, OpcUaAlarms), _find(server, AssetMethods), _find(server, OpcUaHistory)
         old_specs, new_specs = alarm_specs(old), alarm_specs(new)
@@ -184,12 +190,18 @@ class Reloader:
         if methods is not None:
             await methods.update({a: r for a, r in methods.twins.items() if a in wanted and a not in plan.assets_removed})
 
+        clock.lap("extensions")
         # 3. registry entries and nodes
         old_infos = _infos(registry, [r for r in gw.supervisor.runners if r.name in devices], [a for a in old.assets if a.name in assets])
         new_devices = [r for r in scratch.supervisor.runners if r.name in starting]
         new_infos = _infos(scratch.registry, new_devices, [a for a in new.assets if a.name in fresh])
         removed = old_infos.keys() - new_infos.keys()
-        changed = {k for k in old_infos.keys() & new_infos.keys() if old_infos[k] != new_infos[k]}
+        differ = {k for k in old_infos.keys() & new_infos.keys() if old_infos[k] != new_infos[k]}
+        described = sorted(k for k in differ if replace(old_infos[k], description=new_infos[k].description) == new_infos[k])
+        changed = differ - set(described)  # these nodes are made again
+        for k in described:
+            registry.redeclare(new_infos[k])
+        await server.describe_tags([new_infos[k] for k in described])
         server.set_model_info(ModelInfo.from_config(new))
         await server.remove_tags(sorted(removed | changed))
         registry.remove(removed | changed)
@@ -199,6 +211,7 @@ class Reloader:
         await server.add_tags(entering)
         await server.prune()
 
+        clock.lap("nodes")
         # 4. new producers, then what the extensions add
         for r in new_devices:
             r.registry = registry
@@ -224,7 +237,9 @@ class Reloader:
         if history is not None:
             await history.set_keys(server, history_keys(new, registry), renewed=changed)
         gw.cfg = new
-        log.info("reload_nodes", removed=len(removed), added=len(new_infos.keys() - old_infos.keys()), remade=len(changed))
+        clock.lap("start")
+        added = len(new_infos.keys() - old_infos.keys())
+        log.info("reload_nodes", removed=len(removed), added=added, remade=len(changed), described=len(described), phases_s=clock.laps)
 
     def _start(self, coro: Any, name: str) -> asyncio.Task:
         task = self._tasks.create_task(coro, name=name)
@@ -250,6 +265,19 @@ class Reloader:
             if pending and not logged:  # a library below swallowed the cancel: keep asking
                 logged = True
                 log.error("reload_stop_slow", tasks=sorted(t.get_name() for t in pending))
+
+
+class _Phases:
+    """Seconds spent in each phase of applying a reload (for the log)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def _twin_name(twin: TwinRunner) -> str:

@@ -151,6 +151,8 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         assert all(s == ua.StatusCodes.Good for s in vessel_statuses) and vessel_statuses
         await _wait_for(lambda: good("Assets/tank/AnomalyScore"), 10, "the rebuilt twin to warm up")
         assert gw.cfg.assets[0].alarm_threshold == 12.0
+        # a variable whose only change is its description keeps its node (and monitored items)
+        assert (await node("Assets/tank/Alarm").read_description()).Text == "anomaly score above 12"
         # the changed asset's condition was made again (same NodeId)
         assert (await node("Assets/tank/AnomalyAlarm").read_browse_name()).Name == "AnomalyAlarm"
         assert (await node("Diagnostics/Gateway/Sessions").read_value()) == 1
