@@ -168,7 +168,7 @@ async def run_gateway(
             producers.append(tg.create_task(reloader.run(), name="reload"))
             if files:
                 stack.enter_context(pid_file(pid_path(cfg.state_path)))
-            stack.callback(asyncio.get_running_loop().remove_signal_handler, signal.SIGHUP)
+            # kept until the loop closes: a SIGHUP while stopping is then ignored, not fatal
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.config import ConfigError, GatewayConfig, load_config
-from edge.reload.pidfile import pid_path, process_alive, read_pid, read_status, status_path
+from edge.reload.pidfile import looks_like_gateway, pid_path, process_alive, read_pid, read_status, status_path
 
 
 def config_loader(path: str | Path, *, endpoint: str | None = None) -> Callable[[], GatewayConfig]:
@@ -66,6 +66,9 @@ def reload_command(args: argparse.Namespace) -> int:
             return 1
     if not process_alive(pid):
         _err(f"no running gateway found (process {pid} does not exist)")
+        return 1
+    if not looks_like_gateway(pid):
+        _err(f"process {pid} is not an edgetwin gateway (a stale pid file?); nothing sent")
         return 1
     status_file = status_path(state) if state is not None else None
     before = read_status(status_file) if status_file is not None else None

@@ -67,6 +67,16 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def looks_like_gateway(pid: int) -> bool:
+    """False when /proc says process *pid* is not an edgetwin gateway (a stale pid file whose number
+    now belongs to another program); True when it is, or when /proc cannot tell."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    return any(part == b"edge" or b"edgetwin" in part for part in cmdline)
+
+
 def write_status(path: Path, *, count: int, result: str, config: str, changes: Mapping[str, Any], needs_restart: Sequence[str], errors: Sequence[str]) -> None:
     record = {
         "pid": os.getpid(),
