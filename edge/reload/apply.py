@@ -167,8 +167,8 @@ class Reloader:
         fresh = set(plan.assets_added) | set(plan.assets_changed)
         starting = set(plan.devices_start) | set(plan.devices_restart)
         read = {key for a in new.assets if a.name in fresh for key in asset_tags(a)}
-        devices = [d if d.name in starting else d.model_copy(update={"tags": [t for t in d.tags if f"{d.name}.{t.name}" in read]}) for d in new.devices]
-        subset = new.model_copy(update={"devices": [d for d in devices if d.name in starting or d.tags], "assets": [a for a in new.assets if a.name in fresh]})
+        configs = [d if d.name in starting else d.model_copy(update={"tags": [t for t in d.tags if f"{d.name}.{t.name}" in read]}) for d in new.devices]
+        subset = new.model_copy(update={"devices": [d for d in configs if d.name in starting or d.tags], "assets": [a for a in new.assets if a.name in fresh]})
         clock = _Phases()
         scratch = type(gw)(subset)
         clock.lap("build")
