@@ -24,6 +24,8 @@ from edge.opcua.history_read import OpcUaHistory
 from edge.reload.pidfile import pid_path, read_status, status_path
 from tests.edge.reload.gateway_configs import NS, gateway_toml
 
+pytestmark = pytest.mark.slow  # each starts a gateway with the plant and waits for twins to warm up
+
 
 async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
