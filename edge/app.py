@@ -11,6 +11,9 @@ tasks. Every task is named and owned by one TaskGroup:
   bug never stops the data flow to the others. Their registry listeners are isolated from the
   producers too (``TagRegistry``).
 
+Reload: SIGHUP only sets an event; the task ``reload`` (a producer) waits on it and re-reads,
+validates and applies the config one reload at a time (``edge.reload``).
+
 Shutdown: the producers are cancelled and awaited first; then, still inside the TaskGroup, the
 server stops its loops and closes, and the history recorder writes everything buffered and closes
 the database.
@@ -32,6 +35,7 @@ from drivers.base import DriverContext
 from drivers.sample import Status, TagSample, utcnow
 from edge import __version__
 from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
+from edge.core import sdnotify
 from edge.core.backoff import Backoff
 from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
@@ -39,6 +43,8 @@ from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
+from edge.reload.apply import Loader, Reloader, file_loader
+from edge.reload.pidfile import pid_file, pid_path, status_path
 from edge.service.notify import ServiceNotifications
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
@@ -121,8 +127,11 @@ async def run_gateway(
     *,
     shutdown_trigger: ShutdownTrigger | None = None,
     on_ready: Callable[[Gateway], None] | None = None,
+    reload_config: Loader | None = None,
 ) -> None:
-    """Run the gateway until *shutdown_trigger* returns (default: SIGINT or SIGTERM)."""
+    """Run the gateway until *shutdown_trigger* returns (default: SIGINT or SIGTERM).
+
+    SIGHUP reloads the config: *reload_config* reads it (default: the file it came from)."""
     gw = Gateway(cfg)
     log.info("kernels_loaded", implementation=kernels.IMPLEMENTATION)
     stop = asyncio.Event()
@@ -160,6 +169,17 @@ async def run_gateway(
             for twin in gw.twins:
                 producers.append(tg.create_task(twin.run(), name=f"twin:{twin.tick_s:g}s"))
             producers.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
+            # -- config reload (edge/reload): SIGHUP, `systemctl reload`, `edgetwin reload` ------
+            files = cfg.source != "<memory>"  # the pid and status files live beside a config file's state
+            reloader = Reloader(
+                gw, tg, producers, load=reload_config or file_loader(cfg), status_path=status_path(cfg.state_path) if files else None,
+                notify=_systemd_reload,  # RELOADING=1 while a reload runs, READY=1 when it is done
+            )  # fmt: skip
+            producers.append(tg.create_task(reloader.run(), name="reload"))
+            if files:
+                stack.enter_context(pid_file(pid_path(cfg.state_path)))
+            # kept until the loop closes: a SIGHUP while stopping is then ignored, not fatal
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
             if on_ready is not None:
@@ -168,7 +188,7 @@ async def run_gateway(
             await trigger()
             log.info("gateway_stopping")
             await service.stopping()
-            await _stop_tasks(producers, cfg.gateway.shutdown_timeout_s)
+            await _stop_tasks(producers, gw.cfg.gateway.shutdown_timeout_s)
             # every producer has stopped (and closed its transport); the exit stack now stops the
             # server's loops and the server, then flushes and closes the history database
     log.info("gateway_stopped")
@@ -227,6 +247,14 @@ async def _diagnostics_loop(gw: Gateway) -> None:
     while True:
         await asyncio.sleep(1.0)
         gw.registry.publish(gw.gateway_diagnostics())
+
+
+def _systemd_reload(state: str) -> None:
+    """A reload's start ("reloading") and end ("ready") for systemd (no-op without $NOTIFY_SOCKET)."""
+    if state == "reloading":
+        sdnotify.notify_reloading()
+    else:
+        sdnotify.notify_ready()
 
 
 def _signal_trigger(stop: asyncio.Event) -> ShutdownTrigger:

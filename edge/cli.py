@@ -1,4 +1,4 @@
-"""The ``edgetwin`` command: run, check, simulate, hash-password, demo, certs, replay, browse, schema."""
+"""The ``edgetwin`` command: run, check, simulate, hash-password, demo, certs, replay, browse, reload, install-service, schema."""
 
 from __future__ import annotations
 
@@ -48,8 +48,10 @@ def _run(args: argparse.Namespace) -> int:
     def ready(gw) -> None:
         print(f"edgetwin {__version__} is serving {len(gw.registry)} nodes. Point your OPC UA client at {cfg.gateway.endpoint}", flush=True)
 
+    from edge.reload.cli import config_loader
+
     try:
-        asyncio.run(run_gateway(cfg, on_ready=ready))
+        asyncio.run(run_gateway(cfg, on_ready=ready, reload_config=config_loader(args.config, endpoint=args.endpoint)))
     except (OSError, ExceptionGroup) as exc:  # a port in use, an unreachable bind address, a crashed task
         return _failed("gateway_failed", exc)
     return 0
@@ -188,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.service.install import add_parser as add_install_service_parser
 
     add_install_service_parser(sub)
+
+    from edge.reload.cli import add_parser as add_reload_parser
+
+    add_reload_parser(sub)
 
     schema = sub.add_parser(
         "schema", help="print the config JSON Schema", description="Print the JSON Schema of the config file (config/schema.json is generated from it)."

@@ -73,6 +73,29 @@ class TagRegistry:
         if info.device is not None:
             self._by_device.setdefault(info.device, []).append(info.key)
 
+    def remove(self, keys: Iterable[str]) -> None:
+        """Forget *keys* (a reload removed or redeclares them); their producers must have stopped,
+        since a sample for an unknown key is refused. Unknown keys are ignored."""
+        for key in keys:
+            info = self._info.pop(key, None)
+            if info is None:
+                continue
+            del self._latest[key]
+            if info.device is not None:
+                tags = self._by_device.get(info.device, [])
+                if key in tags:
+                    tags.remove(key)
+                if not tags:
+                    self._by_device.pop(info.device, None)
+
+    def redeclare(self, info: TagInfo) -> None:
+        """Replace the metadata of an existing key whose device stays the same (a reload changed
+        only its description); its latest sample stays."""
+        old = self._info[info.key]
+        if old.device != info.device:
+            raise ValueError(f"{info.key}: redeclared for device {info.device!r}, was {old.device!r}")
+        self._info[info.key] = info
+
     def info(self, key: str) -> TagInfo:
         return self._info[key]
 

@@ -259,6 +259,14 @@ class Supervisor:
         self.runners = list(runners)
         self._owner = {key: r for r in self.runners for key in r.keys}
 
+    def replace(self, remove: Sequence[str], add: Sequence[DeviceRunner]) -> list[DeviceRunner]:
+        """Swap runners (a config reload): drop those named in *remove* and take *add*; return the
+        dropped ones (their tasks are the caller's to stop). Writes route to the new set at once."""
+        dropped = [r for r in self.runners if r.name in set(remove)]
+        self.runners = [r for r in self.runners if r.name not in set(remove)] + list(add)
+        self._owner = {key: r for r in self.runners for key in r.keys}
+        return dropped
+
     async def write(self, key: str, value: TagValue) -> int:
         runner = self._owner.get(key)
         if runner is None:

@@ -88,6 +88,14 @@ class HistoryRecorder:
         """Samples accepted but not yet written (the writer's queue depth)."""
         return len(self._buffer)
 
+    def set_keys(self, keys: Collection[str]) -> None:
+        """Record *keys* from now on (a config reload). Samples of a key no longer recorded that
+        are buffered already are still written; its stored history stays in the database."""
+        unknown = sorted(set(keys) - {i.key for i in self._registry.infos()})
+        if unknown:
+            raise ValueError(f"historized keys not in the registry: {', '.join(unknown)}")
+        self.keys = frozenset(keys)
+
     async def __aenter__(self) -> HistoryRecorder:
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self.store.trim)

@@ -43,6 +43,7 @@ from drivers.sample import Status, TagSample, is_bad, utcnow
 from edge.core import names
 from edge.core.tasks import cancel_and_wait
 from edge.opcua import asyncua_patches
+from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.alarms")
@@ -168,13 +169,24 @@ class OpcUaAlarms:
         self._failing: set[ua.NodeId] = set()
         self._unsubscribe: Any = None
         self._server: Any = None
+        self._gateway: Any = None  # the OpcUaServer attached to
+        self._notifiers: set[ua.NodeId] = set()  # sources referenced from Server with HasNotifier
+        self._methods_ready = False
 
     async def attach(self, server: Any) -> None:
         self._server = server.ua_server
+        self._gateway = server
+        await self.add_specs(self.specs, initial=True)
+        self._unsubscribe = server.registry.subscribe(self._on_samples)
+        self._task = server.start_task(self.run, "opcua:alarms")
+        log.info("alarms_ready", conditions=len(self.conditions))
+
+    async def add_specs(self, specs: Sequence[AlarmSpec], *, initial: bool = False) -> None:
+        """Create the conditions of *specs* (at attach, or on a running server after a reload)."""
+        server = self._gateway
         iserver = self._server.iserver
         server_node = self._server.nodes.server
-        notifiers: set[ua.NodeId] = set()
-        for spec in self.specs:
+        for spec in specs:
             source_id = server.path_node_id(spec.source)
             node_id = server.path_node_id(names.condition_path(spec.source, spec.name))
             source = self._server.get_node(source_id)
@@ -186,8 +198,8 @@ class OpcUaAlarms:
             await source.delete_reference(cond, ua.ObjectIds.HasComponent, forward=True, bidirectional=True)
             await source.add_reference(cond, ua.ObjectIds.HasCondition)
             self._server.link_method(await cond.get_child(["0:Acknowledge"]), self._acknowledge)
-            if source_id not in notifiers:
-                notifiers.add(source_id)
+            if source_id not in self._notifiers:
+                self._notifiers.add(source_id)
                 await server_node.add_reference(source_id, ua.ObjectIds.HasNotifier)
             gen = await self._server.get_event_generator(ua.ObjectIds.AlarmConditionType, source)
             input_id = server.node_id(spec.key) if spec.key in server.registry else None
@@ -196,14 +208,35 @@ class OpcUaAlarms:
             self.conditions[node_id] = c
             self._by_key.setdefault(spec.key, []).append(c)
             server.require_role((await cond.get_child(["0:Acknowledge"])).nodeid, ACK_ROLE)
-        if self.specs:
+        if specs and not self._methods_ready:
+            self._methods_ready = True
             iserver.isession.add_method_callback(ACKNOWLEDGE_METHOD, self._acknowledge)
             server.require_role(ACKNOWLEDGE_METHOD, ACK_ROLE)
             if ua.ObjectIds.RefreshStartEventType not in iserver.subscription_service.standard_events:
                 await iserver.setup_condition_methods()  # ConditionRefresh replays retained conditions
-        self._unsubscribe = server.registry.subscribe(self._on_samples)
-        self._task = server.start_task(self.run, "opcua:alarms")
-        log.info("alarms_ready", conditions=len(self.conditions))
+        if not initial:
+            self.specs += list(specs)
+            log.info("alarms_added", conditions=[s.name for s in specs])
+
+    async def remove_specs(self, specs: Sequence[AlarmSpec]) -> None:
+        """Delete the conditions of *specs* (a reload removed or changed them), before their source
+        object goes. A retained condition simply disappears; ConditionRefresh no longer shows it."""
+        gone = set(specs)
+        for node_id, c in list(self.conditions.items()):
+            if c.spec not in gone:
+                continue
+            del self.conditions[node_id]
+            self._by_key[c.spec.key].remove(c)
+            if not self._by_key[c.spec.key]:
+                del self._by_key[c.spec.key]
+            self._failing.discard(node_id)
+            await delete_subtrees(self._server, [node_id])
+            if not any(o.source_id == c.source_id for o in self.conditions.values()):
+                self._notifiers.discard(c.source_id)
+                await self._server.nodes.server.delete_reference(c.source_id, ua.ObjectIds.HasNotifier, forward=True)
+        self.specs = [s for s in self.specs if s not in gone]
+        if gone:
+            log.info("alarms_removed", conditions=sorted(s.name for s in gone))
 
     async def detach(self) -> None:
         if self._unsubscribe is not None:

@@ -40,6 +40,14 @@ change                                 replaces (asyncua 2.1.0)                 
                                        publish callback of client subscriptions)  metrics and Diagnostics)
 ``monitored_item_count``               reads ``MonitoredItemService._monitored_   asyncua keeps no public count of a
                                        items`` of a subscription (no change)      subscription's monitored items
+``detach_datachange_callbacks``        the ``datachange_callbacks`` of a node's    deleting a node calls them without
+                                       Value (``AddressSpace``), before the node   awaiting them (lost, RuntimeWarning); a
+                                       is deleted                                  reload sends each monitored item a final
+                                                                                   BadNodeIdUnknown itself (``model``)
+``drop_references_to``                 the ``references`` lists of the nodes in    DeleteNodes with DeleteTargetReferences
+                                       an ``AddressSpace``                         scans the whole address space once per
+                                                                                   deleted node (seconds for one alarm
+                                                                                   condition); one pass for all instead
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -62,7 +70,7 @@ import dataclasses
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -78,6 +86,9 @@ __all__ = [
     "PINNED_VERSION",
     "TARGETS",
     "Target",
+    "datachange_handles",
+    "detach_datachange_callbacks",
+    "drop_references_to",
     "fix_event_data_types",
     "install_channel_guard",
     "monitored_item_count",
@@ -120,6 +131,8 @@ TARGETS: dict[str, Target] = {
         Target("HistoryManager", "read_history", ("params",), True),
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
         Target("TrustStore", "load_trust", (), True),
+        Target("AddressSpace", "delete_datachange_callback", ("handle",), False),
+        Target("AddressSpace", "keys", (), False),
         Target("TrustStore", "_load_trust_location", ("location",), True),
         Target("NodeManagementService", "try_add_nodes", ("addnodeitems", "user", "check"), False),
         Target("NodeManagementService", "try_add_references", ("refs", "user"), False),
@@ -374,3 +387,47 @@ def monitored_item_count(subscription: Any) -> int:
     if not isinstance(items, dict):
         raise _incompatible("InternalSubscription.monitored_item_srv keeps its monitored items elsewhere than _monitored_items")
     return len(items)
+
+
+def detach_datachange_callbacks(aspace: Any, nodeid: ua.NodeId) -> int:
+    """Remove the data-change callbacks (one per monitored item) of *nodeid*'s Value before the
+    node is deleted; return how many there were.
+
+    asyncua 2.1 ``NodeManagementService._delete_node_callbacks`` calls each of them, the async
+    ``MonitoredItemService.datachange_callback``, without awaiting it: the notification is lost
+    (with a RuntimeWarning), and awaited it would send a StatusChangeNotification, which tells the
+    client that its whole subscription failed. The gateway writes a final BadNodeIdUnknown value
+    to the node instead (each monitored item sees its node go Bad) and then detaches them here.
+    """
+    handles = datachange_handles(aspace, nodeid)
+    for handle in handles:
+        aspace.delete_datachange_callback(handle)
+    return len(handles)
+
+
+def datachange_handles(aspace: Any, nodeid: ua.NodeId) -> list[int]:
+    """The handles of the data-change callbacks (monitored items) on *nodeid*'s Value."""
+    _original(aspace, TARGETS["AddressSpace.delete_datachange_callback"])
+    nodedata = aspace.get(nodeid)
+    value = nodedata.attributes.get(ua.AttributeIds.Value) if nodedata is not None else None
+    return list(getattr(value, "datachange_callbacks", None) or ())
+
+
+def drop_references_to(aspace: Any, nodeids: Collection[ua.NodeId]) -> int:
+    """Remove every reference to one of *nodeids* (nodes just deleted without
+    DeleteTargetReferences) from the nodes of *aspace*, in one pass; return how many.
+
+    asyncua 2.1's DeleteNodes with DeleteTargetReferences walks every node of the address space for
+    each deleted node: deleting one alarm condition (some 40 nodes) on a gateway with thousands of
+    tags blocked the event loop for seconds.
+    """
+    _original(aspace, TARGETS["AddressSpace.keys"])
+    doomed = set(nodeids)
+    dropped = 0
+    for nid in list(aspace.keys()):
+        refs = aspace[nid].references
+        kept = [r for r in refs if r.NodeId not in doomed]
+        if len(kept) != len(refs):
+            dropped += len(refs) - len(kept)
+            refs[:] = kept
+    return dropped

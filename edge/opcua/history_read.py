@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -195,18 +195,8 @@ class OpcUaHistory:
 
     async def attach(self, server: Any) -> None:
         """Install on an ``OpcUaServer`` whose address space is built but not yet started."""
-        from edge.opcua.model import VARIANT_TYPES
-
         ua_server = server.ua_server
-        registry = server.registry
-        nodes: dict[ua.NodeId, tuple[str, ua.VariantType]] = {}
-        for key in sorted(self.recorder.keys):
-            nid = server.node_id(key)
-            nodes[nid] = (key, VARIANT_TYPES[registry.info(key).data_type])
-            node = ua_server.get_node(nid)
-            await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
-            await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
-            await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+        nodes = await _historize(server, sorted(self.recorder.keys))
         self.backend = StoreHistoryBackend(self.recorder, nodes, max_page=self.max_page)
         manager = ua_server.iserver.history_manager
         manager.set_storage(self.backend)
@@ -223,3 +213,39 @@ class OpcUaHistory:
 
     async def detach(self) -> None:
         return None
+
+    async def set_keys(self, server: Any, keys: Collection[str], *, renewed: Collection[str] = ()) -> None:
+        """Historize *keys* from now on (a config reload): the recorder records them and their
+        nodes say so (Historizing, HistoryRead). *renewed* are kept keys whose nodes were made
+        again. A key no longer historized keeps its stored rows; its node (if it stays) is no
+        longer Historizing."""
+        assert self.backend is not None, "attach first"
+        old = set(self.recorder.keys)
+        self.recorder.set_keys(keys)
+        for key in sorted(old - set(keys)):
+            if key in server.registry:
+                node = server.ua_server.get_node(server.node_id(key))
+                await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(False, ua.VariantType.Boolean)))
+                await node.unset_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+                await node.unset_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+        await _historize(server, sorted((set(keys) - old) | (set(keys) & set(renewed))))
+        self.backend.nodes = {server.node_id(k): (k, _vtype(server, k)) for k in sorted(keys)}
+
+
+def _vtype(server: Any, key: str) -> ua.VariantType:
+    from edge.opcua.model import VARIANT_TYPES
+
+    return VARIANT_TYPES[server.registry.info(key).data_type]
+
+
+async def _historize(server: Any, keys: Sequence[str]) -> dict[ua.NodeId, tuple[str, ua.VariantType]]:
+    """Mark the nodes of *keys* Historizing and HistoryRead; return NodeId -> (key, variant type)."""
+    nodes: dict[ua.NodeId, tuple[str, ua.VariantType]] = {}
+    for key in keys:
+        nid = server.node_id(key)
+        nodes[nid] = (key, _vtype(server, key))
+        node = server.ua_server.get_node(nid)
+        await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
+        await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+        await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+    return nodes

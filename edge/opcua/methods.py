@@ -27,6 +27,7 @@ import structlog
 from asyncua import ua
 
 from edge.core import names
+from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
 log = structlog.get_logger("edge.opcua.methods")
@@ -74,11 +75,34 @@ class AssetMethods:
     def __init__(self, twins: dict[str, Any]) -> None:
         self.twins = dict(twins)
         self.objects: dict[str, ua.NodeId] = {}  # asset -> the object its methods belong to
+        self._gateway: Any = None  # the OpcUaServer attached to
 
     async def attach(self, server: Any) -> None:
+        self._gateway = server
+        await self._add(sorted(self.twins))
+        log.info("asset_methods_ready", assets=sorted(self.twins))
+
+    async def detach(self) -> None:
+        return None
+
+    async def update(self, twins: dict[str, Any]) -> None:
+        """After a config reload: *twins* maps every asset that has the methods now to its runner.
+        Methods of assets no longer in it are deleted, new ones are added, and the others call the
+        new runner from now on (their NodeIds stay)."""
+        ua_server = self._gateway.ua_server
+        gone = sorted(set(self.twins) - set(twins))
+        await delete_subtrees(ua_server, [self._gateway.path_node_id(names.method_path(a, m)) for a in gone for m in names.ASSET_METHODS])
+        added = sorted(set(twins) - set(self.twins))
+        self.twins = dict(twins)
+        await self._add(added)
+        if gone or added:
+            log.info("asset_methods_changed", added=added, removed=gone)
+
+    async def _add(self, assets: list[str]) -> None:
+        server = self._gateway
         ua_server = server.ua_server
         ns = server.namespace_index
-        for asset in sorted(self.twins):
+        for asset in assets:
             self.objects[asset] = server.path_node_id(names.asset_path(asset))
             parent = ua_server.get_node(self.objects[asset])
             sim = await parent.add_method(
@@ -95,10 +119,6 @@ class AssetMethods:
                 await node.write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(text), ua.VariantType.LocalizedText)))
             server.require_role(sim.nodeid, SIMULATE_ROLE)
             server.require_role(reset.nodeid, RESET_ROLE)
-        log.info("asset_methods_ready", assets=sorted(self.twins))
-
-    async def detach(self) -> None:
-        return None
 
     # -- handlers ----------------------------------------------------------------------------
     def _check_object(self, method: str, asset: str, called_on: ua.NodeId) -> None:

@@ -21,6 +21,7 @@ the others are ``BaseDataVariableType`` (with EngineeringUnits when the unit is 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from edge.core.health import DEVICE_FIELDS
 from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua import asyncua_patches, units
+from edge.opcua.deletion import delete_subtrees
 
 VARIANT_TYPES: dict[str, ua.VariantType] = {
     "bool": ua.VariantType.Boolean,
@@ -163,8 +165,11 @@ class ModelBuilder:
         self.nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}  # registry key -> its variable
         self.targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}  # registry key -> every node showing it
         self.writable: dict[ua.NodeId, TagInfo] = {}
-        self._signals: list[tuple[str, ...]] = []
         self._variable_paths: set[tuple[str, ...]] = set()
+        self.containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {}  # path -> (object, its type name)
+        self._mirrors: set[tuple[str, ...]] = set()
+        self._paths: dict[ua.NodeId, tuple[str, ...]] = {}  # variable -> its path (for deletion)
+        self.variables: dict[ua.NodeId, str] = {}  # every variable (mirrors too) -> its registry key (the write gate's map)
 
     def nid(self, path: Sequence[str]) -> ua.NodeId:
         return ua.NodeId(node_id_text(self.gateway, path), self.ns)
@@ -276,14 +281,22 @@ class ModelBuilder:
     # -- instances ---------------------------------------------------------------------------
     async def build_instances(self) -> None:
         objects = ua.NodeId(ua.ObjectIds.ObjectsFolder)
-        infos = self.registry.infos()
+        root = await self.add_object(objects, self.nid(()), self.gateway, _BASE_OBJECT, description=f"edgetwin gateway {self.gateway}", ref=_ORGANIZES)
+        self.containers[()] = (root, "BaseObjectType")
+        await self.add_infos(self.registry.infos())
+
+    async def add_infos(self, infos: Sequence[TagInfo]) -> None:
+        """Create the variables of *infos* (already in the registry) and the objects above them
+        that do not exist yet; then the device-diagnostics mirrors whose device object now exists.
+        NodeIds follow the browse paths, so a variable removed and added again gets its old NodeId."""
         depths: dict[tuple[str, ...], set[int]] = {}
-        for info in infos:
+        for info in self.registry.infos():
             for d in range(1, len(info.path)):
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
-        root = await self.add_object(objects, self.nid(()), self.gateway, _BASE_OBJECT, description=f"edgetwin gateway {self.gateway}", ref=_ORGANIZES)
-        containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {(): (root, "BaseObjectType")}
-        for info in infos:
+        containers = self.containers
+        for i, info in enumerate(infos):
+            if i % 10 == 9:  # adding nodes never waits: let a running server's clients and devices in between
+                await asyncio.sleep(0)
             parent, parent_type = containers[()]
             for depth in range(1, len(info.path)):
                 prefix = info.path[:depth]
@@ -292,18 +305,49 @@ class ModelBuilder:
                     ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
                     nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
                     containers[prefix] = (nid, kind)
-                    if kind == "TwinSignalType":
-                        self._signals.append(prefix)
                 parent, parent_type = containers[prefix]
             await self._variable(parent, info)
         # a device's diagnostics are members of its DeviceType object too: mirrored variables at
         # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
-        for info in infos:
+        for info in self.registry.infos():
             mirror = names.mirror_of(info.path)
-            if mirror is not None and mirror[:-1] in containers:
+            if mirror is not None and mirror[:-1] in containers and mirror not in self._mirrors:
+                self._mirrors.add(mirror)
                 await self._variable(containers[mirror[:-1]][0], info, path=mirror)
-        for prefix in self._signals:
-            await self._add_horizon(prefix)
+        for info in infos:
+            if len(info.path) == 4 and info.path[0] == names.ASSETS and info.path[3] == names.SIGNAL_OUTPUTS["forecast"]:
+                await self._add_horizon(info.path[:3])
+
+    async def remove_keys(self, keys: Sequence[str]) -> None:
+        """Delete every node showing *keys* (the variable, its mirror, their properties)."""
+        paths = []
+        for key in keys:
+            for nid, _ in self.targets.pop(key, ()):
+                path = self._paths.pop(nid, None)
+                self.variables.pop(nid, None)
+                if path is not None:
+                    paths.append(path)
+                    self._mirrors.discard(path)
+                    self._variable_paths.discard(path)
+                self.writable.pop(nid, None)
+            self.nodes.pop(key, None)
+        await delete_subtrees(self.server, [self.nid(p) for p in paths])
+
+    async def prune(self) -> list[tuple[str, ...]]:
+        """Delete the objects below the gateway that no longer hold a registry variable (a removed
+        device, asset, signal, model or detector); return their paths."""
+        kept = {info.path[:d] for info in self.registry.infos() for d in range(len(info.path))}
+        empty = sorted((p for p in self.containers if p not in kept), key=len)
+        for prefix in empty:
+            for targets in list(self.targets.values()):  # mirrors inside it
+                for nid, vtype in [t for t in targets if self._paths.get(t[0], ())[: len(prefix)] == prefix]:
+                    self._mirrors.discard(self._paths.pop(nid))
+                    self.variables.pop(nid, None)
+                    targets.remove((nid, vtype))
+            del self.containers[prefix]
+        tops = [p for p in empty if not any(p[:d] in empty for d in range(len(p)))]  # the rest is below these
+        await delete_subtrees(self.server, [self.nid(p) for p in tops])
+        return empty
 
     async def _add_horizon(self, prefix: tuple[str, ...]) -> None:
         horizon = self.info.forecast_horizons_s.get((prefix[1], prefix[2]))
@@ -353,6 +397,8 @@ class ModelBuilder:
         initial = to_datavalue(self.registry.latest(info.key), vtype)
         await self.server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)
         self.targets.setdefault(info.key, []).append((nid, vtype))
+        self._paths[nid] = path
+        self.variables[nid] = info.key
         if mirror:
             return
         self.nodes[info.key] = (nid, vtype)

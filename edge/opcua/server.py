@@ -175,6 +175,53 @@ class OpcUaServer:
         UserExecutable = false to them. Handlers can ask ``edge.opcua.users.current_role()`` too."""
         self._required_roles[method_id] = role
 
+    # -- changes while running (config reload: edge.reload) ------------------------------------
+    @property
+    def extensions(self) -> list[ServerExtension]:
+        return list(self._extensions)
+
+    async def add_extension(self, ext: ServerExtension) -> None:
+        """Attach *ext* to the running server (a reload that adds the first alarm or method); it
+        is detached with the others on exit."""
+        await ext.attach(self)
+        self._extensions.append(ext)
+
+    def set_model_info(self, model: ModelInfo) -> None:
+        """Descriptions and forecast horizons for the nodes added from now on."""
+        self._model = model
+        if self._builder is not None:
+            self._builder.info = model
+
+    async def add_tags(self, infos: Sequence[TagInfo]) -> None:
+        """Create the nodes of *infos* (already in the registry) in the running address space, with
+        the NodeIds the builder gives them at start, and show their latest samples."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        await self._builder.add_infos(infos)
+        log.info("opcua_nodes_added", tags=len(infos))
+
+    async def describe_tags(self, infos: Sequence[TagInfo]) -> None:
+        """Write the Description of the nodes of *infos* (keys whose only change is their
+        description keep their nodes, values and monitored items)."""
+        for info in infos:
+            text = ua.LocalizedText(info.description or f"{info.path[-1]} of {'/'.join(info.path[:-1])}")
+            for nid, _ in self._targets.get(info.key, ()):
+                await self._server.get_node(nid).write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(text, ua.VariantType.LocalizedText)))
+
+    async def remove_tags(self, keys: Sequence[str]) -> None:
+        """Delete the nodes of *keys* (a client monitoring one gets BadNodeIdUnknown from asyncua).
+        Call ``prune`` once the registry has forgotten them, to delete the objects left empty."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        await self._builder.remove_keys(keys)
+        self._failed_tags.difference_update(keys)
+        log.info("opcua_nodes_removed", tags=len(keys))
+
+    async def prune(self) -> None:
+        """Delete the objects (devices, assets, signals) that no longer hold a registry variable."""
+        assert self._builder is not None, "the address space is built in __aenter__"
+        removed = await self._builder.prune()
+        if removed:
+            log.info("opcua_objects_removed", paths=["/".join(p) for p in removed])
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> OpcUaServer:
         await self._server.init()
@@ -189,12 +236,9 @@ class OpcUaServer:
         await self._builder.build_instances()
         self._nodes = self._builder.nodes
         self._targets = self._builder.targets
-        WriteGate(
-            self._registry,
-            self._write_handler,
-            writable=self._builder.writable,
-            variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
-        ).install(self._server.iserver.attribute_service)
+        # the gate holds the builder's maps, so nodes added or deleted later (a reload) are covered at once
+        gate = WriteGate(self._registry, self._write_handler, writable=self._builder.writable, variables=self._builder.variables)
+        gate.install(self._server.iserver.attribute_service)
         self.sessions = SessionHooks(self._server.iserver, on_sessions=self._publish_sessions, required_roles=self._required_roles, write_role=Role.OPERATOR)
         self.subscriptions = SubscriptionStats(self._server.iserver)
         for ext in self._extensions:

@@ -97,3 +97,20 @@ def test_a_failing_listener_is_logged_once_and_never_stops_publish_or_the_other_
     assert len(failed) == 1
     assert "broken" in failed[0]["listener"] and "disk on fire" in failed[0]["error"]
     assert reg.listener_failures == 3
+
+
+def test_removed_keys_are_forgotten_and_can_be_declared_again() -> None:
+    """A reload removes keys: their samples are refused, the device's list drops them, and the key
+    may be added again (it then waits for initial data)."""
+    reg = _registry()
+    now = utcnow()
+    reg.publish([TagSample("plc.a", 1.0, Status.Good, now, now), TagSample("plc.b", 2.0, Status.Good, now, now)])
+    reg.remove(["plc.a", "plc.unknown"])
+    assert "plc.a" not in reg and len(reg) == 1 and reg.device_tags("plc") == ["plc.b"]
+    with pytest.raises(KeyError):
+        reg.publish([TagSample("plc.a", 1.0, Status.Good, now, now)])
+    assert reg.latest("plc.b").value == 2.0
+    reg.remove(["plc.b"])
+    assert reg.device_tags("plc") == []
+    reg.add(TagInfo("plc.a", ("Devices", "plc", "a"), device="plc"))
+    assert reg.latest("plc.a").status == Status.BadWaitingForInitialData and reg.device_tags("plc") == ["plc.a"]

@@ -20,7 +20,7 @@ from asyncua.common.connection import TransportLimits
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.server import binary_server_asyncio
-from asyncua.server.address_space import AttributeService, NodeManagementService
+from asyncua.server.address_space import AddressSpace, AttributeService, NodeManagementService
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
@@ -42,6 +42,7 @@ OWNERS: dict[str, type] = {
     "TrustStore": TrustStore,
     "NodeManagementService": NodeManagementService,
     "SubscriptionService": SubscriptionService,
+    "AddressSpace": AddressSpace,
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
 
