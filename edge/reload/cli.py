@@ -33,8 +33,17 @@ def config_loader(path: str | Path, *, endpoint: str | None = None) -> Callable[
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reload", help="make a running gateway re-read its config (SIGHUP), keeping client sessions")
-    p.add_argument("config", nargs="?", help="the config file the gateway runs (validated here first; its state_dir holds the pid file)")
+    p = sub.add_parser(
+        "reload",
+        help="make a running gateway re-read its config (SIGHUP), keeping client sessions",
+        description=(
+            "Validate the config file here, then send SIGHUP to the gateway that runs it (found by the pid file in its state "
+            "folder, or --pid) and print the outcome: applied (what changed, and any keys that need a restart) or refused "
+            "(every error; the gateway keeps its running config). Connected OPC UA sessions stay connected. Under systemd, "
+            "`systemctl reload edgetwin` does the same."
+        ),
+    )
+    p.add_argument("config", nargs="?", help="the config file the gateway runs (default: the installed one, as for `edgetwin run`; validated here first)")
     p.add_argument("--pid", type=int, help="the gateway's process id (default: from <state_dir>/edgetwin.pid)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome (default 30)")
     p.set_defaults(func=reload_command)
@@ -46,8 +55,12 @@ def _err(text: str) -> None:
 
 def reload_command(args: argparse.Namespace) -> int:
     if args.config is None and args.pid is None:
-        _err("give the config file the gateway runs, or --pid")
-        return 2
+        from edge.shipped import default_config_path
+
+        if not default_config_path().is_file():
+            _err(f"no config file at {default_config_path()}; give the config file the gateway runs, or --pid")
+            return 2
+        args.config = default_config_path()
     state: Path | None = None
     if args.config is not None:
         try:
