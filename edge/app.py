@@ -39,6 +39,7 @@ from edge.core.supervisor import DeviceRunner, Supervisor
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
+from edge.twin.persist import TwinStateStore, save_twin_states
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
@@ -58,7 +59,7 @@ class Gateway:
         for asset in cfg.assets:
             for info in signal_infos(asset, self.registry):
                 self.registry.add(info)
-        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry)
+        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry, TwinStateStore.from_config(cfg))  # restores saved state
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
@@ -158,6 +159,7 @@ async def run_gateway(
             await trigger()
             log.info("gateway_stopping")
             await _stop_tasks(producers, cfg.gateway.shutdown_timeout_s)
+            save_twin_states(gw.twins)  # what the twins learnt survives the restart
             # every producer has stopped (and closed its transport); the exit stack now stops the
             # server's loops and the server, then flushes and closes the history database
     log.info("gateway_stopped")

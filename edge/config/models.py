@@ -33,6 +33,9 @@ class GatewaySection(Strict):
     backoff_max_s: float = Field(30.0, gt=0)
     # certificates, PKI and history; a relative path is relative to the config file's folder
     state_dir: str = "state"
+    # the twin's learnt state (filters, identified models, fitted detectors) is saved to
+    # <state_dir>/twin/<asset>.json this often, at shutdown and after ResetModel (docs/twin.md)
+    twin_save_interval_s: float = Field(60.0, ge=1, le=86400)
 
     @field_validator("endpoint")
     @classmethod
