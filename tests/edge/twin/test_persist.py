@@ -109,7 +109,7 @@ def test_filters_coast_over_the_downtime(saved) -> None:
 def test_a_plant_that_moved_while_down_restarts_the_filter_without_an_alarm(saved) -> None:
     """The level jumped 20 % while the gateway was down: far outside the coasted prediction, so that
     channel starts afresh (logged) and its first measurement does not reach the anomaly score."""
-    twin, proc, folder = saved
+    _twin, proc, folder = saved
     fresh = _fresh()
     _store(folder).restore(fresh, now=proc.t + timedelta(seconds=5))
     proc2 = Process(temp=proc.temp, level=proc.level + 20.0, heater=proc.heater, t=proc.t + timedelta(seconds=5))
@@ -126,7 +126,9 @@ def test_a_plant_that_moved_while_down_restarts_the_filter_without_an_alarm(save
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        pytest.param(lambda p: p.write_text(p.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 99')), "format_version", id="version"),
+        pytest.param(
+            lambda p: p.write_text(p.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 99')), "format_version", id="version"
+        ),
         pytest.param(lambda p: p.write_text("{ not json"), "corrupt", id="not-json"),
         pytest.param(lambda p: p.write_bytes(b"\xff\xfe garbage"), "corrupt", id="binary"),
         pytest.param(lambda p: p.write_text(p.read_text()[: len(p.read_text()) // 2]), "corrupt", id="truncated"),
@@ -140,7 +142,7 @@ def test_a_plant_that_moved_while_down_restarts_the_filter_without_an_alarm(save
 def test_an_unusable_file_is_discarded_with_its_reason(saved, tmp_path: Path, change, reason: str) -> None:
     """A file of another format version or a corrupt one: logged (``twin_state_discarded`` with the
     reason), never a crash; the twin starts fresh, and a corrupt file is moved aside."""
-    twin, proc, folder = saved
+    _twin, proc, folder = saved
     (tmp_path / "twin").mkdir()
     path = state_file(tmp_path / "twin", "tank")
     path.write_bytes(state_file(folder / "twin", "tank").read_bytes())
@@ -169,7 +171,7 @@ def _with(doc: dict, keys: tuple[str, ...], value: object) -> dict:
 
 
 def test_a_changed_config_starts_fresh(saved) -> None:
-    twin, proc, folder = saved
+    _twin, proc, folder = saved
     changed = asset_config(tick_s=TICK_S, warmup_ticks=6)
     new_hash = asset_config_hash(changed, {})
     assert new_hash != HASH
