@@ -11,9 +11,10 @@ tasks. Every task is named and owned by one TaskGroup:
   bug never stops the data flow to the others. Their registry listeners are isolated from the
   producers too (``TagRegistry``).
 
-Shutdown: the producers are cancelled and awaited first; then, still inside the TaskGroup, the
-server stops its loops and closes, and the history recorder writes everything buffered and closes
-the database.
+Shutdown: the producers are cancelled and awaited first, and the twins' learnt state is saved
+(``edge.twin.persist``; it was restored when the runners were built); then, still inside the
+TaskGroup, the server stops its loops and closes, and the history recorder writes everything
+buffered and closes the database.
 """
 
 from __future__ import annotations

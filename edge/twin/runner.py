@@ -148,19 +148,30 @@ class TwinRunner:
                 self._models[ch.asset] = (g, i)
 
     async def run(self) -> None:
-        next_due = time.monotonic()
+        """Tick forever; with a ``state_store``, a child task ``twin-state:<tick>`` saves the state
+        every ``save_interval_s`` (snapshot between ticks, file I/O in a worker thread, so a slow
+        disk never delays a tick)."""
         store = self.state_store
-        next_save = next_due + store.save_interval_s if store is not None else math.inf
+        if store is None:
+            await self._tick_forever()
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._save_forever(store), name=f"twin-state:{self.tick_s:g}s")
+            await self._tick_forever()
+
+    async def _save_forever(self, store: TwinStateStore) -> None:
+        while True:
+            await asyncio.sleep(store.save_interval_s)
+            await store.save_async(self)
+
+    async def _tick_forever(self) -> None:
+        next_due = time.monotonic()
         while True:
             started = time.perf_counter()
             self.registry.publish(self.tick())
             self.last_tick_s = time.perf_counter() - started
             next_due += self.tick_s
             now = time.monotonic()
-            if store is not None and now >= next_save:
-                next_save = now + store.save_interval_s
-                await store.save_async(self)  # snapshot here, file I/O in a worker thread
-                now = time.monotonic()
             if next_due < now:
                 next_due = now
             await asyncio.sleep(next_due - now)
@@ -304,7 +315,10 @@ class TwinRunner:
     def export_state(self, asset: str, config_hash: str, now: datetime) -> AssetState:
         """What *asset*'s twin has learnt (copies), to be saved."""
         cfg = next(a for a in self.assets if a.name == asset)
-        filters = {s.name: g.export_channel(i) for s in cfg.signals for g, i in [self._kalman_of[(asset, s.name)]]}
+        filters = {}
+        for s in cfg.signals:
+            g, i = self._kalman_of[(asset, s.name)]
+            filters[s.name] = g.export_channel(i)
         model = None
         if asset in self._models:
             mg, mi = self._models[asset]
