@@ -13,9 +13,11 @@ at shutdown and after ``ResetModel``, and restores it when the runners are built
 * a save that fails (disk full, permissions) is logged once (``twin_state_save_failed``) and
   counted; the twin runs on.
 
-Interface for whoever adds, removes or changes assets at run time: build the new runner, then
-``store.hashes.update(asset_hashes(cfg))`` and ``store.restore(runner)``; before dropping a runner,
-``store.save(runner)``; ``store.remove(asset)`` forgets an asset's file.
+Interface for whoever adds, removes or changes assets at run time (config reload):
+``store.use_config(new_cfg)``, build the new runner, ``store.attach(runner)`` (stamps it with its
+assets' hashes, restores what matches, and it saves from then on); ``store.save(old_runner)``
+before dropping a runner (it keeps the hashes of the config it was built from, so its state is
+never filed under a changed config); ``store.remove(asset)`` forgets an asset's file.
 """
 
 from __future__ import annotations
@@ -96,6 +98,18 @@ class TwinStateStore:
     def from_config(cls, cfg: GatewayConfig) -> TwinStateStore:
         return cls(twin_state_dir(cfg), asset_hashes(cfg), save_interval_s=cfg.gateway.twin_save_interval_s)
 
+    def use_config(self, cfg: GatewayConfig) -> None:
+        """The hashes (and save interval) of *cfg*, for the runners attached from now on."""
+        self.hashes = asset_hashes(cfg)
+        self.save_interval_s = cfg.gateway.twin_save_interval_s
+
+    def attach(self, runner: TwinRunner, now: datetime | None = None) -> dict[str, str]:
+        """Make *runner* save here, with the hashes of its assets' config as it is now, and
+        restore its assets (``restore``'s outcomes)."""
+        runner.config_hashes = {a.name: self.hashes[a.name] for a in runner.assets if a.name in self.hashes}
+        runner.state_store = self
+        return self.restore(runner, now)
+
     # -- restore -----------------------------------------------------------------------------
     def restore(self, runner: TwinRunner, now: datetime | None = None) -> dict[str, str]:
         """Load every asset of *runner* that has a usable file; returns asset -> outcome
@@ -121,7 +135,7 @@ class TwinStateStore:
                 raise StateFileError("corrupt", f"the file is the state of asset {state.asset!r}")
         except StateFileError as exc:
             return self._discard(asset, path, exc.reason, str(exc))
-        expected = self.hashes.get(asset)
+        expected = runner.config_hashes.get(asset)
         if state.config_hash != expected:
             log.info("twin_state_discarded", asset=asset, reason="config_changed", file=str(path), saved_hash=state.config_hash, config_hash=expected)
             return "config_changed"
@@ -159,8 +173,8 @@ class TwinStateStore:
         names = [a.name for a in runner.assets] if assets is None else list(assets)
         out = []
         for name in names:
-            config_hash = self.hashes.get(name)
-            if config_hash is None:  # an asset this store was not told about: nothing valid to write
+            config_hash = runner.config_hashes.get(name)
+            if config_hash is None:  # a runner not attached, or an asset the config did not hash: nothing valid to write
                 continue
             self._seq += 1
             out.append((self._seq, runner.export_state(name, config_hash, now)))

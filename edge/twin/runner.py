@@ -116,6 +116,7 @@ class TwinRunner:
         self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
         self._kalman_of = {(c.asset, c.signal): (g, i) for g in self.groups for i, c in enumerate(g.channels)}
         self.state_store: TwinStateStore | None = None  # saves periodically in run() (edge.twin.persist)
+        self.config_hashes: dict[str, str] = {}  # asset -> hash of the config it was built from (TwinStateStore.attach)
 
     def _build_models(self) -> None:
         grouped: dict[tuple, list[tuple[ModelChannel, float, float]]] = defaultdict(list)
@@ -377,6 +378,5 @@ def build_runners(assets: Sequence[AssetConfig], registry: TagRegistry, state_st
     runners = [TwinRunner(group, registry, tick) for tick, group in by_tick.items()]
     if state_store is not None:
         for r in runners:
-            r.state_store = state_store
-            state_store.restore(r)
+            state_store.attach(r)
     return runners

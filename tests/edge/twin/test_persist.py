@@ -32,9 +32,11 @@ def _store(tmp_path: Path, config_hash: str = HASH, **kw: float) -> TwinStateSto
     return TwinStateStore(tmp_path / "twin", {"tank": config_hash}, **kw)
 
 
-def _fresh(asset=None) -> TwinRunner:
+def _fresh(asset=None, config_hash: str = HASH) -> TwinRunner:
     asset = asset or asset_config()
-    return TwinRunner([asset], registry_for(asset), TICK_S)
+    twin = TwinRunner([asset], registry_for(asset), TICK_S)
+    twin.config_hashes = {"tank": config_hash}
+    return twin
 
 
 def _events(logs: list[dict], name: str) -> list[dict]:
@@ -46,7 +48,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwinRunner, Process
     """A trained twin, saved to a state folder."""
     twin, proc = trained()
     folder = tmp_path_factory.mktemp("state")
-    assert _store(folder).save(twin, now=proc.t) == 1
+    store = _store(folder)
+    assert store.attach(twin) == {"tank": "none"}
+    assert store.save(twin, now=proc.t) == 1
     return twin, proc, folder
 
 
@@ -175,12 +179,26 @@ def test_a_changed_config_starts_fresh(saved) -> None:
     changed = asset_config(tick_s=TICK_S, warmup_ticks=6)
     new_hash = asset_config_hash(changed, {})
     assert new_hash != HASH
-    fresh = _fresh(changed)
+    fresh = _fresh(changed, new_hash)
     with capture_logs() as logs:
         assert _store(folder, new_hash).restore(fresh, now=proc.t) == {"tank": "config_changed"}
     (ev,) = _events(logs, "twin_state_discarded")
     assert ev["reason"] == "config_changed" and ev["saved_hash"] == HASH and ev["config_hash"] == new_hash
     assert state_file(folder / "twin", "tank").exists()  # not corrupt: left for the next save to replace
+
+
+def test_a_runner_keeps_the_hashes_of_the_config_it_was_built_from(tmp_path: Path, saved) -> None:
+    """Config reload: once the store has the new config's hashes, the old runner's last save is
+    still filed under the old config, so the new runner of a changed asset does not take it."""
+    twin, proc, _ = saved
+    store = _store(tmp_path)
+    store.attach(twin)
+    store.hashes = {"tank": "sha256:changed"}  # what use_config(new_cfg) does
+    store.save(twin, now=proc.t)
+    assert decode(state_file(tmp_path / "twin", "tank").read_text()).config_hash == HASH
+    fresh = TwinRunner([asset_config()], registry_for(asset_config()), TICK_S)
+    assert store.attach(fresh, now=proc.t) == {"tank": "config_changed"}
+    assert fresh.config_hashes == {"tank": "sha256:changed"} and fresh.state_store is store
 
 
 def test_no_file_is_a_quiet_fresh_start(tmp_path: Path) -> None:
@@ -245,7 +263,7 @@ def test_reset_model_clears_the_saved_model(tmp_path: Path) -> None:
     back (the filters and the detector are kept)."""
     twin, proc = trained()
     store = _store(tmp_path)
-    twin.state_store = store
+    store.attach(twin)
     store.save(twin, now=proc.t)
     assert decode(state_file(tmp_path / "twin", "tank").read_text()).model.warm  # type: ignore[union-attr]
     twin.reset_model("tank")
@@ -290,7 +308,9 @@ from edge.twin.persist import TwinStateStore
 from edge.twin.state_hash import asset_config_hash
 from tests.edge.twin.rig import asset_config, trained
 twin, proc = trained()
-TwinStateStore(Path(sys.argv[1]), {"tank": asset_config_hash(asset_config(), {})}).save(twin)
+store = TwinStateStore(Path(sys.argv[1]), {"tank": asset_config_hash(asset_config(), {})})
+store.attach(twin)
+store.save(twin)
 print(json.dumps({"impl": kernels.IMPLEMENTATION, "t": proc.t.isoformat(), "sim": twin.simulate("tank", [50.0, 65.0], 30)}))
 """
 
