@@ -14,9 +14,10 @@ tasks. Every task is named and owned by one TaskGroup:
 Reload: SIGHUP only sets an event; the task ``reload`` (a producer) waits on it and re-reads,
 validates and applies the config one reload at a time (``edge.reload``).
 
-Shutdown: the producers are cancelled and awaited first; then, still inside the TaskGroup, the
-server stops its loops and closes, and the history recorder writes everything buffered and closes
-the database.
+Shutdown: the producers are cancelled and awaited first, and the twins' learnt state is saved
+(``edge.twin.persist``; it was restored when the runners were built); then, still inside the
+TaskGroup, the server stops its loops and closes, and the history recorder writes everything
+buffered and closes the database.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from edge.opcua.settings import server_options
 from edge.reload.apply import Loader, Reloader, file_loader
 from edge.reload.pidfile import pid_file, pid_path, status_path
 from edge.service.notify import ServiceNotifications
+from edge.twin.persist import TwinStateStore, save_twin_states
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.app")
@@ -57,7 +59,8 @@ _UNSET = object()
 class Gateway:
     """Everything one config describes, wired together but not yet running."""
 
-    def __init__(self, cfg: GatewayConfig) -> None:
+    def __init__(self, cfg: GatewayConfig, *, twin_state: bool = True) -> None:
+        """*twin_state*: restore and save the twins' learnt state (False for a reload's scratch copy)."""
         self.cfg = cfg
         self.registry = TagRegistry()
         runners = [self._device(dev) for dev in cfg.devices]
@@ -65,7 +68,8 @@ class Gateway:
         for asset in cfg.assets:
             for info in signal_infos(asset, self.registry):
                 self.registry.add(info)
-        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry)
+        self.twin_store = TwinStateStore.from_config(cfg)  # <state_dir>/twin: what the twins learnt
+        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry, self.twin_store if twin_state else None)  # restores saved state
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
@@ -189,6 +193,7 @@ async def run_gateway(
             log.info("gateway_stopping")
             await service.stopping()
             await _stop_tasks(producers, gw.cfg.gateway.shutdown_timeout_s)
+            save_twin_states(gw.twins)  # what the twins learnt survives the restart
             # every producer has stopped (and closed its transport); the exit stack now stops the
             # server's loops and the server, then flushes and closes the history database
     log.info("gateway_stopped")

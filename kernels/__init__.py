@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from ._select import IMPLEMENTATION
 from .detect import AlarmPolicy, PcaDetector, ResidualDetector
-from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, arx_simulate, model_params, rls_step
-from .kalman import MAX_STATE_SIZE, STATE_SIZE, KalmanBank, kalman_forecast, kalman_step, model_matrices, nis_ewma
+from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, RlsChannelState, arx_simulate, model_params, rls_step
+from .kalman import MAX_STATE_SIZE, STATE_SIZE, KalmanBank, kalman_forecast, kalman_step, model_matrices, nis_ewma, transition_power
 
 __all__ = [
     "IDENT_IMPLEMENTATION",
@@ -39,6 +39,7 @@ __all__ = [
     "PcaDetector",
     "ResidualDetector",
     "RlsBank",
+    "RlsChannelState",
     "arx_simulate",
     "kalman_forecast",
     "kalman_step",
@@ -46,4 +47,5 @@ __all__ = [
     "model_params",
     "nis_ewma",
     "rls_step",
+    "transition_power",
 ]

@@ -212,6 +212,23 @@ class PcaDetector:
     def alarm(self) -> bool:
         return bool(self.alarm_state[0])
 
+    def runtime_state(self) -> tuple[float, int, bool]:
+        """What ``step`` carries from one call to the next: the smoothed score, the k-of-w history
+        bits and the alarm (the model and policy are the rest of the detector)."""
+        return float(self.stat[0]), int(self.history[0]), self.alarm
+
+    def set_runtime_state(self, stat: float, history: int, alarm: bool) -> None:
+        """Load ``runtime_state`` output; ValueError for a score that is not finite and >= 0 or bits
+        outside the window (nothing is changed then)."""
+        h = operator.index(history)
+        if not (math.isfinite(stat) and stat >= 0):
+            raise ValueError(f"stat must be finite and >= 0, got {stat!r}")
+        if not 0 <= h < (1 << self.policy.window):
+            raise ValueError(f"history must be in 0..2^{self.policy.window}-1, got {h}")
+        self.stat[0] = stat
+        self.history[0] = h
+        self.alarm_state[0] = bool(alarm)
+
 
 # -- quantile functions ------------------------------------------------------------------------
 
@@ -322,6 +339,25 @@ class PcaModel:
     t2_limit: float
     q_limit: float
     all_eigvals: np.ndarray  # (p,), for reports
+
+    def __post_init__(self) -> None:
+        # a model also comes back from a file (the twin's saved state): check it is one pca_detect can run
+        p = np.shape(self.mean)[0] if np.ndim(self.mean) == 1 else -1
+        a = np.shape(self.loadings)[1] if np.ndim(self.loadings) == 2 else -1
+        if p < 1 or np.shape(self.scale) != (p,) or np.shape(self.loadings) != (p, a) or not 1 <= a <= p or np.shape(self.eigvals) != (a,):
+            raise ValueError(
+                f"inconsistent PCA model shapes: mean {np.shape(self.mean)}, scale {np.shape(self.scale)}, "
+                f"loadings {np.shape(self.loadings)}, eigvals {np.shape(self.eigvals)}"
+            )
+        if np.shape(self.all_eigvals) != (p,):
+            raise ValueError(f"all_eigvals must have shape ({p},), got {np.shape(self.all_eigvals)}")
+        arrays = (self.mean, self.scale, self.loadings, self.eigvals, self.all_eigvals)
+        if not all(np.all(np.isfinite(x)) for x in arrays):
+            raise ValueError("PCA model arrays must be finite")
+        if not (np.all(self.scale > 0) and np.all(self.eigvals > 0)):
+            raise ValueError("PCA scale and eigenvalues must be > 0")
+        if not all(math.isfinite(v) and v > 0 for v in (self.t2_limit, self.q_limit)):
+            raise ValueError(f"control limits must be finite and > 0, got T2 {self.t2_limit!r}, Q {self.q_limit!r}")
 
     @property
     def components(self) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "ArxOrders",
     "ModelParams",
     "RlsBank",
+    "RlsChannelState",
     "arx_simulate",
     "interval_half_width",
     "model_params",
@@ -162,6 +163,18 @@ def arx_simulate(
     return mean, var
 
 
+@dataclass(frozen=True, slots=True)
+class RlsChannelState:
+    """Everything one channel of an ``RlsBank`` has learnt (arrays are copies)."""
+
+    theta: np.ndarray  # (p,)
+    P: np.ndarray  # (p, p)
+    yh: np.ndarray  # (na,), newest first; NaN where not filled yet
+    uh: np.ndarray  # (nk + nb - 1,)
+    sigma2: float  # NaN before the first update
+    updates: int
+
+
 class RlsBank:
     """*n_channels* online ARX identifications of one model structure, updated by one kernel call.
 
@@ -210,6 +223,45 @@ class RlsBank:
         self.sigma2[sel] = np.nan
         self.err[sel] = np.nan
         self.updates[sel] = 0
+
+    def channel_state(self, i: int) -> RlsChannelState:
+        """A copy of what channel *i* has learnt."""
+        return RlsChannelState(self.theta[i].copy(), self.P[i].copy(), self.yh[i].copy(), self.uh[i].copy(), float(self.sigma2[i]), int(self.updates[i]))
+
+    def set_channel_state(self, i: int, state: RlsChannelState) -> None:
+        """Load channel *i* from ``channel_state`` output (of a bank of the same orders).
+
+        Raises ValueError, leaving the channel unchanged, for a wrong shape, a non-finite theta or
+        P, an asymmetric P or one with a negative diagonal, an infinite history entry (NaN means
+        "not filled yet"), a negative or infinite sigma2 (NaN: no update yet) or negative updates.
+        """
+        o = self.orders
+        p = o.n_params
+        theta, P = np.array(state.theta, dtype=np.float64), np.array(state.P, dtype=np.float64)
+        yh, uh = np.array(state.yh, dtype=np.float64), np.array(state.uh, dtype=np.float64)
+        want = ((p,), (p, p), (o.na,), (o.n_input_history,))
+        got = (theta.shape, P.shape, yh.shape, uh.shape)
+        if got != want:
+            raise ValueError(f"theta, P, yh, uh must have shapes {want} for orders {o}, got {got}")
+        if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(P))):
+            raise ValueError("theta and P must be finite")
+        if not np.allclose(P, P.T, rtol=1e-9, atol=0.0) or np.any(np.diag(P) < 0):
+            raise ValueError("P must be symmetric with a non-negative diagonal")
+        if np.any(np.isinf(yh)) or np.any(np.isinf(uh)):
+            raise ValueError("history entries must be finite or NaN")
+        s2 = float(state.sigma2)
+        if not (math.isnan(s2) or (math.isfinite(s2) and s2 >= 0)):
+            raise ValueError(f"sigma2 must be NaN or finite and >= 0, got {s2!r}")
+        n_up = operator.index(state.updates)
+        if n_up < 0:
+            raise ValueError(f"updates must be >= 0, got {n_up}")
+        self.theta[i] = theta
+        self.P[i] = 0.5 * (P + P.T)
+        self.yh[i] = yh
+        self.uh[i] = uh
+        self.sigma2[i] = s2
+        self.err[i] = np.nan
+        self.updates[i] = n_up
 
     def step(self, y: ArrayLike, u: ArrayLike) -> None:
         """Feed y[k] (NaN: none) and the input u[k] now applied; one kernel call for all channels."""

@@ -51,6 +51,7 @@ __all__ = [
     "kalman_step",
     "model_matrices",
     "nis_ewma",
+    "transition_power",
 ]
 
 MAX_STATE_SIZE: Final[int] = 8  # the compiled kernels keep per-channel scratch on the stack
@@ -85,6 +86,36 @@ def model_matrices(kind: str, dt_s: float, q: float) -> tuple[np.ndarray, np.nda
     H = np.zeros(s)
     H[0] = 1.0
     return F, Q, H
+
+
+def transition_power(F: ArrayLike, Q: ArrayLike, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return new arrays ``(Phi, Qk)`` (s, s): *steps* >= 0 predictions without a measurement in one.
+
+    ``Phi = F^k`` and ``Qk = sum_{j<k} F^j Q F^jT``, so that ``x_k = Phi x`` and
+    ``P_k = Phi P Phi^T + Qk`` equal k predict-only steps of ``kalman_step`` (up to rounding). Built
+    by repeated squaring (O(log k) matrix products), so a day of ticks costs microseconds: used to
+    carry a restored filter state across the time the gateway was down.
+    """
+    k = operator.index(steps)
+    if k < 0:
+        raise ValueError(f"steps must be >= 0, got {k}")
+    Fa = np.array(F, dtype=np.float64)
+    Qa = np.array(Q, dtype=np.float64)
+    s = Fa.shape[0]
+    if Fa.shape != (s, s) or Qa.shape != (s, s):
+        raise ValueError(f"F and Q must be square and of the same shape, got {Fa.shape} and {Qa.shape}")
+    phi, acc = np.eye(s), np.zeros((s, s))  # the result so far: (F^m, Q_m) for the bits consumed
+    base_phi, base_q = Fa, Qa  # (F^(2^i), Q_(2^i))
+    with np.errstate(over="ignore", invalid="ignore"):
+        while k:
+            if k & 1:  # append 2^i steps after the m done: Q_(m+2^i) = F^(2^i) Q_m F^(2^i)^T + Q_(2^i)
+                acc = base_phi @ acc @ base_phi.T + base_q
+                phi = base_phi @ phi
+            k >>= 1
+            if k:
+                base_q = base_phi @ base_q @ base_phi.T + base_q
+                base_phi = base_phi @ base_phi
+    return phi, 0.5 * (acc + acc.T)
 
 
 def _output(name: str, a: object, shape: tuple[int, ...]) -> np.ndarray:
@@ -257,6 +288,39 @@ class KalmanBank:
         self._innov_var[sel] = np.nan
         self._score[sel] = 1.0
 
+    def channel_state(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Copies of channel *i*'s state ``x`` (s,), covariance ``P`` (s, s) and anomaly score."""
+        return self.x[i].copy(), self.P[i].copy(), float(self._score[i])
+
+    def set_channel_state(self, i: int, x: ArrayLike, P: ArrayLike, score: float, coast_steps: int = 0) -> None:
+        """Load channel *i* from ``channel_state`` output, then predict it *coast_steps* steps ahead
+        without a measurement (the ticks it missed; see ``transition_power``).
+
+        Raises ValueError for a wrong shape, a non-finite entry, an asymmetric P or one with a
+        negative diagonal, or a score that is not finite and >= 0; the channel is then unchanged.
+        """
+        s = self.x.shape[1]
+        xa = np.array(x, dtype=np.float64)
+        Pa = np.array(P, dtype=np.float64)
+        if xa.shape != (s,) or Pa.shape != (s, s):
+            raise ValueError(f"x must have shape ({s},) and P ({s}, {s}) for {self.kind}, got {xa.shape} and {Pa.shape}")
+        if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(Pa))):
+            raise ValueError("x and P must be finite")
+        if not np.allclose(Pa, Pa.T, rtol=1e-9, atol=0.0) or np.any(np.diag(Pa) < 0):
+            raise ValueError("P must be symmetric with a non-negative diagonal")
+        if not (math.isfinite(score) and score >= 0):
+            raise ValueError(f"score must be finite and >= 0, got {score!r}")
+        if coast_steps:
+            phi, qk = transition_power(self.F, self.Q, coast_steps)
+            xa, Pa = phi @ xa, phi @ Pa @ phi.T + qk
+            if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(Pa))):
+                raise ValueError(f"coasting {coast_steps} steps overflows the state")
+        self.x[i] = xa
+        self.P[i] = 0.5 * (Pa + Pa.T)
+        self._innov[i] = np.nan
+        self._innov_var[i] = np.nan
+        self._score[i] = score
+
     def step(self, z: ArrayLike) -> None:
         """Predict every channel one step and update with *z* (n,); NaN means no measurement."""
         zz = _input("z", z, (self.n_channels,))
@@ -266,9 +330,15 @@ class KalmanBank:
         """Return ``(mean, var)`` (n,) of the measurement *steps* steps ahead (R not included)."""
         return kalman_forecast(self.x, self.P, self.F, self.Q, self.H, steps)
 
-    def update_score(self, alpha: ArrayLike) -> None:
-        """Fold the last innovations into the score: EWMA with factor *alpha* (scalar or (n,), in (0, 1])."""
-        nis_ewma(self._score, self._innov, self._innov_var, alpha)
+    def update_score(self, alpha: ArrayLike, skip: ArrayLike | None = None) -> None:
+        """Fold the last innovations into the score: EWMA with factor *alpha* (scalar or (n,), in (0, 1]).
+
+        Channels where the boolean mask *skip* (n,) is set keep their score.
+        """
+        innov = self._innov
+        if skip is not None:
+            innov = np.where(np.asarray(skip, dtype=bool), np.nan, innov)
+        nis_ewma(self._score, innov, self._innov_var, alpha)
 
     @property
     def estimate(self) -> np.ndarray:

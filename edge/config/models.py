@@ -50,6 +50,9 @@ class GatewaySection(Strict):
     state_dir: str | None = None
     # a level per component, overriding log_level: {"drivers.modbus" = "debug", "asyncua" = "info"}
     log_levels: dict[Component, Literal["debug", "info", "warning", "error"]] = Field(default_factory=dict)
+    # the twin's learnt state (filters, identified models, fitted detectors) is saved to
+    # <state_dir>/twin/<asset>.json this often, at shutdown and after ResetModel (docs/twin.md)
+    twin_save_interval_s: float = Field(60.0, ge=1, le=86400)
 
     @field_validator("endpoint")
     @classmethod

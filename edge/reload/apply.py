@@ -63,13 +63,6 @@ def file_loader(cfg: GatewayConfig) -> Loader | None:
     return lambda: load_config(source)
 
 
-def restore_twin_state(new: Sequence[TwinRunner], old: Sequence[TwinRunner], assets: Sequence[str]) -> None:
-    """Hand the state of *assets* (kept unchanged, but in a rebuilt runner) from *old* runners to
-    *new* ones. TWIN STATE RESTORE: the per-asset save/restore of edge/twin goes here; until then
-    these assets start from scratch like the changed ones."""
-    return None
-
-
 class Reloader:
     """Owns reloading for one running gateway; ``run`` is the task ``reload``."""
 
@@ -170,7 +163,7 @@ class Reloader:
         configs = [d if d.name in starting else d.model_copy(update={"tags": [t for t in d.tags if f"{d.name}.{t.name}" in read]}) for d in new.devices]
         subset = new.model_copy(update={"devices": [d for d in configs if d.name in starting or d.tags], "assets": [a for a in new.assets if a.name in fresh]})
         clock = _Phases()
-        scratch = type(gw)(subset)
+        scratch = type(gw)(subset, twin_state=False)
         clock.lap("build")
 
         # 1. stop the producers of what changed
@@ -179,6 +172,12 @@ class Reloader:
         assets = set(plan.assets_removed) | set(plan.assets_changed)
         old_twins = [t for t in gw.twins if any(a.name in assets for a in t.assets)]
         await self._stop([self._twin_tasks.pop(id(t)) for t in old_twins if id(t) in self._twin_tasks])
+        # what the stopped twins learnt goes to <state_dir>/twin (filed under the config each was
+        # built from); the rebuilt runners restore it where the asset's config is unchanged
+        store = gw.twin_store
+        for t in old_twins:
+            store.save(t)
+        store.use_config(new)
 
         clock.lap("stop")
         # 2. what goes away in the extensions: conditions, methods
@@ -219,8 +218,7 @@ class Reloader:
         for r in new_devices:
             self._device_tasks[r.name] = self._start(r.run(), f"poll:{r.name}")
         peers = [a.name for t in old_twins for a in t.assets if a.name not in assets]
-        new_twins = build_runners([a for a in new.assets if a.name in fresh or a.name in peers], registry)
-        restore_twin_state(new_twins, old_twins, peers)
+        new_twins = build_runners([a for a in new.assets if a.name in fresh or a.name in peers], registry, store)
         gw.twins[:] = [t for t in gw.twins if t not in old_twins] + new_twins
         for t in new_twins:
             self._twin_tasks[id(t)] = self._start(t.run(), self._free_twin_name(t))

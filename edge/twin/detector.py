@@ -28,6 +28,8 @@ from edge.config import AssetConfig
 from edge.core.names import detector_key, detector_output_path
 from edge.core.registry import TagInfo
 from edge.twin.io import gather, sample, severity
+from edge.twin.state import DetectorState
+from kernels.detect import PcaModel
 
 log = structlog.get_logger("edge.twin.detector")
 
@@ -72,6 +74,35 @@ class AssetDetector:
     @property
     def training_left(self) -> int:
         return 0 if self.detector is not None else self.cfg.train_ticks - len(self._train)
+
+    @property
+    def n_features(self) -> int:
+        """Columns of ``pca_features`` for this asset's signals."""
+        p, r = len(self.tags), len(self._rate_only)
+        return p - r + (p if self.cfg.differences else r)
+
+    # -- saved state (edge.twin.persist) -------------------------------------------------------
+    def export_state(self) -> DetectorState | None:
+        """The fitted detector, or None while it is still training (the window is not saved)."""
+        if self.detector is None:
+            return None
+        m = self.detector.model
+        stat, history, alarm = self.detector.runtime_state()
+        return DetectorState(m.mean, m.scale, m.loadings, m.eigvals, m.all_eigvals, m.t2_limit, m.q_limit, stat, history, alarm)
+
+    def import_state(self, st: DetectorState) -> None:
+        """Use a saved fitted detector (no training window) with the config's alarm policy and
+        smoothing; ValueError (nothing changed) when it does not fit this asset's signals."""
+        model = PcaModel(st.mean, st.scale, st.loadings, st.eigvals, st.t2_limit, st.q_limit, st.all_eigvals)
+        if model.mean.shape[0] != self.n_features:
+            raise ValueError(f"saved detector has {model.mean.shape[0]} features, this asset's signals give {self.n_features}")
+        c = self.cfg
+        det = kernels.PcaDetector(model, kernels.AlarmPolicy(c.on, c.release, c.k, c.window), c.smoothing)
+        det.set_runtime_state(st.stat, st.history & ((1 << c.window) - 1), st.alarm)  # the window may have shrunk
+        self.detector = det
+        self._train = []
+        self._prev = None
+        self._last = (np.nan, np.nan, np.nan)
 
     def _features(self, row: np.ndarray) -> np.ndarray | None:
         """Features of this row, or None on the first row (no difference yet)."""

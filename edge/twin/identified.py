@@ -30,7 +30,8 @@ from edge.config import AssetConfig, SignalConfig
 from edge.core.names import model_output_key, model_output_path, model_outputs
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.io import gather, held_values, sample, severity
-from kernels.ident import ArxOrders, RlsBank, arx_simulate, interval_half_width, model_params
+from edge.twin.state import BankState, ModelState
+from kernels.ident import ArxOrders, RlsBank, RlsChannelState, arx_simulate, interval_half_width, model_params
 
 Z95 = float(interval_half_width(1.0, 0.95))  # 1.959964
 MAX_SIM_STEPS = 100_000
@@ -132,6 +133,8 @@ class ModelGroup:
         self.max_horizon = int(self.horizons.max()) if n else 1
         for c in channels:
             c.keys = tuple(model_output_key(c.asset, c.signal, k) for k in model_outputs(c.first_order))
+        self.resumed = np.zeros(n, dtype=bool)  # restored: histories end before the gateway stopped
+        self._refresh = False  # publish the outputs at the next tick (restored models)
 
     def bank_of(self, i: int) -> RlsBank:
         """The bank whose model channel *i* uses now."""
@@ -140,6 +143,7 @@ class ModelGroup:
     def reset(self, i: int) -> None:
         for b in self.banks:
             b.reset(i)
+        self.resumed[i] = False
         self.choice[i] = 0
         self.sum_y[i] = self.n_y[i] = self.sum_u[i] = self.n_u[i] = 0.0
         self.warm[i] = False
@@ -156,13 +160,20 @@ class ModelGroup:
         self.n_u += u_ok
         self.ticks += 1
         if self.ticks % self.period_ticks:
+            if self._refresh:  # a restored model is published at once, not a model period later
+                self._refresh = False
+                return self._outputs((severity(y.status) == 0) & (severity(u_status) == 0), now)
             return []
         with np.errstate(invalid="ignore", divide="ignore"):
             y_avg = np.where(self.n_y > 0, self.sum_y / self.n_y, np.nan)
             u_avg = np.where(self.n_u > 0, self.sum_u / self.n_u, np.nan)
         self.sum_y[:] = self.n_y[:] = self.sum_u[:] = self.n_u[:] = 0.0
-        for b in self.banks:
-            b.step(y_avg, u_avg)
+        resumed = self.resumed.copy()
+        if resumed.any():
+            self._step_resumed(resumed, y_avg, u_avg)
+        else:
+            for b in self.banks:
+                b.step(y_avg, u_avg)
         if len(self.banks) > 1:
             # Dead time: the candidate with the smallest residual variance (EWMA over the forgetting
             # window); ties and all-NaN keep the shortest.
@@ -170,6 +181,47 @@ class ModelGroup:
             self.choice = np.argmin(np.where(np.isnan(s2), np.inf, s2), axis=0)
         inputs_good = (severity(y.status) == 0) & (severity(u_status) == 0)
         return self._outputs(inputs_good, now)
+
+    def _step_resumed(self, resumed: np.ndarray, y_avg: np.ndarray, u_avg: np.ndarray) -> None:
+        """A model period with restored channels: their histories end when the gateway stopped,
+        so a regression on them would span the downtime. They skip this update and their histories
+        restart from this period's averages (steady state assumed further back: exact for a first
+        order model without dead time); until such a period comes, they keep the saved histories."""
+        saved = [(b.yh.copy(), b.uh.copy()) for b in self.banks]
+        y_step = np.where(resumed, np.nan, y_avg)
+        for b in self.banks:
+            b.step(y_step, u_avg)
+        fill = resumed & np.isfinite(y_avg) & np.isfinite(u_avg)
+        for b, (yh0, uh0) in zip(self.banks, saved):
+            b.yh[resumed] = yh0[resumed]
+            b.uh[resumed] = uh0[resumed]
+            b.yh[fill] = y_avg[fill, None]
+            b.uh[fill] = u_avg[fill, None]
+        self.resumed &= ~fill
+
+    # -- saved state (edge.twin.persist) -------------------------------------------------------
+    def export_channel(self, i: int) -> ModelState:
+        banks = []
+        for b, o in zip(self.banks, self.candidates):
+            st = b.channel_state(i)
+            banks.append(BankState((o.na, o.nb, o.nk), st.theta, st.P, st.yh, st.uh, st.sigma2, st.updates))
+        return ModelState(self.channels[i].signal, int(self.choice[i]), bool(self.warm[i]), tuple(banks))
+
+    def import_channel(self, i: int, st: ModelState) -> None:
+        """Load channel *i*; ValueError (channel partly loaded: reset it) when *st* does not fit."""
+        c = self.channels[i]
+        want = [(o.na, o.nb, o.nk) for o in self.candidates]
+        if st.signal != c.signal or [b.orders for b in st.banks] != want:
+            raise ValueError(f"saved model is {st.signal!r} with orders {[b.orders for b in st.banks]}, the config says {c.signal!r} with {want}")
+        if not 0 <= st.choice < len(self.banks):
+            raise ValueError(f"saved candidate {st.choice} out of range")
+        for b, bs in zip(self.banks, st.banks):
+            b.set_channel_state(i, RlsChannelState(bs.theta, bs.P, bs.yh, bs.uh, bs.sigma2, bs.updates))
+        self.choice[i] = st.choice
+        self.warm[i] = c.warm = st.warm
+        self.sum_y[i] = self.n_y[i] = self.sum_u[i] = self.n_u[i] = 0.0
+        self.resumed[i] = True
+        self._refresh = True
 
     def _candidate_outputs(self, b: RlsBank, orders: ArxOrders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(columns (n, 8), gain relative std (n,), updated (n,))`` of one candidate bank."""

@@ -11,12 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import structlog
 
 import kernels
 from drivers.sample import Status, TagSample
 from edge.core.names import SIGNAL_OUTPUTS, signal_output_key
 from edge.core.registry import TagRegistry
 from edge.twin.io import gather, sample, severity
+from edge.twin.state import FilterState
+
+log = structlog.get_logger("edge.twin.kalman")
+
+# After a restore, a first measurement this many variances away from the coasted prediction means
+# the plant moved while the gateway was down: the channel starts afresh from it (5 sigma).
+REACQUIRE_NIS = 25.0
 
 BAD_WAITING = int(Status.BadWaitingForInitialData)
 GOOD = int(Status.Good)
@@ -49,6 +57,28 @@ class KalmanGroup:
         self.horizons = sorted({c.horizon_steps for c in channels})
         self._horizon_of = np.array([self.horizons.index(c.horizon_steps) for c in channels], dtype=np.intp)
         self.keys = {name: [signal_output_key(c.asset, c.signal, name) for c in channels] for name in SIGNAL_OUTPUTS}
+        self.reacquire = np.zeros(n, dtype=bool)  # restored channels waiting for their first measurement
+
+    # -- saved state (edge.twin.persist) -------------------------------------------------------
+    def export_channel(self, i: int) -> FilterState:
+        x, P, score = self.bank.channel_state(i)
+        return FilterState(self.bank.kind, x, P, score, int(self.updates[i]))
+
+    def import_channel(self, i: int, st: FilterState, coast_steps: int) -> None:
+        """Load channel *i*, predicted *coast_steps* ticks ahead (the ticks missed while down).
+        Its first measurement then does not feed the score, and restarts the channel when it is
+        more than 5 sigma off (``REACQUIRE_NIS``). ValueError when *st* does not fit."""
+        if st.model != self.bank.kind:
+            raise ValueError(f"saved filter is {st.model!r}, the config says {self.bank.kind!r}")
+        self.bank.set_channel_state(i, st.x, st.P, st.score, coast_steps)
+        self.updates[i] = st.updates
+        self.reacquire[i] = True
+
+    def reset_channel(self, i: int) -> None:
+        self.bank.reset(i)
+        self.updates[i] = 0
+        self.reacquire[i] = False
+        self.last_source[i] = None
 
     def tick(self, registry: TagRegistry, now: datetime) -> tuple[list[TagSample], np.ndarray, np.ndarray]:
         """Step the bank once; return ``(samples, score (n,), status (n,))`` of the channels."""
@@ -56,7 +86,10 @@ class KalmanGroup:
         z = np.where(g.fresh, g.value, np.nan)
         self.updates += g.fresh
         self.bank.step(z)
-        self.bank.update_score(self.alpha)
+        back = self.reacquire & g.fresh
+        if back.any():
+            self._reacquired(back)
+        self.bank.update_score(self.alpha, skip=back if back.any() else None)
         score = self.bank.score
         innov = self.bank.innovation
         forecasts = np.stack([self.bank.forecast(h)[0] for h in self.horizons]) if self.horizons else np.empty((0, 0))
@@ -83,3 +116,14 @@ class KalmanGroup:
             if has_resid[i]:  # a residual exists only where a measurement arrived
                 out.append(sample(k_resid[i], inn_l[i], st, now, now))
         return out, score, status
+
+    def _reacquired(self, back: np.ndarray) -> None:
+        """First measurements of restored channels: restart those that no longer fit."""
+        self.reacquire &= ~back
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nis = self.bank.innovation**2 / self.bank.innovation_var
+        for i in np.flatnonzero(back & (nis > REACQUIRE_NIS)).tolist():
+            c = self.channels[i]
+            log.warning("twin_filter_restarted", asset=c.asset, signal=c.signal, reason="plant moved while the gateway was down", nis=round(float(nis[i]), 1))
+            self.bank.reset(i)
+            self.updates[i] = 0

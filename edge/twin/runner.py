@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import structlog
@@ -42,6 +43,10 @@ from edge.twin.detector import AssetDetector, detector_infos
 from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
 from edge.twin.io import sample, severity
 from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
+from edge.twin.state import AssetState
+
+if TYPE_CHECKING:
+    from edge.twin.persist import TwinStateStore
 
 log = structlog.get_logger("edge.twin.runner")
 
@@ -119,6 +124,9 @@ class TwinRunner:
         self._models: dict[str, tuple[ModelGroup, int]] = {}
         self._build_models()
         self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
+        self._kalman_of = {(c.asset, c.signal): (g, i) for g in self.groups for i, c in enumerate(g.channels)}
+        self.state_store: TwinStateStore | None = None  # saves periodically in run() (edge.twin.persist)
+        self.config_hashes: dict[str, str] = {}  # asset -> hash of the config it was built from (TwinStateStore.attach)
 
     def _build_models(self) -> None:
         grouped: dict[tuple, list[tuple[ModelChannel, float, float]]] = defaultdict(list)
@@ -151,6 +159,23 @@ class TwinRunner:
                 self._models[ch.asset] = (g, i)
 
     async def run(self) -> None:
+        """Tick forever; with a ``state_store``, a child task ``twin-state:<tick>`` saves the state
+        every ``save_interval_s`` (snapshot between ticks, file I/O in a worker thread, so a slow
+        disk never delays a tick)."""
+        store = self.state_store
+        if store is None:
+            await self._tick_forever()
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._save_forever(store), name=f"twin-state:{self.tick_s:g}s")
+            await self._tick_forever()
+
+    async def _save_forever(self, store: TwinStateStore) -> None:
+        while True:
+            await asyncio.sleep(store.save_interval_s)
+            await store.save_async(self)
+
+    async def _tick_forever(self) -> None:
         next_due = time.monotonic()
         while True:
             started = time.perf_counter()
@@ -303,10 +328,77 @@ class TwinRunner:
         now = utcnow()
         self.registry.publish([sample(k, None, Status.BadWaitingForInitialData, now, now) for k in g.channels[i].keys])
         log.info("twin_model_reset", asset=asset, signal=g.channels[i].signal)
+        if self.state_store is not None:  # a restart must not bring the old model back
+            self.state_store.save(self, [asset])
+
+    # -- saved state (edge.twin.state, edge.twin.persist) -------------------------------------------
+    def _detector(self, asset: str) -> AssetDetector | None:
+        return next((d for d in self.detectors if d.asset == asset), None)
+
+    def export_state(self, asset: str, config_hash: str, now: datetime) -> AssetState:
+        """What *asset*'s twin has learnt (copies), to be saved."""
+        cfg = next(a for a in self.assets if a.name == asset)
+        filters = {}
+        for s in cfg.signals:
+            g, i = self._kalman_of[(asset, s.name)]
+            filters[s.name] = g.export_channel(i)
+        model = None
+        if asset in self._models:
+            mg, mi = self._models[asset]
+            model = mg.export_channel(mi)
+        det = self._detector(asset)
+        return AssetState(asset, config_hash, now, filters, model, None if det is None else det.export_state())
+
+    def import_state(self, state: AssetState, now: datetime) -> None:
+        """Continue *state.asset*'s twin from *state*: filters coasted over the ticks missed since it
+        was saved, the identified model and the fitted detector as they were. ValueError when the
+        state does not fit the configured twin; the asset then starts fresh."""
+        asset = state.asset
+        cfg = next((a for a in self.assets if a.name == asset), None)
+        if cfg is None:
+            raise ValueError(f"unknown asset {asset!r}")
+        signals = sorted(s.name for s in cfg.signals)
+        if sorted(state.filters) != signals:
+            raise ValueError(f"saved signals {sorted(state.filters)} are not the configured {signals}")
+        if (state.model is None) != (asset not in self._models):
+            raise ValueError("the saved state and the config disagree on the identified model")
+        det = self._detector(asset)
+        if state.detector is not None and det is None:
+            raise ValueError("the saved state has a detector the config does not")
+        coast = min(int(state.age_s(now) / self.tick_s), 10**12)
+        try:
+            for name, fs in state.filters.items():
+                g, i = self._kalman_of[(asset, name)]
+                g.import_channel(i, fs, coast)
+            if state.model is not None:
+                mg, mi = self._models[asset]
+                mg.import_channel(mi, state.model)
+            if state.detector is not None and det is not None:
+                det.import_state(state.detector)
+        except ValueError:
+            self._forget(asset)
+            raise
+
+    def _forget(self, asset: str) -> None:
+        """Back to a fresh start for *asset* (after a partial import)."""
+        cfg = next(a for a in self.assets if a.name == asset)
+        for s in cfg.signals:
+            g, i = self._kalman_of[(asset, s.name)]
+            g.reset_channel(i)
+        if asset in self._models:
+            mg, mi = self._models[asset]
+            mg.reset(mi)
+        self.detectors = [AssetDetector(cfg) if d.asset == asset else d for d in self.detectors]
 
 
-def build_runners(assets: Sequence[AssetConfig], registry: TagRegistry) -> list[TwinRunner]:
+def build_runners(assets: Sequence[AssetConfig], registry: TagRegistry, state_store: TwinStateStore | None = None) -> list[TwinRunner]:
+    """One runner per tick period; with *state_store*, each restores its assets' saved state and
+    saves it periodically."""
     by_tick: dict[float, list[AssetConfig]] = defaultdict(list)
     for a in assets:
         by_tick[a.tick_s].append(a)
-    return [TwinRunner(group, registry, tick) for tick, group in by_tick.items()]
+    runners = [TwinRunner(group, registry, tick) for tick, group in by_tick.items()]
+    if state_store is not None:
+        for r in runners:
+            state_store.attach(r)
+    return runners

@@ -1,0 +1,310 @@
+"""What the twin of one asset has learnt, and its file format (pure: no I/O).
+
+An ``AssetState`` holds, for one asset: each signal's Kalman filter (state estimate, covariance,
+anomaly score, measurement count), the identified input->output model (every candidate RLS bank:
+parameters, covariance, histories, noise variance, update count; the chosen candidate and whether
+the model is warm) and the fitted PCA detector (model, control limits, smoothed score, alarm).
+``encode`` turns it into canonical JSON text (sorted keys, exact float round trip; NaN as
+``null``, infinities as ``"inf"`` / ``"-inf"``) and ``decode`` back, raising ``StateFileError``
+with ``reason`` ``"format_version"`` (a file written by another format) or ``"corrupt"``
+(anything else wrong with it). ``edge.twin.persist`` does the file I/O; the format is documented
+in docs/twin.md ("Saved state").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class StateFileError(ValueError):
+    """A saved state that cannot be used; ``reason`` is ``"format_version"`` or ``"corrupt"``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class FilterState:
+    """One signal's Kalman channel."""
+
+    model: str  # random_walk | constant_velocity | constant_acceleration
+    x: np.ndarray  # (s,)
+    P: np.ndarray  # (s, s)
+    score: float
+    updates: int  # measurements so far (the warm-up counts them)
+
+
+@dataclass(frozen=True, eq=False)
+class BankState:
+    """One candidate structure of an identified model (one RLS channel)."""
+
+    orders: tuple[int, int, int]  # na, nb, nk
+    theta: np.ndarray  # (p,)
+    P: np.ndarray  # (p, p)
+    yh: np.ndarray  # (na,)
+    uh: np.ndarray  # (nk + nb - 1,)
+    sigma2: float
+    updates: int
+
+
+@dataclass(frozen=True, eq=False)
+class ModelState:
+    """The identified input->output model of one signal."""
+
+    signal: str
+    choice: int  # index of the candidate in use
+    warm: bool
+    banks: tuple[BankState, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorState:
+    """A fitted PCA detector: its model and limits, and what its scoring carries between ticks."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    loadings: np.ndarray
+    eigvals: np.ndarray
+    all_eigvals: np.ndarray
+    t2_limit: float
+    q_limit: float
+    stat: float
+    history: int
+    alarm: bool
+
+
+@dataclass(frozen=True, eq=False)
+class AssetState:
+    asset: str
+    config_hash: str
+    saved_at: datetime  # tz-aware UTC
+    filters: Mapping[str, FilterState] = field(default_factory=dict)  # by signal name
+    model: ModelState | None = None
+    detector: DetectorState | None = None
+
+    def age_s(self, now: datetime) -> float:
+        """Seconds since it was saved (0 when the clock says the file is from the future)."""
+        return max(0.0, (now - self.saved_at).total_seconds())
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def _num(v: float) -> float | str | None:
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return float(v)
+
+
+def _arr(a: np.ndarray) -> Any:
+    if a.ndim == 0:
+        return _num(float(a))
+    if np.all(np.isfinite(a)):
+        return a.tolist()  # Python floats: repr round-trips exactly
+    return [_arr(r) for r in a] if a.ndim > 1 else [_num(v) for v in a.tolist()]
+
+
+def to_dict(state: AssetState) -> dict[str, Any]:
+    """The JSON document of *state* (plain lists, numbers, strings)."""
+    doc: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "asset": state.asset,
+        "config_hash": state.config_hash,
+        "saved_at": state.saved_at.astimezone(UTC).isoformat(),
+        "filters": {
+            name: {"model": f.model, "x": _arr(f.x), "P": _arr(f.P), "score": _num(f.score), "updates": f.updates} for name, f in state.filters.items()
+        },
+        "model": None,
+        "detector": None,
+    }
+    if state.model is not None:
+        m = state.model
+        doc["model"] = {
+            "signal": m.signal,
+            "choice": m.choice,
+            "warm": m.warm,
+            "banks": [
+                {
+                    "orders": list(b.orders),
+                    "theta": _arr(b.theta),
+                    "P": _arr(b.P),
+                    "yh": _arr(b.yh),
+                    "uh": _arr(b.uh),
+                    "sigma2": _num(b.sigma2),
+                    "updates": b.updates,
+                }
+                for b in m.banks
+            ],
+        }
+    if state.detector is not None:
+        d = state.detector
+        doc["detector"] = {
+            "mean": _arr(d.mean),
+            "scale": _arr(d.scale),
+            "loadings": _arr(d.loadings),
+            "eigvals": _arr(d.eigvals),
+            "all_eigvals": _arr(d.all_eigvals),
+            "t2_limit": _num(d.t2_limit),
+            "q_limit": _num(d.q_limit),
+            "stat": _num(d.stat),
+            "history": d.history,
+            "alarm": d.alarm,
+        }
+    return doc
+
+
+def encode(state: AssetState) -> str:
+    """Canonical JSON text of *state* (sorted keys, strict JSON, one trailing newline)."""
+    return json.dumps(to_dict(state), sort_keys=True, allow_nan=False) + "\n"  # one line: the C encoder (indent would be pure Python, 10x slower)
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+
+def _get(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(doc, Mapping):
+        raise StateFileError("corrupt", f"{where} must be an object")
+    if key not in doc:
+        raise StateFileError("corrupt", f"{where}.{key} is missing")
+    v = doc[key]
+    if (kind is int and isinstance(v, bool)) or not isinstance(v, kind):
+        raise StateFileError("corrupt", f"{where}.{key} has the wrong type ({type(v).__name__})")
+    return v
+
+
+def _float(v: Any, where: str) -> float:
+    if v is None:
+        return math.nan
+    if v in ("inf", "-inf"):
+        return float(v)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise StateFileError("corrupt", f"{where}: {v!r} is not a number")
+    return float(v)
+
+
+def _array(v: Any, ndim: int, where: str) -> np.ndarray:
+    def walk(x: Any, depth: int) -> Any:
+        if depth == 0:
+            return _float(x, where)
+        if not isinstance(x, list):
+            raise StateFileError("corrupt", f"{where} must be a {ndim}-D array")
+        return [walk(e, depth - 1) for e in x]
+
+    rows = walk(v, ndim)
+    try:
+        a = np.array(rows, dtype=np.float64)
+    except ValueError:
+        raise StateFileError("corrupt", f"{where} is ragged") from None
+    if a.ndim != ndim and a.size:
+        raise StateFileError("corrupt", f"{where} must be a {ndim}-D array")
+    return a.reshape((0,) * ndim) if a.size == 0 else a
+
+
+def _number(doc: Any, key: str, where: str) -> float:
+    return _float(_get(doc, key, (int, float, str, type(None)), where), f"{where}.{key}")
+
+
+def _filter(doc: Any, where: str) -> FilterState:
+    updates = _get(doc, "updates", int, where)
+    if updates < 0:
+        raise StateFileError("corrupt", f"{where}.updates is negative")
+    x = _array(_get(doc, "x", list, where), 1, f"{where}.x")
+    P = _array(_get(doc, "P", list, where), 2, f"{where}.P")
+    return FilterState(_get(doc, "model", str, where), x, P, _number(doc, "score", where), updates)
+
+
+def _bank(doc: Any, where: str) -> BankState:
+    orders = _get(doc, "orders", list, where)
+    if len(orders) != 3 or not all(isinstance(o, int) and not isinstance(o, bool) for o in orders):
+        raise StateFileError("corrupt", f"{where}.orders must be [na, nb, nk]")
+    updates = _get(doc, "updates", int, where)
+    if updates < 0:
+        raise StateFileError("corrupt", f"{where}.updates is negative")
+    return BankState(
+        (orders[0], orders[1], orders[2]),
+        _array(_get(doc, "theta", list, where), 1, f"{where}.theta"),
+        _array(_get(doc, "P", list, where), 2, f"{where}.P"),
+        _array(_get(doc, "yh", list, where), 1, f"{where}.yh"),
+        _array(_get(doc, "uh", list, where), 1, f"{where}.uh"),
+        _number(doc, "sigma2", where),
+        updates,
+    )
+
+
+def _model(doc: Any) -> ModelState:
+    w = "model"
+    banks = _get(doc, "banks", list, w)
+    choice = _get(doc, "choice", int, w)
+    if not banks or not 0 <= choice < len(banks):
+        raise StateFileError("corrupt", f"model.choice {choice} does not name one of {len(banks)} candidates")
+    return ModelState(_get(doc, "signal", str, w), choice, _get(doc, "warm", bool, w), tuple(_bank(b, f"model.banks[{i}]") for i, b in enumerate(banks)))
+
+
+def _detector(doc: Any) -> DetectorState:
+    w = "detector"
+    history = _get(doc, "history", int, w)
+    if history < 0:
+        raise StateFileError("corrupt", "detector.history is negative")
+    return DetectorState(
+        _array(_get(doc, "mean", list, w), 1, "detector.mean"),
+        _array(_get(doc, "scale", list, w), 1, "detector.scale"),
+        _array(_get(doc, "loadings", list, w), 2, "detector.loadings"),
+        _array(_get(doc, "eigvals", list, w), 1, "detector.eigvals"),
+        _array(_get(doc, "all_eigvals", list, w), 1, "detector.all_eigvals"),
+        _number(doc, "t2_limit", w),
+        _number(doc, "q_limit", w),
+        _number(doc, "stat", w),
+        history,
+        _get(doc, "alarm", bool, w),
+    )
+
+
+def from_dict(doc: Any) -> AssetState:
+    """The ``AssetState`` of a JSON document; raises ``StateFileError``."""
+    if not isinstance(doc, Mapping):
+        raise StateFileError("corrupt", "the file is not a JSON object")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StateFileError("format_version", f"format_version {version!r}, this gateway reads {FORMAT_VERSION}")
+    w = "state"
+    try:
+        saved_at = datetime.fromisoformat(_get(doc, "saved_at", str, w))
+    except ValueError:
+        raise StateFileError("corrupt", f"saved_at {doc['saved_at']!r} is not an ISO 8601 time") from None
+    if saved_at.tzinfo is None:
+        raise StateFileError("corrupt", "saved_at has no time zone")
+    filters = _get(doc, "filters", Mapping, w)
+    model, detector = doc.get("model"), doc.get("detector")
+    return AssetState(
+        _get(doc, "asset", str, w),
+        _get(doc, "config_hash", str, w),
+        saved_at,
+        {str(k): _filter(v, f"filters.{k}") for k, v in filters.items()},
+        None if model is None else _model(model),
+        None if detector is None else _detector(detector),
+    )
+
+
+def decode(text: str | bytes) -> AssetState:
+    """Parse the text of a state file; raises ``StateFileError``."""
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise StateFileError("corrupt", f"not valid JSON: {exc}") from None
+    return from_dict(doc)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
