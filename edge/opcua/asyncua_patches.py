@@ -35,7 +35,19 @@ change                                 replaces (asyncua 2.1.0)                 
 ``set_trusted_certificates``           ``TrustStore._trust_store`` (the gateway's  ``load_trust`` raises on an empty
                                        own store, ``security._TrustStore``)        ``trusted/`` folder; the gateway trusts
                                                                                    nobody then, and starts
+``install_protocol_guard``             ``binary_server_asyncio.OPCUAProtocol``     connection caps with eviction of idle
+                                       (the class ``BinaryServer`` builds per      unauthenticated peers, chunk sizes
+                                       connection; ``connection_made``,            checked on the header before buffering,
+                                       ``connection_lost``, ``data_received``)     HEL only first (``transport``)
+``wrap_session_methods`` (``browse``)  ``InternalSession.browse``                  operation limits and sliced requests
+                                                                                   (``operation_limits``)
+``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
+                                                                                   per minute (``peer_logs.PeerLogFilter``)
 =====================================  ==========================================  ==========================================
+
+Called, not replaced (checked the same way): ``InternalServer.decrypt_user_token`` and
+``lookup_external_session`` (``auth.GuardedUaProcessor`` checks passwords off the loop before
+ActivateSession), ``InternalSession.close_session`` (revoked certificates, ``revocation``).
 
 A replacement keeps the original's name and signature (``functools.update_wrapper``), so a
 wrapped attribute can be wrapped again and still passes the checks.
@@ -63,6 +75,8 @@ __all__ = [
     "Target",
     "fix_event_data_types",
     "install_channel_guard",
+    "install_protocol_guard",
+    "rate_limit_asyncua_logs",
     "set_trusted_certificates",
     "wrap_attribute_write",
     "wrap_create_session",
@@ -96,6 +110,13 @@ TARGETS: dict[str, Target] = {
         Target("InternalSession", "read", ("params",), True),
         Target("InternalSession", "write", ("params",), True),
         Target("InternalSession", "history_read", ("params",), True),
+        Target("InternalSession", "browse", ("params",), True),
+        Target("InternalServer", "decrypt_user_token", ("isession", "token"), False),
+        Target("InternalServer", "lookup_external_session", ("auth_token",), False),
+        Target("OPCUAProtocol", "__init__", ("iserver", "policies", "clients", "closing_tasks", "limits"), False),
+        Target("OPCUAProtocol", "connection_made", ("transport",), False),
+        Target("OPCUAProtocol", "connection_lost", ("ex",), False),
+        Target("OPCUAProtocol", "data_received", ("data",), False),
         Target("AttributeService", "write", ("params", "user"), True),
         Target("HistoryManager", "read_history", ("params",), True),
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
@@ -103,7 +124,7 @@ TARGETS: dict[str, Target] = {
         Target("TrustStore", "_load_trust_location", ("location",), True),
     )
 }
-SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
+SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write", "history_read", "browse")
 
 
 def _incompatible(what: str) -> RuntimeError:
@@ -164,7 +185,7 @@ def wrap_session_methods(session: Any, **wraps: Wrap) -> None:
     """Replace the named request handlers of one ``InternalSession`` by ``wrap(original)`` each.
 
     Names: ``activate_session``, ``close_session``, ``call``, ``read``, ``write``,
-    ``history_read`` (asyncua's UaProcessor calls them per request on the session object).
+    ``history_read``, ``browse`` (asyncua's UaProcessor calls them per request on the session object).
     """
     unknown = set(wraps) - set(SESSION_METHODS)
     if unknown:
@@ -277,3 +298,43 @@ def set_trusted_certificates(store: TrustStore, certs: list[x509.Certificate]) -
         raise _incompatible("TrustStore keeps its certificates elsewhere than _trust_store")
     check(TARGETS["TrustStore.load_trust"], TrustStore.load_trust)
     store._trust_store = x509.verification.Store(certs) if certs else None
+
+
+def install_protocol_guard(protocol_cls: type) -> None:
+    """Make asyncua's ``BinaryServer`` build *protocol_cls* (an ``OPCUAProtocol`` subclass) per connection.
+
+    ``BinaryServer._make_protocol`` instantiates the module global
+    ``asyncua.server.binary_server_asyncio.OPCUAProtocol``; it is replaced for every server in the
+    process. ``edge.opcua.transport.GuardedProtocol`` behaves exactly as asyncua's for a server
+    without a ``ConnectionGuard``. It relies on the protocol's ``_buffer`` (bytes of the frame being
+    received), ``messages`` (the inbound queue), ``processor`` and ``transport``. Idempotent.
+    """
+    base = _PROTOCOL_BASE
+    if not (isinstance(protocol_cls, type) and issubclass(protocol_cls, base)):
+        raise TypeError(f"{protocol_cls!r} is not a subclass of asyncua's OPCUAProtocol")
+    current = getattr(binary_server_asyncio, "OPCUAProtocol", None)
+    if current is protocol_cls:
+        return
+    if current is not base:
+        raise _incompatible(f"binary_server_asyncio.OPCUAProtocol is {current!r}, expected asyncua's own")
+    for key in ("__init__", "connection_made", "connection_lost", "data_received"):
+        check(TARGETS[f"OPCUAProtocol.{key}"], getattr(base, key))
+    if "self._buffer" not in inspect.getsource(base.data_received):
+        raise _incompatible("OPCUAProtocol.data_received no longer buffers in self._buffer")
+    binary_server_asyncio.OPCUAProtocol = protocol_cls  # type: ignore[misc]
+
+
+_PROTOCOL_BASE = binary_server_asyncio.OPCUAProtocol
+
+
+def rate_limit_asyncua_logs(log_filter: logging.Filter) -> int:
+    """Attach *log_filter* to asyncua's root logger and every ``asyncua.*`` logger that exists,
+    and ``asyncuagds.*`` (the trust store's); a filter on a parent logger does not see its
+    children's records. Idempotent; returns how many loggers it was added to."""
+    added = 0
+    for name in ["asyncua", *[n for n in list(logging.Logger.manager.loggerDict) if n.startswith(("asyncua.", "asyncuagds"))]]:
+        logger = logging.getLogger(name)
+        if log_filter not in logger.filters:
+            logger.addFilter(log_filter)
+            added += 1
+    return added
