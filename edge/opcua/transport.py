@@ -194,6 +194,7 @@ class GuardedProtocol(OPCUAProtocol):
         self._label = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.opened = time.monotonic()
         if not guard.admit(self):
+            self._closed_by_us = True  # refused: whatever arrives before the abort is ignored
             transport.abort()
             return
         self._guard = guard
@@ -228,11 +229,13 @@ class GuardedProtocol(OPCUAProtocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._closed_by_us:
+            return
         guard = self._guard
         if guard is None:
             super().data_received(data)
             return
-        if self._closed_by_us or self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
         token = current_peer.set(self._label)
         try:
