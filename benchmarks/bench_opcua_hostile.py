@@ -53,6 +53,7 @@ async def main(url):
         now = utcnow()
         reg.publish([TagSample(f"plc.t{{i}}", float(i), Status.Good, now, now) for i in range({N_TAGS})])
         await server.drain()
+        server.freeze_heap()  # as the daemon does once ready
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 

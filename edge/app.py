@@ -153,6 +153,7 @@ async def run_gateway(
             producers.append(tg.create_task(_diagnostics_loop(gw), name="diagnostics"))
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
+            gw.server.freeze_heap()  # full GC passes no longer scan the address space (docs/opcua.md)
             if on_ready is not None:
                 on_ready(gw)
             await trigger()

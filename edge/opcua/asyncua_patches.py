@@ -45,6 +45,11 @@ change                                 replaces (asyncua 2.1.0)                 
                                                                                    per minute (``peer_logs.PeerLogFilter``)
 =====================================  ==========================================  ==========================================
 
+``GuardedUaProcessor`` also serves a Read request larger than 64 KB itself
+(``operation_limits.serve_large_read``): the same steps as asyncua 2.1.0's Read branch of
+``UaProcessor._process_message`` and ``send_response``, with decoding and encoding in a worker
+thread; the test pins the asyncua source lines it mirrors.
+
 Called, not replaced (checked the same way): ``InternalServer.decrypt_user_token`` and
 ``lookup_external_session`` (``auth.GuardedUaProcessor`` checks passwords off the loop before
 ActivateSession), ``InternalSession.close_session`` (revoked certificates, ``revocation``).

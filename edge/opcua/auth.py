@@ -40,7 +40,7 @@ from asyncua.ua.ua_binary import struct_from_binary
 from edge.core.ratelimit import BurstLimiter
 from edge.opcua import asyncua_patches
 from edge.opcua.logins import LoginSettings, LoginThrottle
-from edge.opcua.operation_limits import OperationLimits
+from edge.opcua.operation_limits import OperationLimits, is_large_read, serve_large_read
 from edge.opcua.users import Principal, Role, UserDirectory, current_principal, role_of
 
 log = structlog.get_logger("edge.opcua.auth")
@@ -232,7 +232,8 @@ _policy_logs = BurstLimiter(60.0)
 class GuardedUaProcessor(UaProcessor):
     """asyncua's per-connection processor: refuses sessions on a channel policy the server does
     not offer or with a client certificate that is no longer trusted (``certificate_allowed``),
-    and checks passwords off the loop before ActivateSession (``OpcUaUserManager.logins``)."""
+    checks passwords off the loop before ActivateSession (``OpcUaUserManager.logins``) and decodes
+    large Reads in a worker thread (``operation_limits.serve_large_read``)."""
 
     async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
         if typeid in _SESSION_REQUESTS:
@@ -243,6 +244,8 @@ class GuardedUaProcessor(UaProcessor):
                 if suppressed is not None:
                     log.warning("session_refused", reason="security policy not offered", policy=policy.URI, mode=policy.Mode.name, suppressed=suppressed)
                 raise ServiceError(ua.StatusCodes.BadSecurityPolicyRejected)
+        if is_large_read(self, typeid, body):
+            return await serve_large_read(self, typeid, requesthdr, seqhdr, body)
         if typeid == _ACTIVATE:
             # CreateSession runs the certificate validator; an activation (also of an existing
             # session on a new channel) is checked against the current trust list here

@@ -28,6 +28,7 @@ with a null value until a good sample arrives; the other tags are not affected.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -148,6 +149,14 @@ class OpcUaServer:
 
     def node_id(self, key: str) -> ua.NodeId:
         return self._nodes[key][0]
+
+    @staticmethod
+    def freeze_heap() -> None:
+        """Move every object alive now (asyncua's standard address space and the gateway's model)
+        out of the garbage collector's view: a full collection then scans only newer objects. A
+        full collection over the address space held the event loop for up to 1.8 s on a loaded
+        2-core machine during large Reads. The daemon calls this once, when it is ready."""
+        gc.freeze()
 
     # -- for extensions (history, alarms, methods): see ServerExtension ------------------------
     @property

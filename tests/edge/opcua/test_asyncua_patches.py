@@ -247,3 +247,21 @@ def test_processor_limits_and_peer_certificate_are_where_the_guard_reads_them() 
 
     assert "peer_certificate" in SecurityPolicy.__annotations__
     assert "max_recv_buffer" in TransportLimits.__dataclass_fields__
+
+
+def test_the_large_read_path_mirrors_asyncuas_read_branch() -> None:
+    """operation_limits.serve_large_read repeats these steps of asyncua 2.1.0; a change here means re-checking it."""
+    process = inspect.getsource(UaProcessor._process_message)
+    for line in (
+        "if self._connection.security_policy.permissions.check_validity(user, typeid, body) is False:",
+        "self.session_last_activity = time.monotonic()",
+        "self.session.touch()",
+        "params = struct_from_binary(ua.ReadParameters, body)",
+        "results = await self.session.read(params)",
+        "response = ua.ReadResponse()",
+        "response.Results = results",
+    ):
+        assert line in process, f"asyncua's Read branch changed: {line!r} is gone"
+    send = inspect.getsource(UaProcessor.send_response)
+    assert "response.ResponseHeader.RequestHandle = requesthandle" in send
+    assert "struct_to_binary(response), message_type=msgtype, request_id=seqhdr.RequestId" in send

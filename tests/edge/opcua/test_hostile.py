@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import struct
 import sys
@@ -285,8 +286,8 @@ async def _big_reads(url: str, ns: int, items: int, count: int) -> float:
 
 
 async def test_a_large_legal_read_does_not_stall_another_clients_reads(free_port: int) -> None:
-    """A 10,000-item Read (the limit) is served in slices of 500: another client's small reads,
-    timed on the server's event loop, go on meanwhile."""
+    """A 10,000-item Read (the limit) is decoded and encoded in a worker thread and served in
+    slices of 500: another client's small reads, timed on the server's event loop, go on meanwhile."""
     async with gateway(free_port) as (_, url), Client(url, timeout=10, watchdog_intervall=60) as small:
         ns = await small.get_namespace_index(NS)
         node = small.get_node(gw_node(small, ns, 1))
@@ -300,17 +301,19 @@ async def test_a_large_legal_read_does_not_stall_another_clients_reads(free_port
                 latencies.append(time.perf_counter() - t0)
 
         poller = asyncio.create_task(poll(), name="small-reads")
+        OpcUaServer.freeze_heap()  # as the daemon does once ready: no full GC pass over the address space
         try:
             await asyncio.sleep(0.05)
             big_s = await _big_reads(url, ns, 10_000, 3)
         finally:
+            gc.unfreeze()
             done.set()
             await poller
         during = sorted(latencies)
         median, worst = during[len(during) // 2] * 1000, during[-1] * 1000
         print(f"10,000-item read: {big_s * 1000:.0f} ms; another client's reads meanwhile: n={len(during)} median={median:.1f} ms max={worst:.0f} ms")
         assert len(during) >= 20
-        assert during[-1] < big_s / 2  # never held for a whole big read
+        assert during[-1] < big_s / 4  # never held for a big read's decoding, reading or encoding
 
 
 async def test_sessions_opened_and_abandoned_are_reclaimed(free_port: int) -> None:
