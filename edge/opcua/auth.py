@@ -6,12 +6,17 @@
 * ``SessionHooks`` wraps every client session asyncua creates so that each request runs with
   ``edge.opcua.users.current_principal`` set, Call requests honour the roles methods require
   (BadUserAccessDenied before the handler runs), UserAccessLevel / UserExecutable reads answer
-  for the calling user, and the number of activated sessions is reported on every change.
+  for the calling user, the number of activated sessions is reported on every change, and Read,
+  Write, Browse and HistoryRead honour the operation limits (``edge.opcua.operation_limits``).
+* Passwords are checked off the event loop with a backoff (``edge.opcua.logins``): the processor
+  checks them before asyncua's synchronous ``get_user`` asks, and hands the answer over.
 
 ``GuardedUaProcessor`` closes a gap in asyncua 2.1: its secure channel falls back to the None
 policy even when None is not configured, so a client could create and activate a session and read
 over an unsecured channel. Sessions are now only created or activated on a channel whose policy
 and mode the server offers (GetEndpoints over None stays possible, as discovery needs it).
+ActivateSession is also refused (BadCertificateRevoked) when the channel's client certificate was
+removed from ``trusted/`` or revoked since (``set_certificate_check``, ``edge.opcua.revocation``).
 
 Every principal maps to asyncua's plain ``UserRole.User``: asyncua's ``Admin`` role may rewrite
 any attribute and add or delete nodes, which no remote client of the gateway may do.
@@ -45,8 +50,8 @@ from edge.opcua.users import Principal, Role, UserDirectory, current_principal, 
 
 log = structlog.get_logger("edge.opcua.auth")
 
-_ANONYMOUS = User(role=UserRole.Anonymous)
-_activating: ContextVar[Any] = ContextVar("edgetwin_activating_session", default=None)  # asyncua's default user of InternalServer.create_session
+_ANONYMOUS = User(role=UserRole.Anonymous)  # asyncua's default user of InternalServer.create_session
+_activating: ContextVar[Any] = ContextVar("edgetwin_activating_session", default=None)  # the session GuardedUaProcessor is activating
 
 
 @dataclass
