@@ -342,3 +342,34 @@ async def test_sessions_opened_and_abandoned_are_reclaimed(free_port: int) -> No
         assert iserver._external_sessions == {}  # asyncua's registry of client sessions
         for client in half_open:
             client.disconnect_socket()
+
+
+class _Ignore:
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        pass
+
+
+@pytest.mark.slow
+async def test_abandoned_sessions_with_subscriptions_are_closed_after_the_session_timeout_cap(free_port: int) -> None:
+    """asyncua keeps a session with subscriptions after its connection drops (so the client can
+    re-activate it); the gateway caps the session timeout a client asks for (1 h here) at
+    ``max_session_timeout_s`` (5 s here), so 10 abandoned ones are gone soon after."""
+    async with gateway(free_port, transport=TransportSettings(max_session_timeout_s=5.0)) as (server, url):
+        iserver = server.ua_server.iserver
+        for _ in range(10):
+            client = Client(url, timeout=5)
+            client.session_timeout = 3_600_000
+            await client.connect()
+            ns = await client.get_namespace_index(NS)
+            sub = await client.create_subscription(100, _Ignore())
+            await sub.subscribe_data_change(client.get_node(gw_node(client, ns, 1)))
+            client.uaclient.protocol.transport.abort()
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+        await asyncio.sleep(0.5)
+        assert len(iserver._external_sessions) == 10  # kept for re-activation, as OPC UA requires
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and iserver._external_sessions:
+            await asyncio.sleep(0.2)
+        assert iserver._external_sessions == {} and server.sessions.count == 0
+        assert iserver.subscription_service.subscriptions == {}
