@@ -163,9 +163,10 @@ async def test_deleting_a_trusted_certificate_closes_its_session_and_refuses_the
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
-        with pytest.raises(Exception):  # noqa: B017 (refused at CreateSession, or the channel is cut)
+        with pytest.raises(ua.UaStatusCodeError) as info:
             async with await secure_client(url, certs["alice"]):
                 pass
+        assert info.value.code == ua.StatusCodes.BadCertificateUntrusted
         assert server.trust_watcher is not None and server.trust_watcher.closed == 1
 
 
@@ -194,9 +195,10 @@ async def test_a_crl_in_trusted_crl_revokes_a_trusted_certificate(free_port: int
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
-        with pytest.raises(Exception):  # noqa: B017
+        with pytest.raises(ua.UaStatusCodeError) as info:
             async with await secure_client(url, alice):
                 pass
+        assert info.value.code in (ua.StatusCodes.BadCertificateRevoked, ua.StatusCodes.BadCertificateUntrusted), info.value
 
 
 async def test_rejected_folder_keeps_only_the_newest_certificates(free_port: int, tmp_path: Path, certs: dict[str, Cert]) -> None:
