@@ -186,6 +186,7 @@ async def run_gateway(
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
+            gw.server.freeze_heap()  # full GC passes no longer scan the address space (docs/opcua.md)
             if on_ready is not None:
                 on_ready(gw)
             service.started(gw)  # READY=1 once every device made its first connect attempt

@@ -107,6 +107,31 @@ class UserConfig(Strict):
         return None
 
 
+class OpcUaLimitsSection(Strict):
+    """``[opcua.limits]``: what one client may take from the OPC UA server (docs/opcua.md, Security)."""
+
+    max_connections: int = Field(100, ge=1, le=10_000)  # in all; idle unauthenticated ones are closed first when full
+    max_connections_per_address: int = Field(20, ge=1, le=10_000)
+    handshake_timeout_s: float = Field(10.0, gt=0, le=300)  # HEL to ActivateSession
+    max_chunk_bytes: int = Field(65535, ge=8192, le=2**24)  # receive buffer; a larger chunk is refused on its header
+    max_message_bytes: int = Field(16 * 2**20, ge=8192, le=2**30)
+    max_session_timeout_s: float = Field(600.0, ge=10, le=86_400)  # an abandoned session is closed after this at most
+    max_nodes_per_read: int = Field(10_000, ge=1, le=1_000_000)  # more: BadTooManyOperations
+    max_nodes_per_write: int = Field(1_000, ge=1, le=1_000_000)
+    max_nodes_per_browse: int = Field(1_000, ge=1, le=1_000_000)
+    max_nodes_per_history_read: int = Field(1_000, ge=1, le=1_000_000)
+    max_rejected_certificates: int = Field(100, ge=1, le=100_000)  # files kept in pki/rejected/certs
+    login_backoff_s: float = Field(0.25, gt=0, le=60)  # after a failed login; doubles per failure
+    login_backoff_max_user_s: float = Field(5.0, gt=0, le=600)
+    login_backoff_max_address_s: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> OpcUaLimitsSection:
+        if self.max_message_bytes < self.max_chunk_bytes:
+            raise ValueError("max_message_bytes must be >= max_chunk_bytes")
+        return self
+
+
 class OpcUaSection(Strict):
     """Endpoints, certificates and logins of the northbound OPC UA server."""
 
@@ -121,6 +146,7 @@ class OpcUaSection(Strict):
     hostnames: list[str] = Field(default_factory=list)  # default: the endpoint host and this machine's names
     certificate_days: int = Field(3650, ge=1, le=36500)
     users: list[UserConfig] = Field(default_factory=list)
+    limits: OpcUaLimitsSection = OpcUaLimitsSection()
 
     @model_validator(mode="after")
     def _consistent(self) -> OpcUaSection:

@@ -25,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from drivers.sample import TagSample, TagValue, utcnow
+from edge.core.private_files import private_dir, private_sqlite
 
 log = structlog.get_logger("edge.history.store")
 
@@ -93,7 +94,8 @@ class HistoryStore:
             raise OSError(f"cannot open the history database {self.path}: {reason}") from exc
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # created 0700; the database and its WAL/SHM files 0600
+        private_sqlite(self.path)
         with self._wlock:
             w = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             # auto_vacuum must be chosen before the first table exists; later it is a no-op.

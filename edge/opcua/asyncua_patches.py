@@ -48,6 +48,14 @@ change                                 replaces (asyncua 2.1.0)                 
                                        an ``AddressSpace``                         scans the whole address space once per
                                                                                    deleted node (seconds for one alarm
                                                                                    condition); one pass for all instead
+``install_protocol_guard``             ``binary_server_asyncio.OPCUAProtocol``     connection caps with eviction of idle
+                                       (the class ``BinaryServer`` builds per      unauthenticated peers, chunk sizes
+                                       connection; ``connection_made``,            checked on the header before buffering,
+                                       ``connection_lost``, ``data_received``)     HEL only first (``transport``)
+``wrap_session_methods`` (``browse``)  ``InternalSession.browse``                  operation limits and sliced requests
+                                                                                   (``operation_limits``)
+``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
+                                                                                   per minute (``peer_logs.PeerLogFilter``)
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -59,6 +67,15 @@ asyncua's own nodeset importer takes), appends the parent's reference to it (the
 and adds the node's reference back to its parent through ``try_add_references``. The gateway plans unique names and NodeIds before
 it builds anything (``edge.config.nodes``), so the scans find nothing. The test checks that both
 paths build the same references and attributes.
+
+``GuardedUaProcessor`` also serves a Read request larger than 64 KB itself
+(``operation_limits.serve_large_read``): the same steps as asyncua 2.1.0's Read branch of
+``UaProcessor._process_message`` and ``send_response``, with decoding and encoding in a worker
+thread; the test pins the asyncua source lines it mirrors.
+
+Called, not replaced (checked the same way): ``InternalServer.decrypt_user_token`` and
+``lookup_external_session`` (``auth.GuardedUaProcessor`` checks passwords off the loop before
+ActivateSession), ``InternalSession.close_session`` (revoked certificates, ``revocation``).
 
 A replacement keeps the original's name and signature (``functools.update_wrapper``), so a
 wrapped attribute can be wrapped again and still passes the checks.
@@ -91,7 +108,9 @@ __all__ = [
     "drop_references_to",
     "fix_event_data_types",
     "install_channel_guard",
+    "install_protocol_guard",
     "monitored_item_count",
+    "rate_limit_asyncua_logs",
     "set_trusted_certificates",
     "wrap_attribute_write",
     "wrap_create_session",
@@ -127,6 +146,13 @@ TARGETS: dict[str, Target] = {
         Target("InternalSession", "read", ("params",), True),
         Target("InternalSession", "write", ("params",), True),
         Target("InternalSession", "history_read", ("params",), True),
+        Target("InternalSession", "browse", ("params",), True),
+        Target("InternalServer", "decrypt_user_token", ("isession", "token"), False),
+        Target("InternalServer", "lookup_external_session", ("auth_token",), False),
+        Target("OPCUAProtocol", "__init__", ("iserver", "policies", "clients", "closing_tasks", "limits"), False),
+        Target("OPCUAProtocol", "connection_made", ("transport",), False),
+        Target("OPCUAProtocol", "connection_lost", ("ex",), False),
+        Target("OPCUAProtocol", "data_received", ("data",), False),
         Target("AttributeService", "write", ("params", "user"), True),
         Target("HistoryManager", "read_history", ("params",), True),
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
@@ -140,7 +166,7 @@ TARGETS: dict[str, Target] = {
         Target("SubscriptionService", "transfer_subscriptions", ("params", "session_id", "callback"), True),
     )
 }
-SESSION_METHODS = tuple(t.name for t in TARGETS.values() if t.owner == "InternalSession")
+SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write", "history_read", "browse")
 
 
 def _incompatible(what: str) -> RuntimeError:
@@ -201,7 +227,7 @@ def wrap_session_methods(session: Any, **wraps: Wrap) -> None:
     """Replace the named request handlers of one ``InternalSession`` by ``wrap(original)`` each.
 
     Names: ``activate_session``, ``close_session``, ``call``, ``read``, ``write``,
-    ``history_read`` (asyncua's UaProcessor calls them per request on the session object).
+    ``history_read``, ``browse`` (asyncua's UaProcessor calls them per request on the session object).
     """
     unknown = set(wraps) - set(SESSION_METHODS)
     if unknown:
@@ -431,3 +457,43 @@ def drop_references_to(aspace: Any, nodeids: Collection[ua.NodeId]) -> int:
             dropped += len(refs) - len(kept)
             refs[:] = kept
     return dropped
+
+
+def install_protocol_guard(protocol_cls: type) -> None:
+    """Make asyncua's ``BinaryServer`` build *protocol_cls* (an ``OPCUAProtocol`` subclass) per connection.
+
+    ``BinaryServer._make_protocol`` instantiates the module global
+    ``asyncua.server.binary_server_asyncio.OPCUAProtocol``; it is replaced for every server in the
+    process. ``edge.opcua.transport.GuardedProtocol`` behaves exactly as asyncua's for a server
+    without a ``ConnectionGuard``. It relies on the protocol's ``_buffer`` (bytes of the frame being
+    received), ``messages`` (the inbound queue), ``processor`` and ``transport``. Idempotent.
+    """
+    base = _PROTOCOL_BASE
+    if not (isinstance(protocol_cls, type) and issubclass(protocol_cls, base)):
+        raise TypeError(f"{protocol_cls!r} is not a subclass of asyncua's OPCUAProtocol")
+    current = getattr(binary_server_asyncio, "OPCUAProtocol", None)
+    if current is protocol_cls:
+        return
+    if current is not base:
+        raise _incompatible(f"binary_server_asyncio.OPCUAProtocol is {current!r}, expected asyncua's own")
+    for key in ("__init__", "connection_made", "connection_lost", "data_received"):
+        check(TARGETS[f"OPCUAProtocol.{key}"], getattr(base, key))
+    if "self._buffer" not in inspect.getsource(base.data_received):
+        raise _incompatible("OPCUAProtocol.data_received no longer buffers in self._buffer")
+    binary_server_asyncio.OPCUAProtocol = protocol_cls  # type: ignore[misc]
+
+
+_PROTOCOL_BASE = binary_server_asyncio.OPCUAProtocol
+
+
+def rate_limit_asyncua_logs(log_filter: logging.Filter) -> int:
+    """Attach *log_filter* to asyncua's root logger and every ``asyncua.*`` logger that exists,
+    and ``asyncuagds.*`` (the trust store's); a filter on a parent logger does not see its
+    children's records. Idempotent; returns how many loggers it was added to."""
+    added = 0
+    for name in ["asyncua", *[n for n in list(logging.Logger.manager.loggerDict) if n.startswith(("asyncua.", "asyncuagds"))]]:
+        logger = logging.getLogger(name)
+        if log_filter not in logger.filters:
+            logger.addFilter(log_filter)
+            added += 1
+    return added

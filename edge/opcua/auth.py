@@ -6,12 +6,17 @@
 * ``SessionHooks`` wraps every client session asyncua creates so that each request runs with
   ``edge.opcua.users.current_principal`` set, Call requests honour the roles methods require
   (BadUserAccessDenied before the handler runs), UserAccessLevel / UserExecutable reads answer
-  for the calling user, and the number of activated sessions is reported on every change.
+  for the calling user, the number of activated sessions is reported on every change, and Read,
+  Write, Browse and HistoryRead honour the operation limits (``edge.opcua.operation_limits``).
+* Passwords are checked off the event loop with a backoff (``edge.opcua.logins``): the processor
+  checks them before asyncua's synchronous ``get_user`` asks, and hands the answer over.
 
 ``GuardedUaProcessor`` closes a gap in asyncua 2.1: its secure channel falls back to the None
 policy even when None is not configured, so a client could create and activate a session and read
 over an unsecured channel. Sessions are now only created or activated on a channel whose policy
 and mode the server offers (GetEndpoints over None stays possible, as discovery needs it).
+ActivateSession is also refused (BadCertificateRevoked) when the channel's client certificate was
+removed from ``trusted/`` or revoked since (``set_certificate_check``, ``edge.opcua.revocation``).
 
 Every principal maps to asyncua's plain ``UserRole.User``: asyncua's ``Admin`` role may rewrite
 any attribute and add or delete nodes, which no remote client of the gateway may do.
@@ -24,7 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +40,18 @@ from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.ua_binary import struct_from_binary
 
+from edge.core.ratelimit import BurstLimiter
 from edge.opcua import asyncua_patches
+from edge.opcua.logins import LoginSettings, LoginThrottle
+from edge.opcua.operation_limits import OperationLimits, is_large_read, serve_large_read
 from edge.opcua.users import Principal, Role, UserDirectory, current_principal, role_of
 
 log = structlog.get_logger("edge.opcua.auth")
 
 _ANONYMOUS = User(role=UserRole.Anonymous)  # asyncua's default user of InternalServer.create_session
+_activating: ContextVar[Any] = ContextVar("edgetwin_activating_session", default=None)  # the session GuardedUaProcessor is activating
 
 
 @dataclass
@@ -49,19 +60,29 @@ class GatewayUser(User):
 
 
 class OpcUaUserManager(UserManager):
-    def __init__(self, directory: UserDirectory) -> None:
+    """Logins: password checks run off the loop with a backoff (``edge.opcua.logins``), answered
+    before asyncua's synchronous ``get_user`` asks (``GuardedUaProcessor``)."""
+
+    def __init__(self, directory: UserDirectory, logins: LoginSettings | None = None) -> None:
         self.directory = directory
+        self.logins = LoginThrottle(directory, logins)
+        self._anonymous_logs = BurstLimiter(60.0)
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> User | None:
         if username is None:  # the anonymous token (X509 user tokens are not offered)
             principal = self.directory.anonymous()
             if principal is None:
-                log.warning("login_refused", user="anonymous", reason="anonymous logins are off")
+                suppressed = self._anonymous_logs.allow("anonymous")
+                if suppressed is not None:
+                    log.warning("login_refused", user="anonymous", reason="anonymous logins are off", suppressed=suppressed)
                 return None
         else:
-            principal = self.directory.authenticate(username, password or "")
+            session = _activating.get()
+            answered, principal = self.logins.take(session, username, password or "") if session is not None else (False, None)
+            if not answered:  # not through GuardedUaProcessor: checked here, on the loop
+                principal = self.directory.authenticate(username, password or "")
+                self.logins.record(username, "?", principal is not None)
             if principal is None:
-                log.warning("login_failed", user=username)
                 return None
         log.info("login", user=principal.name, role=principal.role.label)
         return GatewayUser(role=UserRole.User, name=principal.name, principal=principal)
@@ -82,8 +103,17 @@ def principal_of(user: Any) -> Principal | None:
 class SessionHooks:
     """Installs per-session wrappers on an asyncua InternalServer (see the module docstring)."""
 
-    def __init__(self, iserver: Any, *, on_sessions: Callable[[int], None], required_roles: dict[ua.NodeId, Role], write_role: Role) -> None:
+    def __init__(
+        self,
+        iserver: Any,
+        *,
+        on_sessions: Callable[[int], None],
+        required_roles: dict[ua.NodeId, Role],
+        write_role: Role,
+        limits: OperationLimits | None = None,
+    ) -> None:
         self.iserver = iserver
+        self.limits = limits or OperationLimits()
         self.on_sessions = on_sessions
         self.required_roles = required_roles
         self.write_role = write_role
@@ -178,14 +208,20 @@ class SessionHooks:
 
             return as_caller(read_checked)
 
+        limits = hooks.limits
+
+        def limited(service: str, inner: Callable[..., Any]) -> Callable[..., Any]:
+            return lambda original: limits.wrap(service)(inner(original))
+
         asyncua_patches.wrap_session_methods(
             session,
             activate_session=counting_activate,
             close_session=counting_close,
             call=role_checked_call,
-            read=read_for_user,
-            write=as_caller,
-            history_read=as_caller,
+            read=limited("read", read_for_user),
+            write=limited("write", as_caller),
+            history_read=limited("history_read", as_caller),
+            browse=limited("browse", as_caller),
         )
 
 
@@ -194,17 +230,76 @@ _SESSION_REQUESTS = frozenset(
 )
 
 
+_ACTIVATE = ua.NodeId(ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+_policy_logs = BurstLimiter(60.0)
+
+
 class GuardedUaProcessor(UaProcessor):
-    """asyncua's per-connection processor, refusing sessions on a channel policy the server does not offer."""
+    """asyncua's per-connection processor: refuses sessions on a channel policy the server does
+    not offer or with a client certificate that is no longer trusted (``certificate_allowed``),
+    checks passwords off the loop before ActivateSession (``OpcUaUserManager.logins``) and decodes
+    large Reads in a worker thread (``operation_limits.serve_large_read``)."""
 
     async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
         if typeid in _SESSION_REQUESTS:
             policy = self._connection.security_policy
             offered = self._connection._policies  # the server's configured SecurityPolicyFactory list
             if not any(f.matches(policy.URI, policy.Mode) for f in offered):
-                log.warning("session_refused", reason="security policy not offered", policy=policy.URI, mode=policy.Mode.name)
+                suppressed = _policy_logs.allow(self.name[0] if self.name else None)
+                if suppressed is not None:
+                    log.warning("session_refused", reason="security policy not offered", policy=policy.URI, mode=policy.Mode.name, suppressed=suppressed)
                 raise ServiceError(ua.StatusCodes.BadSecurityPolicyRejected)
+        if is_large_read(self, typeid, body):
+            return await serve_large_read(self, typeid, requesthdr, seqhdr, body)
+        if typeid == _ACTIVATE:
+            # CreateSession runs the certificate validator; an activation (also of an existing
+            # session on a new channel) is checked against the current trust list here
+            if not await certificate_allowed(self.iserver, self._connection.security_policy.peer_certificate):
+                raise ServiceError(ua.StatusCodes.BadCertificateRevoked)
+            return await self._activate(typeid, requesthdr, seqhdr, body)
         return await super()._process_message(typeid, requesthdr, seqhdr, body)
+
+    async def _activate(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        manager = self.iserver.user_manager
+        session = self.session or self.iserver.lookup_external_session(requesthdr.AuthenticationToken)
+        if not isinstance(manager, OpcUaUserManager) or session is None:
+            return await super()._process_message(typeid, requesthdr, seqhdr, body)
+        try:
+            params = struct_from_binary(ua.ActivateSessionParameters, body.copy())
+            token = params.UserIdentityToken
+            credentials = self.iserver.decrypt_user_token(session, token) if isinstance(token, ua.UserNameIdentityToken) else None
+        except Exception:  # asyncua answers a malformed request itself, below
+            credentials = None
+        if credentials is not None and credentials[0] is not None:
+            user, password = credentials
+            await manager.logins.check(session, user, password or "", self.name[0] if self.name else "?")
+        ctx = _activating.set(session)
+        try:
+            return await super()._process_message(typeid, requesthdr, seqhdr, body)
+        finally:
+            _activating.reset(ctx)
+            manager.logins.forget(session)
+
+
+_CERT_CHECKS: weakref.WeakKeyDictionary[Any, Callable[[bytes], Awaitable[bool]]] = weakref.WeakKeyDictionary()
+
+
+def set_certificate_check(iserver: Any, check: Callable[[bytes], Awaitable[bool]]) -> None:
+    """Make CreateSession and ActivateSession on *iserver* require ``await check(peer certificate
+    DER)`` (a certificate removed from ``trusted/`` or revoked by a CRL: BadCertificateRevoked)."""
+    _CERT_CHECKS[iserver] = check
+
+
+async def certificate_allowed(iserver: Any, der: bytes | None) -> bool:
+    check = _CERT_CHECKS.get(iserver)
+    if check is None or not der:
+        return True
+    if await check(der):
+        return True
+    suppressed = _policy_logs.allow(("revoked", der[-32:]))
+    if suppressed is not None:
+        log.warning("session_refused", reason="client certificate no longer trusted or revoked", suppressed=suppressed)
+    return False
 
 
 def install_channel_guard() -> None:

@@ -11,11 +11,14 @@ start; the private key is mode 0600)::
     <state_dir>/pki/issuers/crl/                   revocation lists of those CAs (honoured)
     <state_dir>/pki/rejected/certs/                untrusted client certificates, kept for review
 
+Every folder is created 0700 and every file 0600, whatever the umask (``edge.core.private_files``).
+
 A client whose certificate is not trusted is refused at CreateSession with BadCertificateUntrusted
 and its certificate is written to ``rejected/certs/`` (``<CN> [<sha1>].der``); an administrator
-trusts it by moving the file to ``trusted/certs/`` (``edgetwin certs trust <thumbprint>``). The
-trust list is reloaded on a miss and whenever a trust-list folder changed (a certificate removed
-from ``trusted/certs/`` is refused from the next connection), so no restart is needed.
+trusts it by moving the file to ``trusted/certs/`` (``edgetwin certs trust <thumbprint>``). ``rejected/certs/`` keeps at most
+``max_rejected`` files, the oldest are deleted first. The trust list and the CRLs are reloaded
+whenever ``trusted/`` changes (checked on every session request and every second by
+``edge.opcua.revocation``), so trusting, removing a certificate or adding a CRL needs no restart.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers.opcua_client.pki import file_name as rejected_name
 from drivers.opcua_client.pki import subject_alt_names, thumbprint
+from edge.core.private_files import private_dir, write_private
+from edge.core.ratelimit import BurstLimiter
 from edge.core.statedir import StateDir
 from edge.opcua import asyncua_patches
 
@@ -65,6 +70,7 @@ class SecuritySettings:
     application_uri: str | None = None
     hostnames: tuple[str, ...] = ()
     certificate_days: int = 3650
+    max_rejected: int = 100  # certificates kept in rejected/certs; the oldest are deleted first
 
     def __post_init__(self) -> None:
         for p in self.policies:
@@ -112,10 +118,9 @@ class Pki:
         return cls(StateDir(Path(state_dir)).pki_dir)
 
     def create_dirs(self) -> None:
-        for d in (self.cert.parent, self.trusted, self.crl, self.issuers, self.issuers_crl, self.rejected):
-            d.mkdir(parents=True, exist_ok=True)
-        self.key.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.key.parent, 0o700)
+        """Create the PKI folders owner-only (0700), whatever the umask; existing ones are set to 0700."""
+        for d in (self.cert.parent, self.trusted, self.crl, self.issuers, self.issuers_crl, self.rejected, self.key.parent):
+            private_dir(d, root=self.root)
 
 
 def default_hostnames(endpoint_host: str | None) -> list[str]:
@@ -134,16 +139,11 @@ def generate_certificate(
     cert = cert_gen.generate_self_signed_app_certificate(
         key, common_name, {"organizationName": "edgetwin"}, subject_alt_names(application_uri, hostnames), usage, days=days
     )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key_path.parent)
+    private_dir(cert_path.parent)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    tmp = key_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.chmod(tmp, 0o600)  # also when the umask or an existing file had other bits
-    os.replace(tmp, key_path)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    write_private(key_path, pem)  # 0600 also when the umask or an existing file had other bits
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.DER))
     return cert
 
 
@@ -197,30 +197,56 @@ class ClientCertificateValidator:
 
     OPTIONS = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, *, max_rejected: int = 100) -> None:
         self.pki = pki
+        self.max_rejected = max_rejected
         self._store = _TrustStore([pki.trusted], [pki.crl, pki.issuers_crl])
         self._validator = CertificateValidator(self.OPTIONS, self._store)
-        self._logged: set[str] = set()
-        self._loaded_stamp: tuple[int, ...] | None = None
+        self._logged = BurstLimiter(3600.0, max_keys=1024)  # bounded: a peer may send any number of certificates
+        self._signature: tuple[object, ...] | None = None
+        self._allowed: dict[bytes, bool] = {}
 
-    def _stamp(self) -> tuple[int, ...]:
-        """Modification times of the trust-list folders: a file added or removed changes them."""
-        out = []
+    def _current_signature(self) -> tuple[object, ...]:
+        """What identifies the contents of ``trusted/certs``, ``trusted/crl`` and ``issuers/crl``: names, sizes, mtimes."""
+        out: list[object] = []
         for d in (self.pki.trusted, self.pki.crl, self.pki.issuers_crl):
             try:
-                out.append(d.stat().st_mtime_ns)
-            except OSError:
-                out.append(-1)
+                with os.scandir(d) as it:
+                    out.extend(sorted((d.name, e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if e.is_file()))
+            except FileNotFoundError:
+                out.append((d.name, None))
         return tuple(out)
 
     async def load(self) -> None:
-        self._loaded_stamp = self._stamp()
+        self._signature = self._current_signature()
         await self._store.load()
+        self._allowed.clear()
+
+    async def reload_if_changed(self) -> bool:
+        """Reload the trust list and the CRLs if ``trusted/`` changed since the last load."""
+        if self._current_signature() == self._signature:
+            return False
+        await self.load()
+        log.info("trust_list_reloaded", trusted=str(self.pki.trusted), crl=str(self.pki.crl))
+        return True
+
+    async def allowed(self, der: bytes) -> bool:
+        """Whether the client certificate *der* is still trusted and not revoked (after a reload
+        if ``trusted/`` changed): the check for sessions that already exist."""
+        await self.reload_if_changed()
+        ok = self._allowed.get(der)
+        if ok is None:
+            try:
+                ok = self._store.validate(x509.load_der_x509_certificate(der))
+            except ValueError:
+                ok = False
+            if len(self._allowed) > 1024:
+                self._allowed.clear()
+            self._allowed[der] = ok
+        return ok
 
     async def __call__(self, cert: x509.Certificate, app: ua.ApplicationDescription) -> None:
-        if self._stamp() != self._loaded_stamp:  # a certificate was removed (or a CRL added) since the last load
-            await self.load()
+        await self.reload_if_changed()  # an administrator may have just trusted it, or removed it
         try:
             await self._validator.validate(cert, app)
             return
@@ -229,22 +255,30 @@ class ClientCertificateValidator:
             if code != ua.StatusCodes.BadCertificateUntrusted:
                 self._log_once(cert, "client_certificate_invalid", status=ua.StatusCode(code).name if code else str(exc))
                 raise
-        await self.load()  # an administrator may have just moved it to trusted/
-        try:
-            await self._validator.validate(cert, app)
-            return
-        except Exception as exc:
-            if getattr(exc, "code", None) != ua.StatusCodes.BadCertificateUntrusted:
-                raise
             path = self.pki.rejected / rejected_name(cert)
             if not path.exists():
-                self.pki.rejected.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+                private_dir(self.pki.rejected)
+                write_private(path, cert.public_bytes(serialization.Encoding.DER))
+                self._prune_rejected(keep=path)
             self._log_once(cert, "client_certificate_rejected", path=str(path), application_uri=app.ApplicationUri)
             raise
 
+    def _prune_rejected(self, keep: Path) -> None:
+        """Delete the oldest files of ``rejected/certs`` beyond ``max_rejected``."""
+        try:
+            files = [(e.stat().st_mtime_ns, e.name, Path(e.path)) for e in os.scandir(self.pki.rejected) if e.is_file()]
+        except FileNotFoundError:
+            return
+        excess = len(files) - self.max_rejected
+        if excess <= 0:
+            return
+        files.sort()
+        dropped = [p for _, _, p in files if p != keep][:excess]
+        for p in dropped:
+            p.unlink(missing_ok=True)
+        log.info("rejected_certificates_pruned", dropped=len(dropped), kept=self.max_rejected, folder=str(self.pki.rejected))
+
     def _log_once(self, cert: x509.Certificate, event: str, **kw: object) -> None:
-        key = f"{event}:{thumbprint(cert)}"
-        if key not in self._logged:
-            self._logged.add(key)
-            log.warning(event, subject=cert.subject.rfc4514_string(), thumbprint=thumbprint(cert), **kw)
+        suppressed = self._logged.allow(f"{event}:{thumbprint(cert)}")
+        if suppressed is not None:
+            log.warning(event, subject=cert.subject.rfc4514_string(), thumbprint=thumbprint(cert), suppressed=suppressed, **kw)

@@ -30,8 +30,10 @@ from asyncua.server.uaprocessor import UaProcessor
 from edge.opcua import asyncua_patches
 from edge.opcua.asyncua_patches import TARGETS, Target
 from edge.opcua.auth import GuardedUaProcessor, install_channel_guard
+from edge.opcua.peer_logs import PeerLogFilter
 from edge.opcua.security import _TrustStore
 from edge.opcua.stats import SubscriptionStats
+from edge.opcua.transport import ConnectionGuard, GuardedProtocol, TransportSettings, set_guard
 
 OWNERS: dict[str, type] = {
     "InternalServer": InternalServer,
@@ -43,6 +45,7 @@ OWNERS: dict[str, type] = {
     "NodeManagementService": NodeManagementService,
     "SubscriptionService": SubscriptionService,
     "AddressSpace": AddressSpace,
+    "OPCUAProtocol": GuardedProtocol.__bases__[0],  # asyncua's own (the module global is replaced)
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
 
@@ -64,7 +67,7 @@ def test_every_patch_target_exists_with_the_expected_parameters(key: str) -> Non
 
 def test_channel_guard_targets_the_class_the_binary_server_instantiates() -> None:
     # OPCUAProtocol builds its processor from the module global, which is what the guard replaces
-    assert "UaProcessor(" in inspect.getsource(binary_server_asyncio.OPCUAProtocol.connection_made)
+    assert "UaProcessor(" in inspect.getsource(GuardedProtocol.__bases__[0].connection_made)
     assert issubclass(binary_server_asyncio.UaProcessor, UaProcessor)
 
     class Transport:
@@ -95,8 +98,8 @@ def test_a_changed_target_is_refused_with_the_asyncua_version() -> None:
         asyncua_patches.check(target, NowSync.read)
     with pytest.raises(RuntimeError, match="has no attribute 'read'"):
         asyncua_patches.wrap_session_methods(object(), read=lambda original: original)
-    with pytest.raises(ValueError, match="not a wrapped session method: browse"):
-        asyncua_patches.wrap_session_methods(object(), browse=lambda original: original)
+    with pytest.raises(ValueError, match="not a wrapped session method: translate"):
+        asyncua_patches.wrap_session_methods(object(), translate=lambda original: original)
 
 
 def test_a_replacement_must_keep_the_sync_or_async_kind() -> None:
@@ -185,6 +188,10 @@ async def test_every_patch_takes_effect_on_a_real_server(free_port: int) -> None
     asyncua_patches.wrap_attribute_write(iserver.attribute_service, counting("attribute_write"))
     asyncua_patches.wrap_history_read(iserver.history_manager, counting("history_manager_read"))
     install_channel_guard()
+    asyncua_patches.install_protocol_guard(GuardedProtocol)
+    asyncua_patches.install_protocol_guard(GuardedProtocol)  # idempotent
+    guard = ConnectionGuard(TransportSettings(max_connections=5))
+    set_guard(iserver, guard)
     gen = await server.get_event_generator(ua.ObjectIds.AlarmConditionType)
     assert any(isinstance(t, ua.NodeId) for t in gen.event.data_types.values()), "asyncua now records variant types itself"
     asyncua_patches.fix_event_data_types(gen.event)
@@ -195,6 +202,9 @@ async def test_every_patch_takes_effect_on_a_real_server(free_port: int) -> None
         async with client:
             assert server.bserver is not None
             assert any(isinstance(p.processor, GuardedUaProcessor) for p in server.bserver.clients)
+            assert binary_server_asyncio.OPCUAProtocol is GuardedProtocol
+            assert [type(p) for p in server.bserver.clients] == [GuardedProtocol] and guard.connections == server.bserver.clients
+            assert await client.nodes.objects.get_children()  # Browse
             node = client.get_node(var.nodeid)
             assert await node.read_value() == 1.0
             await node.write_value(2.0)
@@ -336,3 +346,60 @@ def test_monitored_item_count_refuses_an_unknown_layout() -> None:
 
     with pytest.raises(RuntimeError, match="_monitored_items"):
         asyncua_patches.monitored_item_count(Moved())
+
+
+def test_protocol_guard_only_takes_a_subclass_of_asyncuas_protocol() -> None:
+    with pytest.raises(TypeError):
+        asyncua_patches.install_protocol_guard(UaProcessor)
+
+
+def test_protocol_guard_relies_on_asyncuas_receive_buffer_and_queue() -> None:
+    base = GuardedProtocol.__bases__[0]
+    source = inspect.getsource(base)
+    for needle in ("self._buffer += data", "self.messages.put_nowait", "max_pending_activation_seconds", "UaProcessor(self.iserver"):
+        assert needle in source, f"asyncua's OPCUAProtocol changed: {needle!r} is gone"
+    assert "def _make_protocol" in inspect.getsource(binary_server_asyncio.BinaryServer)
+    assert "OPCUAProtocol(" in inspect.getsource(binary_server_asyncio.BinaryServer._make_protocol)
+
+
+def test_log_filter_reaches_every_asyncua_logger() -> None:
+    import logging
+
+    f = PeerLogFilter()
+    added = asyncua_patches.rate_limit_asyncua_logs(f)
+    assert added >= 5
+    assert asyncua_patches.rate_limit_asyncua_logs(f) == 0  # idempotent
+    for name in ("asyncua", "asyncua.server.uaprocessor", "asyncua.server.binary_server_asyncio", "asyncuagds.validate"):
+        logger = logging.getLogger(name)
+        assert f in logger.filters
+        logger.removeFilter(f)
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("asyncua"):
+            logging.getLogger(name).removeFilter(f)
+
+
+def test_processor_limits_and_peer_certificate_are_where_the_guard_reads_them() -> None:
+    source = inspect.getsource(UaProcessor.__init__)
+    assert "self._limits = copy.deepcopy(limits)" in source and "self._connection = SecureConnection" in source
+    from asyncua.crypto.security_policies import SecurityPolicy
+
+    assert "peer_certificate" in SecurityPolicy.__annotations__
+    assert "max_recv_buffer" in TransportLimits.__dataclass_fields__
+
+
+def test_the_large_read_path_mirrors_asyncuas_read_branch() -> None:
+    """operation_limits.serve_large_read repeats these steps of asyncua 2.1.0; a change here means re-checking it."""
+    process = inspect.getsource(UaProcessor._process_message)
+    for line in (
+        "if self._connection.security_policy.permissions.check_validity(user, typeid, body) is False:",
+        "self.session_last_activity = time.monotonic()",
+        "self.session.touch()",
+        "params = struct_from_binary(ua.ReadParameters, body)",
+        "results = await self.session.read(params)",
+        "response = ua.ReadResponse()",
+        "response.Results = results",
+    ):
+        assert line in process, f"asyncua's Read branch changed: {line!r} is gone"
+    send = inspect.getsource(UaProcessor.send_response)
+    assert "response.ResponseHeader.RequestHandle = requesthandle" in send
+    assert "struct_to_binary(response), message_type=msgtype, request_id=seqhdr.RequestId" in send
