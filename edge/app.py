@@ -36,6 +36,7 @@ from edge.core.backoff import Backoff
 from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
+from edge.mqtt import mqtt_sink
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
@@ -134,6 +135,9 @@ async def run_gateway(
             # history, alarms, methods; entered first so the history database is flushed and
             # closed only after the server and every producer have stopped
             extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins, tasks=tg))
+            # MQTT / Sparkplug B (edge.mqtt): before the server, which shows its diagnostics tags
+            if cfg.mqtt is not None:
+                await stack.enter_async_context(mqtt_sink(cfg, gw.registry, write=gw.supervisor.write, tasks=tg))
             gw.server = await stack.enter_async_context(
                 OpcUaServer(
                     gw.registry,

@@ -15,6 +15,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from drivers import DRIVER_KINDS, settings_model
 from drivers.settings import DeviceSettings, Name, Strict
+from edge.mqtt.settings import MqttSection
 from edge.opcua.users import parse_password_hash
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ class GatewayConfig(Strict):
     simulator: SimulatorSection = SimulatorSection()
     opcua: OpcUaSection = OpcUaSection()
     history: HistorySection = HistorySection()
+    mqtt: MqttSection | None = None  # Sparkplug B / JSON publisher (edge.mqtt)
     devices: list[DeviceConfig] = Field(default_factory=list)
     assets: list[AssetConfig] = Field(default_factory=list)
     source: str = "<memory>"
