@@ -32,7 +32,9 @@ def require_mosquitto() -> str:
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, port: int, *, passwords: dict[str, str] | None = None, tls: dict[str, Path] | None = None, tls_port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, port: int, *, passwords: dict[str, str] | None = None, tls: dict[str, Path] | None = None, tls_port: int | None = None
+    ) -> None:
         self.exe = require_mosquitto()
         self.folder = folder
         self.port = port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,8 @@ async def test_seq_wraps_and_stale_quality(broker: Any, plant: Plant, tmp_path: 
         await rec.wait_for(lambda: any(get_value(m) == 1.5 for _, p in rec.of("DDATA") for m in p.metrics))
         s = seqs(rec)
         assert len(s) > 256
-        assert all(b == (a + 1) % 256 for a, b in zip(s, s[1:], strict=False))
-        last = [m for _, p in rec.of("DDATA") for m in p.metrics if get_value(m) == 1.5][0]
+        assert all(b == (a + 1) % 256 for a, b in itertools.pairwise(s))
+        last = next(m for _, p in rec.of("DDATA") for m in p.metrics if get_value(m) == 1.5)
         assert properties(last)["Quality"] == QUALITY_STALE and properties(last)["StatusCode"] == Status.UncertainLastUsableValue
 
 
