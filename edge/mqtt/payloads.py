@@ -89,11 +89,6 @@ class EdgeNode:
         return self.node_topic("NDATA") if device is None else self.device_topic("DDATA", device)
 
     # -- session ---------------------------------------------------------------------------------
-    def new_session(self) -> Message:
-        """Start the next MQTT session: advance bdSeq and return its NDEATH (the Will)."""
-        self.bd_seq = (self.bd_seq + 1) % 256
-        return self.ndeath()
-
     def ndeath(self) -> Message:
         p = Payload(timestamp=to_ms_now())
         p.metrics.add(name=BDSEQ, datatype=DataType.Int64, long_value=self.bd_seq)

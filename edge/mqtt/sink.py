@@ -98,6 +98,7 @@ class MqttSink:
         self._overflowing = False
         self._host_ts = -1
         self._sessions = 0  # sessions that connected
+        self._bd_seq_used = True  # the stored bdSeq belonged to a session (of this or the last run)
         self.json = settings if settings.mode == "json" else None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -282,36 +283,34 @@ class MqttSink:
         backoff = Backoff(0.5, 30.0)
         brokers = self.settings.broker
         attempt = 0
-        down_since: float | None = None
+        down_since: float | None = None  # start of the current outage (logged once)
         while True:
             url = brokers[attempt % len(brokers)]
             self.stats.broker = url
             self.stats.link_state = "connecting"
-            connected_before = self._sessions
+            sessions_before = self._sessions
             try:
                 await self._session(url, down_since=down_since)
             except PrimaryHostOffline:
                 log.warning("mqtt_primary_host_offline", host=self.settings.primary_host, broker=url)
-                backoff.reset()
             except (aiomqtt.MqttError, OSError, ssl.SSLError, ValueError) as exc:
-                error = _describe(exc)
-                if down_since is None:
-                    down_since = time.monotonic()
+                self.stats.last_error = _describe(exc)
+                if self._sessions != sessions_before:
+                    log.warning("mqtt_disconnected", broker=url, error=self.stats.last_error)
+                elif down_since is None:
                     if _refused(exc):
-                        log.error("mqtt_connect_refused", broker=url, username=self.settings.username, reason=error, hint="check username and password_file")
+                        log.error("mqtt_connect_refused", broker=url, username=self.settings.username, reason=self.stats.last_error, hint="check username and password_file")
                     else:
-                        log.warning("mqtt_unreachable", broker=url, error=error)
-                self.stats.last_error = error
+                        log.warning("mqtt_unreachable", broker=url, error=self.stats.last_error)
             finally:
                 self._client = None
                 self._born = False
                 async with self._lock:
                     self._online = False
                 self.stats.link_state = "disconnected"
-            if self._sessions != connected_before:  # the session had connected: a new outage starts
+            if self._sessions != sessions_before or down_since is None:  # a new outage starts
                 backoff.reset()
                 down_since = time.monotonic()
-                log.warning("mqtt_disconnected", broker=url, error=self.stats.last_error)
             attempt += 1
             # the next broker of the list at once; the first again after a backoff
             await asyncio.sleep(backoff.next_delay() if attempt % len(brokers) == 0 else 0.1)
@@ -334,8 +333,12 @@ class MqttSink:
         node = self.node
         assert node is not None
         scheme, host, port = parse_broker(url)
-        will_topic, will_payload = node.new_session()
-        await asyncio.to_thread(self.spool.set_meta, "bdSeq", node.bd_seq)
+        # bdSeq counts sessions: a connect attempt that never got through reuses the last value
+        if self._bd_seq_used:
+            node.bd_seq = (node.bd_seq + 1) % 256
+            self._bd_seq_used = False
+            await asyncio.to_thread(self.spool.set_meta, "bdSeq", node.bd_seq)
+        will_topic, will_payload = node.ndeath()
         client = aiomqtt.Client(
             host,
             port,
@@ -353,6 +356,7 @@ class MqttSink:
             if self._sessions:
                 self.stats.reconnects += 1
             self._sessions += 1
+            self._bd_seq_used = True
             self.stats.last_error = ""
             log.info("mqtt_connected", broker=url, bd_seq=node.bd_seq, **({"down_for_s": round(time.monotonic() - down_since, 1)} if down_since else {}))
             try:
