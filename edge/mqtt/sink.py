@@ -78,7 +78,8 @@ class MqttSink:
         self.registry = registry
         self.stats = MqttStats()
         for info in self.stats.infos():
-            registry.add(info)
+            if info.key not in registry:
+                registry.add(info)
         self._resolve = resolve
         self._write = write
         self._tasks = tasks
