@@ -357,6 +357,7 @@ class MqttSink:
             if self._sessions:
                 self.stats.reconnects += 1
             self._sessions += 1
+            self.stats.link_state = "connected"
             self._bd_seq_used = True
             self.stats.last_error = ""
             log.info("mqtt_connected", broker=url, bd_seq=node.bd_seq, **({"down_for_s": round(time.monotonic() - down_since, 1)} if down_since else {}))

@@ -14,7 +14,7 @@ from edge.core.registry import TagInfo
 
 # (attribute, diagnostics leaf, data type, description); the leaves are edge.core.names.MQTT_DIAGNOSTICS
 FIELDS: tuple[tuple[str, str, str, str], ...] = (
-    ("link_state", "MqttLinkState", "string", "disconnected | connecting | waiting_for_host | online"),
+    ("link_state", "MqttLinkState", "string", "disconnected | connecting | connected (births and spool on the way) | waiting_for_host | online"),
     ("broker", "MqttBroker", "string", "the broker of the current or last session"),
     ("last_error", "MqttLastError", "string", "the error of the current or most recent outage"),
     ("messages_published", "MqttMessagesPublished", "uint64", "messages the broker accepted"),

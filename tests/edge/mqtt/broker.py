@@ -9,6 +9,7 @@ every Sparkplug payload with the gateway's schema and keeps (topic, payload) in 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import shutil
 import socket
 import subprocess
@@ -40,7 +41,8 @@ class Mosquitto:
         self.port = port
         self.tls_port = tls_port
         self.proc: subprocess.Popen[bytes] | None = None
-        lines = ["per_listener_settings false", "persistence false", "log_dest stderr", "log_type error", "log_type warning"]
+        # as root mosquitto would switch to the user "mosquitto", who cannot read the test's files
+        lines = [f"user {getpass.getuser()}", "per_listener_settings false", "persistence false", "log_dest stderr", "log_type error", "log_type warning"]
         if passwords:
             pw = folder / "passwords"
             pw.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
@@ -139,4 +141,8 @@ class Recorder:
                 if result:
                     return result
                 self._changed.clear()
-                await self._changed.wait()
+                try:  # a message arrived, or look again (for conditions outside the recorder)
+                    async with asyncio.timeout(0.05):
+                        await self._changed.wait()
+                except TimeoutError:
+                    pass
