@@ -300,9 +300,8 @@ class MqttSink:
                     log.warning("mqtt_disconnected", broker=url, error=self.stats.last_error)
                 elif down_since is None:
                     if _refused(exc):
-                        log.error(
-                            "mqtt_connect_refused", broker=url, username=self.settings.username, reason=self.stats.last_error, hint="check username and password_file"
-                        )
+                        user = self.settings.username
+                        log.error("mqtt_connect_refused", broker=url, username=user, reason=self.stats.last_error, hint="check username and password_file")
                     else:
                         log.warning("mqtt_unreachable", broker=url, error=self.stats.last_error)
             finally:

@@ -67,9 +67,7 @@ async def test_tls_with_ca_and_password(tmp_path: Path, free_port_factory: Any, 
     broker.start()
     try:
         (tmp_path / "mqtt.pw").write_text("s3cret\n")
-        cfg = settings(
-            f"mqtts://127.0.0.1:{broker.tls_port}", username="line3", password_file=str(tmp_path / "mqtt.pw"), ca_file=str(tmp_path / "ca.pem")
-        )
+        cfg = settings(f"mqtts://127.0.0.1:{broker.tls_port}", username="line3", password_file=str(tmp_path / "mqtt.pw"), ca_file=str(tmp_path / "ca.pem"))
         plant.link(LinkState.CONNECTED)
         async with Recorder(broker.port, username="test", password="t") as rec, running_sink(plant, tmp_path, cfg) as sink:
             await rec.wait_for(lambda: len(rec.of("DBIRTH")) == 2)
