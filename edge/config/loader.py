@@ -156,7 +156,7 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     # [mqtt] is optional: without it no MQTT sink runs (edge.mqtt)
     mqtt = c.validate(MqttSection, raw["mqtt"], "mqtt") if "mqtt" in raw else None
     if mqtt is not None:
-        for path, message in mqtt_problems(mqtt, devices, assets, Path(source).parent):
+        for path, message in mqtt_problems(mqtt, Path(source).parent):
             c.add(path, message)
 
     if c.problems:

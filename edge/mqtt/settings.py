@@ -14,7 +14,6 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers.settings import Strict
 
-SparkplugId = str  # checked by _sparkplug_id: no '/', '+', '#'
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -45,9 +44,9 @@ class MqttSection(Strict):
     cert_file: str | None = None  # client certificate (PEM), with key_file
     key_file: str | None = None
     mode: Literal["sparkplug", "json"] = "sparkplug"
-    sparkplug_group: str = Field("edgetwin", pattern=r"^[^/+#]{1,64}$")
-    sparkplug_node: str = Field(pattern=r"^[^/+#]{1,64}$")
-    primary_host: str | None = Field(None, pattern=r"^[^/+#]{1,64}$")  # publish only while this host is ONLINE
+    sparkplug_group: str = Field("edgetwin", min_length=1, max_length=64)
+    sparkplug_node: str = Field(min_length=1, max_length=64)
+    primary_host: str | None = Field(None, min_length=1, max_length=64)  # publish only while this host application is ONLINE
     allow_commands: bool = False  # NCMD/DCMD writes to devices
     qos: Literal[0, 1] = 1  # of data messages (births, deaths and STATE use 1 as the specification asks)
     keepalive_s: int = Field(30, ge=5, le=3600)
@@ -72,6 +71,13 @@ class MqttSection(Strict):
     def _brokers(cls, v: list[str]) -> list[str]:
         for url in v:
             parse_broker(url)
+        return v
+
+    @field_validator("sparkplug_group", "sparkplug_node", "primary_host")
+    @classmethod
+    def _sparkplug_id(cls, v: str | None) -> str | None:
+        if v is not None and any(c in v for c in "/+#"):
+            raise ValueError(f"{v!r}: a Sparkplug id must not contain '/', '+' or '#'")
         return v
 
     @field_validator("json_topic")
