@@ -41,6 +41,10 @@ setup(
         "numpy>=1.26",
         "structlog>=24.1",
         "pydantic>=2.7,<3",
+        # MQTT / Sparkplug B (edge.mqtt): the asyncio client on paho-mqtt, and the payload encoding
+        "aiomqtt>=2.5,<3",
+        "paho-mqtt>=2.1,<3",
+        "protobuf>=5.26,<8",
     ],
     extras_require={
         "test": [

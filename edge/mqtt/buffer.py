@@ -130,6 +130,15 @@ class Spool:
             self.bytes -= size
             self.metrics -= metrics
 
+    def delete_rows(self, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        """Remove rows (as ``head`` returned them) that were delivered, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM spool WHERE id = ?", [(r[0],) for r in rows])
+        self.rows -= len(rows)
+        self.bytes -= sum(len(r[2]) for r in rows)
+        self.metrics -= sum(r[1] for r in rows)
+
     # -- meta ------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: int = 0) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

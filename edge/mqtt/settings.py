@@ -50,7 +50,8 @@ class MqttSection(Strict):
     allow_commands: bool = False  # NCMD/DCMD writes to devices
     qos: Literal[0, 1] = 1  # of data messages (births, deaths and STATE use 1 as the specification asks)
     keepalive_s: int = Field(30, ge=5, le=3600)
-    connect_timeout_s: float = Field(10.0, gt=0, le=120)
+    connect_timeout_s: float = Field(10.0, gt=0, le=120)  # also the limit of each publish
+    reconnect_max_s: float = Field(10.0, ge=0.5, le=300)  # reconnect attempts back off from 0.5 s to this
     publish_interval_s: float = Field(0.2, gt=0, le=60)  # changes are gathered this long into one DATA message
     max_metrics_per_message: int = Field(5000, ge=1, le=100_000)
     # store and forward (in <state_dir>/mqtt/): the oldest is dropped first past either bound

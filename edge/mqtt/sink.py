@@ -49,7 +49,7 @@ log = structlog.get_logger("edge.mqtt.sink")
 WriteHandler = Callable[[str, TagValue], Awaitable[int]]
 Item = tuple[MetricDef, TagSample, bool]  # (metric, sample, status changed)
 _REFUSED = {4: "bad user name or password", 5: "not authorized"}
-DRAIN_ROWS = 50
+DRAIN_ROWS = 200
 
 
 class PrimaryHostOffline(Exception):
@@ -281,7 +281,7 @@ class MqttSink:
     # -- session -----------------------------------------------------------------------------------
     async def _session_loop(self) -> None:
         self._ensure_catalog()
-        backoff = Backoff(0.5, 30.0)
+        backoff = Backoff(0.5, self.settings.reconnect_max_s)
         brokers = self.settings.broker
         attempt = 0
         down_since: float | None = None  # start of the current outage (logged once)
@@ -352,7 +352,9 @@ class MqttSink:
             keepalive=s.keepalive_s,
             timeout=s.connect_timeout_s,
             clean_session=True,
+            max_inflight_messages=100,
         )
+        client.pending_calls_threshold = 10 * DRAIN_ROWS  # the spool is sent pipelined: not a warning
         async with client:
             self._client = client
             if self._sessions:
@@ -441,31 +443,52 @@ class MqttSink:
         await self._publish(*node.dbirth(device, latest, now or _now_ms()), metrics=len(metrics))
 
     async def _drain(self) -> None:
-        """Publish the spool oldest first (historical), deleting each row once the broker has it."""
-        node = self.node
-        assert node is not None and self.catalog is not None
+        """Publish the spool oldest first (historical), deleting rows once the broker has them.
+
+        Rows are read in blocks; consecutive rows of one device are merged into messages of up to
+        ``max_metrics_per_message`` metrics, the block's messages are published together (in
+        order, QoS 1 pipelined), then the block's rows are deleted in one transaction.
+        """
+        node, catalog = self.node, self.catalog
+        assert node is not None and catalog is not None
         sent = 0
+        limit = self.settings.max_metrics_per_message
         while True:
             rows = await asyncio.to_thread(self.spool.head, DRAIN_ROWS)
             if not rows:
                 break
-            for row_id, count, stored in rows:
-                if self.json is not None:
-                    pairs, unknown = stored_samples(self.catalog, stored)
+            sends: list[Awaitable[None]] = []
+            unknown_total = 0
+            if self.json is not None:
+                for _, _, stored in rows:
+                    pairs, unknown = stored_samples(catalog, stored)
+                    unknown_total += unknown
                     device = pairs[0][0].device if pairs else None
+                    metrics = 1 if "{metric}" in self.json.json_topic else len(pairs)
                     for topic, payload in jsonfmt.messages(self.json.json_topic, node.node, device, pairs, historical=True, now_ms=_now_ms()):
-                        await self._publish(topic, payload, retain=self.json.json_retain, metrics=1 if "{metric}" in self.json.json_topic else len(pairs))
-                else:
+                        sends.append(self._publish(topic, payload, retain=self.json.json_retain, metrics=metrics))
+            else:
+                device: str | None = None
+                batch: list[Any] = []
+                for _, _, stored in rows:
                     metrics, unknown = node.for_session(stored)
-                    if metrics:
-                        device = self.catalog.by_alias[metrics[0].alias].device
-                        if device is not None and device not in self.catalog.devices:
-                            device = None
-                        await self._publish(*node.data(device, metrics, _now_ms()), metrics=len(metrics))
-                await asyncio.to_thread(self.spool.delete, row_id, count, len(stored))
-                if unknown:
-                    self.stats.metrics_dropped += unknown
-                sent += count
+                    unknown_total += unknown
+                    if not metrics:
+                        continue
+                    d = catalog.by_alias[metrics[0].alias].device
+                    if batch and (d != device or len(batch) + len(metrics) > limit):
+                        sends.append(self._publish(*node.data(device, batch, _now_ms()), metrics=len(batch)))
+                        batch = []
+                    device = d
+                    batch.extend(metrics)
+                if batch:
+                    sends.append(self._publish(*node.data(device, batch, _now_ms()), metrics=len(batch)))
+            # each publish hands its message to the client before its first await, so the order
+            # (and the seq numbers assigned above) is the order on the wire
+            await asyncio.gather(*sends)
+            await asyncio.to_thread(self.spool.delete_rows, rows)
+            self.stats.metrics_dropped += unknown_total
+            sent += sum(r[1] for r in rows)
             self.stats.metrics_buffered = self.spool.metrics
         if sent:
             log.info("mqtt_spool_sent", metrics=sent)
