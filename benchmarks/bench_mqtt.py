@@ -224,9 +224,11 @@ async def run(args: argparse.Namespace) -> None:
                     if hist - hist0 >= produced_during:
                         break
                 _, hist = sub.counts()
-                print(f"  outage          {args.outage:.0f} s: {hist - hist0:,} historical metrics delivered ({produced_during:,} produced while the broker was down)")
+                delivered = hist - hist0
+                print(f"  outage          {args.outage:.0f} s: {delivered:,} historical metrics delivered ({produced_during:,.0f} produced during the outage)")
                 print(f"  reconnect       {connected - restarted:.1f} s after the broker came back (the session's backoff)")
-                print(f"  catch-up        spool sent in {drained - connected:.1f} s: {(hist - hist0) / max(drained - connected, 1e-9):,.0f} historical metrics/s")
+                rate = delivered / max(drained - connected, 1e-9)
+                print(f"  catch-up        spool sent in {drained - connected:.1f} s: {rate:,.0f} historical metrics/s")
                 print(f"  gateway RSS     {_rss_mb():.0f} MB after the catch-up")
     finally:
         stop.set()

@@ -94,6 +94,7 @@ class MqttSink:
         self._online = False  # births done and spool drained: changes go out live
         self._born = False
         self._client: aiomqtt.Client | None = None
+        self._link_lost: asyncio.Future[None] | None = None  # done when the current session's link is gone
         self._task_list: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._overflowing = False
@@ -245,10 +246,21 @@ class MqttSink:
             del runs[device]
 
     async def _publish(self, topic: str, payload: bytes, *, retain: bool = False, metrics: int = 0, qos: int | None = None) -> None:
-        client = self._client
-        if client is None:
+        """Publish one message; with QoS 1 return once the broker acknowledged it. A lost link ends
+        the wait at once (aiomqtt would wait for the acknowledgement until its timeout)."""
+        client, lost = self._client, self._link_lost
+        if client is None or lost is None or lost.done():
             raise aiomqtt.MqttError("not connected")
-        await client.publish(topic, payload, qos=self.settings.qos if qos is None else qos, retain=retain)
+        pub = asyncio.ensure_future(client.publish(topic, payload, qos=self.settings.qos if qos is None else qos, retain=retain))
+        try:
+            await asyncio.wait((pub, lost), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pub.cancel()
+            raise
+        if not pub.done():
+            pub.cancel()
+            raise aiomqtt.MqttError("connection lost before the broker acknowledged a message")
+        pub.result()
         self.stats.messages_published += 1
         self.stats.metrics_published += metrics
 
@@ -357,34 +369,43 @@ class MqttSink:
         client.pending_calls_threshold = 10 * DRAIN_ROWS  # the spool is sent pipelined: not a warning
         async with client:
             self._client = client
-            if self._sessions:
-                self.stats.reconnects += 1
-            self._sessions += 1
-            self.stats.link_state = "connected"
-            self._bd_seq_used = True
-            self.stats.last_error = ""
-            log.info("mqtt_connected", broker=url, bd_seq=node.bd_seq, **({"down_for_s": round(time.monotonic() - down_since, 1)} if down_since else {}))
-            try:
-                if self.json is not None:
-                    await self._go_online()
-                    async for _ in client.messages:  # nothing is subscribed: this ends when the link drops
-                        pass
-                    return
-                await client.subscribe(node.node_topic("NCMD"), qos=1)
-                await client.subscribe(f"{topics.NAMESPACE}/{node.group}/DCMD/{node.node}/+", qos=1)
-                if s.primary_host is not None:
-                    self.stats.link_state = "waiting_for_host"
-                    await client.subscribe(topics.state_topic(s.primary_host), qos=1)
-                else:
-                    await self._birth()
-                async for message in client.messages:
-                    await self._on_message(message)
-            except PrimaryHostOffline:
-                await self._say_goodbye()
-                raise
-            except asyncio.CancelledError:
-                await self._say_goodbye()
-                raise
+            # aiomqtt's own future, done when the link is gone: a publish waiting for its
+            # acknowledgement stops waiting then (aiomqtt 2.x; pinned in setup.py)
+            self._link_lost = client._disconnected
+            await self._serve(client, url, down_since)
+
+    async def _serve(self, client: aiomqtt.Client, url: str, down_since: float | None) -> None:
+        s = self.settings
+        node = self.node
+        assert node is not None
+        if self._sessions:
+            self.stats.reconnects += 1
+        self._sessions += 1
+        self.stats.link_state = "connected"
+        self._bd_seq_used = True
+        self.stats.last_error = ""
+        log.info("mqtt_connected", broker=url, bd_seq=node.bd_seq, **({"down_for_s": round(time.monotonic() - down_since, 1)} if down_since else {}))
+        try:
+            if self.json is not None:
+                await self._go_online()
+                async for _ in client.messages:  # nothing is subscribed: this ends when the link drops
+                    pass
+                return
+            await client.subscribe(node.node_topic("NCMD"), qos=1)
+            await client.subscribe(f"{topics.NAMESPACE}/{node.group}/DCMD/{node.node}/+", qos=1)
+            if s.primary_host is not None:
+                self.stats.link_state = "waiting_for_host"
+                await client.subscribe(topics.state_topic(s.primary_host), qos=1)
+            else:
+                await self._birth()
+            async for message in client.messages:
+                await self._on_message(message)
+        except PrimaryHostOffline:
+            await self._say_goodbye()
+            raise
+        except asyncio.CancelledError:
+            await self._say_goodbye()
+            raise
 
     async def _say_goodbye(self) -> None:
         """Publish NDEATH ourselves: a clean disconnect discards the Will."""

@@ -97,7 +97,7 @@ def test_parse_broker(url: str, expected: tuple[str, str, int]) -> None:
         ({"password_file": "pw"}, "password_file needs username"),
         ({"ca_file": "ca.pem"}, "ca_file/cert_file need an mqtts:// broker"),
         ({"cert_file": "c.pem", "broker": "mqtts://h"}, "cert_file and key_file go together"),
-        ({"sparkplug_node": "a/b"}, "String should match pattern"),
+        ({"sparkplug_node": "a/b"}, "a Sparkplug id must not contain"),
         ({"json_topic": "x/{metric}"}, "json_topic must contain {device}"),
         ({"json_topic": "x/{device}/{tag}"}, "unknown placeholder"),
         ({"mode": "json", "primary_host": "h"}, "primary_host is a Sparkplug feature"),
