@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 from typing import Any
@@ -66,9 +65,9 @@ async def test_seq_wraps_and_stale_quality(broker: Any, plant: Plant, tmp_path: 
     plant.link(LinkState.CONNECTED)
     async with Recorder(broker.port) as rec, running_sink(plant, tmp_path, settings(broker.url, publish_interval_s=0.005)):
         await rec.wait_for(lambda: len(rec.of("DBIRTH")) == 2)
-        for i in range(300):
+        for i in range(300):  # one DDATA each: wait for it before the next change
             plant.value("plc1.temp", float(i))
-            await asyncio.sleep(0.006)
+            await rec.wait_for(lambda i=i: len(rec.of("DDATA")) > i)
         plant.value("plc1.temp", 1.5, Status.UncertainLastUsableValue)
         await rec.wait_for(lambda: any(get_value(m) == 1.5 for _, p in rec.of("DDATA") for m in p.metrics))
         s = seqs(rec)
