@@ -65,6 +65,10 @@ setup(
         "structlog>=24.1",
         "pydantic>=2.7,<3",
         "prometheus-client>=0.26,<1",  # [metrics]: exposition, parser, ProcessCollector (edge/metrics)
+        # MQTT / Sparkplug B (edge.mqtt): the asyncio client on paho-mqtt, and the payload encoding
+        "aiomqtt>=2.5,<3",
+        "paho-mqtt>=2.1,<3",
+        "protobuf>=5.26,<8",
     ],
     extras_require={
         "test": [

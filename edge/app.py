@@ -27,6 +27,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -41,6 +42,7 @@ from edge.core.backoff import Backoff
 from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
+from edge.mqtt import mqtt_sink
 from edge.opcua.extensions import northbound_extensions
 from edge.opcua.server import OpcUaServer
 from edge.opcua.settings import server_options
@@ -73,6 +75,7 @@ class Gateway:
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
+        self.mqtt: Any = None  # the MQTT sink (edge.mqtt) while [mqtt] runs
         self._diag_published: dict[str, object] = {}  # leaf -> value last published
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
@@ -152,6 +155,9 @@ async def run_gateway(
             # history, alarms, methods; entered first so the history database is flushed and
             # closed only after the server and every producer have stopped
             extensions = await stack.enter_async_context(northbound_extensions(cfg, gw.registry, gw.twins, tasks=tg))
+            # MQTT / Sparkplug B (edge.mqtt): before the server, which shows its diagnostics tags
+            if cfg.mqtt is not None:
+                gw.mqtt = await stack.enter_async_context(mqtt_sink(cfg, gw.registry, write=gw.supervisor.write, tasks=tg))
             if cfg.metrics is not None:  # the Prometheus endpoint (edge.metrics): a busy port fails before the server is built
                 from edge.metrics.sources import gateway_metrics
 

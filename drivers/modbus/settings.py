@@ -40,6 +40,7 @@ class ModbusTag(Strict):
     unit_id: int | None = Field(None, ge=0, le=MAX_UNIT_ID)
     poll_interval_s: float | None = Field(None, gt=0, le=3600)  # scan group; default: the device's
     historize: bool = False  # keep this tag's samples in the history database
+    deadband: float = Field(0.0, ge=0)  # MQTT report by exception: send a change larger than this (0: any change)
     # limit alarm: active above alarm_high / below alarm_low, clears alarm_deadband inside the limit
     alarm_high: float | None = None
     alarm_low: float | None = None

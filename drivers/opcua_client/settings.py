@@ -37,6 +37,7 @@ class OpcUaTag(Strict):
     units: str | None = None
     description: str = ""
     historize: bool = False
+    deadband: float = Field(0.0, ge=0)  # MQTT report by exception: send a change larger than this (0: any change)
     # per-tag overrides of the device's subscription / poll settings
     sampling_interval_s: float | None = Field(None, ge=0, le=3600)
     queue_size: int | None = Field(None, ge=1, le=1000)

@@ -28,6 +28,8 @@ from edge.config.collisions import check_collisions
 from edge.config.csv_tags import _with_csv_tags
 from edge.config.locate import MAX_NESTING, decode_text, key_lines, line_of, nesting_line, too_deep
 from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, MetricsSection, OpcUaSection, SimulatorSection
+from edge.mqtt.checks import mqtt_problems
+from edge.mqtt.settings import MqttSection
 
 
 class ConfigError(Exception):
@@ -148,9 +150,9 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
         raise ConfigError([f"{source}:{line_of(key_lines(text), deep) or '?'}: {deep}: nested more than {MAX_NESTING} deep"])
 
     c = _Collector(source, text)
-    top = {k: v for k, v in raw.items() if k not in {"gateway", "simulator", "opcua", "history", "devices", "assets", *_OPTIONAL_SECTIONS}}
+    top = {k: v for k, v in raw.items() if k not in {"gateway", "simulator", "opcua", "history", "devices", "assets", "mqtt", *_OPTIONAL_SECTIONS}}
     for key in top:
-        close = difflib.get_close_matches(key, ["gateway", "simulator", "opcua", "history", "devices", "assets", *_OPTIONAL_SECTIONS], n=1)
+        close = difflib.get_close_matches(key, ["gateway", "simulator", "opcua", "history", "devices", "assets", "mqtt", *_OPTIONAL_SECTIONS], n=1)
         c.add(key, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
     sections = {name: c.validate(model, raw.get(name, {}), name) for name, model in _SECTIONS.items()}
@@ -164,6 +166,11 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
     _check_assets(c, devices, assets, _broken_devices(raw, devices))
     check_collisions(c, devices, assets)
     _check_opcua(c, sections["opcua"])
+    # [mqtt] is optional: without it no MQTT sink runs (edge.mqtt)
+    mqtt = c.validate(MqttSection, raw["mqtt"], "mqtt") if "mqtt" in raw else None
+    if mqtt is not None:
+        for path, message in mqtt_problems(mqtt, Path(source).parent):
+            c.add(path, message)
 
     if c.problems:
         raise ConfigError([msg for _, msg in sorted(c.problems, key=lambda p: p[0])])
@@ -172,6 +179,7 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
         simulator=sections["simulator"],
         opcua=sections["opcua"],
         history=sections["history"],
+        mqtt=mqtt,
         devices=[d for _, d in devices],
         assets=[a for _, a in assets],
         source=source,

@@ -18,6 +18,7 @@ from drivers.settings import DeviceSettings, Name, Strict
 from edge.core.loglevels import check_component
 from edge.core.statedir import StateDir
 from edge.metrics.listen import parse_listen
+from edge.mqtt.settings import MqttSection
 from edge.opcua.users import parse_password_hash
 
 if TYPE_CHECKING:
@@ -266,6 +267,7 @@ class GatewayConfig(Strict):
     simulator: SimulatorSection = SimulatorSection()
     opcua: OpcUaSection = OpcUaSection()
     history: HistorySection = HistorySection()
+    mqtt: MqttSection | None = None  # Sparkplug B / JSON publisher (edge.mqtt)
     devices: list[DeviceConfig] = Field(default_factory=list)
     assets: list[AssetConfig] = Field(default_factory=list)
     metrics: MetricsSection | None = None  # [metrics]: the Prometheus endpoint

@@ -44,10 +44,13 @@ class PlannedNode:
 
 def planned_nodes(cfg: Any) -> list[PlannedNode]:
     """The nodes a validated ``GatewayConfig`` creates, gateway first, then devices, then assets."""
-    return plan_nodes(
+    out = plan_nodes(
         [(f"devices[{i}]", d) for i, d in enumerate(cfg.devices)],
         [(f"assets[{i}]", a) for i, a in enumerate(cfg.assets)],
     )
+    if getattr(cfg, "mqtt", None) is not None:  # the MQTT sink's diagnostics (edge.mqtt.stats)
+        out += [PlannedNode(names.gateway_diag_path(leaf), "variable", "mqtt", "the gateway's diagnostics") for leaf in names.MQTT_DIAGNOSTICS]
+    return out
 
 
 def plan_nodes(devices: Sequence[tuple[str, Any]], assets: Sequence[tuple[str, Any]]) -> list[PlannedNode]:

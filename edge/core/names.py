@@ -53,6 +53,17 @@ GATEWAY_DIAGNOSTICS = ("Version", "KernelImplementation", "KernelTickTime", *OPC
 ASSET_DIAGNOSTICS = ("TickTime",)
 # leaves of Diagnostics/Gateway while history runs (edge.history.store.DIAGNOSTICS, in that order)
 HISTORY_DIAGNOSTICS = ("HistorySamplesWritten", "HistorySamplesDropped", "HistoryPendingSamples", "HistoryDatabaseSize")
+# leaves of Diagnostics/Gateway while the MQTT sink runs (edge.mqtt.stats.FIELDS, in that order)
+MQTT_DIAGNOSTICS = (
+    "MqttLinkState",
+    "MqttBroker",
+    "MqttLastError",
+    "MqttMessagesPublished",
+    "MqttMetricsPublished",
+    "MqttMetricsBuffered",
+    "MqttMetricsDropped",
+    "MqttReconnects",
+)
 
 # registry key suffix -> browse leaf
 SIGNAL_OUTPUTS = {"measured": "Measured", "estimate": "Estimate", "forecast": "Forecast", "residual": "Residual", "anomaly_score": "AnomalyScore"}

@@ -119,6 +119,28 @@ def history_source(recorder: Any) -> Source:
     return collect
 
 
+MQTT_LINK_STATES = ("disconnected", "connecting", "connected", "waiting_for_host", "online")
+
+
+def mqtt_source(stats: Any) -> Source:
+    """The MQTT publisher (``edge.mqtt.stats.MqttStats``): link state, messages and metrics
+    published, metrics buffered and dropped, reconnects; the last error is a Diagnostics node only."""
+
+    def collect() -> Iterator[Metric]:
+        state = GaugeMetricFamily("edgetwin_mqtt_link_state", "1 for the MQTT link's current state", labels=["state"])
+        for name in MQTT_LINK_STATES:
+            state.add_metric([name], 1.0 if stats.link_state == name else 0.0)
+        yield state
+        yield GaugeMetricFamily("edgetwin_mqtt_link_up", "1 while the MQTT session publishes (online)", value=1.0 if stats.link_state == "online" else 0.0)
+        yield CounterMetricFamily("edgetwin_mqtt_messages_published", "MQTT messages the broker accepted", value=stats.messages_published)
+        yield CounterMetricFamily("edgetwin_mqtt_metrics_published", "metric values the broker accepted (historical included)", value=stats.metrics_published)
+        yield GaugeMetricFamily("edgetwin_mqtt_metrics_buffered", "metric values waiting in the store-and-forward spool", value=stats.metrics_buffered)
+        yield CounterMetricFamily("edgetwin_mqtt_metrics_dropped", "metric values dropped by the spool's size or age bound", value=stats.metrics_dropped)
+        yield CounterMetricFamily("edgetwin_mqtt_reconnects", "MQTT sessions started after an outage", value=stats.reconnects)
+
+    return collect
+
+
 def gateway_collector(gw: Any, extensions: Sequence[Any] = ()) -> GatewayCollector:
     """The collector of a running ``edge.app.Gateway``: one source per component it has.
     *extensions* are the server extensions (``northbound_extensions``); history is among them when
@@ -131,6 +153,9 @@ def gateway_collector(gw: Any, extensions: Sequence[Any] = ()) -> GatewayCollect
     recorder = next((ext.recorder for ext in extensions if hasattr(ext, "recorder")), None)
     if recorder is not None:
         collector.register("history", history_source(recorder))
+    mqtt = getattr(gw, "mqtt", None)
+    if mqtt is not None:
+        collector.register("mqtt", mqtt_source(mqtt.stats))
     return collector
 
 

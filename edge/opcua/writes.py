@@ -19,7 +19,6 @@ with user, role, node, tag, old value, new value and result.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -28,8 +27,9 @@ from asyncua import ua
 
 from drivers.sample import Status, TagValue
 from edge.core.registry import TagInfo, TagRegistry
+from edge.core.writes import audit, check_limits
 from edge.opcua import asyncua_patches
-from edge.opcua.model import NUMERIC, VARIANT_TYPES
+from edge.opcua.model import VARIANT_TYPES
 from edge.opcua.users import Role, role_of
 
 log = structlog.get_logger("edge.opcua.writes")
@@ -52,29 +52,7 @@ def check_value(info: TagInfo, variant: ua.Variant | None) -> tuple[int, str]:
         if variant is not None and variant.Value is not None and bool(variant.is_array) != info.array:
             got = f"an array of {got}" if variant.is_array else f"a scalar {got}"
         return Status.BadTypeMismatch, f"expected {'an array of ' if info.array else ''}{expected.name}, got {got}"
-    for value in variant.Value if info.array else [variant.Value]:
-        if isinstance(value, float) and not math.isfinite(value):
-            return Status.BadOutOfRange, f"{value} is not a finite number"
-        if info.data_type in NUMERIC:
-            if info.low is not None and value < info.low:
-                return Status.BadOutOfRange, f"{value} is below the low limit {info.low:g}"
-            if info.high is not None and value > info.high:
-                return Status.BadOutOfRange, f"{value} is above the high limit {info.high:g}"
-    return Status.Good, ""
-
-
-LOG_VALUE_CHARS = 200
-
-
-def loggable(value: Any) -> Any:
-    """*value* for the audit log: a string or array longer than LOG_VALUE_CHARS characters (as text) is
-    cut there and says its full length, so a client cannot fill the log with one write."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) <= LOG_VALUE_CHARS:
-        return value
-    return f"{text[:LOG_VALUE_CHARS]}... ({len(text)} characters)"
+    return check_limits(info, variant.Value if info.array else [variant.Value])
 
 
 class WriteGate:
@@ -159,18 +137,15 @@ class WriteGate:
         new = wv.Value.Value.Value if wv.Value is not None and wv.Value.Value is not None else None
         old = self.registry.latest(key).value if key is not None else None
         role = role_of(user)
-        fields = dict(
+        return audit(
+            log,
             user=getattr(user, "name", None),
             role=role.label if role else None,
             node=wv.NodeId.to_string(),
             tag=key,
-            old=loggable(old),
-            new=loggable(new),
-            status=status_name(status),
+            old=old,
+            new=new,
+            status=status,
             reason=reason,
+            name_of=status_name,
         )
-        if status == Status.Good:
-            log.info("write_done", **fields)
-        else:
-            log.warning("write_rejected", **fields)
-        return status

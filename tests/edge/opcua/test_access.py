@@ -193,7 +193,7 @@ def test_shipped_production_config_has_no_unsecured_endpoint_and_no_anonymous_lo
 
 def test_audit_log_values_are_cut_to_a_bounded_length() -> None:
     """A client cannot fill the log with one write: long strings and arrays are cut and say their length."""
-    from edge.opcua.writes import LOG_VALUE_CHARS, loggable
+    from edge.core.writes import LOG_VALUE_CHARS, loggable
 
     assert loggable(42.5) == 42.5 and loggable(None) is None and loggable(True) is True
     assert loggable("short") == "short" and loggable([1.0, 2.0]) == [1.0, 2.0]
