@@ -74,4 +74,6 @@ def test_spool_lives_in_the_state_folder(tmp_path: Path) -> None:
     from edge.mqtt import mqtt_state_dir
 
     cfg = parse_config(CONFIG, str(tmp_path / "gateway.toml"))
-    assert mqtt_state_dir(cfg) == tmp_path / "state" / "mqtt"
+    assert mqtt_state_dir(cfg) == cfg.state.mqtt_dir == cfg.state_path / "mqtt"
+    cfg = parse_config('[gateway]\nstate_dir = "st"\n' + CONFIG, str(tmp_path / "gateway.toml"))
+    assert mqtt_state_dir(cfg) == tmp_path / "st" / "mqtt"
