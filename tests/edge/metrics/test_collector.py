@@ -60,3 +60,23 @@ def test_histogram_buckets_are_cumulative_with_inf_last() -> None:
     for v in (0.05, 0.5, 0.5, 2.0):
         h.observe(v)
     assert histogram_buckets(h) == [("0.1", 1.0), ("1.0", 3.0), ("+Inf", 4.0)]
+
+
+def test_the_mqtt_publisher_figures_are_exported_with_prometheus_names() -> None:
+    from edge.metrics.sources import MQTT_LINK_STATES, mqtt_source
+    from edge.mqtt.stats import FIELDS, MqttStats
+
+    stats = MqttStats()
+    stats.link_state, stats.messages_published, stats.metrics_published = "online", 12, 340
+    stats.metrics_buffered, stats.metrics_dropped, stats.reconnects = 5, 2, 1
+    collector = GatewayCollector()
+    collector.register("mqtt", mqtt_source(stats))
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(metrics_registry(collector)).decode())}
+    value = {name: families[name].samples[0].value for name in families if len(families[name].samples) == 1}
+    assert value["edgetwin_mqtt_link_up"] == 1.0
+    assert {s.labels["state"]: s.value for s in families["edgetwin_mqtt_link_state"].samples} == {s: float(s == "online") for s in MQTT_LINK_STATES}
+    assert (value["edgetwin_mqtt_messages_published"], value["edgetwin_mqtt_metrics_published"]) == (12, 340)
+    assert (value["edgetwin_mqtt_metrics_buffered"], value["edgetwin_mqtt_metrics_dropped"], value["edgetwin_mqtt_reconnects"]) == (5, 2, 1)
+    # every counted figure of the publisher is exported (the last error is a Diagnostics node only)
+    exported = {"link_state", "messages_published", "metrics_published", "metrics_buffered", "metrics_dropped", "reconnects"}
+    assert {attr for attr, *_ in FIELDS} - exported == {"broker", "last_error"}
