@@ -9,13 +9,22 @@ Why take over the request and not only implement the storage interface: asyncua 
 continuation point into "restart at this source timestamp", which repeats or skips samples that
 share a timestamp at a page boundary. Our continuation points name the exact last row
 (source time and row id), so paging with a small ``NumValuesPerNode`` returns every sample exactly
-once. A raw read of a variable without history is answered with BadHistoryOperationUnsupported;
-other kinds of history requests (events, modified, processed) go to asyncua unchanged.
+once. A raw read of a variable without history is answered with BadHistoryOperationUnsupported.
+Every other kind of history request is answered per node with BadHistoryOperationUnsupported,
+never an empty Good: read-modified (the gateway keeps no modification history: samples are never
+changed after they are stored), events (alarm events are not stored), processed (aggregates) and
+at-time reads.
 
 Time range rules (OPC UA Part 11, ReadRawModifiedDetails): StartTime < EndTime reads forward,
 StartTime > EndTime reads backward (newest first), only StartTime reads forward from it, only
 EndTime reads backward from it, neither reads everything forward. Bounds are inclusive.
-``ReturnBounds`` and ``IsReadModified`` are not supported (no bounding values, no modified data).
+
+``ReturnBounds`` (Part 11, 4.4 and 6.4.3.2): with it the read also returns the bounding value of
+each specified time: for a forward read, the sample at StartTime or else the last one before it,
+and the sample at EndTime or else the first one after it (the other way round for a backward
+read). A sample exactly at a bound is the bounding value and is returned once. Where no such
+sample exists, the bounding value is a null value with status BadBoundNotFound stamped with the
+bound's time. The start bound comes with the first page, the end bound with the last.
 """
 
 from __future__ import annotations
@@ -123,6 +132,8 @@ class StoreHistoryBackend(HistoryStorageInterface):
         nb_values: int,
         continuation: bytes | None,
         timestamps: ua.TimestampsToReturn = ua.TimestampsToReturn.Both,
+        *,
+        bounds: bool = False,
     ) -> tuple[list[ua.DataValue], bytes | None]:
         key, vtype = self.nodes[node_id]
         start_us, end_us = _specified(start), _specified(end)
@@ -141,13 +152,41 @@ class StoreHistoryBackend(HistoryStorageInterface):
         more = len(rows) > page
         rows = rows[:page]
         cp = _CP.pack(_CP_MAGIC, int(reverse), rows[-1].source_us, rows[-1].id) if more else None
-        return [to_datavalue(r, vtype, timestamps) for r in rows], cp
+        dvs = [to_datavalue(r, vtype, timestamps) for r in rows]
+        if bounds:
+            # the bound the read starts from (StartTime, or EndTime of an end-only backward read) and,
+            # when both times are given, the one it ends at
+            first_us = start_us if start_us is not None else end_us
+            last_us = end_us if start_us is not None else None
+            if continuation is None and first_us is not None and not (rows and rows[0].source_us == first_us):
+                dvs.insert(0, await self._bound(key, vtype, first_us, before=not reverse, timestamps=timestamps))
+            if cp is None and last_us is not None and not (rows and rows[-1].source_us == last_us):
+                dvs.append(await self._bound(key, vtype, last_us, before=reverse, timestamps=timestamps))
+        return dvs, cp
+
+    async def _bound(self, key: str, vtype: ua.VariantType, at_us: int, *, before: bool, timestamps: ua.TimestampsToReturn) -> ua.DataValue:
+        """The bounding value at *at_us*: the last sample before it (*before*) or the first one after
+        it; BadBoundNotFound stamped *at_us* when there is none."""
+        store = self.recorder.store
+        if before:
+            rows = await asyncio.to_thread(store.read, key, None, at_us - 1, reverse=True, limit=1)
+        else:
+            rows = await asyncio.to_thread(store.read, key, at_us + 1, None, limit=1)
+        if rows:
+            return to_datavalue(rows[0], vtype, timestamps)
+        t = from_us(at_us)
+        src = t if timestamps in (ua.TimestampsToReturn.Source, ua.TimestampsToReturn.Both) else None
+        srv = t if timestamps in (ua.TimestampsToReturn.Server, ua.TimestampsToReturn.Both) else None
+        return ua.DataValue(
+            Value=ua.Variant(None, ua.VariantType.Null), StatusCode=ua.StatusCode(ua.StatusCodes.BadBoundNotFound), SourceTimestamp=src, ServerTimestamp=srv
+        )
 
     async def read_history(self, params: ua.HistoryReadParameters, fallback) -> list[ua.HistoryReadResult]:
         details = params.HistoryReadDetails
-        ours = isinstance(details, ua.ReadRawModifiedDetails) and not details.IsReadModified
-        if not ours:
-            return await fallback(params)
+        if not (isinstance(details, ua.ReadRawModifiedDetails) and not details.IsReadModified):
+            kind = "read modified" if isinstance(details, ua.ReadRawModifiedDetails) else type(details).__name__
+            log.info("history_read_unsupported", kind=kind, nodes=len(params.NodesToRead))
+            return [ua.HistoryReadResult(StatusCode=ua.StatusCode(ua.StatusCodes.BadHistoryOperationUnsupported)) for _ in params.NodesToRead]
         results = []
         for rv in params.NodesToRead:
             result = ua.HistoryReadResult()
@@ -158,8 +197,9 @@ class StoreHistoryBackend(HistoryStorageInterface):
             else:
                 try:
                     dvs, cp = await self.read_raw(
-                        rv.NodeId, details.StartTime, details.EndTime, details.NumValuesPerNode, rv.ContinuationPoint, params.TimestampsToReturn
-                    )
+                        rv.NodeId, details.StartTime, details.EndTime, details.NumValuesPerNode, rv.ContinuationPoint, params.TimestampsToReturn,
+                        bounds=bool(details.ReturnBounds),
+                    )  # fmt: skip
                 except _BadContinuationPoint as exc:
                     log.warning("history_read_rejected", node=rv.NodeId.to_string(), reason=str(exc))
                     result.StatusCode = ua.StatusCode(ua.StatusCodes.BadContinuationPointInvalid)

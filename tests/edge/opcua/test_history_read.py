@@ -28,10 +28,11 @@ def _registry() -> TagRegistry:
     reg.add(TagInfo("plc.count", ("Devices", "plc", "count"), "uint32", device="plc"))
     reg.add(TagInfo("plc.not_kept", ("Devices", "plc", "not_kept"), "float64", device="plc"))
     reg.add(TagInfo("tank.temp.estimate", ("Assets", "tank", "temp", "Estimate"), "float64"))
+    reg.add(TagInfo("plc.level", ("Devices", "plc", "level"), "float64", "m", device="plc"))
     return reg
 
 
-KEPT = ("plc.temp", "plc.run", "plc.count", "tank.temp.estimate")
+KEPT = ("plc.temp", "plc.run", "plc.count", "tank.temp.estimate", "plc.level")
 
 
 @asynccontextmanager
@@ -61,7 +62,7 @@ def _utc(t: datetime | None) -> datetime | None:
 async def _read_pages(node, start, end, per_page: int) -> tuple[list[ua.DataValue], int]:
     """Page through a raw history read with continuation points; return values and page count."""
     unset = ua.get_win_epoch()  # "not specified" on the wire
-    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=start or unset, EndTime=end or unset, NumValuesPerNode=per_page)
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=start or unset, EndTime=end or unset, NumValuesPerNode=per_page, ReturnBounds=False)
     out: list[ua.DataValue] = []
     cp = None
     pages = 0
@@ -131,18 +132,72 @@ async def test_server_page_limit_applies_when_the_client_asks_for_everything(ser
     base = T0 + timedelta(days=2)
     reg.publish([TagSample("tank.temp.estimate", float(i), Status.Good, base + timedelta(milliseconds=i), base) for i in range(120)])
     node = await _node(client, "Assets/tank/temp/Estimate")
-    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=base, EndTime=base + timedelta(seconds=1), NumValuesPerNode=0)
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=base, EndTime=base + timedelta(seconds=1), NumValuesPerNode=0, ReturnBounds=False)
     first = await node.history_read(details)
     assert len(first.HistoryData.DataValues) == 50 and first.ContinuationPoint is not None
-    everything = await node.read_raw_history(base, base + timedelta(seconds=1))
+    everything = await node.read_raw_history(base, base + timedelta(seconds=1), return_bounds=False)
     assert [dv.Value.Value for dv in everything] == [float(i) for i in range(120)]
+
+
+async def _read_bounds(node, start, end, per_page: int) -> list[tuple[object, str, datetime]]:
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=start, EndTime=end, NumValuesPerNode=per_page, ReturnBounds=True)
+    out, cp = [], None
+    while True:
+        result = await node.history_read(details, cp)
+        result.StatusCode.check()
+        out += [(dv.Value.Value, dv.StatusCode.name, _utc(dv.SourceTimestamp)) for dv in result.HistoryData.DataValues]
+        cp = result.ContinuationPoint
+        if cp is None:
+            return out
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_return_bounds_adds_the_bounding_values_once_or_bad_bound_not_found(served) -> None:
+    """ReturnBounds: the sample at or before StartTime and at or after EndTime (the other way round
+    backward); a sample exactly at a bound is returned once; none there: BadBoundNotFound at the bound."""
+    reg, _, _, client = served
+    base = T0 + timedelta(days=3)
+    at = {k: base + timedelta(seconds=k) for k in (5, 10, 15, 20, 25, 30, 35, 40, 50)}
+    reg.publish([TagSample("plc.level", float(k), Status.Good, at[k], at[k]) for k in (10, 20, 30, 40)])
+    node = await _node(client, "Devices/plc/level")
+
+    def good(*ks: int) -> list[tuple[object, str, datetime]]:
+        return [(float(k), "Good", at[k]) for k in ks]
+
+    not_found = lambda k: [(None, "BadBoundNotFound", at[k])]  # noqa: E731
+    for per_page in (100, 2, 1):  # the start bound comes with the first page, the end bound with the last
+        assert await _read_bounds(node, at[15], at[35], per_page) == good(10, 20, 30, 40)
+        assert await _read_bounds(node, at[20], at[30], per_page) == good(20, 30)  # exactly at the bounds: once
+        assert await _read_bounds(node, at[5], at[25], per_page) == not_found(5) + good(10, 20, 30)
+        assert await _read_bounds(node, at[35], at[50], per_page) == good(30, 40) + not_found(50)
+        assert await _read_bounds(node, at[35], at[15], per_page) == good(40, 30, 20, 10)  # backward
+    # without ReturnBounds: the samples inside the range only
+    plain, _ = await _read_pages(node, at[15], at[35], per_page=10)
+    assert [dv.Value.Value for dv in plain] == [20.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        pytest.param(ua.ReadRawModifiedDetails(IsReadModified=True, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=10), id="modified"),
+        pytest.param(ua.ReadEventDetails(StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=10), id="events"),
+        pytest.param(ua.ReadProcessedDetails(StartTime=T0, EndTime=T0 + timedelta(days=9), ProcessingInterval=1000.0), id="processed"),
+        pytest.param(ua.ReadAtTimeDetails(ReqTimes=[T0]), id="at-time"),
+    ],
+)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_history_reads_the_gateway_does_not_serve_are_refused_never_an_empty_good(served, details) -> None:
+    _, _, _, client = served
+    node = await _node(client, "Devices/plc/temp")
+    result = await node.history_read(details)
+    assert result.StatusCode.value == ua.StatusCodes.BadHistoryOperationUnsupported
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_bad_continuation_point_is_refused(served) -> None:
     _, _, _, client = served
     node = await _node(client, "Devices/plc/temp")
-    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2)
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2, ReturnBounds=False)
     result = await node.history_read(details, b"not a continuation point")
     assert result.StatusCode.value == ua.StatusCodes.BadContinuationPointInvalid
 
@@ -151,7 +206,7 @@ async def test_bad_continuation_point_is_refused(served) -> None:
 async def test_node_without_history_is_refused(served) -> None:
     _, _, _, client = served
     node = await _node(client, "Devices/plc/not_kept")
-    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2)
+    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=T0, EndTime=T0 + timedelta(days=9), NumValuesPerNode=2, ReturnBounds=False)
     result = await node.history_read(details)
     assert result.StatusCode.is_bad()
 
@@ -174,13 +229,13 @@ async def test_history_survives_a_restart_with_status_and_timestamps(tmp_path, f
     async with _gateway(tmp_path, free_port_factory()) as (_, recorder, _, client):
         assert recorder.store.count("plc.temp") == 4
         node = await _node(client, "Devices/plc/temp")
-        dvs = await node.read_raw_history(T0, T0 + timedelta(seconds=10))
+        dvs = await node.read_raw_history(T0, T0 + timedelta(seconds=10), return_bounds=False)
         assert [dv.Value.Value for dv in dvs] == [20.5, 21.0, None, 22.25]
         assert [dv.StatusCode.value for dv in dvs] == [Status.Good, Status.UncertainNoCommunicationLastUsableValue, Status.BadNoCommunication, Status.Good]
         assert [_utc(dv.SourceTimestamp) for dv in dvs] == [T0 + timedelta(seconds=i) for i in range(4)]
         assert all(_utc(dv.ServerTimestamp) >= _utc(dv.SourceTimestamp) for dv in dvs)
         assert _utc(dvs[-1].ServerTimestamp) == published[0].server_time
-        run = await (await _node(client, "Devices/plc/run")).read_raw_history(T0, T0 + timedelta(seconds=10))
+        run = await (await _node(client, "Devices/plc/run")).read_raw_history(T0, T0 + timedelta(seconds=10), return_bounds=False)
         assert [dv.Value.Value for dv in run] == [True, False, None, False]
         assert all(dv.Value.VariantType in (ua.VariantType.Boolean, ua.VariantType.Null) for dv in run)
 
@@ -197,9 +252,9 @@ async def test_retention_trims_by_age_and_history_read_no_longer_returns_old_row
     reg.publish([TagSample("plc.temp", 2.0, Status.Good, recent, recent)])
     await recorder.flush()
     node = await _node(client, "Devices/plc/temp")
-    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now)] == [1.0, 2.0]
+    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now, return_bounds=False)] == [1.0, 2.0]
     await recorder.trim()
-    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now)] == [2.0]
+    assert [dv.Value.Value for dv in await node.read_raw_history(now - timedelta(days=60), now, return_bounds=False)] == [2.0]
 
 
 @pytest.mark.parametrize(
