@@ -82,7 +82,9 @@ class Gateway:
         """The runner of one device: its driver (built by the driver kind's table entry) and its points."""
         # each point is named by its registry key, so the driver's samples are published as they are
         points = [replace(p, name=tag_key(dev.name, tag.name)) for tag, p in zip(dev.tags, dev.points(), strict=True)]
-        for tag, point in zip(dev.tags, points, strict=True):
+        for tag, point, interval in zip(dev.tags, points, dev.poll_intervals(), strict=True):
+            # how often the value can change at most: an upstream server's sampling interval, else the poll interval
+            subscribed = getattr(dev, "mode", None) == "subscription" and hasattr(point, "sampling_interval_s")
             self.registry.add(
                 TagInfo(
                     point.name,
@@ -95,6 +97,7 @@ class Gateway:
                     tag.writable,
                     device=dev.name,
                     array=getattr(point, "array", False),
+                    sampling_interval_s=point.sampling_interval_s if subscribed else interval,
                 )
             )
         # the driver's own state (certificates) lives under the state folder; relative paths in its

@@ -41,6 +41,7 @@ class TagInfo:
     writable: bool = False
     device: str | None = None  # the device whose link state governs this tag's staleness
     array: bool = False  # values are one-dimensional arrays (lists) of data_type
+    sampling_interval_s: float | None = None  # the fastest the value can change (a tag's poll interval); None: unknown
 
     def __post_init__(self) -> None:
         if self.data_type not in DATA_TYPES:

@@ -54,6 +54,10 @@ change                                 replaces (asyncua 2.1.0)                 
                                        ``connection_lost``, ``data_received``)     HEL only first (``transport``)
 ``wrap_session_methods`` (``browse``)  ``InternalSession.browse``                  operation limits and sliced requests
                                                                                    (``operation_limits``)
+``install_monitored_item_policy``      ``MonitoredItemService``: making, creating  sampling interval, queue size, deadbands
+                                       (data change), ``datachange_callback``,     (percent too) and DiscardOldest as the
+                                       deleting a monitored item                   client asks; no per-value deep copy
+                                                                                   (``sampling``)
 ``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
                                                                                    per minute (``peer_logs.PeerLogFilter``)
 =====================================  ==========================================  ==========================================
@@ -164,6 +168,10 @@ TARGETS: dict[str, Target] = {
         Target("NodeManagementService", "try_add_references", ("refs", "user"), False),
         Target("SubscriptionService", "create_subscription", ("params", "callback", "session_id", "request_callback"), True),
         Target("SubscriptionService", "transfer_subscriptions", ("params", "session_id", "callback"), True),
+        Target("MonitoredItemService", "_make_monitored_item_common", ("params",), False),
+        Target("MonitoredItemService", "_create_data_change_monitored_item", ("params",), True),
+        Target("MonitoredItemService", "datachange_callback", ("handle", "value", "error"), True),
+        Target("MonitoredItemService", "_delete_monitored_items", ("mid",), False),
     )
 }
 SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write", "history_read", "browse")
@@ -397,6 +405,32 @@ def wrap_create_subscription(service: Any, wrap: Wrap) -> None:
     wrapping *callback* here is where they can be counted.
     """
     _replace(service, TARGETS["SubscriptionService.create_subscription"], wrap)
+
+
+_MONITORED_ITEM_POLICY: list[bool] = []
+
+
+def install_monitored_item_policy() -> None:
+    """Route asyncua's ``MonitoredItemService`` (the class: every subscription's service) through
+    ``edge.opcua.sampling`` for address spaces passed to ``sampling.enable``; others keep asyncua's
+    behaviour. Replaced: ``_make_monitored_item_common`` (revised sampling interval and queue size),
+    ``_create_data_change_monitored_item`` (BadFilterNotAllowed), ``datachange_callback`` (sampling,
+    deadbands, no deep copy), ``_delete_monitored_items`` (held values and timers). Also relied on:
+    ``_monitored_items``, ``_monitored_datachange``, ``isub._triggered_datachanges``. Idempotent."""
+    if _MONITORED_ITEM_POLICY:
+        return
+    from asyncua.server.monitored_item_service import MonitoredItemService
+
+    from edge.opcua import sampling
+
+    for name, wrap in (
+        ("_make_monitored_item_common", sampling.make_common),
+        ("_create_data_change_monitored_item", sampling.create_data_change),
+        ("datachange_callback", sampling.datachange),
+        ("_delete_monitored_items", sampling.delete_item),
+    ):
+        _replace(MonitoredItemService, TARGETS[f"MonitoredItemService.{name}"], wrap)
+    _MONITORED_ITEM_POLICY.append(True)
 
 
 def wrap_transfer_subscriptions(service: Any, wrap: Wrap) -> None:

@@ -195,7 +195,7 @@ class ModelBuilder:
     async def add_variable(
         self, parent: ua.NodeId, nid: ua.NodeId, name: str, *, data_type: str, description: str, writable: bool = False,
         type_id: ua.NodeId | None = None, value: ua.Variant | None = None, property_: bool = False, qname: ua.QualifiedName | None = None,
-        array: bool = False,
+        array: bool = False, min_sampling_ms: float = 0.0,
     ) -> ua.NodeId:  # fmt: skip
         vtype = VARIANT_TYPES[data_type]
         if value is None:
@@ -208,7 +208,7 @@ class ModelBuilder:
             ValueRank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar,
             AccessLevel=access_level(writable),
             UserAccessLevel=access_level(writable),
-            MinimumSamplingInterval=0.0,
+            MinimumSamplingInterval=float(min_sampling_ms),
             Historizing=False,
             WriteMask=0,
             UserWriteMask=0,
@@ -385,7 +385,15 @@ class ModelBuilder:
         type_id = ua.NodeId(ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType)
         description = info.description or f"{path[-1]} of {'/'.join(path[:-1])}"
         await self.add_variable(
-            parent, nid, path[-1], data_type=info.data_type, description=description, writable=info.writable, type_id=type_id, array=info.array
+            parent,
+            nid,
+            path[-1],
+            data_type=info.data_type,
+            description=description,
+            writable=info.writable,
+            type_id=type_id,
+            array=info.array,
+            min_sampling_ms=1000.0 * info.sampling_interval_s if info.sampling_interval_s is not None else 0.0,
         )
         if info.units is not None:
             eu = self.nid((*path, "EngineeringUnits"))

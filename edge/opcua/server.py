@@ -45,7 +45,7 @@ from drivers.sample import Status, TagSample, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
-from edge.opcua import asyncua_patches
+from edge.opcua import asyncua_patches, sampling
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard, set_certificate_check
 from edge.opcua.logins import LoginSettings
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
@@ -276,6 +276,9 @@ class OpcUaServer:
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
         self._publish_sessions(0)
         asyncua_patches.quiet_start_errors()  # a busy port is reported once, by the caller
+        # monitored items honour sampling interval, queue size and deadbands (edge.opcua.sampling)
+        asyncua_patches.install_monitored_item_policy()
+        sampling.enable(self._server.iserver.aspace)
         await self._server.start()
         self._task = self.start_task(self.run, "opcua:publish")
         if self.trust_watcher is not None:

@@ -24,6 +24,7 @@ from asyncua.server.address_space import AddressSpace, AttributeService, NodeMan
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
+from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.server.subscription_service import SubscriptionService
 from asyncua.server.uaprocessor import UaProcessor
 
@@ -44,6 +45,7 @@ OWNERS: dict[str, type] = {
     "TrustStore": TrustStore,
     "NodeManagementService": NodeManagementService,
     "SubscriptionService": SubscriptionService,
+    "MonitoredItemService": MonitoredItemService,
     "AddressSpace": AddressSpace,
     "OPCUAProtocol": GuardedProtocol.__bases__[0],  # asyncua's own (the module global is replaced)
 }
