@@ -8,6 +8,8 @@ their arguments as they are.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, ClassVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -19,6 +21,8 @@ from drivers.modbus.bus import ModbusDriver
 from drivers.modbus.settings import ModbusRtuSettings, ModbusTcpSettings
 
 __all__ = ["ModbusDriver", "ModbusRtuDriver", "ModbusTcpDriver", "rtu_silent_interval_s"]
+
+PROBE_TIMEOUT_S = 1.0  # a probe gives up after this long (or timeout_s if shorter)
 
 
 class ModbusTcpDriver(ModbusDriver):
@@ -43,6 +47,19 @@ class ModbusTcpDriver(ModbusDriver):
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    async def probe(self) -> bool:
+        """True if the device accepts a TCP connection now; the connection is closed at once and
+        nothing is sent (the supervisor probes a lost device to reconnect as soon as it is back)."""
+        try:
+            async with asyncio.timeout(min(self.timeout_s, PROBE_TIMEOUT_S)):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     def _new_client(self) -> AsyncModbusTcpClient:
         # pymodbus would reconnect and retry on its own and close the link after a few unanswered

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+SUSPECT_AFTER = 2  # misses in a row after which a unit is no longer taken for a lossy-but-alive one
+
 
 @dataclass(slots=True)
 class _Unit:
@@ -72,6 +74,15 @@ class UnitTracker:
         """True if the last request to *unit_id* went unanswered (or it is demoted)."""
         u = self._get(unit_id)
         return u.streak > 0 or self.is_demoted(unit_id)
+
+    def suspect(self, unit_id: int) -> bool:
+        """True once *unit_id* missed two requests in a row: more than a lost frame on a lossy link.
+
+        A suspect unit gets no re-sends and one request per poll cycle (the driver skips its other
+        blocks until it answers), so a unit that went silent costs one timeout per cycle.
+        """
+        u = self._get(unit_id)
+        return u.streak >= SUSPECT_AFTER or self.is_demoted(unit_id)
 
     def all_failing(self) -> bool:
         """True if at least one unit is known and none of them is answering."""
