@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 
 _Span = tuple[int, Area, int, int]  # unit id, area, address, count
 Sink = Callable[[ReadResult], None]
+# failures of one exchange that leave the link usable: the unit missed this request
+MISS_FAILURES = frozenset({TransportFailure.TIMEOUT, TransportFailure.PROTOCOL_ERROR})
 
 
 def _span(req: ReadRequest) -> _Span:
@@ -102,9 +104,9 @@ class ModbusDriver:
         *,
         name: str,
         timeout_s: float = 1.0,
-        timeout_min_s: float = 0.1,
+        timeout_min_s: float = 0.05,
         adaptive_timeout: bool = True,
-        retries: int = 2,
+        retries: int = 3,
         reopen_after: int = 3,
         max_registers: int = MAX_READ_REGISTERS,
         max_bits: int = MAX_READ_BITS,
@@ -237,7 +239,7 @@ class ModbusDriver:
         reporter = self._reporter
         for p in points:
             out = results[id(p)]
-            if out.status in NOT_FETCHED:
+            if out.status in NOT_FETCHED or out.reason is Reason.NO_ANSWER:
                 not_fetched.setdefault(out.status, []).append(p.name)
             else:
                 samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
@@ -322,7 +324,7 @@ class ModbusDriver:
                 call = write_call(self._client, point, registers, multiple=self.write_multiple)
                 response = await self._wire.send(call, unit_id=point.unit_id, retries=0, timeout_s=self.timeout_s)
             except TransportError as exc:
-                if exc.failure is TransportFailure.TIMEOUT:
+                if exc.failure in MISS_FAILURES:
                     self._missed(point.unit_id, str(exc))
                 else:
                     self._lose(exc.failure)
@@ -359,10 +361,12 @@ class ModbusDriver:
     async def _read_block(self, client: Any, req: ReadRequest, results: dict[int, Outcome]) -> Outcome | None:
         """Read one block into *results*; return the outcome of a unit that did not answer, or None."""
         try:
-            retries = 0 if self.units.suspect(req.unit_id) else self.retries
+            # re-sends are for a unit that answers on a lossy link, not for one never heard from
+            # (absent, or a wrong unit id) or one that went silent: those cost one timeout a cycle
+            retries = self.retries if self.timer.srtt(req.unit_id) is not None and not self.units.suspect(req.unit_id) else 0
             response = await self._wire.send(read_call(client, req), unit_id=req.unit_id, retries=retries)
         except TransportError as exc:
-            if exc.failure is not TransportFailure.TIMEOUT:
+            if exc.failure not in MISS_FAILURES:
                 self._lose(exc.failure)
                 raise DriverUnavailable(f"{self.endpoint}: {exc}") from None
             self._missed(req.unit_id, str(exc))

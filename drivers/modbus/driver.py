@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerType
 from structlog.typing import BindableLogger
 
@@ -65,13 +66,15 @@ class ModbusTcpDriver(ModbusDriver):
         # pymodbus would reconnect and retry on its own and close the link after a few unanswered
         # requests; the supervisor owns reconnection and this driver owns timeouts (its own timer
         # fires first), so a unit that does not answer cannot take a shared gateway link down.
-        return AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            name=f"modbus:{self.name}",
-            timeout=self.timeout_s * 2 + 1.0,
-            retries=0,
-            reconnect_delay=0,
+        return fail_undecodable_responses(
+            AsyncModbusTcpClient(
+                self.host,
+                port=self.port,
+                name=f"modbus:{self.name}",
+                timeout=self.timeout_s * 2 + 1.0,
+                retries=0,
+                reconnect_delay=0,
+            )
         )
 
 
@@ -125,18 +128,50 @@ class ModbusRtuDriver(ModbusDriver):
         return self.port
 
     def _new_client(self) -> AsyncModbusSerialClient:
-        return AsyncModbusSerialClient(
-            self.port,
-            framer=FramerType.RTU,
-            baudrate=self.baud_rate,
-            bytesize=self.data_bits,
-            parity=self.parity,
-            stopbits=self.stop_bits,
-            name=f"modbus:{self.name}",
-            timeout=self.timeout_s * 2 + 1.0,
-            retries=0,
-            reconnect_delay=0,
+        return fail_undecodable_responses(
+            AsyncModbusSerialClient(
+                self.port,
+                framer=FramerType.RTU,
+                baudrate=self.baud_rate,
+                bytesize=self.data_bits,
+                parity=self.parity,
+                stopbits=self.stop_bits,
+                name=f"modbus:{self.name}",
+                timeout=self.timeout_s * 2 + 1.0,
+                retries=0,
+                reconnect_delay=0,
+            )
         )
+
+
+_Client = TypeVar("_Client", AsyncModbusTcpClient, AsyncModbusSerialClient)
+
+
+def fail_undecodable_responses(client: _Client) -> _Client:
+    """Make a response that does not decode fail its request instead of the connection.
+
+    pymodbus 3.16 raises ModbusIOException("Unable to decode request") from inside the
+    transport's ``data_received`` when a frame arrives whole but its PDU does not decode (a
+    truncated or corrupted response); asyncio then logs a "Fatal error" traceback and closes the
+    connection. The frame boundary is intact (MBAP length, RTU silent interval), so the link is
+    fine: the received bytes are dropped and the waiting request fails with that exception, which
+    the driver re-sends like a timeout. Pinned by tests/drivers/modbus/test_lossy.py (truncated and
+    corrupted responses through the fault proxy).
+    """
+    manager = client.ctx
+    handle_frame = manager.framer.handleFrame
+
+    def handle(data: bytes, exp_devid: int, exp_tid: int) -> tuple[int, Any]:
+        try:
+            return handle_frame(data, exp_devid, exp_tid)
+        except ModbusIOException as exc:
+            future = getattr(manager, "response_future", None)
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return len(data), None
+
+    manager.framer.handleFrame = handle  # type: ignore[method-assign]
+    return client
 
 
 def rtu_silent_interval_s(baud_rate: int) -> float:

@@ -32,12 +32,15 @@ class Exchange:
         self._quiet_until = 0.0  # monotonic time before which the next frame must not start
         self.requests_sent = 0  # every request put on the wire, re-sends included
         self.timeouts = 0  # requests that got no answer within their timeout
+        self.garbled = 0  # responses that did not decode (re-sent like a timeout)
 
     async def send(self, call: Callable[[], Awaitable[ModbusPDU]], *, unit_id: int, retries: int, timeout_s: float | None = None) -> ModbusPDU:
         """Send one request (re-sent up to *retries* times on timeout), keeping the inter-frame pause.
 
         Each attempt waits the unit's adaptive timeout (``drivers.modbus.rtt``) unless *timeout_s*
-        is given; answers to a first attempt update the unit's response-time estimate. Raises
+        is given; answers to a first attempt update the unit's response-time estimate. A response
+        that does not decode is re-sent like a timeout (Modbus TCP stays framed by its MBAP
+        header, RTU by its silent intervals: the next frame is read correctly). Raises
         TransportError.
         """
         attempt = 0
@@ -52,10 +55,13 @@ class Exchange:
                 sent = time.monotonic()
                 response = await _call(call, timeout)
             except TransportError as exc:
-                if exc.failure is not TransportFailure.TIMEOUT:
+                if exc.failure is TransportFailure.TIMEOUT:
+                    self.timeouts += 1
+                    timer.timed_out(unit_id)
+                elif exc.failure is TransportFailure.PROTOCOL_ERROR:
+                    self.garbled += 1
+                else:
                     raise
-                self.timeouts += 1
-                timer.timed_out(unit_id)
                 if attempt >= retries:
                     raise
                 attempt += 1

@@ -10,10 +10,11 @@ for an answer. Twice the smoothed time leaves room for a device whose response t
 its load; the variation term widens it on a jittery link. ``timeout_s`` stays the upper bound
 (and the timeout before anything was measured), ``timeout_min_s`` the lower bound.
 
-A request that times out doubles the unit's timeout (up to ``timeout_s``) for its next attempt, so
-a device that became slower is measured again instead of timing out forever. Only answers to a
-first attempt are measured (Karn's rule): an answer after a re-send may be the late reply to the
-first one, which would make the link look faster than it is.
+From the second timeout in a row on, each timeout doubles the unit's timeout (up to
+``timeout_s``), so a device that became slower is measured again instead of timing out forever;
+one lost frame is re-sent with the same short timeout. An answer to a re-sent request is measured
+only if it is slower than the estimate (Karn's rule, relaxed): on a serial line it may be the late
+reply to the first attempt, which would make the link look faster than it is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class _Estimate:
     srtt: float | None = None  # smoothed response time, s
     rttvar: float = 0.0
     backoff: float = 1.0  # factor after timeouts, reset by an answer
+    timeouts: int = 0  # timeouts in a row
 
 
 class ResponseTimer:
@@ -66,8 +68,8 @@ class ResponseTimer:
     def answered(self, unit_id: int, elapsed_s: float, *, first_attempt: bool) -> None:
         """An answer of *unit_id* arrived *elapsed_s* after its request was sent."""
         est = self._get(unit_id)
-        est.backoff = 1.0
-        if not first_attempt or elapsed_s < 0:
+        est.backoff, est.timeouts = 1.0, 0
+        if elapsed_s < 0 or (not first_attempt and (est.srtt is None or elapsed_s <= est.srtt)):
             return
         if est.srtt is None:
             est.srtt, est.rttvar = elapsed_s, elapsed_s / 2
@@ -76,9 +78,11 @@ class ResponseTimer:
             est.srtt = (1 - ALPHA) * est.srtt + ALPHA * elapsed_s
 
     def timed_out(self, unit_id: int) -> None:
-        """A request to *unit_id* got no answer within its timeout: wait twice as long next time."""
+        """A request to *unit_id* got no answer within its timeout: from the second one in a row, wait
+        twice as long next time."""
         est = self._get(unit_id)
-        if est.srtt is not None:
+        est.timeouts += 1
+        if est.srtt is not None and est.timeouts >= 2:
             est.backoff = min(est.backoff * 2.0, self.timeout_s / self.timeout_min_s)
 
     def srtt(self, unit_id: int) -> float | None:

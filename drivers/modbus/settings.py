@@ -95,9 +95,9 @@ class ModbusSettings(DeviceSettings):
     unit_id: int = Field(1, ge=0, le=MAX_UNIT_ID)
     timeout_s: float = Field(1.0, gt=0, le=60)
     # the adaptive timeout of each unit stays within timeout_min_s..timeout_s (drivers.modbus.rtt)
-    timeout_min_s: float = Field(0.1, gt=0, le=60)
+    timeout_min_s: float = Field(0.05, gt=0, le=60)
     adaptive_timeout: bool = True
-    retries: int = Field(2, ge=0, le=10)
+    retries: int = Field(3, ge=0, le=10)
     reopen_after: int = Field(3, ge=1, le=100)  # poll cycles without any answer before the link is reopened
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
     order: ByteOrder = "ABCD"
