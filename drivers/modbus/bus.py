@@ -111,7 +111,7 @@ class ModbusDriver:
         max_registers: int = MAX_READ_REGISTERS,
         max_bits: int = MAX_READ_BITS,
         max_gap: int = 10,
-        demote_after: int = 3,
+        demote_after: int = 5,
         demote_for_s: float = 10.0,
         frame_pause_s: float = 0.0,
         write_multiple: bool = False,
@@ -361,10 +361,13 @@ class ModbusDriver:
     async def _read_block(self, client: Any, req: ReadRequest, results: dict[int, Outcome]) -> Outcome | None:
         """Read one block into *results*; return the outcome of a unit that did not answer, or None."""
         try:
-            # re-sends are for a unit that answers on a lossy link, not for one never heard from
-            # (absent, or a wrong unit id) or one that went silent: those cost one timeout a cycle
-            retries = self.retries if self.timer.srtt(req.unit_id) is not None and not self.units.suspect(req.unit_id) else 0
-            response = await self._wire.send(read_call(client, req), unit_id=req.unit_id, retries=retries)
+            call = read_call(client, req)
+            if self.timer.srtt(req.unit_id) is None:  # never heard from (absent, a wrong unit id): one try
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=0, timeout_s=self.timeout_s)
+            elif self.units.suspect(req.unit_id):  # the last try waits timeout_s: measures a much slower device
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries, last_timeout_s=self.timeout_s)
+            else:
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries)
         except TransportError as exc:
             if exc.failure not in MISS_FAILURES:
                 self._lose(exc.failure)

@@ -34,11 +34,20 @@ class Exchange:
         self.timeouts = 0  # requests that got no answer within their timeout
         self.garbled = 0  # responses that did not decode (re-sent like a timeout)
 
-    async def send(self, call: Callable[[], Awaitable[ModbusPDU]], *, unit_id: int, retries: int, timeout_s: float | None = None) -> ModbusPDU:
+    async def send(
+        self,
+        call: Callable[[], Awaitable[ModbusPDU]],
+        *,
+        unit_id: int,
+        retries: int,
+        timeout_s: float | None = None,
+        last_timeout_s: float | None = None,
+    ) -> ModbusPDU:
         """Send one request (re-sent up to *retries* times on timeout), keeping the inter-frame pause.
 
         Each attempt waits the unit's adaptive timeout (``drivers.modbus.rtt``) unless *timeout_s*
-        is given; answers to a first attempt update the unit's response-time estimate. A response
+        is given (*last_timeout_s*: for the last attempt only); answers to a first attempt update
+        the unit's response-time estimate. A response
         that does not decode is re-sent like a timeout (Modbus TCP stays framed by its MBAP
         header, RTU by its silent intervals: the next frame is read correctly). Raises
         TransportError.
@@ -50,6 +59,8 @@ class Exchange:
             if pause > 0:
                 await asyncio.sleep(pause)
             timeout = timer.timeout(unit_id) if timeout_s is None else timeout_s
+            if last_timeout_s is not None and attempt >= retries:
+                timeout = max(timeout, last_timeout_s)
             try:
                 self.requests_sent += 1
                 sent = time.monotonic()

@@ -104,7 +104,7 @@ class ModbusSettings(DeviceSettings):
     max_registers: int = Field(MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
     max_bits: int = Field(MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
     max_gap: int = Field(10, ge=0, le=MAX_GAP)
-    demote_after: int = Field(3, ge=1, le=100)
+    demote_after: int = Field(5, ge=1, le=100)
     demote_for_s: float = Field(10.0, gt=0, le=3600)
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     write_multiple: bool = False  # device quirk: FC15/FC16 even for one coil or register

@@ -29,7 +29,7 @@ class _Unit:
 class UnitTracker:
     """Answer/timeout bookkeeping for the unit ids of one bus."""
 
-    def __init__(self, *, demote_after: int = 3, demote_for_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, demote_after: int = 5, demote_for_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         if demote_after < 1:
             raise ValueError(f"demote_after must be >= 1, got {demote_after}")
         if not demote_for_s > 0:
@@ -78,8 +78,9 @@ class UnitTracker:
     def suspect(self, unit_id: int) -> bool:
         """True once *unit_id* missed two requests in a row: more than a lost frame on a lossy link.
 
-        A suspect unit gets no re-sends and one request per poll cycle (the driver skips its other
-        blocks until it answers), so a unit that went silent costs one timeout per cycle.
+        A suspect unit gets one block per poll cycle (the driver skips its other blocks until it
+        answers) and the last re-send waits the full timeout, so a unit that went silent costs
+        one block's re-sends per cycle until it is demoted.
         """
         u = self._get(unit_id)
         return u.streak >= SUSPECT_AFTER or self.is_demoted(unit_id)

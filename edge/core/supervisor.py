@@ -127,6 +127,7 @@ class DeviceRunner:
         self._subscribing = isinstance(driver, SubscribingDriver)
         self._streaming = not self._subscribing and isinstance(driver, StreamingDriver)
         self._awaiting_data = True  # connected (or connecting) but no data yet on this connection
+        self._data_seen = False  # a sample arrived on this connection
         request_timeout_s = float(getattr(driver, "timeout_s", 0.0) or 0.0)
         self._freshness = None if self._subscribing else FreshnessWatch({k: iv + request_timeout_s for k, iv in zip(self.keys, per_point)})
         self._freshness_timer: asyncio.TimerHandle | None = None
@@ -174,7 +175,7 @@ class DeviceRunner:
                 self.health.reads_ok += 1
                 if not self._streaming:
                     self._publish(result)
-                if self._awaiting_data:
+                if self._awaiting_data and (self._data_seen or not self.points):
                     self._on_recovered()
                 if after >= self._health_due:
                     self._health_due = after + HEALTH_INTERVAL_S
@@ -205,6 +206,8 @@ class DeviceRunner:
     def _publish(self, result: ReadResult) -> None:
         """Publish the driver's samples as they are; points it could not fetch go through the stale policy."""
         self.registry.publish(result.samples)
+        if result.samples:
+            self._data_seen = True
         for status, keys in result.not_fetched.items():
             self.registry.mark_stale(keys, stale_after_s=self.stale_after_s, status=status)
         if self._freshness_timer is None and self._freshness is not None and any(s.status == Status.Good for s in result.samples):
@@ -243,6 +246,7 @@ class DeviceRunner:
 
     def _on_connected(self) -> None:
         self._awaiting_data = True
+        self._data_seen = False
         if self._subscribing:  # a subscription delivers when it has changes: connected is up
             self._on_recovered()
         self._set_state(LinkState.CONNECTED)

@@ -8,9 +8,10 @@ so each direction is cut into whole frames and each frame may be
 * delayed (``delay_s`` plus up to ``jitter_s``): a slow device or link; frames keep their order;
 * truncated (``truncate``): the PDU cut short, the MBAP length fixed to match, so the stream stays
   framed but the response is too short for what was asked;
-* corrupted (``corrupt``): one byte of the PDU (function code, byte count or data) changed; the
-  MBAP header is kept, as TCP would never deliver a broken header (Modbus TCP has no checksum of
-  its own, so a changed data byte is a wrong value no receiver can detect);
+* corrupted (``corrupt``): one byte after the function code (byte count or data) changed; the
+  MBAP header and the function code are kept (TCP would never deliver a broken header, and a
+  changed function code reads as an exception response, which a receiver must believe). Modbus
+  TCP has no checksum of its own, so a changed data byte is a wrong value no receiver can detect;
 * duplicated (``duplicate``): sent twice.
 
 ``direction`` limits the faults to requests or responses (default: both). Decisions come from one
@@ -145,9 +146,9 @@ class FaultProxy:
             keep = rng.randrange(1, len(frame) - MBAP.size)  # PDU bytes kept, at least the function code
             tid, proto, _, unit = MBAP.unpack(frame[: MBAP.size])
             frame = MBAP.pack(tid, proto, keep + 1, unit) + frame[MBAP.size : MBAP.size + keep]
-        if f.corrupt and rng.random() < f.corrupt:
+        if f.corrupt and rng.random() < f.corrupt and len(frame) > MBAP.size + 1:
             self.counts[f"{direction}_corrupted"] += 1
-            i = rng.randrange(MBAP.size, len(frame))
+            i = rng.randrange(MBAP.size + 1, len(frame))
             frame = frame[:i] + bytes([frame[i] ^ rng.randrange(1, 256)]) + frame[i + 1 :]
         frames = [frame]
         if f.duplicate and rng.random() < f.duplicate:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ class LossyReport:
     longest_gap_s: dict[int, float] = field(default_factory=dict)  # per unit: longest time without a Good measurement
     overage_s: float = 0.0  # worst age beyond poll interval + timeout_s of a value seen Good
     proxy: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)  # sampled statuses by name
 
     def line(self) -> str:
         gaps = ", ".join(f"u{u} {g:.2f} s" for u, g in sorted(self.longest_gap_s.items()))
@@ -95,12 +97,14 @@ async def run_lossy(
                 start_wall, start = time.time(), time.monotonic()
                 requests0, cycles0 = driver.requests_sent, runner.health.reads_ok
                 good = total = 0
+                seen: Counter[str] = Counter()
                 overage = 0.0
                 while time.monotonic() - start < seconds:
                     await asyncio.sleep(min(poll_s, 0.05))
                     wall = time.time()
                     for p in points:
                         s = reg.latest(p.name)
+                        seen[Status(s.status).name] += 1
                         total += 1
                         if s.status == Status.Good:
                             good += 1
@@ -125,6 +129,7 @@ async def run_lossy(
             longest_gap_s=gaps,
             overage_s=max(overage, 0.0),
             proxy=dict(proxy.counts),
+            statuses=dict(seen),
         )
 
 
