@@ -28,6 +28,7 @@ with a null value until a good sample arrives; the other tags are not affected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from asyncua import Server, ua
 from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
-from drivers.sample import Status, TagSample, utcnow
+from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
@@ -65,6 +66,7 @@ __all__ = [
 log = structlog.get_logger("edge.opcua.server")
 
 SESSIONS_KEY = gateway_diag_key("Sessions")
+WRITE_DRAIN_TIMEOUT_S = 1.0  # the longest a Good write answer waits for its value to reach the node
 
 
 class ServerExtension(Protocol):
@@ -179,7 +181,7 @@ class OpcUaServer:
         self._targets = self._builder.targets
         WriteGate(
             self._registry,
-            self._write_handler,
+            self._write_through if self._write_handler is not None else None,
             writable=self._builder.writable,
             variables={nid: key for key, targets in self._targets.items() for nid, _ in targets},
         ).install(self._server.iserver.attribute_service)
@@ -296,6 +298,18 @@ class OpcUaServer:
         if sample.tag not in self._failed_tags:
             self._failed_tags.add(sample.tag)
             log.error("publish_failed", tag=sample.tag, value=repr(sample.value)[:200], error=error)
+
+    async def _write_through(self, key: str, value: TagValue) -> int:
+        """The device write; after a Good one, wait until the value the device runner published
+        (write then read) is in the address space, so a client that reads right after its write
+        gets the new value."""
+        assert self._write_handler is not None
+        status = await self._write_handler(key, value)
+        if status == Status.Good:
+            with contextlib.suppress(TimeoutError):  # never hold a write answer on a stuck publish loop
+                async with asyncio.timeout(WRITE_DRAIN_TIMEOUT_S):
+                    await self.drain()
+        return status
 
     async def drain(self) -> None:
         """Wait until every batch published so far is in the address space, including the one
