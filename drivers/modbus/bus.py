@@ -12,18 +12,19 @@ this module plans, sends, decodes and maps failures to statuses:
   again until the next connect;
 * a value that does not decode makes that point ``BadDecodingError``;
 * each unit waits for its answers an adaptive timeout learnt from its response times, between
-  ``timeout_min_s`` and ``timeout_s`` (``drivers.modbus.rtt``); a request without an answer is
-  sent again up to ``retries`` times, so a lost frame costs a short wait, not a miss;
-* a unit that still does not answer gets ``BadTimeout`` for that block (its other blocks are still
-  read: one lost exchange does not starve them). After two misses in a row it is *suspect*: no
-  re-sends, one block per cycle, the blocks skipped then read first in the next cycle. After
-  ``demote_after`` consecutive misses it is demoted (``BadNoCommunication``, not polled) for
-  ``demote_for_s`` seconds, so it cannot stall the other units on the bus. Outage and recovery
-  are logged once per unit;
-* a lost connection, a garbled response, or a bus on which no unit answered for ``reopen_after``
-  poll cycles in a row (a dead or half-open transport) closes the transport and raises
-  ``DriverUnavailable`` from ``read``; the supervisor marks the tags stale and reconnects with
-  backoff (pymodbus's own reconnection and retries are switched off).
+  ``timeout_min_s`` and ``timeout_s`` (``drivers.modbus.rtt``); a request without an answer, or
+  with one that does not decode, is sent again up to ``retries`` times (``drivers.modbus.exchange``),
+  so a lost frame costs a short wait, not a miss;
+* a unit that still does not answer gets ``BadTimeout`` for that block; its other blocks are still
+  read (one lost exchange does not starve them). After two misses in a row it is *suspect*: one
+  block per cycle, the last re-send waiting ``timeout_s``, the skipped blocks first in the next
+  cycle. After ``demote_after`` consecutive misses it is demoted (``BadNoCommunication``, not
+  polled) for ``demote_for_s`` seconds, so it cannot stall the other units on the bus. Outage
+  and recovery are logged once per unit;
+* a lost connection, or a bus on which no unit answered for ``reopen_after`` poll cycles in a row
+  (a dead or half-open transport), closes the transport and raises ``DriverUnavailable`` from
+  ``read``; the supervisor marks the tags stale and reconnects with backoff (pymodbus's own
+  reconnection and retries are switched off).
 
 ``read_streaming`` hands each block's samples to a sink as soon as they are decoded, so the
 gateway publishes (and dates) every value when it arrives rather than at the end of the cycle.

@@ -6,8 +6,9 @@ answer costs a full timeout on every request, holding the bus while the others w
 for ``demote_for_s`` seconds, then it gets one request again (a probe). A probe that times out
 demotes it again at once; any answer (data or a Modbus exception) restores it.
 
-The tracker also says when every unit it has seen is failing, which the driver reports as a lost
-link (the supervisor then reconnects with backoff): a bus on which nothing answers is down.
+Two misses in a row make a unit *suspect* (more than a lost frame on a lossy link): the driver
+then asks it one block per cycle. Whether the whole link is dead is the driver's call (no unit
+answered in ``reopen_after`` cycles), not the tracker's.
 """
 
 from __future__ import annotations
@@ -84,10 +85,6 @@ class UnitTracker:
         """
         u = self._get(unit_id)
         return u.streak >= SUSPECT_AFTER or self.is_demoted(unit_id)
-
-    def all_failing(self) -> bool:
-        """True if at least one unit is known and none of them is answering."""
-        return bool(self._units) and all(self.failing(uid) for uid in self._units)
 
     def demoted(self) -> list[int]:
         """Unit ids demoted right now."""
