@@ -10,10 +10,10 @@ for an answer. Twice the smoothed time leaves room for a device whose response t
 its load; the variation term widens it on a jittery link. ``timeout_s`` stays the upper bound
 (and the timeout before anything was measured), ``timeout_min_s`` the lower bound.
 
-From the second timeout in a row on, each timeout doubles the unit's timeout, up to
-``MAX_BACKOFF`` times the estimate (and never beyond ``timeout_s``): one lost frame is re-sent
-with the same short timeout, a device that became a little slower is measured again, and a run
-of bad luck on a lossy link cannot escalate to full timeouts. A device that became much slower
+From the third timeout in a row on, each timeout doubles the unit's timeout, up to
+``MAX_BACKOFF`` times the estimate (and never beyond ``timeout_s``): lost frames are re-sent with
+the same short timeout, a device that became a little slower is measured again, and a run of bad
+luck on a lossy link cannot escalate to full timeouts. A device that became much slower
 misses until it is suspect; the driver then asks it with the full ``timeout_s``, which measures it. An answer to a re-sent request is measured
 only if it is slower than the estimate (Karn's rule, relaxed): on a serial line it may be the late
 reply to the first attempt, which would make the link look faster than it is.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 ALPHA = 1 / 8  # gain of the smoothed response time (RFC 6298)
 MAX_BACKOFF = 4.0  # the most the timeouts in a row stretch the adaptive timeout
+DOUBLE_AFTER = 3  # timeouts in a row from which each one doubles the next wait
 BETA = 1 / 4  # gain of its variation
 
 
@@ -81,11 +82,11 @@ class ResponseTimer:
             est.srtt = (1 - ALPHA) * est.srtt + ALPHA * elapsed_s
 
     def timed_out(self, unit_id: int) -> None:
-        """A request to *unit_id* got no answer within its timeout: from the second one in a row, wait
+        """A request to *unit_id* got no answer within its timeout: from the third one in a row, wait
         twice as long next time."""
         est = self._get(unit_id)
         est.timeouts += 1
-        if est.srtt is not None and est.timeouts >= 2:
+        if est.srtt is not None and est.timeouts >= DOUBLE_AFTER:
             est.backoff = min(est.backoff * 2.0, MAX_BACKOFF)
 
     def srtt(self, unit_id: int) -> float | None:

@@ -76,8 +76,10 @@ class _ScanGroup:
         return self.start + self.k * self.interval_s
 
     def advance(self, now: float) -> None:
-        """Move to the next slot after *now* (missed slots are skipped rather than burst)."""
-        self.k = max(self.k + 1, math.floor((now - self.start) / self.interval_s) + 1)
+        """Move to the next slot. A read that overran into a later slot is followed at once by that
+        slot's read (late, so no value waits a whole extra period); older missed slots are skipped
+        rather than burst."""
+        self.k = max(self.k + 1, math.floor((now - self.start) / self.interval_s))
 
 
 class DeviceRunner:

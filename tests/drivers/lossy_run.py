@@ -133,10 +133,10 @@ async def run_lossy(
         )
 
 
-OLD_BEHAVIOUR: dict[str, Any] = {"timeout_s": 1.0, "retries": 0, "adaptive_timeout": False, "reopen_after": 1}
+OLD_BEHAVIOUR: dict[str, Any] = {"timeout_s": 1.0, "retries": 0, "adaptive_timeout": False, "reopen_after": 1, "demote_after": 3}
 """The settings that reproduce the gateway before the lossy-link work as far as settings can: a fixed
 1 s timeout, no re-sends, the link reopened after the first cycle in which no unit answered (the
-old rule). Not reproducible by settings: the old end-of-cycle publishing and the skipping of a
+old rule), demotion after 3 misses. Not reproducible by settings: the old end-of-cycle publishing and the skipping of a
 unit's remaining blocks after one miss."""
 
 __all__ = ["OLD_BEHAVIOUR", "LossyReport", "run_lossy"]

@@ -152,21 +152,26 @@ async def test_a_miss_does_not_starve_the_units_other_blocks(free_port: int) -> 
 
 
 async def test_a_suspect_unit_is_asked_once_per_cycle_and_its_skipped_blocks_go_first(free_port: int) -> None:
-    """After two misses in a row a unit gets one block per cycle without re-sends; the blocks it
-    skipped are the first asked in the next cycle, so every block gets its turn."""
-    async with MiniServer(free_port, {1: Unit(silent=True)}) as server:
+    """After two misses in a row a unit gets one block per cycle; the blocks it skipped are the
+    first asked in the next cycle, so every block gets its turn."""
+    async with MiniServer(free_port, {1: Unit()}) as server:
         d = make_driver(free_port, timeout_s=0.05, retries=2, demote_after=50, reopen_after=50)
         await d.connect()
         pts = [pt("a", "hr:0"), pt("b", "hr:300"), pt("c", "hr:600")]
-        await read_all(d, pts)  # a and b missed with re-sends (3 + 3); then the unit is suspect and c is skipped
-        assert d.requests_sent == 6
+        await read_all(d, pts)  # answered: the unit's response time is known, re-sends apply
+        server.units[1].silent = True
         sent = d.requests_sent
-        await read_all(d, pts)  # suspect: one request, no re-send
-        assert d.requests_sent == sent + 1
+        await read_all(d, pts)  # a and b missed with re-sends (3 + 3); then the unit is suspect and c is skipped
+        assert d.requests_sent - sent == 6
+        sent = d.requests_sent
+        await read_all(d, pts)  # suspect: only c (skipped last time, so first now), with its re-sends
+        assert d.requests_sent - sent == 3
         server.units[1].silent = False
         server.units[1].hr[300], server.units[1].hr[600] = 3, 6
-        samples = await read_all(d, pts)  # c went first last time; a and b were skipped, go first now
+        requests_before = server.units[1].requests
+        samples = await read_all(d, pts)  # a and b were skipped: they go first, then c
         assert [s.status for s in samples] == [Status.Good, Status.Good, Status.Good]
+        assert server.units[1].requests - requests_before == 3
         await d.close()
 
 
@@ -242,12 +247,18 @@ async def test_slow_unit_late_reply_is_not_taken_for_the_next_request(free_port:
 
 
 async def test_retries_resend_after_a_timeout(free_port: int) -> None:
+    """A unit that has answered before gets its lost request sent again; one never heard from
+    (absent, a wrong unit id) does not: it costs one timeout per cycle."""
     async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
         server.units[1].hr[0] = 5
         d = make_driver(free_port, timeout_s=0.1, retries=1)
         await d.connect()
         (s,) = await read_all(d, [pt("a", "hr:0")])
-        assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 2)
+        assert (s.status, d.requests_sent) == (Status.BadTimeout, 1)  # not heard from yet: no re-send
+        assert (await read_all(d, [pt("a", "hr:0")]))[0].value == 5
+        server.units[1].drop = 1
+        (s,) = await read_all(d, [pt("a", "hr:0")])
+        assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 4)
         await d.close()
 
 

@@ -28,14 +28,14 @@ def test_timeout_follows_the_measured_response_time_within_bounds(samples: list[
     assert t.timeout(2) == 1.0  # units are measured separately
 
 
-def test_timeouts_stretch_from_the_second_in_a_row_up_to_max_backoff_and_an_answer_resets() -> None:
+def test_timeouts_stretch_from_the_third_in_a_row_up_to_max_backoff_and_an_answer_resets() -> None:
     t = ResponseTimer(timeout_s=10.0, timeout_min_s=0.05)
     t.answered(1, 0.001, first_attempt=True)
     seen = []
     for _ in range(6):
         seen.append(t.timeout(1))
         t.timed_out(1)
-    assert seen == pytest.approx([0.05, 0.05, 0.1, 0.2, 0.05 * MAX_BACKOFF, 0.05 * MAX_BACKOFF])
+    assert seen == pytest.approx([0.05, 0.05, 0.05, 0.1, 0.05 * MAX_BACKOFF, 0.05 * MAX_BACKOFF])
     t.answered(1, 0.001, first_attempt=False)
     assert t.timeout(1) == pytest.approx(0.05)
 
