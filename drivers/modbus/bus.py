@@ -55,14 +55,13 @@ from drivers.modbus.rtt import ResponseTimer
 from drivers.modbus.status import (
     ISOLATE_CODES,
     NO_ANSWER_CODES,
-    NOT_FETCHED,
     TransportFailure,
     exception_name,
     exception_status,
     transport_status,
 )
 from drivers.modbus.units import UnitTracker
-from drivers.sample import Status, TagSample, TagValue, utcnow
+from drivers.sample import Status, TagValue, utcnow
 
 if TYPE_CHECKING:
     from drivers.modbus.settings import ModbusSettings
@@ -219,7 +218,7 @@ class ModbusDriver:
         """
         results: dict[int, Outcome] = {}  # id(planned point) -> outcome: cheaper than hashing points
         planned = await self._cycle(points if isinstance(points, tuple) else tuple(points), results, None)
-        return self._result(planned, results)
+        return self._reporter.result(planned, results)
 
     async def read_streaming(self, points: Sequence[RegisterPoint], sink: Sink) -> None:
         """Like ``read``, but hand each block's result to *sink* as soon as it is decoded.
@@ -230,23 +229,7 @@ class ModbusDriver:
         publication. Raises DriverUnavailable like ``read``.
         """
         results: dict[int, Outcome] = {}
-        await self._cycle(points if isinstance(points, tuple) else tuple(points), results, lambda block: sink(self._result(block, results)))
-
-    def _result(self, points: Sequence[RegisterPoint], results: dict[int, Outcome]) -> ReadResult:
-        """The ReadResult of *points* from their outcomes; Bad statuses and recoveries are reported."""
-        samples = []
-        not_fetched: dict[int, list[str]] = {}
-        good = Status.Good
-        reporter = self._reporter
-        for p in points:
-            out = results[id(p)]
-            if out.status in NOT_FETCHED or out.reason is Reason.NO_ANSWER:
-                not_fetched.setdefault(out.status, []).append(p.name)
-            else:
-                samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
-            if out.status is not good or reporter:
-                reporter.report(p, out)
-        return ReadResult(samples, not_fetched)
+        await self._cycle(points if isinstance(points, tuple) else tuple(points), results, lambda block: sink(self._reporter.result(block, results)))
 
     async def _cycle(self, key: Points, results: dict[int, Outcome], emit: Callable[[Sequence[RegisterPoint]], None] | None) -> Points:
         """One poll cycle over the plan of *key*, filling *results*; *emit* after each request."""

@@ -1,12 +1,17 @@
-"""Log each point's Bad status once, and its recovery once (no I/O besides the log)."""
+"""A poll's outcomes as a ReadResult, logging each point's Bad status once and its recovery once
+(no I/O besides the log)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from structlog.typing import FilteringBoundLogger
 
+from drivers.base import ReadResult
 from drivers.modbus.address import RegisterPoint
 from drivers.modbus.outcome import Outcome, Reason
-from drivers.sample import Status
+from drivers.modbus.status import NOT_FETCHED
+from drivers.sample import Status, TagSample
 
 
 class PointReporter:
@@ -20,8 +25,22 @@ class PointReporter:
         self._log = log
         self._reported: dict[str, Status] = {}  # point name -> Bad status already logged
 
-    def __bool__(self) -> bool:
-        return bool(self._reported)
+    def result(self, points: Sequence[RegisterPoint], results: dict[int, Outcome]) -> ReadResult:
+        """The ReadResult of *points* from their outcomes (keyed by ``id(point)``): a sample for each
+        point that was answered, ``not_fetched`` for the others; Bad statuses and recoveries are
+        reported."""
+        samples = []
+        not_fetched: dict[int, list[str]] = {}
+        good = Status.Good
+        for p in points:
+            out = results[id(p)]
+            if out.status in NOT_FETCHED or out.reason is Reason.NO_ANSWER:
+                not_fetched.setdefault(out.status, []).append(p.name)
+            else:
+                samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
+            if out.status is not good or self._reported:
+                self.report(p, out)
+        return ReadResult(samples, not_fetched)
 
     def report(self, point: RegisterPoint, out: Outcome) -> None:
         status = out.status
