@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, ClassVar, TypeVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -171,7 +172,28 @@ def fail_undecodable_responses(client: _Client) -> _Client:
             return len(data), None
 
     manager.framer.handleFrame = handle  # type: ignore[method-assign]
+    quiet_frame_errors()
     return client
+
+
+# pymodbus 3.16 logs one ERROR line per late, duplicated or undecodable response (a late reply
+# "ask for transaction_id=X but got id=Y, Skipping", "received pdu without a corresponding
+# request", "Unable to decode frame ..."). On a lossy or slow link that is a line per lost frame;
+# the driver handles each of them (the late reply is ignored, the request re-sent) and counts
+# them (ModbusDriver.timeouts, Exchange.garbled), so these lines are dropped.
+_FRAME_NOISE = ("ERROR: request ask for ", "ERROR: received pdu without", "Unable to decode frame", "Repeating....")
+
+
+class _FrameNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_FRAME_NOISE)
+
+
+def quiet_frame_errors() -> None:
+    """Drop pymodbus's per-frame error lines (see above); idempotent."""
+    logger = logging.getLogger("pymodbus.logging")
+    if not any(isinstance(f, _FrameNoise) for f in logger.filters):
+        logger.addFilter(_FrameNoise())
 
 
 def rtu_silent_interval_s(baud_rate: int) -> float:
