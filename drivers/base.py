@@ -136,6 +136,20 @@ class SubscribingDriver(Driver, Protocol):
     async def run_subscription(self, points: Sequence[Any], sink: Callable[[ReadResult], None]) -> None: ...
 
 
+@runtime_checkable
+class StreamingDriver(Driver, Protocol):
+    """A polled driver that can hand over each request's results as they arrive (Modbus blocks).
+
+    ``read_streaming`` fetches *points* like ``read`` and calls *sink* (synchronous, never awaited)
+    once per request with the ReadResult of that request's points, as soon as they are decoded;
+    together the calls cover every point once. The supervisor publishes each one at once, so a
+    value is dated and shown when it arrives, not when the slowest request of the cycle ends.
+    Losing the transport raises DriverUnavailable, as ``read`` does.
+    """
+
+    async def read_streaming(self, points: Sequence[Any], sink: Callable[[ReadResult], None]) -> None: ...
+
+
 class DriverClass(Protocol):
     """What ``drivers.DRIVER_KINDS`` registers for a kind: a driver class and how to build it.
 

@@ -11,59 +11,69 @@ this module plans, sends, decodes and maps failures to statuses:
   the point the device rejects is Bad; the split is remembered and the rejected point is not asked
   again until the next connect;
 * a value that does not decode makes that point ``BadDecodingError``;
-* a unit that does not answer within ``timeout_s`` (after ``retries`` re-sends) gets ``BadTimeout``
-  for its points and is skipped for the rest of the cycle; after ``demote_after`` consecutive
-  misses it is demoted (``BadNoCommunication``, not polled) for ``demote_for_s`` seconds, so it
-  cannot stall the other units on the bus. Outage and recovery are logged once per unit;
-* a lost connection, a garbled response, or a bus on which no unit answers any more closes the
-  transport and raises ``DriverUnavailable`` from ``read``; the supervisor marks the tags stale and
-  reconnects with backoff (pymodbus's own reconnection and retries are switched off).
+* each unit waits for its answers an adaptive timeout learnt from its response times, between
+  ``timeout_min_s`` and ``timeout_s`` (``drivers.modbus.rtt``); a request without an answer, or
+  with one that does not decode, is sent again up to ``retries`` times (``drivers.modbus.exchange``),
+  so a lost frame costs a short wait, not a miss;
+* a unit that still does not answer gets ``BadTimeout`` for that block; its other blocks are still
+  read (one lost exchange does not starve them). After two misses in a row it is *suspect*: one
+  block per cycle, the last re-send waiting ``timeout_s``, the skipped blocks first in the next
+  cycle. After ``demote_after`` consecutive misses it is demoted (``BadNoCommunication``, not
+  polled) for ``demote_for_s`` seconds, so it cannot stall the other units on the bus. Outage
+  and recovery are logged once per unit;
+* a lost connection, or a bus on which no unit answered for ``reopen_after`` poll cycles in a row
+  (a dead or half-open transport), closes the transport and raises ``DriverUnavailable`` from
+  ``read``; the supervisor marks the tags stale and reconnects with backoff (pymodbus's own
+  reconnection and retries are switched off).
 
+``read_streaming`` hands each block's samples to a sink as soon as they are decoded, so the
+gateway publishes (and dates) every value when it arrives rather than at the end of the cycle.
 ``write`` never raises for I/O problems: it returns the status that explains the outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.pdu import ModbusPDU
+from pymodbus.exceptions import ModbusException
 from structlog.typing import FilteringBoundLogger
 
 from drivers.base import DriverUnavailable, LinkState, ReadResult
 from drivers.modbus.address import Area, RegisterPoint
 from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
-from drivers.modbus.codec import encode
+from drivers.modbus.codec import decode, encode
+from drivers.modbus.exchange import Exchange, TransportError
 from drivers.modbus.limits import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
 from drivers.modbus.plan import ReadRequest, split
-from drivers.modbus.plan_cache import PlanCache
+from drivers.modbus.plan_cache import PlanCache, Points
+from drivers.modbus.reporting import PointReporter
+from drivers.modbus.rtt import ResponseTimer
 from drivers.modbus.status import (
     ISOLATE_CODES,
     NO_ANSWER_CODES,
-    NOT_FETCHED,
     TransportFailure,
     exception_name,
     exception_status,
     transport_status,
 )
 from drivers.modbus.units import UnitTracker
-from drivers.sample import Status, TagSample, TagValue, utcnow
+from drivers.sample import Status, TagValue, utcnow
 
 if TYPE_CHECKING:
     from drivers.modbus.settings import ModbusSettings
 
 _Span = tuple[int, Area, int, int]  # unit id, area, address, count
+Sink = Callable[[ReadResult], None]
+# failures of one exchange that leave the link usable: the unit missed this request
+MISS_FAILURES = frozenset({TransportFailure.TIMEOUT, TransportFailure.PROTOCOL_ERROR})
 
 
-class _TransportError(Exception):
-    def __init__(self, failure: TransportFailure, detail: str) -> None:
-        super().__init__(f"{failure.value}: {detail}")
-        self.failure = failure
+def _span(req: ReadRequest) -> _Span:
+    return (req.unit_id, req.area, req.start, req.count)
 
 
 class ModbusDriver:
@@ -75,18 +85,33 @@ class ModbusDriver:
 
     kind: ClassVar[str] = "modbus"
     # settings of both transports, passed from the settings model to the constructor by from_settings
-    BUS_SETTINGS: ClassVar[tuple[str, ...]] = ("timeout_s", "retries", "max_registers", "max_bits", "max_gap", "demote_after", "demote_for_s", "write_multiple")
+    BUS_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "timeout_s",
+        "timeout_min_s",
+        "adaptive_timeout",
+        "retries",
+        "reopen_after",
+        "max_registers",
+        "max_bits",
+        "max_gap",
+        "demote_after",
+        "demote_for_s",
+        "write_multiple",
+    )
 
     def __init__(
         self,
         *,
         name: str,
         timeout_s: float = 1.0,
-        retries: int = 0,
+        timeout_min_s: float = 0.05,
+        adaptive_timeout: bool = True,
+        retries: int = 3,
+        reopen_after: int = 3,
         max_registers: int = MAX_READ_REGISTERS,
         max_bits: int = MAX_READ_BITS,
         max_gap: int = 10,
-        demote_after: int = 3,
+        demote_after: int = 5,
         demote_for_s: float = 10.0,
         frame_pause_s: float = 0.0,
         write_multiple: bool = False,
@@ -95,21 +120,34 @@ class ModbusDriver:
         self.name = name
         self.timeout_s = float(timeout_s)
         self.retries = retries
+        self.reopen_after = reopen_after
         self.max_registers = max_registers
         self.max_bits = max_bits
         self.max_gap = max_gap
         self.frame_pause_s = float(frame_pause_s)
+        self.timer = ResponseTimer(timeout_s=timeout_s, timeout_min_s=min(timeout_min_s, timeout_s), adaptive=adaptive_timeout)
+        self._wire = Exchange(self.timer, frame_pause_s=self.frame_pause_s)
         self.write_multiple = bool(write_multiple)  # FC15/FC16 even for one coil or register
         self.units = UnitTracker(demote_after=demote_after, demote_for_s=demote_for_s)
         self._log = (log if log is not None else structlog.get_logger("drivers.modbus")).bind(device=name, driver=self.kind)
         self._client: Any = None
         self._state = LinkState.DISCONNECTED
         self._lock = asyncio.Lock()  # one per physical bus: reads and writes share it
-        self._quiet_until = 0.0  # monotonic time before which the next frame must not start
         self._plans = PlanCache(max_registers=max_registers, max_bits=max_bits, max_gap=max_gap)
         self._rejected: dict[_Span, tuple[Status, str]] = {}  # spans the device refused, until reconnect
-        self._reported: dict[str, Status] = {}  # point name -> Bad status already logged
-        self.requests_sent = 0
+        self._reporter = PointReporter(self._log)
+        self._starved: set[_Span] = set()  # blocks skipped in the last cycle: read first in the next one
+        self._silent_cycles = 0  # poll cycles in a row in which no unit answered
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests put on the wire since the driver was made, re-sends included."""
+        return self._wire.requests_sent
+
+    @property
+    def timeouts(self) -> int:
+        """Requests that got no answer within their timeout."""
+        return self._wire.timeouts
 
     @classmethod
     def _bus_settings(cls, settings: ModbusSettings) -> dict[str, Any]:
@@ -163,6 +201,9 @@ class ModbusDriver:
         self._client = client
         self._state = LinkState.CONNECTED
         self.units.reset()
+        self.timer.reset_backoff()
+        self._silent_cycles = 0
+        self._starved.clear()
         if self._rejected:  # ask the device again once per connection: it may have been reconfigured
             self._rejected.clear()
             self._plans.forget()
@@ -175,44 +216,64 @@ class ModbusDriver:
         ``source_time`` and ``server_time`` are when the block's response arrived. Requests are
         planned once per distinct points tuple and cached.
         """
-        key = points if isinstance(points, tuple) else tuple(points)
         results: dict[int, Outcome] = {}  # id(planned point) -> outcome: cheaper than hashing points
+        planned = await self._cycle(points if isinstance(points, tuple) else tuple(points), results, None)
+        return self._reporter.result(planned, results)
+
+    async def read_streaming(self, points: Sequence[RegisterPoint], sink: Sink) -> None:
+        """Like ``read``, but hand each block's result to *sink* as soon as it is decoded.
+
+        *sink* gets one ReadResult per request of the plan (points of a block that was not asked
+        in this cycle, because its unit is demoted or gave up, come in ``not_fetched``). It is
+        called under the bus lock, so no write can slip in between a block's response and its
+        publication. Raises DriverUnavailable like ``read``.
+        """
+        results: dict[int, Outcome] = {}
+        await self._cycle(points if isinstance(points, tuple) else tuple(points), results, lambda block: sink(self._reporter.result(block, results)))
+
+    async def _cycle(self, key: Points, results: dict[int, Outcome], emit: Callable[[Sequence[RegisterPoint]], None] | None) -> Points:
+        """One poll cycle over the plan of *key*, filling *results*; *emit* after each request."""
         async with self._lock:
             client = self._connected_client()
-            missed: dict[int, Outcome] = {}  # units that did not answer in this cycle
             requests, planned = self._plans.plan(key)
+            if self._starved:  # blocks a suspect unit skipped last time go first
+                starved = self._starved
+                requests = sorted(requests, key=lambda r: _span(r) not in starved)
+            skipped: set[_Span] = set()
+            gave_up: dict[int, Outcome] = {}  # suspect units that missed in this cycle: not asked again
+            asked = answered = False
             for req in requests:
-                self.units.seen(req.unit_id)
-                if req.unit_id in missed:  # not asked again in this cycle
-                    fill(results, req.points, missed[req.unit_id])
-                    continue
-                if self.units.is_demoted(req.unit_id):
+                unit_id = req.unit_id
+                self.units.seen(unit_id)
+                if unit_id in gave_up:
+                    fill(results, req.points, gave_up[unit_id])
+                    skipped.add(_span(req))
+                elif self.units.is_demoted(unit_id):
+                    asked = True  # a demoted unit counts as silent: a bus of demoted units is down
                     status = transport_status(TransportFailure.UNIT_DEMOTED)
                     fill(results, req.points, Outcome(None, status, utcnow(), Reason.NO_ANSWER, "unit demoted"))
-                    continue
-                rejected = self._rejected.get((req.unit_id, req.area, req.start, req.count))
-                if rejected is not None:  # refused before on this connection: not asked again
+                elif (rejected := self._rejected.get(_span(req))) is not None:  # refused before on this connection
                     fill(results, req.points, Outcome(None, rejected[0], utcnow(), Reason.EXCEPTION, rejected[1]))
-                    continue
-                miss = await self._read_block(client, req, results)
-                if miss is not None:
-                    missed[req.unit_id] = miss
-            if missed and self.units.all_failing():
-                units = ", ".join(str(u) for u in sorted(missed))
-                self._lose(TransportFailure.TIMEOUT)
-                raise DriverUnavailable(f"{self.endpoint}: timeout: no unit answers (unit {units})")
-        samples = []
-        not_fetched: dict[int, list[str]] = {}
-        good = Status.Good
-        for p in planned:
-            out = results[id(p)]
-            if out.status in NOT_FETCHED:
-                not_fetched.setdefault(out.status, []).append(p.name)
-            else:
-                samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
-            if out.status is not good or self._reported:
-                self._report(p, out)
-        return ReadResult(samples, not_fetched)
+                else:
+                    asked = True
+                    miss = await self._read_block(client, req, results)
+                    if miss is None:
+                        answered = True
+                    elif self.units.suspect(unit_id):
+                        gave_up[unit_id] = miss
+                if emit is not None:
+                    emit(req.points)
+            self._starved = skipped
+            if answered:
+                self._silent_cycles = 0
+            elif asked:
+                self._silent_cycles += 1
+                if self._silent_cycles >= self.reopen_after:
+                    units = ", ".join(str(u) for u in sorted({r.unit_id for r in requests}))
+                    cycles = self._silent_cycles
+                    self._lose(TransportFailure.TIMEOUT)
+                    raise DriverUnavailable(f"{self.endpoint}: timeout: no unit answered in {cycles} poll cycle{'s' * (cycles > 1)} (unit {units})")
+        return planned
 
     async def write(self, point: RegisterPoint, value: TagValue) -> Status:
         """Write one value with FC5 (coil), FC6 (one register) or FC16 (several registers).
@@ -242,9 +303,12 @@ class ModbusDriver:
             if self.units.is_demoted(point.unit_id):
                 return self._refuse(point, value, Status.BadNoCommunication)
             try:
-                response = await self._send(write_call(self._client, point, registers, multiple=self.write_multiple), retries=0)
-            except _TransportError as exc:
-                if exc.failure is TransportFailure.TIMEOUT:
+                # a write is sent once and waits the full timeout_s: a device may take its time to
+                # store a value, and a command register must not see the command twice
+                call = write_call(self._client, point, registers, multiple=self.write_multiple)
+                response = await self._wire.send(call, unit_id=point.unit_id, retries=0, timeout_s=self.timeout_s)
+            except TransportError as exc:
+                if exc.failure in MISS_FAILURES:
                     self._missed(point.unit_id, str(exc))
                 else:
                     self._lose(exc.failure)
@@ -262,6 +326,14 @@ class ModbusDriver:
             return status
         return Status.Good
 
+    def written_value(self, point: RegisterPoint, value: TagValue) -> TagValue:
+        """The value *point* reads back after a Good write of *value*: the registers sent, decoded
+        as the tag is read (a scaled value rounded to the raw integer the device stores)."""
+        try:
+            return decode(encode(value, point), point)
+        except (TypeError, ValueError):
+            return value
+
     async def close(self) -> None:
         """Release the transport. Idempotent; never raises."""
         self._drop_client()
@@ -273,9 +345,15 @@ class ModbusDriver:
     async def _read_block(self, client: Any, req: ReadRequest, results: dict[int, Outcome]) -> Outcome | None:
         """Read one block into *results*; return the outcome of a unit that did not answer, or None."""
         try:
-            response = await self._send(read_call(client, req), retries=self.retries)
-        except _TransportError as exc:
-            if exc.failure is not TransportFailure.TIMEOUT:
+            call = read_call(client, req)
+            if self.timer.srtt(req.unit_id) is None:  # never heard from (absent, a wrong unit id): one try
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=0, timeout_s=self.timeout_s)
+            elif self.units.suspect(req.unit_id):  # the last try waits timeout_s: measures a much slower device
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries, last_timeout_s=self.timeout_s)
+            else:
+                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries)
+        except TransportError as exc:
+            if exc.failure not in MISS_FAILURES:
                 self._lose(exc.failure)
                 raise DriverUnavailable(f"{self.endpoint}: {exc}") from None
             self._missed(req.unit_id, str(exc))
@@ -315,44 +393,6 @@ class ModbusDriver:
                 return miss
         return None
 
-    # -- sending -----------------------------------------------------------------------------------------
-
-    async def _send(self, call: Callable[[], Awaitable[ModbusPDU]], *, retries: int) -> ModbusPDU:
-        """Send one request (re-sent up to *retries* times on timeout), keeping the inter-frame pause."""
-        attempt = 0
-        while True:
-            pause = self._quiet_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            try:
-                self.requests_sent += 1
-                return await self._call(call)
-            except _TransportError as exc:
-                if exc.failure is not TransportFailure.TIMEOUT or attempt >= retries:
-                    raise
-                attempt += 1
-            finally:
-                self._quiet_until = time.monotonic() + self.frame_pause_s
-
-    async def _call(self, request: Callable[[], Awaitable[ModbusPDU]]) -> ModbusPDU:
-        pending = cancel_requests()
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await request()
-        except TimeoutError:
-            raise_if_cancel_was_swallowed(pending)
-            raise _TransportError(TransportFailure.TIMEOUT, f"no response within {self.timeout_s:g} s") from None
-        except ConnectionException as exc:
-            raise _TransportError(TransportFailure.CONNECTION_LOST, str(exc)) from None
-        except ModbusIOException as exc:  # a response that does not decode or does not match
-            raise _TransportError(TransportFailure.PROTOCOL_ERROR, str(exc)) from None
-        except ModbusException as exc:
-            raise _TransportError(TransportFailure.PROTOCOL_ERROR, str(exc)) from None
-        except OSError as exc:
-            raise _TransportError(TransportFailure.CONNECTION_LOST, str(exc)) from None
-        raise_if_cancel_was_swallowed(pending)
-        return response
-
     # -- bookkeeping -------------------------------------------------------------------------------------
 
     def _answered(self, unit_id: int) -> None:
@@ -388,22 +428,3 @@ class ModbusDriver:
     def _refuse(self, point: RegisterPoint, value: TagValue, status: Status) -> Status:
         self._log.warning("modbus_write_refused", tag=point.name, status=status.name, value=repr(value))
         return status
-
-    def _report(self, point: RegisterPoint, out: Outcome) -> None:
-        status = out.status
-        if status is Status.Good:
-            if self._reported.pop(point.name, None) is not None:
-                self._log.info("modbus_point_recovered", tag=point.name)
-            return
-        if out.reason is Reason.NO_ANSWER or self._reported.get(point.name) == status:
-            return  # a unit that does not answer is logged once per unit, not per point
-        self._reported[point.name] = status
-        self._log.warning(
-            out.reason.value if out.reason is not None else "modbus_point_bad",
-            tag=point.name,
-            status=status.name,
-            detail=out.detail,
-            unit_id=point.unit_id,
-            area=point.area.value,
-            address=point.address,
-        )

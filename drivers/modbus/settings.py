@@ -95,19 +95,29 @@ class ModbusSettings(DeviceSettings):
 
     unit_id: int = Field(1, ge=0, le=MAX_UNIT_ID)
     timeout_s: float = Field(1.0, gt=0, le=60)
-    retries: int = Field(0, ge=0, le=10)
+    # the adaptive timeout of each unit stays within timeout_min_s..timeout_s (drivers.modbus.rtt)
+    timeout_min_s: float = Field(0.05, gt=0, le=60)
+    adaptive_timeout: bool = True
+    retries: int = Field(3, ge=0, le=10)
+    reopen_after: int = Field(3, ge=1, le=100)  # poll cycles without any answer before the link is reopened
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
     order: ByteOrder = "ABCD"
     max_registers: int = Field(MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
     max_bits: int = Field(MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
     max_gap: int = Field(10, ge=0, le=MAX_GAP)
-    demote_after: int = Field(3, ge=1, le=100)
+    demote_after: int = Field(5, ge=1, le=100)
     demote_for_s: float = Field(10.0, gt=0, le=3600)
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     write_multiple: bool = False  # device quirk: FC15/FC16 even for one coil or register
     tags_csv: str | None = None  # relative to the config file's folder
     description: str = ""
     tags: list[ModbusTag] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> ModbusSettings:
+        if self.timeout_min_s > self.timeout_s:
+            raise ValueError(f"timeout_min_s ({self.timeout_min_s:g}) must not exceed timeout_s ({self.timeout_s:g})")
+        return self
 
     def points(self) -> list[RegisterPoint]:
         """The validated register points of this device, in tag order."""

@@ -69,7 +69,7 @@ class TransportFailure(enum.Enum):
     NOT_CONNECTED = "not_connected"  # no transport when the request was made
     CONNECTION_LOST = "connection_lost"  # the peer closed or reset the connection
     TIMEOUT = "timeout"  # no response within timeout_s
-    PROTOCOL_ERROR = "protocol_error"  # a response that does not match the request
+    PROTOCOL_ERROR = "protocol_error"  # a response that does not decode: re-sent, then a miss like a timeout
     UNIT_DEMOTED = "unit_demoted"  # the unit stopped answering and is not polled for demote_for_s
 
 

@@ -6,8 +6,9 @@ answer costs a full timeout on every request, holding the bus while the others w
 for ``demote_for_s`` seconds, then it gets one request again (a probe). A probe that times out
 demotes it again at once; any answer (data or a Modbus exception) restores it.
 
-The tracker also says when every unit it has seen is failing, which the driver reports as a lost
-link (the supervisor then reconnects with backoff): a bus on which nothing answers is down.
+Two misses in a row make a unit *suspect* (more than a lost frame on a lossy link): the driver
+then asks it one block per cycle. Whether the whole link is dead is the driver's call (no unit
+answered in ``reopen_after`` cycles), not the tracker's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+SUSPECT_AFTER = 2  # misses in a row after which a unit is no longer taken for a lossy-but-alive one
 
 
 @dataclass(slots=True)
@@ -27,7 +30,7 @@ class _Unit:
 class UnitTracker:
     """Answer/timeout bookkeeping for the unit ids of one bus."""
 
-    def __init__(self, *, demote_after: int = 3, demote_for_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, demote_after: int = 5, demote_for_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         if demote_after < 1:
             raise ValueError(f"demote_after must be >= 1, got {demote_after}")
         if not demote_for_s > 0:
@@ -73,9 +76,15 @@ class UnitTracker:
         u = self._get(unit_id)
         return u.streak > 0 or self.is_demoted(unit_id)
 
-    def all_failing(self) -> bool:
-        """True if at least one unit is known and none of them is answering."""
-        return bool(self._units) and all(self.failing(uid) for uid in self._units)
+    def suspect(self, unit_id: int) -> bool:
+        """True once *unit_id* missed two requests in a row: more than a lost frame on a lossy link.
+
+        A suspect unit gets one block per poll cycle (the driver skips its other blocks until it
+        answers) and the last re-send waits the full timeout, so a unit that went silent costs
+        one block's re-sends per cycle until it is demoted.
+        """
+        u = self._get(unit_id)
+        return u.streak >= SUSPECT_AFTER or self.is_demoted(unit_id)
 
     def demoted(self) -> list[int]:
         """Unit ids demoted right now."""

@@ -24,6 +24,17 @@ Counters for Diagnostics and metrics (``DeviceHealth``): poll cycles that return
 reconnects, requests sent (the driver's ``requests_sent`` when it keeps one) and every poll
 cycle's duration in a histogram; plain numbers, read by the Prometheus collector at scrape time.
 
+Freshness: a polled value is Good only until it is older than its poll interval plus the driver's
+request timeout (``edge.core.freshness``); then it is shown Uncertain until the overdue read
+arrives. A driver that can stream (``StreamingDriver``, Modbus) hands each block's samples over
+as they arrive, and they are published at once rather than at the end of the poll cycle.
+
+Recovery: the backoff is reset only once data flows again (a device that accepts connections but
+does not answer is not retried in a storm); the delay is capped for a device that was healthy a
+moment ago, and a driver with a ``probe()`` ends the wait as soon as the port opens again
+(``edge.core.reconnect``). A Good write publishes the written value at once (as the device holds
+it: ``written_value``), and the next poll confirms it.
+
 Samples are built once, by the driver, already keyed by registry key (each point's ``name`` is its
 registry key): the runner hands them to the registry as they are. Health counters are published
 at most once per ``HEALTH_INTERVAL_S``, and only those that changed; a link-state change at once.
@@ -40,10 +51,12 @@ from typing import Any
 
 import structlog
 
-from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult, SubscribingDriver
-from drivers.sample import Status, TagValue, utcnow
+from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult, StreamingDriver, SubscribingDriver
+from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.backoff import Backoff
+from edge.core.freshness import FreshnessWatch
 from edge.core.health import DeviceHealth
+from edge.core.reconnect import PROBE_INTERVAL_S, ReconnectPolicy
 from edge.core.registry import TagRegistry
 
 log = structlog.get_logger("edge.core.supervisor")
@@ -67,8 +80,10 @@ class _ScanGroup:
         return self.start + self.k * self.interval_s
 
     def advance(self, now: float) -> None:
-        """Move to the next slot after *now* (missed slots are skipped rather than burst)."""
-        self.k = max(self.k + 1, math.floor((now - self.start) / self.interval_s) + 1)
+        """Move to the next slot. A read that overran into a later slot is followed at once by that
+        slot's read (late, so no value waits a whole extra period); older missed slots are skipped
+        rather than burst."""
+        self.k = max(self.k + 1, math.floor((now - self.start) / self.interval_s))
 
 
 class DeviceRunner:
@@ -116,23 +131,37 @@ class DeviceRunner:
         self._batches: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._health_due = 0.0  # monotonic time of the next counters publish
         self._driver_counts_requests = type(getattr(driver, "requests_sent", None)) is int
+        # -- lossy links: streaming reads, freshness, recovery (module docstring)
+        self.reconnect = ReconnectPolicy(backoff)
+        self._subscribing = isinstance(driver, SubscribingDriver)
+        self._streaming = not self._subscribing and isinstance(driver, StreamingDriver)
+        self._awaiting_data = True  # connected (or connecting) but no data yet on this connection
+        self._data_seen = False  # a sample arrived on this connection
+        request_timeout_s = float(getattr(driver, "timeout_s", 0.0) or 0.0)
+        self._freshness = None if self._subscribing else FreshnessWatch({k: iv + request_timeout_s for k, iv in zip(self.keys, per_point)})
+        self._freshness_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Poll forever; returns only by cancellation (which it never swallows)."""
         try:
             while True:
                 self._set_state(LinkState.CONNECTING)
+                connecting = True
                 try:
                     await self.driver.connect()
+                    connecting = False
                     self._on_connected()
                     if isinstance(self.driver, SubscribingDriver):
                         await self.driver.run_subscription(self.points, self._on_changes)
                         raise DriverUnavailable("subscription ended")
                     await self._poll_forever()
                 except DriverUnavailable as exc:
-                    await self._on_outage(exc)
-                    await self._back_off(self.backoff.next_delay())
+                    await self._on_outage(exc, connect_failed=connecting)
+                    await self._back_off(self.reconnect.next_delay(time.monotonic()))
         finally:
+            if self._freshness_timer is not None:
+                self._freshness_timer.cancel()
+                self._freshness_timer = None
             await self.driver.close()
             self._set_state(LinkState.CLOSED)
 
@@ -145,7 +174,10 @@ class DeviceRunner:
             due = tuple(i for i, g in enumerate(self.groups) if g.next_due <= now + self._together_s)
             if due:
                 started = time.monotonic()
-                result = await self.driver.read(self._batch(due))
+                if self._streaming:
+                    await self.driver.read_streaming(self._batch(due), self._publish)  # type: ignore[attr-defined]
+                else:
+                    result = await self.driver.read(self._batch(due))
                 _stop_if_cancelled()
                 after = time.monotonic()
                 health = self.health
@@ -153,7 +185,10 @@ class DeviceRunner:
                 health.poll_cycles.observe(cycle)
                 health.reads_ok += 1
                 health.requests = self._requests()
-                self._publish(result)
+                if not self._streaming:
+                    self._publish(result)
+                if self._awaiting_data and (self._data_seen or not self.points):
+                    self._on_recovered()
                 if after >= self._health_due:
                     self._health_due = after + HEALTH_INTERVAL_S
                     self._publish_health()
@@ -184,8 +219,24 @@ class DeviceRunner:
     def _publish(self, result: ReadResult) -> None:
         """Publish the driver's samples as they are; points it could not fetch go through the stale policy."""
         self.registry.publish(result.samples)
+        if result.samples:
+            self._data_seen = True
         for status, keys in result.not_fetched.items():
             self.registry.mark_stale(keys, stale_after_s=self.stale_after_s, status=status)
+        if self._freshness_timer is None and self._freshness is not None and any(s.status == Status.Good for s in result.samples):
+            self._check_freshness()
+
+    def _check_freshness(self) -> None:
+        """Show overdue Good values as Uncertain; run again when the next Good value expires."""
+        self._freshness_timer = None
+        assert self._freshness is not None
+        now = utcnow()
+        expired, next_due = self._freshness.expired(self.registry.latest, now)
+        if expired:
+            self.registry.mark_stale(expired, at=now, stale_after_s=self.stale_after_s, status=Status.BadTimeout)
+        if next_due is not None:
+            delay = (next_due - now).total_seconds() + 0.001
+            self._freshness_timer = asyncio.get_running_loop().call_later(delay, self._check_freshness)
 
     def _publish_health(self) -> None:
         changed = self.health.changed_samples()
@@ -193,21 +244,35 @@ class DeviceRunner:
             self.registry.publish(changed)
 
     async def _back_off(self, delay: float) -> None:
-        """Sleep *delay*, re-applying the stale policy so last values go Bad on time."""
+        """Sleep *delay*, re-applying the stale policy so last values go Bad on time; a driver with a
+        ``probe()`` is probed meanwhile and the wait ends when its port opens (``edge.core.reconnect``)."""
         step = delay if self.stale_after_s is None else min(1.0, self.stale_after_s / 4)
+        probe = getattr(self.driver, "probe", None)
+        if probe is not None:
+            step = min(step, PROBE_INTERVAL_S)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, step))
             self.registry.mark_stale(self.keys, stale_after_s=self.stale_after_s, since=self._down_at)
+            if probe is not None and deadline - time.monotonic() > 0 and self.reconnect.probe_result(await probe()):
+                return
 
     def _on_connected(self) -> None:
         self.started.set()
-        self.backoff.reset()
+        self._awaiting_data = True
+        self._data_seen = False
+        if self._subscribing:  # a subscription delivers when it has changes: connected is up
+            self._on_recovered()
+        self._set_state(LinkState.CONNECTED)
+
+    def _on_recovered(self) -> None:
+        """Data flows again on this connection: reset the backoff, log the recovery once."""
+        self._awaiting_data = False
+        self.reconnect.on_data()
         if self._down_since is not None:
             self.health.reconnects += 1
             self._log.info("device_reconnected", down_for_s=round(time.monotonic() - self._down_since, 3))
             self._down_since = self._down_at = None
-        self._set_state(LinkState.CONNECTED)
 
     def _requests(self) -> int:
         """Requests sent to the device: the driver's own count (``requests_sent``) when it keeps one,
@@ -216,8 +281,10 @@ class DeviceRunner:
             return self.driver.requests_sent  # type: ignore[attr-defined,no-any-return]
         return self.health.reads_ok + self.health.reads_failed
 
-    async def _on_outage(self, exc: Exception) -> None:
+    async def _on_outage(self, exc: Exception, *, connect_failed: bool = False) -> None:
         self.started.set()
+        self.reconnect.on_outage(time.monotonic(), healthy_before=not self._awaiting_data, connect_failed=connect_failed)
+        self._awaiting_data = True
         self.health.reads_failed += 1
         self.health.requests = self._requests()
         self.health.last_error = str(exc) or type(exc).__name__
@@ -240,7 +307,14 @@ class DeviceRunner:
         if self.health.link_state != LinkState.CONNECTED:
             self._log.warning("write_rejected", tag=key, reason="device not connected")
             return Status.BadNoCommunication
-        return int(await self.driver.write(point, value))
+        status = int(await self.driver.write(point, value))
+        if status == Status.Good:
+            # write then read: the node shows the written value as the device now holds it, at
+            # once; the next poll confirms it (or shows what the device made of it)
+            shown = getattr(self.driver, "written_value", None)
+            now = utcnow()
+            self.registry.publish([TagSample(key, shown(point, value) if shown is not None else value, Status.Good, now, now)])
+        return status
 
 
 def _stop_if_cancelled() -> None:

@@ -28,6 +28,7 @@ with a null value until a good sample arrives; the other tags are not affected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,7 +42,7 @@ from asyncua import Server, ua
 from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
-from drivers.sample import Status, TagSample, utcnow
+from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
@@ -79,6 +80,8 @@ SERVER_DIAGNOSTICS = (
     ("MonitoredItems", "uint32", "monitored items of all client subscriptions"),
     ("NotificationsSent", "uint64", "data-change notifications and events sent to clients since start"),
 )
+
+WRITE_DRAIN_TIMEOUT_S = 1.0  # the longest a Good write answer waits for its value to reach the node
 
 
 class ServerExtension(Protocol):
@@ -261,7 +264,12 @@ class OpcUaServer:
         self._nodes = self._builder.nodes
         self._targets = self._builder.targets
         # the gate holds the builder's maps, so nodes added or deleted later (a reload) are covered at once
-        gate = WriteGate(self._registry, self._write_handler, writable=self._builder.writable, variables=self._builder.variables)
+        gate = WriteGate(
+            self._registry,
+            self._write_through if self._write_handler is not None else None,
+            writable=self._builder.writable,
+            variables=self._builder.variables,
+        )
         gate.install(self._server.iserver.attribute_service)
         self.sessions = SessionHooks(
             self._server.iserver,
@@ -406,6 +414,18 @@ class OpcUaServer:
         if sample.tag not in self._failed_tags:
             self._failed_tags.add(sample.tag)
             log.error("publish_failed", tag=sample.tag, value=repr(sample.value)[:200], error=error)
+
+    async def _write_through(self, key: str, value: TagValue) -> int:
+        """The device write; after a Good one, wait until the value the device runner published
+        (write then read) is in the address space, so a client that reads right after its write
+        gets the new value."""
+        assert self._write_handler is not None
+        status = await self._write_handler(key, value)
+        if status == Status.Good:
+            with contextlib.suppress(TimeoutError):  # never hold a write answer on a stuck publish loop
+                async with asyncio.timeout(WRITE_DRAIN_TIMEOUT_S):
+                    await self.drain()
+        return status
 
     async def drain(self) -> None:
         """Wait until every batch published so far is in the address space, including the one

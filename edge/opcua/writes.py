@@ -11,7 +11,8 @@ A write to a writable tag is checked in this order, and the first failure is the
 5. no device behind the tag -> BadNotWritable
 6. the device's own answer (the driver's write status)
 
-The node is not changed by the write itself; it shows the new value after the next read-back.
+The node is not changed by the write itself: after a Good device write the device runner publishes
+the written value (write then read, ``edge.core.supervisor``), and the next poll confirms it.
 Every write by a client (allowed or not) is logged once, as ``write_done`` or ``write_rejected``,
 with user, role, node, tag, old value, new value and result.
 """
@@ -53,6 +54,9 @@ def check_value(info: TagInfo, variant: ua.Variant | None) -> tuple[int, str]:
             got = f"an array of {got}" if variant.is_array else f"a scalar {got}"
         return Status.BadTypeMismatch, f"expected {'an array of ' if info.array else ''}{expected.name}, got {got}"
     return check_limits(info, variant.Value if info.array else [variant.Value])
+
+
+_UNSET: Any = object()
 
 
 class WriteGate:
@@ -124,6 +128,7 @@ class WriteGate:
             return self._audit(user, wv, key, status, reason)
         if self.handler is None:
             return self._audit(user, wv, key, Status.BadNotWritable, "no device behind this tag")
+        old = self.registry.latest(key).value  # before the write publishes the new value
         try:
             status = int(await self.handler(key, wv.Value.Value.Value))
         except asyncio.CancelledError:
@@ -131,11 +136,12 @@ class WriteGate:
         except Exception as exc:  # a driver bug must not take the server down
             log.exception("write_failed", tag=key, error=str(exc))
             status = Status.BadInternalError
-        return self._audit(user, wv, key, status, "device answer")
+        return self._audit(user, wv, key, status, "device answer", old=old)
 
-    def _audit(self, user: Any, wv: ua.WriteValue, key: str | None, status: int, reason: str) -> int:
+    def _audit(self, user: Any, wv: ua.WriteValue, key: str | None, status: int, reason: str, *, old: Any = _UNSET) -> int:
         new = wv.Value.Value.Value if wv.Value is not None and wv.Value.Value is not None else None
-        old = self.registry.latest(key).value if key is not None else None
+        if old is _UNSET:
+            old = self.registry.latest(key).value if key is not None else None
         role = role_of(user)
         return audit(
             log,

@@ -111,15 +111,68 @@ async def test_demoted_unit_is_probed_again_and_recovery_is_logged_once(two_unit
     await d.close()
 
 
-async def test_no_unit_answering_is_a_lost_link(two_units: MiniServer) -> None:
-    """When every unit on the connection is failing, read raises DriverUnavailable (the supervisor reconnects)."""
+async def test_no_unit_answering_for_reopen_after_cycles_is_a_lost_link(two_units: MiniServer) -> None:
+    """When no unit on the connection answers in reopen_after poll cycles in a row, read raises
+    DriverUnavailable (the supervisor reconnects); the cycles before keep the link up."""
     two_units.units[1].silent = two_units.units[2].silent = True
-    d = make_driver(two_units.port)
+    d = make_driver(two_units.port, timeout_s=0.05, retries=0, reopen_after=3)
     await d.connect()
-    with pytest.raises(DriverUnavailable, match=r"no unit answers \(unit 1, 2\)"):
-        await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
+    pts = [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)]
+    for _ in range(2):
+        samples = await read_all(d, pts)
+        assert [s.status for s in samples] == [Status.BadTimeout, Status.BadTimeout]
+        assert d.state is LinkState.CONNECTED
+    with pytest.raises(DriverUnavailable, match=r"no unit answered in 3 poll cycles \(unit 1, 2\)"):
+        await read_all(d, pts)
     assert d.state is LinkState.DISCONNECTED
     await d.close()
+
+
+async def test_one_lost_answer_of_the_only_unit_does_not_drop_the_link(free_port: int) -> None:
+    """A single unit whose answer is lost once (even with no re-sends) is a miss, not a dead link."""
+    async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
+        server.units[1].hr[0] = 9
+        d = make_driver(free_port, timeout_s=0.05, retries=0)
+        await d.connect()
+        assert (await read_all(d, [pt("a", "hr:0")]))[0].status == Status.BadTimeout
+        assert d.state is LinkState.CONNECTED
+        assert (await read_all(d, [pt("a", "hr:0")]))[0].value == 9
+        await d.close()
+
+
+async def test_a_miss_does_not_starve_the_units_other_blocks(free_port: int) -> None:
+    """The first block of a unit is lost once: its other blocks are still read in that cycle."""
+    async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
+        server.units[1].hr[0], server.units[1].hr[500] = 1, 2
+        d = make_driver(free_port, timeout_s=0.05, retries=0)
+        await d.connect()
+        first, second = await read_all(d, [pt("a", "hr:0"), pt("b", "hr:500")])
+        assert (first.status, second.status, second.value) == (Status.BadTimeout, Status.Good, 2)
+        await d.close()
+
+
+async def test_a_suspect_unit_is_asked_once_per_cycle_and_its_skipped_blocks_go_first(free_port: int) -> None:
+    """After two misses in a row a unit gets one block per cycle; the blocks it skipped are the
+    first asked in the next cycle, so every block gets its turn."""
+    async with MiniServer(free_port, {1: Unit()}) as server:
+        d = make_driver(free_port, timeout_s=0.05, retries=2, demote_after=50, reopen_after=50)
+        await d.connect()
+        pts = [pt("a", "hr:0"), pt("b", "hr:300"), pt("c", "hr:600")]
+        await read_all(d, pts)  # answered: the unit's response time is known, re-sends apply
+        server.units[1].silent = True
+        sent = d.requests_sent
+        await read_all(d, pts)  # a and b missed with re-sends (3 + 3); then the unit is suspect and c is skipped
+        assert d.requests_sent - sent == 6
+        sent = d.requests_sent
+        await read_all(d, pts)  # suspect: only c (skipped last time, so first now), with its re-sends
+        assert d.requests_sent - sent == 3
+        server.units[1].silent = False
+        server.units[1].hr[300], server.units[1].hr[600] = 3, 6
+        requests_before = server.units[1].requests
+        samples = await read_all(d, pts)  # a and b were skipped: they go first, then c
+        assert [s.status for s in samples] == [Status.Good, Status.Good, Status.Good]
+        assert server.units[1].requests - requests_before == 3
+        await d.close()
 
 
 async def test_reconnect_forgets_demotions(two_units: MiniServer) -> None:
@@ -194,12 +247,18 @@ async def test_slow_unit_late_reply_is_not_taken_for_the_next_request(free_port:
 
 
 async def test_retries_resend_after_a_timeout(free_port: int) -> None:
+    """A unit that has answered before gets its lost request sent again; one never heard from
+    (absent, a wrong unit id) does not: it costs one timeout per cycle."""
     async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
         server.units[1].hr[0] = 5
         d = make_driver(free_port, timeout_s=0.1, retries=1)
         await d.connect()
         (s,) = await read_all(d, [pt("a", "hr:0")])
-        assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 2)
+        assert (s.status, d.requests_sent) == (Status.BadTimeout, 1)  # not heard from yet: no re-send
+        assert (await read_all(d, [pt("a", "hr:0")]))[0].value == 5
+        server.units[1].drop = 1
+        (s,) = await read_all(d, [pt("a", "hr:0")])
+        assert (s.value, s.status, d.requests_sent) == (5, Status.Good, 4)
         await d.close()
 
 
@@ -207,7 +266,7 @@ async def test_retries_resend_after_a_timeout(free_port: int) -> None:
 async def test_every_exception_code_over_the_wire(free_port: int, code: int) -> None:
     """Each exception code in a real response reaches the reader and the writer as its mapped status."""
     async with MiniServer(free_port, {1: Unit(exception=code), 2: Unit()}):
-        d = make_driver(free_port)
+        d = make_driver(free_port, demote_after=5)  # the gateway codes count as misses: four of them here
         await d.connect()
         samples = by_name(await read_all(d, [pt("x", "hr:0"), pt("y", "coil:0", "bool"), pt("ok", "hr:0", unit_id=2)]))
         assert samples["x"].status == samples["y"].status == exception_status(code)
@@ -284,6 +343,7 @@ async def test_live_unit_keeps_its_poll_rate_while_the_other_goes_uncertain_then
             two_units.units[2].silent = True
             await _wait_for(lambda: reg.latest("gw.dead").status == Status.UncertainNoCommunicationLastUsableValue)
             uncertain = reg.latest("gw.dead")
+            await _wait_for(lambda: d.units.demoted() == [2])  # after its re-sends and misses
             before = two_units.units[1].requests
             started = time.monotonic()
             await asyncio.sleep(window_s)

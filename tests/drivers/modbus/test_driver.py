@@ -423,8 +423,8 @@ async def silent_server(free_port: int) -> AsyncIterator[int]:
 
 
 async def test_timeout_closes_link_and_raises(silent_server: int) -> None:
-    """No response within timeout_s: read raises DriverUnavailable promptly and the link is closed."""
-    d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=silent_server, timeout_s=0.2)
+    """No response within timeout_s in reopen_after cycles: read raises DriverUnavailable promptly and the link is closed."""
+    d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=silent_server, timeout_s=0.2, retries=0, reopen_after=1)
     await d.connect()
     started = time.monotonic()
     with pytest.raises(DriverUnavailable, match="timeout"):
@@ -438,11 +438,11 @@ async def test_timeout_closes_link_and_raises(silent_server: int) -> None:
 async def test_write_timeout_returns_bad_timeout(silent_server: int) -> None:
     """A write that times out returns BadTimeout; the unit's miss is counted, and the next read,
     on which no unit answers either, reports the link as lost."""
-    d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=silent_server, timeout_s=0.2)
+    d = ModbusTcpDriver(name="plc1", host="127.0.0.1", port=silent_server, timeout_s=0.2, reopen_after=1)
     await d.connect()
     assert await d.write(pt("w", "hr:0", writable=True), 1) == Status.BadTimeout
     assert d.units.failing(1)
-    with pytest.raises(DriverUnavailable, match="no unit answers"):
+    with pytest.raises(DriverUnavailable, match="no unit answered in 1 poll cycle "):
         await read_all(d, [pt("x", "hr:0")])
     assert d.state is LinkState.DISCONNECTED
     await d.close()

@@ -217,10 +217,12 @@ async def test_missing_serial_port_is_driver_unavailable(tmp_path: Path) -> None
 
 
 async def test_all_units_silent_is_a_lost_bus(serial_pair: tuple[str, str]) -> None:
-    """Nothing on the far end answers: the bus is reported lost so the supervisor reopens it with backoff."""
-    d = ModbusRtuDriver(name="bus1", port=serial_pair[0], baud_rate=BAUD, timeout_s=0.2)
+    """Nothing on the far end answers for reopen_after cycles: the bus is reported lost so the
+    supervisor reopens it with backoff."""
+    d = ModbusRtuDriver(name="bus1", port=serial_pair[0], baud_rate=BAUD, timeout_s=0.1, retries=0, reopen_after=2)
     await d.connect()
-    with pytest.raises(DriverUnavailable, match="no unit answers"):
+    await read_all(d, [pt("a", "hr:0")])
+    with pytest.raises(DriverUnavailable, match="no unit answered in 2 poll cycles"):
         await read_all(d, [pt("a", "hr:0")])
     await d.close()
 

@@ -38,17 +38,14 @@ def test_an_answer_resets_the_streak() -> None:
     assert u.on_timeout(1) is False and not u.is_demoted(1)
 
 
-def test_all_failing_needs_every_known_unit_failing() -> None:
+def test_suspect_after_two_misses_in_a_row_until_an_answer() -> None:
     u = UnitTracker(demote_after=5, demote_for_s=1.0, clock=Clock())
-    assert not u.all_failing()  # nothing known yet
-    u.seen(1)
-    u.seen(2)
     u.on_timeout(1)
-    assert not u.all_failing()
-    u.on_timeout(2)
-    assert u.all_failing()
-    u.on_answer(2)
-    assert not u.all_failing()
+    assert not u.suspect(1)
+    u.on_timeout(1)
+    assert u.suspect(1) and not u.is_demoted(1)
+    u.on_answer(1)
+    assert not u.suspect(1)
 
 
 def test_reset_forgets_demotions_but_remembers_reported_outages() -> None:
