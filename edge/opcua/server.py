@@ -46,7 +46,7 @@ from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
-from edge.opcua import asyncua_patches, sampling
+from edge.opcua import asyncua_patches, capabilities, sampling
 from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard, set_certificate_check
 from edge.opcua.logins import LoginSettings
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
@@ -281,6 +281,13 @@ class OpcUaServer:
         self.subscriptions = SubscriptionStats(self._server.iserver)
         for ext in self._extensions:
             await ext.attach(self)
+        # the standard Server object's capabilities, true to this server (edge.opcua.capabilities)
+        history_values = next((e.max_page for e in self._extensions if hasattr(e, "recorder") and hasattr(e, "max_page")), None)
+        rates = (i.sampling_interval_s for i in self._registry.infos())
+        caps = capabilities.server_capabilities(
+            history_values=history_values, min_sample_ms=capabilities.min_sample_rate_ms(rates), queue_cap=capabilities.subscription_queue_cap()
+        )
+        await capabilities.publish(self._server, caps)
         self._unsubscribe = self._registry.subscribe(self._queue.put_nowait)
         self._publish_sessions(0)
         asyncua_patches.quiet_start_errors()  # a busy port is reported once, by the caller
