@@ -98,6 +98,7 @@ class Gateway:
                     device=dev.name,
                     array=getattr(point, "array", False),
                     sampling_interval_s=point.sampling_interval_s if subscribed else interval,
+                    states=tuple(sorted(tag.states.items())) if getattr(tag, "states", None) else None,
                 )
             )
         # the driver's own state (certificates) lives under the state folder; relative paths in its

@@ -19,6 +19,9 @@ from drivers.settings import DeviceSettings, ExclusiveResource, Name, Strict
 ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 
 
+STATE_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64")  # tags that may have named states
+
+
 class ModbusTag(Strict):
     name: Name
     address: str
@@ -46,6 +49,33 @@ class ModbusTag(Strict):
     alarm_low: float | None = None
     alarm_deadband: float = Field(0.0, ge=0)
     alarm_severity: int = Field(500, ge=1, le=1000)
+    # coded values with names: {0 = "stopped", 1 = "running"}; served as a MultiStateValueDiscrete
+    # (in a CSV cell: 0=stopped;1=running)
+    states: dict[int, str] | None = Field(None, json_schema_extra={"csv_text": "0=stopped;1=running"})
+
+    @field_validator("states", mode="before")
+    @classmethod
+    def _states_text(cls, v: object) -> object:
+        if isinstance(v, str):  # a CSV cell
+            out: dict[str, str] = {}
+            for part in filter(None, (p.strip() for p in v.split(";"))):
+                code, sep, label = part.partition("=")
+                if not sep:
+                    raise ValueError(f"states: {part!r} is not code=name (e.g. 0=stopped;1=running)")
+                out[code.strip()] = label.strip()
+            return out
+        return v
+
+    @field_validator("states")
+    @classmethod
+    def _states(cls, v: dict[int, str] | None) -> dict[int, str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("states: give at least one code = name")
+            empty = [code for code, label in v.items() if not label.strip()]
+            if empty:
+                raise ValueError(f"states: code {empty[0]} has an empty name")
+        return v
 
     @field_validator("address")
     @classmethod
@@ -66,7 +96,9 @@ class ModbusTag(Strict):
     @model_validator(mode="after")
     def _point(self) -> ModbusTag:
         # type/area/limits consistency; the device's defaults do not change what is allowed
-        self.to_point(unit_id=1, order="ABCD")
+        point = self.to_point(unit_id=1, order="ABCD")
+        if self.states is not None and point.value_type not in STATE_TYPES:
+            raise ValueError(f"states need an integer tag without scaling (the device's raw codes), not one read as {point.value_type}")
         return self
 
     def to_point(self, *, unit_id: int, order: str) -> RegisterPoint:

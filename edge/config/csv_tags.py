@@ -32,9 +32,12 @@ def tag_model(device_model: type[BaseModel]) -> type[Any]:
 
 
 def csv_columns(model: type[BaseModel]) -> list[str]:
-    """The keys of a flat tag model (the columns a CSV file may have); TypeError if a key is not a scalar."""
+    """The keys of a flat tag model (the columns a CSV file may have); TypeError if a key is not a
+    scalar, unless its field says it parses a cell's text (``json_schema_extra={"csv_text": ...}``,
+    e.g. a Modbus tag's ``states`` written ``0=stopped;1=running``)."""
     for key, field in model.model_fields.items():
-        if not _is_scalar(field.annotation):
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if not _is_scalar(field.annotation) and "csv_text" not in extra:
             raise TypeError(f"{model.__name__}.{key} is not a scalar ({field.annotation}); a CSV cell cannot hold it")
     return list(model.model_fields)
 

@@ -42,6 +42,7 @@ class TagInfo:
     device: str | None = None  # the device whose link state governs this tag's staleness
     array: bool = False  # values are one-dimensional arrays (lists) of data_type
     sampling_interval_s: float | None = None  # the fastest the value can change (a tag's poll interval); None: unknown
+    states: tuple[tuple[int, str], ...] | None = None  # named codes of an integer tag: ((0, "stopped"), (1, "running"))
 
     def __post_init__(self) -> None:
         if self.data_type not in DATA_TYPES:

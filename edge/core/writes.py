@@ -44,7 +44,8 @@ def status_name(code: int) -> str:
 
 
 def check_limits(info: TagInfo, values: Iterable[Any]) -> tuple[int, str]:
-    """(Status.Good, "") when each of *values* is finite and inside the tag's low..high. Pure."""
+    """(Status.Good, "") when each of *values* is finite, inside the tag's low..high and, for a tag
+    with named states, one of their codes. Pure."""
     for value in values:
         if isinstance(value, float) and not math.isfinite(value):
             return Status.BadOutOfRange, f"{value} is not a finite number"
@@ -53,6 +54,9 @@ def check_limits(info: TagInfo, values: Iterable[Any]) -> tuple[int, str]:
                 return Status.BadOutOfRange, f"{value} is below the low limit {info.low:g}"
             if info.high is not None and value > info.high:
                 return Status.BadOutOfRange, f"{value} is above the high limit {info.high:g}"
+        if info.states is not None and value not in dict(info.states):
+            known = ", ".join(f"{code} ({name})" for code, name in info.states)
+            return Status.BadOutOfRange, f"{value} is not one of the states {known}"
     return Status.Good, ""
 
 

@@ -165,6 +165,7 @@ class ModelBuilder:
         self.nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}  # registry key -> its variable
         self.targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}  # registry key -> every node showing it
         self.writable: dict[ua.NodeId, TagInfo] = {}
+        self.value_texts: dict[str, list[tuple[ua.NodeId, dict[int, str]]]] = {}  # registry key -> ValueAsText of its state variables
         self._variable_paths: set[tuple[str, ...]] = set()
         self.containers: dict[tuple[str, ...], tuple[ua.NodeId, str]] = {}  # path -> (object, its type name)
         self._mirrors: set[tuple[str, ...]] = set()
@@ -222,6 +223,25 @@ class ModelBuilder:
             BrowseName=qname or self.qn(name), NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=type_id,
         )  # fmt: skip
         return await self._add(item)
+
+    async def add_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: ua.Variant, data_type: int, *, array: bool = False) -> None:
+        """A read-only property (namespace 0 browse name, as the standard's properties are)."""
+        attrs = ua.VariableAttributes(
+            DisplayName=ua.LocalizedText(name),
+            Description=ua.LocalizedText(name),
+            Value=value,
+            DataType=ua.NodeId(data_type),
+            ValueRank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar,
+            AccessLevel=ua.AccessLevel.CurrentRead.mask,
+            UserAccessLevel=ua.AccessLevel.CurrentRead.mask,
+        )
+        if array:
+            attrs.ArrayDimensions = [0]
+        item = ua.AddNodesItem(
+            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY, RequestedNewNodeId=nid, BrowseName=ua.QualifiedName(name, 0),
+            NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(ua.ObjectIds.PropertyType),
+        )  # fmt: skip
+        await self._add(item)
 
     async def add_struct_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: Any, data_type: int) -> None:
         attrs = ua.VariableAttributes(
@@ -322,6 +342,7 @@ class ModelBuilder:
         """Delete every node showing *keys* (the variable, its mirror, their properties)."""
         paths = []
         for key in keys:
+            self.value_texts.pop(key, None)
             for nid, _ in self.targets.pop(key, ()):
                 path = self._paths.pop(nid, None)
                 self.variables.pop(nid, None)
@@ -381,8 +402,10 @@ class ModelBuilder:
         mirror = path is not None
         path = path or info.path
         nid = self.nid(path)
-        analog = info.data_type in NUMERIC and not info.array and info.low is not None and info.high is not None
+        analog = info.data_type in NUMERIC and not info.array and info.low is not None and info.high is not None and not info.states
         type_id = ua.NodeId(ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType)
+        if info.states:
+            type_id = ua.NodeId(ua.ObjectIds.MultiStateValueDiscreteType)
         description = info.description or f"{path[-1]} of {'/'.join(path[:-1])}"
         await self.add_variable(
             parent,
@@ -401,6 +424,19 @@ class ModelBuilder:
         if analog:
             rng = ua.Range(Low=float(info.low), High=float(info.high))
             await self.add_struct_property(nid, self.nid((*path, "EURange")), "EURange", rng, ua.ObjectIds.Range)
+        if info.states:  # MultiStateValueDiscrete: EnumValues and ValueAsText (kept current by the server's publish loop)
+            enum_values = [ua.EnumValueType(Value=code, DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(name)) for code, name in info.states]
+            await self.add_property(
+                nid,
+                self.nid((*path, "EnumValues")),
+                "EnumValues",
+                ua.Variant(enum_values, ua.VariantType.ExtensionObject, is_array=True),
+                ua.ObjectIds.EnumValueType,
+                array=True,
+            )
+            text_nid = self.nid((*path, "ValueAsText"))
+            await self.add_property(nid, text_nid, "ValueAsText", ua.Variant(ua.LocalizedText(""), ua.VariantType.LocalizedText), ua.ObjectIds.LocalizedText)
+            self.value_texts.setdefault(info.key, []).append((text_nid, dict(info.states)))
         vtype = VARIANT_TYPES[info.data_type]
         initial = to_datavalue(self.registry.latest(info.key), vtype)
         await self.server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)

@@ -42,7 +42,7 @@ from asyncua import Server, ua
 from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
-from drivers.sample import Status, TagSample, TagValue, utcnow
+from drivers.sample import Status, TagSample, TagValue, is_bad, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
@@ -396,6 +396,8 @@ class OpcUaServer:
         for sample in batch:
             for nid, vtype in self._targets.get(sample.tag, ()):
                 await self._write_sample(nid, vtype, sample)
+            for text_nid, states in self._builder.value_texts.get(sample.tag, ()):
+                await self._write_value_text(text_nid, states, sample)
 
     async def _write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
         """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""
@@ -415,6 +417,17 @@ class OpcUaServer:
             self._publish_failed(sample, result.name)
             status = result.value if result.is_bad() else Status.BadInternalError
             await aspace.write_attribute_value(nid, ua.AttributeIds.Value, _bad_datavalue(sample, status))
+
+    async def _write_value_text(self, nid: ua.NodeId, states: dict[int, str], sample: TagSample) -> None:
+        """ValueAsText of a state variable: the name of its code (the code itself when it has
+        none), with the sample's status and timestamps; null when Bad."""
+        value = sample.value
+        if value is None or is_bad(sample.status):
+            variant = ua.Variant(None, ua.VariantType.Null)
+        else:
+            variant = ua.Variant(ua.LocalizedText(states.get(value, str(value)) if isinstance(value, int) else str(value)), ua.VariantType.LocalizedText)
+        dv = ua.DataValue(variant, StatusCode=ua.StatusCode(sample.status), SourceTimestamp=sample.source_time, ServerTimestamp=sample.server_time)
+        await self._server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
 
     def _publish_failed(self, sample: TagSample, error: str) -> None:
         self.publish_failures += 1
