@@ -12,6 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
 
+# the integer data types of tags and nodes: (smallest, largest) value
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "int8": (-(2**7), 2**7 - 1),
+    "uint8": (0, 2**8 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+
 # a scalar, or a one-dimensional array (list) of one scalar type (OPC UA arrays)
 ScalarValue: TypeAlias = bool | int | float | str | datetime | bytes
 TagValue: TypeAlias = ScalarValue | list[ScalarValue] | None

@@ -20,8 +20,8 @@ from typing import Any
 
 from asyncua import ua
 
-from drivers.opcua_client.points import FLOAT_TYPES, INT_RANGES
-from drivers.sample import ScalarValue, Status, TagSample, TagValue
+from drivers.opcua_client.points import FLOAT_TYPES
+from drivers.sample import INT_RANGES, ScalarValue, Status, TagSample, TagValue
 
 VT = ua.VariantType
 # registry data type -> the OPC UA built-in type of its northbound node (and of a write upstream

@@ -18,17 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-# registry data type -> (smallest, largest) value, for the integer types
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "int8": (-(2**7), 2**7 - 1),
-    "uint8": (0, 2**8 - 1),
-    "int16": (-(2**15), 2**15 - 1),
-    "uint16": (0, 2**16 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "uint32": (0, 2**32 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint64": (0, 2**64 - 1),
-}
+from drivers.sample import INT_RANGES
+
 FLOAT_TYPES = ("float32", "float64")
 NUMERIC_TYPES = (*INT_RANGES, *FLOAT_TYPES)
 # the registry data types a tag may have (the OPC UA built-in type each maps to: docs/opcua_client.md)

@@ -19,20 +19,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from drivers.sample import Status, TagValue
+from drivers.sample import INT_RANGES, Status, TagValue
 from edge.core.registry import TagInfo
 
 NUMERIC = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"})
-INT_RANGES = {
-    "int8": (-(2**7), 2**7 - 1),
-    "uint8": (0, 2**8 - 1),
-    "int16": (-(2**15), 2**15 - 1),
-    "uint16": (0, 2**16 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "uint32": (0, 2**32 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint64": (0, 2**64 - 1),
-}
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "string": (str,), "datetime": (datetime,), "bytes": (bytes,)}
 
 
