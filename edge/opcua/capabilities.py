@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import ua
@@ -77,6 +78,22 @@ def server_capabilities(*, history_values: int | None, min_sample_ms: float, que
     ):  # fmt: skip
         values[getattr(ids, f"HistoryServerCapabilities_{name}")] = (False, V.Boolean)
     return values
+
+
+async def set_build_info(ua_server: Any) -> None:
+    """Server/ServerStatus/BuildInfo: ProductName edgetwin, the package version, and the kernel
+    implementation in use as the BuildNumber (``kernels=cython`` or ``kernels=numpy``)."""
+    import kernels
+    from edge import __version__
+
+    await ua_server.set_build_info(
+        product_uri="urn:edgetwin",
+        manufacturer_name="edgetwin",
+        product_name="edgetwin",
+        software_version=__version__,
+        build_number=f"kernels={kernels.IMPLEMENTATION}",
+        build_date=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 async def publish(ua_server: Any, values: Values) -> None:

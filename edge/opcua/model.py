@@ -24,36 +24,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import Server, ua
 
-from drivers.sample import TagSample
 from edge.core import names
 from edge.core.health import DEVICE_FIELDS
 from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
-from edge.opcua import asyncua_patches, units
+from edge.opcua import asyncua_patches
 from edge.opcua.deletion import delete_subtrees
+from edge.opcua.values import NUMERIC, VARIANT_TYPES, ZERO, access_level, eu_information, to_datavalue
 
-VARIANT_TYPES: dict[str, ua.VariantType] = {
-    "bool": ua.VariantType.Boolean,
-    "int16": ua.VariantType.Int16,
-    "uint16": ua.VariantType.UInt16,
-    "int32": ua.VariantType.Int32,
-    "uint32": ua.VariantType.UInt32,
-    "int64": ua.VariantType.Int64,
-    "uint64": ua.VariantType.UInt64,
-    "float32": ua.VariantType.Float,
-    "float64": ua.VariantType.Double,
-    "string": ua.VariantType.String,
-    "int8": ua.VariantType.SByte,
-    "uint8": ua.VariantType.Byte,
-    "datetime": ua.VariantType.DateTime,
-    "bytes": ua.VariantType.ByteString,
-}
-NUMERIC = frozenset(VARIANT_TYPES) - {"bool", "string", "datetime", "bytes"}
 GROUP_FOLDERS = frozenset(names.FOLDERS)
 TWIN_OUTPUTS = tuple(names.SIGNAL_OUTPUTS.values())
 
@@ -109,46 +91,11 @@ def container_type(prefix: tuple[str, ...], leaf_depths: set[int]) -> str:
     return "BaseObjectType"
 
 
-def to_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
-    value = sample.value
-    if value is not None and vtype in (ua.VariantType.Float, ua.VariantType.Double):
-        value = [float(v) for v in value] if isinstance(value, list) else float(value)
-    variant = ua.Variant(value, vtype) if value is not None else ua.Variant(None, ua.VariantType.Null)
-    return ua.DataValue(
-        Value=variant,
-        StatusCode=ua.StatusCode(int(sample.status)),
-        SourceTimestamp=sample.source_time,
-        ServerTimestamp=sample.server_time,
-    )
-
-
-def eu_information(text: str) -> ua.EUInformation:
-    unit = units.lookup(text)
-    if unit is None:
-        return ua.EUInformation(NamespaceUri=units.UNECE_NAMESPACE, UnitId=-1, DisplayName=ua.LocalizedText(text), Description=ua.LocalizedText(text))
-    return ua.EUInformation(
-        NamespaceUri=units.UNECE_NAMESPACE,
-        UnitId=units.unit_id(unit.code),
-        DisplayName=ua.LocalizedText(unit.symbol),
-        Description=ua.LocalizedText(unit.description),
-    )
-
-
-def access_level(writable: bool) -> int:
-    mask = ua.AccessLevel.CurrentRead.mask
-    return mask | ua.AccessLevel.CurrentWrite.mask if writable else mask
-
-
 _FOLDER = ua.NodeId(ua.ObjectIds.FolderType)
 _BASE_OBJECT = ua.NodeId(ua.ObjectIds.BaseObjectType)
 _HAS_COMPONENT = ua.NodeId(ua.ObjectIds.HasComponent)
 _HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
 _ORGANIZES = ua.NodeId(ua.ObjectIds.Organizes)
-_ZERO: dict[str, object] = (
-    {"bool": False, "string": "", "datetime": datetime(1601, 1, 1, tzinfo=UTC), "bytes": b""}
-    | {t: 0.0 for t in ("float32", "float64")}
-    | {t: 0 for t in NUMERIC - {"float32", "float64"}}
-)
 
 
 class ModelBuilder:
@@ -200,7 +147,7 @@ class ModelBuilder:
     ) -> ua.NodeId:  # fmt: skip
         vtype = VARIANT_TYPES[data_type]
         if value is None:
-            value = ua.Variant([], vtype, is_array=True) if array else ua.Variant(_ZERO[data_type], vtype)
+            value = ua.Variant([], vtype, is_array=True) if array else ua.Variant(ZERO[data_type], vtype)
         attrs = ua.VariableAttributes(
             DisplayName=ua.LocalizedText(name),
             Description=ua.LocalizedText(description),

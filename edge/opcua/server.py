@@ -32,17 +32,14 @@ import contextlib
 import gc
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
 import structlog
 from asyncua import Server, ua
-from asyncua.ua.ua_binary import variant_to_binary
-from asyncua.ua.uaerrors import UaError
 
-from drivers.sample import Status, TagSample, TagValue, is_bad, utcnow
+from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
@@ -52,9 +49,10 @@ from edge.opcua.logins import LoginSettings
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
 from edge.opcua.operation_limits import OperationLimits
 from edge.opcua.peer_logs import ASYNCUA_LOG_FILTER
+from edge.opcua.publish import NodeWriter
 from edge.opcua.revocation import TrustWatcher
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
-from edge.opcua.stats import SubscriptionStats
+from edge.opcua.stats import SERVER_DIAGNOSTICS, SubscriptionStats
 from edge.opcua.transport import ConnectionGuard, GuardedProtocol, TransportSettings, set_guard
 from edge.opcua.users import Role, UserDirectory
 from edge.opcua.writes import WriteGate, WriteHandler
@@ -73,14 +71,6 @@ __all__ = [
 log = structlog.get_logger("edge.opcua.server")
 
 SESSIONS_KEY = gateway_diag_key("Sessions")
-# (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
-# published by the gateway's diagnostics loop (``diagnostics()``)
-SERVER_DIAGNOSTICS = (
-    ("Subscriptions", "uint32", "client subscriptions"),
-    ("MonitoredItems", "uint32", "monitored items of all client subscriptions"),
-    ("NotificationsSent", "uint64", "data-change notifications and events sent to clients since start"),
-)
-
 WRITE_DRAIN_TIMEOUT_S = 1.0  # the longest a Good write answer waits for its value to reach the node
 
 
@@ -146,8 +136,7 @@ class OpcUaServer:
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
-        self.publish_failures = 0
+        self._writer: NodeWriter | None = None  # the publish loop's writes (edge.opcua.publish), once the model is built
         self.sessions: SessionHooks | None = None
         self.subscriptions: SubscriptionStats | None = None
         self.pki: Pki | None = None
@@ -238,7 +227,8 @@ class OpcUaServer:
         Call ``prune`` once the registry has forgotten them, to delete the objects left empty."""
         assert self._builder is not None, "the address space is built in __aenter__"
         await self._builder.remove_keys(keys)
-        self._failed_tags.difference_update(keys)
+        if self._writer is not None:
+            self._writer.forget(keys)
         log.info("opcua_nodes_removed", tags=len(keys))
 
     async def prune(self) -> None:
@@ -254,7 +244,7 @@ class OpcUaServer:
         self._server.set_endpoint(self._endpoint)
         self._server.set_server_name(f"edgetwin {self._gateway}")
         await self._server.set_application_uri(self.application_uri)
-        await self._set_build_info()
+        await capabilities.set_build_info(self._server)
         await self._harden()
         await self._setup_security()
         self._ns = await self._server.register_namespace(self._namespace_uri)
@@ -263,6 +253,7 @@ class OpcUaServer:
         await self._builder.build_instances()
         self._nodes = self._builder.nodes
         self._targets = self._builder.targets
+        self._writer = NodeWriter(self._server.iserver.aspace, self._builder.targets, self._builder.value_texts)
         # the gate holds the builder's maps, so nodes added or deleted later (a reload) are covered at once
         gate = WriteGate(
             self._registry,
@@ -359,19 +350,6 @@ class OpcUaServer:
         asyncua_patches.rate_limit_asyncua_logs(ASYNCUA_LOG_FILTER)
         await self._operation_limits.advertise(self._server)
 
-    async def _set_build_info(self) -> None:
-        import kernels
-        from edge import __version__
-
-        await self._server.set_build_info(
-            product_uri="urn:edgetwin",
-            manufacturer_name="edgetwin",
-            product_name="edgetwin",
-            software_version=__version__,
-            build_number=f"kernels={kernels.IMPLEMENTATION}",
-            build_date=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-
     def diagnostics(self) -> list[tuple[str, object]]:
         """``(leaf, value)`` of ``SERVER_DIAGNOSTICS`` now (zeros before the server is built)."""
         stats = self.subscriptions
@@ -393,47 +371,13 @@ class OpcUaServer:
                 self._queue.task_done()
 
     async def _write_batch(self, batch: Sequence[TagSample]) -> None:
-        for sample in batch:
-            for nid, vtype in self._targets.get(sample.tag, ()):
-                await self._write_sample(nid, vtype, sample)
-            for text_nid, states in self._builder.value_texts.get(sample.tag, ()):
-                await self._write_value_text(text_nid, states, sample)
+        assert self._writer is not None, "the address space is built in __aenter__"
+        await self._writer.write_batch(batch)
 
-    async def _write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
-        """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""
-        aspace = self._server.iserver.aspace
-        try:
-            dv = _encodable_datavalue(sample, vtype)
-        except (TypeError, ValueError, OverflowError, UaError) as exc:
-            self._publish_failed(sample, str(exc) or type(exc).__name__)
-            await aspace.write_attribute_value(nid, ua.AttributeIds.Value, _bad_datavalue(sample, Status.BadTypeMismatch))
-            return
-        try:
-            result = await aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
-        except Exception as exc:
-            self._publish_failed(sample, repr(exc))
-            result = ua.StatusCode(Status.BadInternalError)
-        if not result.is_good():
-            self._publish_failed(sample, result.name)
-            status = result.value if result.is_bad() else Status.BadInternalError
-            await aspace.write_attribute_value(nid, ua.AttributeIds.Value, _bad_datavalue(sample, status))
-
-    async def _write_value_text(self, nid: ua.NodeId, states: dict[int, str], sample: TagSample) -> None:
-        """ValueAsText of a state variable: the name of its code (the code itself when it has
-        none), with the sample's status and timestamps; null when Bad."""
-        value = sample.value
-        if value is None or is_bad(sample.status):
-            variant = ua.Variant(None, ua.VariantType.Null)
-        else:
-            variant = ua.Variant(ua.LocalizedText(states.get(value, str(value)) if isinstance(value, int) else str(value)), ua.VariantType.LocalizedText)
-        dv = ua.DataValue(variant, StatusCode=ua.StatusCode(sample.status), SourceTimestamp=sample.source_time, ServerTimestamp=sample.server_time)
-        await self._server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
-
-    def _publish_failed(self, sample: TagSample, error: str) -> None:
-        self.publish_failures += 1
-        if sample.tag not in self._failed_tags:
-            self._failed_tags.add(sample.tag)
-            log.error("publish_failed", tag=sample.tag, value=repr(sample.value)[:200], error=error)
+    @property
+    def publish_failures(self) -> int:
+        """Samples the address space could not take (their nodes were left Bad); ``edge.opcua.publish``."""
+        return self._writer.failures if self._writer is not None else 0
 
     async def _write_through(self, key: str, value: TagValue) -> int:
         """The device write; after a Good one, wait until the value the device runner published
@@ -451,20 +395,3 @@ class OpcUaServer:
         """Wait until every batch published so far is in the address space, including the one
         being written right now (tests)."""
         await self._queue.join()
-
-
-def _encodable_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
-    """``to_datavalue``, refused when *vtype* cannot carry the value: asyncua would store it and
-    then fail to encode it for every client that reads or subscribes to the node."""
-    dv = to_datavalue(sample, vtype)
-    variant_to_binary(dv.Value)
-    return dv
-
-
-def _bad_datavalue(sample: TagSample, status: int) -> ua.DataValue:
-    return ua.DataValue(
-        Value=ua.Variant(None, ua.VariantType.Null),
-        StatusCode=ua.StatusCode(status),
-        SourceTimestamp=sample.source_time,
-        ServerTimestamp=sample.server_time,
-    )

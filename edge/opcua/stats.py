@@ -19,6 +19,14 @@ from asyncua import ua
 
 from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription, wrap_transfer_subscriptions
 
+# (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
+# published by the gateway's diagnostics loop (``OpcUaServer.diagnostics()``)
+SERVER_DIAGNOSTICS = (
+    ("Subscriptions", "uint32", "client subscriptions"),
+    ("MonitoredItems", "uint32", "monitored items of all client subscriptions"),
+    ("NotificationsSent", "uint64", "data-change notifications and events sent to clients since start"),
+)
+
 
 def notifications_in(result: ua.PublishResult) -> int:
     """Data-change notifications plus events in one PublishResult (keep-alives and status changes: 0)."""

@@ -1,0 +1,101 @@
+"""Samples into the address space: the server's publish loop writes each batch through ``NodeWriter``.
+
+Each registry key has its target nodes (the variable and any mirror of it, ``ModelBuilder.targets``)
+and, for a tag with named states, the ValueAsText property to keep current
+(``ModelBuilder.value_texts``). A sample a node cannot take (a string for a Double, an integer out of
+range) leaves that node Bad with a null value and is logged once per tag as ``publish_failed``
+(counted in ``failures``); the other tags keep flowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from asyncua import ua
+from asyncua.ua.ua_binary import variant_to_binary
+from asyncua.ua.uaerrors import UaError
+
+from drivers.sample import Status, TagSample, is_bad
+from edge.opcua.values import to_datavalue
+
+log = structlog.get_logger("edge.opcua.server")
+
+Targets = Mapping[str, Sequence[tuple[ua.NodeId, ua.VariantType]]]
+ValueTexts = Mapping[str, Sequence[tuple[ua.NodeId, dict[int, str]]]]
+
+
+class NodeWriter:
+    """Writes samples to their nodes in an asyncua address space (*targets* and *value_texts* are
+    the model builder's maps, read at each batch, so nodes added or removed later are followed)."""
+
+    def __init__(self, aspace: Any, targets: Targets, value_texts: ValueTexts) -> None:
+        self.aspace = aspace
+        self.targets = targets
+        self.value_texts = value_texts
+        self.failures = 0
+        self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
+
+    async def write_batch(self, batch: Sequence[TagSample]) -> None:
+        for sample in batch:
+            for nid, vtype in self.targets.get(sample.tag, ()):
+                await self.write_sample(nid, vtype, sample)
+            for text_nid, states in self.value_texts.get(sample.tag, ()):
+                await self.write_value_text(text_nid, states, sample)
+
+    async def write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
+        """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""
+        try:
+            dv = encodable_datavalue(sample, vtype)
+        except (TypeError, ValueError, OverflowError, UaError) as exc:
+            self._failed(sample, str(exc) or type(exc).__name__)
+            await self.aspace.write_attribute_value(nid, ua.AttributeIds.Value, bad_datavalue(sample, Status.BadTypeMismatch))
+            return
+        try:
+            result = await self.aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
+        except Exception as exc:
+            self._failed(sample, repr(exc))
+            result = ua.StatusCode(Status.BadInternalError)
+        if not result.is_good():
+            self._failed(sample, result.name)
+            status = result.value if result.is_bad() else Status.BadInternalError
+            await self.aspace.write_attribute_value(nid, ua.AttributeIds.Value, bad_datavalue(sample, status))
+
+    async def write_value_text(self, nid: ua.NodeId, states: dict[int, str], sample: TagSample) -> None:
+        """ValueAsText of a state variable: the name of its code (the code itself when it has
+        none), with the sample's status and timestamps; null when Bad."""
+        value = sample.value
+        if value is None or is_bad(sample.status):
+            variant = ua.Variant(None, ua.VariantType.Null)
+        else:
+            variant = ua.Variant(ua.LocalizedText(states.get(value, str(value)) if isinstance(value, int) else str(value)), ua.VariantType.LocalizedText)
+        dv = ua.DataValue(variant, StatusCode=ua.StatusCode(sample.status), SourceTimestamp=sample.source_time, ServerTimestamp=sample.server_time)
+        await self.aspace.write_attribute_value(nid, ua.AttributeIds.Value, dv)
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Tags whose nodes are gone (a reload): a later failure of a new node of that name is logged again."""
+        self._failed_tags.difference_update(keys)
+
+    def _failed(self, sample: TagSample, error: str) -> None:
+        self.failures += 1
+        if sample.tag not in self._failed_tags:
+            self._failed_tags.add(sample.tag)
+            log.error("publish_failed", tag=sample.tag, value=repr(sample.value)[:200], error=error)
+
+
+def encodable_datavalue(sample: TagSample, vtype: ua.VariantType) -> ua.DataValue:
+    """``to_datavalue``, refused when *vtype* cannot carry the value: asyncua would store it and
+    then fail to encode it for every client that reads or subscribes to the node."""
+    dv = to_datavalue(sample, vtype)
+    variant_to_binary(dv.Value)
+    return dv
+
+
+def bad_datavalue(sample: TagSample, status: int) -> ua.DataValue:
+    return ua.DataValue(
+        Value=ua.Variant(None, ua.VariantType.Null),
+        StatusCode=ua.StatusCode(status),
+        SourceTimestamp=sample.source_time,
+        ServerTimestamp=sample.server_time,
+    )
