@@ -157,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--unit-id", type=int, default=1, help="Modbus unit id the plant answers (default 1)")
     sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per wall-clock second")
     sim.add_argument(
-        "--fault", default="none", choices=["none", "bearing_wear", "sensor_drift", "stuck_sensor"], help="fault active from the start (default none)"
+        "--fault",
+        default="none",
+        choices=["none", "bearing_wear", "sensor_drift", "stuck_sensor", "flow_sensor", "spike"],
+        help="fault active from the start (default none)",
     )
     sim.add_argument("--seed", type=int, default=0, help="seed of the measurement noise (default 0)")
     sim.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")

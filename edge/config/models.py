@@ -78,7 +78,7 @@ class SimulatorSection(Strict):
     unit_id: int = Field(1, ge=0, le=255)
     tick_s: float = Field(0.1, gt=0, le=10)
     time_scale: float = Field(1.0, gt=0, le=1000)
-    fault: Literal["none", "bearing_wear", "sensor_drift", "stuck_sensor"] = "none"
+    fault: Literal["none", "bearing_wear", "sensor_drift", "stuck_sensor", "flow_sensor", "spike"] = "none"
     seed: int = 0
 
 

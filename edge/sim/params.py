@@ -24,6 +24,8 @@ class Fault(enum.IntEnum):
     BEARING_WEAR = 1
     SENSOR_DRIFT = 2
     STUCK_SENSOR = 3
+    FLOW_SENSOR = 4
+    SPIKE = 5
 
 
 def parse_fault(text: str) -> Fault:
@@ -80,6 +82,9 @@ class PlantParams:
     bearing_vibration_rate_mm_s_per_min: float = 1.0  # extra vibration per minute of wear (x speed fraction)
     bearing_current_rate_a_per_min: float = 0.3  # extra current per minute of wear (x speed fraction)
     sensor_drift_rate_c_per_min: float = 1.0  # temperature reading offset growth
+    flow_sensor_loss: float = 1.0  # failed flowmeter: share of the true flow it stops reporting (1 = reads 0)
+    spike_size_c: float = 5.0  # spike fault: size of one spike on the temperature reading, K
+    spike_probability: float = 0.02  # spike fault: chance that a temperature reading is a spike
     fault_saturation_s: float = 1200.0  # fault severity stops growing after this sim time
     # --- numerics
     max_substep_s: float = 0.1  # longest internal integration step, s
@@ -123,6 +128,7 @@ class PlantParams:
             "bearing_vibration_rate_mm_s_per_min",
             "bearing_current_rate_a_per_min",
             "sensor_drift_rate_c_per_min",
+            "spike_size_c",
         )
         for name in non_negative:
             if not getattr(self, name) >= 0:
@@ -131,6 +137,9 @@ class PlantParams:
             problems.append("motor_rated_current_a must be >= motor_noload_current_a")
         if not 0 <= self.low_level_pct < self.high_level_pct <= 100:
             problems.append("need 0 <= low_level_pct < high_level_pct <= 100")
+        for name in ("flow_sensor_loss", "spike_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name}={getattr(self, name)!r} must be within 0..1")
         if problems:
             raise ValueError("invalid PlantParams: " + "; ".join(problems))
 

@@ -26,7 +26,7 @@ Within a sub-step the pump speed and the temperature use the exact exponential s
 for any ``dt_s``; the volume step has the exact steady state ``q_in == q_out``.
 
 Sensor readings (``measurements()``) are the true values plus Gaussian noise with the sigmas
-in ``PlantParams`` and, for the temperature, the sensor faults. ``true_values()`` returns
+in ``PlantParams`` and the sensor faults (temperature: drift, stuck, spike; flow: a failed meter). ``true_values()`` returns
 the same keys without noise and without sensor faults (bearing wear is physical, so it shows
 up in both).
 """
@@ -113,12 +113,15 @@ class Plant:
         seed: int = 0,
         setpoints: Setpoints | None = None,
         fault: Fault = Fault.NONE,
+        fault_strength: float = 1.0,
         level_pct: float | None = None,
         temp_c: float | None = None,
     ) -> None:
         """Build a plant at the steady state of *setpoints* unless *level_pct*/*temp_c* say otherwise."""
         self.params = params if params is not None else PlantParams()
         self._rng = np.random.default_rng(seed)
+        # Faults draw from their own stream, so a fault never shifts the noise of the others.
+        self._fault_rng = np.random.default_rng([seed, 1])
         sp = setpoints if setpoints is not None else Setpoints()
         self.apply(sp)
         eq = steady_state(self.params, sp)
@@ -136,6 +139,8 @@ class Plant:
         self._fault_onset_s = 0.0
         self._stuck_temp_c = math.nan
         self._last_temp_reading_c: float | None = None
+        self._fault_strength = 1.0
+        self.fault_strength = fault_strength
         self.fault = fault
 
     # ----------------------------------------------------------------- setpoints
@@ -204,15 +209,27 @@ class Plant:
             self._stuck_temp_c = self._temp_c if last is None else last
 
     @property
+    def fault_strength(self) -> float:
+        """Scale of the fault's effect (1 = the rates in PlantParams): rates, spike size, flow loss."""
+        return self._fault_strength
+
+    @fault_strength.setter
+    def fault_strength(self, value: float) -> None:
+        value = float(value)
+        if not (math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"fault_strength={value!r} must be finite and >= 0")
+        self._fault_strength = value
+
+    @property
     def fault_onset_s(self) -> float:
         """Sim time at which the current fault started (meaningless for Fault.NONE)."""
         return self._fault_onset_s
 
     def _fault_minutes(self) -> float:
-        """Minutes of fault growth so far, held at fault_saturation_s."""
+        """Minutes of fault growth so far, held at fault_saturation_s, times the fault strength."""
         if self._fault is Fault.NONE:
             return 0.0
-        return min(self.t_s - self._fault_onset_s, self.params.fault_saturation_s) / 60.0
+        return self._fault_strength * min(self.t_s - self._fault_onset_s, self.params.fault_saturation_s) / 60.0
 
     # ------------------------------------------------------------------- physics
     def ambient_c(self, t_s: float | None = None) -> float:
@@ -326,10 +343,16 @@ class Plant:
             temp += p.sensor_drift_rate_c_per_min * self._fault_minutes()
         elif self._fault is Fault.STUCK_SENSOR:
             temp = self._stuck_temp_c
+        elif self._fault is Fault.SPIKE:
+            u, sign = self._fault_rng.random(2).tolist()
+            if u < p.spike_probability:
+                temp += (1.0 if sign < 0.5 else -1.0) * p.spike_size_c * self._fault_strength
         self._last_temp_reading_c = temp
 
         running = self.pump_running
         flow_true = true["flow_l_min"]
+        if self._fault is Fault.FLOW_SENSOR:
+            flow_true *= 1.0 - min(1.0, p.flow_sensor_loss * self._fault_strength)
         flow = flow_true + p.flow_noise_l_min * n[4] if flow_true >= p.flow_cutoff_l_min else 0.0
         return {
             "tank_temp_c": temp,

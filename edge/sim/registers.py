@@ -133,7 +133,7 @@ REGISTER_MAP: tuple[Field, ...] = (
     Field(Area.HOLDING, 0, "heater_pct", "int16", "-", 0.1, "%", "rw", "heater power setpoint, 0..1000 raw"),
     Field(Area.HOLDING, 1, "pump_speed_pct", "int16", "-", 0.1, "%", "rw", "pump speed setpoint, 0..1000 raw"),
     Field(Area.HOLDING, 2, "valve_pct", "int16", "-", 0.1, "%", "rw", "outlet valve opening, 0..1000 raw"),
-    Field(Area.HOLDING, 10, "fault", "uint16", "-", 1.0, "-", "rw", "fault select: 0 none, 1 bearing wear, 2 sensor drift, 3 stuck sensor"),
+    Field(Area.HOLDING, 10, "fault", "uint16", "-", 1.0, "-", "rw", "fault select: 0 none, 1 bearing, 2 drift, 3 stuck, 4 flow sensor, 5 spikes"),
     Field(Area.HOLDING, 20, "temp_alarm_limit_c", "float32", "ABCD", 1.0, "degC", "rw", "temperature alarm limit (stored only)"),
     Field(Area.COIL, 0, "pump_enable", "bool", "-", 1.0, "-", "rw", "pump enable"),
     Field(Area.COIL, 1, "heater_enable", "bool", "-", 1.0, "-", "rw", "heater enable"),

@@ -206,6 +206,48 @@ def test_stuck_sensor_repeats_its_last_reading() -> None:
     assert plant.measurements()["tank_temp_c"] == pytest.approx(plant.temp_c, abs=5 * plant.params.temp_noise_c)
 
 
+def test_flow_sensor_failure_loses_the_flow_reading_only() -> None:
+    healthy, faulty, hm, fm = _paired(Fault.FLOW_SENSOR, 30.0)
+    assert all(h["flow_l_min"] > 5.0 for h in hm)
+    assert all(f["flow_l_min"] == 0.0 for f in fm)  # below the meter's cutoff
+    others = [n for n in SIGNALS if n != "flow_l_min"]
+    assert [[f[n] for n in others] for f in fm] == [[h[n] for n in others] for h in hm]
+    assert faulty.true_values()["flow_l_min"] == healthy.true_values()["flow_l_min"]
+
+
+def test_flow_sensor_failure_strength_scales_the_loss() -> None:
+    plant = Plant(seed=5, fault=Fault.FLOW_SENSOR, fault_strength=0.25)
+    readings = run(plant, 60.0)
+    true = plant.true_values()["flow_l_min"]
+    mean = sum(m["flow_l_min"] for m in readings) / len(readings)
+    assert mean == pytest.approx(0.75 * true, abs=0.1)
+
+
+def test_spikes_hit_the_temperature_reading_only_now_and_then() -> None:
+    p = PlantParams(spike_probability=0.1, spike_size_c=5.0)
+    healthy, faulty = Plant(p, seed=9), Plant(p, seed=9, fault=Fault.SPIKE, fault_strength=2.0)
+    hm, fm = run(healthy, 600.0), run(faulty, 600.0)
+    jumps = [f["tank_temp_c"] - h["tank_temp_c"] for h, f in zip(hm, fm, strict=True)]
+    spikes = [j for j in jumps if j != 0.0]
+    assert 30 < len(spikes) < 90  # about 10 % of 600 readings
+    assert all(abs(j) == pytest.approx(10.0) for j in spikes)
+    assert any(j > 0 for j in spikes) and any(j < 0 for j in spikes)
+    assert [h["flow_l_min"] for h in hm] == [f["flow_l_min"] for f in fm]
+
+
+def test_fault_strength_scales_the_drift_rate_and_is_checked() -> None:
+    plant = Plant(PlantParams(ambient_amplitude_c=0.0), fault=Fault.SENSOR_DRIFT, fault_strength=0.5)
+    ref = Plant(PlantParams(ambient_amplitude_c=0.0))
+    plant.step(120.0)
+    ref.step(120.0)
+    assert plant.measurements()["tank_temp_c"] - ref.measurements()["tank_temp_c"] == pytest.approx(1.0, abs=1e-9)
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="fault_strength"):
+            plant.fault_strength = bad
+    with pytest.raises(ValueError, match="flow_sensor_loss"):
+        PlantParams(flow_sensor_loss=1.5)
+
+
 def test_fault_onset_is_kept_when_the_same_fault_is_set_again() -> None:
     plant = Plant(fault=Fault.BEARING_WEAR)
     plant.step(30.0)
@@ -220,7 +262,7 @@ def test_parse_fault_accepts_cli_spellings() -> None:
     assert parse_fault("bearing_wear") is Fault.BEARING_WEAR
     assert parse_fault("Sensor-Drift") is Fault.SENSOR_DRIFT
     assert parse_fault("none") is Fault.NONE
-    with pytest.raises(ValueError, match="known faults: none, bearing_wear, sensor_drift, stuck_sensor"):
+    with pytest.raises(ValueError, match="known faults: none, bearing_wear, sensor_drift, stuck_sensor, flow_sensor, spike"):
         parse_fault("bearing")
 
 

@@ -79,7 +79,8 @@ def test_holding_image_round_trips() -> None:
         (1, [0xFFFF], rm.WriteRejection.ILLEGAL_DATA_VALUE),  # -1 as int16
         (2, [999, 0], rm.WriteRejection.ILLEGAL_DATA_ADDRESS),  # runs into reserved hr3
         (10, [3], None),
-        (10, [4], rm.WriteRejection.ILLEGAL_DATA_VALUE),
+        (10, [5], None),
+        (10, [6], rm.WriteRejection.ILLEGAL_DATA_VALUE),
         (20, list(struct.unpack(">HH", struct.pack(">f", 80.0))), None),
         (20, [0x7FC0, 0x0000], rm.WriteRejection.ILLEGAL_DATA_VALUE),  # NaN
         (21, [0x1234], None),  # half a float: stored as written
