@@ -13,7 +13,7 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_py import build_py
 
 # Shipped configs, copied into the package as edge/data/ (read with importlib.resources, edge/shipped.py).
-SHIPPED_CONFIGS = ["config/demo.toml", "config/production.toml", "config/schema.json", "config/*.service"]
+SHIPPED_CONFIGS = ["config/demo.toml", "config/production.toml", "config/schema.json", "config/*.service", "config/*.patterns.json"]
 
 
 class build_py_with_configs(build_py):

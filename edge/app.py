@@ -27,6 +27,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import structlog
@@ -49,6 +50,7 @@ from edge.opcua.settings import server_options
 from edge.reload.apply import Loader, Reloader, file_loader
 from edge.reload.pidfile import pid_file, pid_path, status_path
 from edge.service.notify import ServiceNotifications
+from edge.twin.diagnosis.live import pattern_file
 from edge.twin.persist import TwinStateStore, save_twin_states
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
@@ -71,7 +73,9 @@ class Gateway:
             for info in signal_infos(asset, self.registry):
                 self.registry.add(info)
         self.twin_store = TwinStateStore.from_config(cfg)  # <state_dir>/twin: what the twins learnt
-        self.twins: list[TwinRunner] = build_runners(cfg.assets, self.registry, self.twin_store if twin_state else None)  # restores saved state
+        self.twins: list[TwinRunner] = build_runners(
+            cfg.assets, self.registry, self.twin_store if twin_state else None, partial(pattern_file, cfg)
+        )  # restores saved state
         for leaf, dtype, units in (("Version", "string", None), ("KernelImplementation", "string", None), ("KernelTickTime", "float64", "s")):
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None

@@ -238,6 +238,16 @@ class DetectorConfig(Strict):
         return self
 
 
+class DiagnosisConfig(Strict):
+    """Fault diagnosis from a pattern library (docs/diagnosis.md): ``Assets/<asset>/Diagnosis``."""
+
+    library: Name  # the asset type: patterns live in <state_dir>/patterns/<library>.json
+    seed: str | None = None  # pattern file (relative to the config file) the library starts from when it does not exist
+    min_similarity: float = Field(0.7, gt=0, lt=1)  # below this the answer is "unknown"
+    baseline_s: float = Field(300.0, gt=0, le=86_400)  # normal operation kept as the reference
+    lookback_s: float = Field(60.0, ge=0, le=3600)  # an episode starts this long before its alarm
+
+
 class AssetConfig(Strict):
     name: Name
     description: str = ""
@@ -249,6 +259,7 @@ class AssetConfig(Strict):
     historize: bool = False  # keep the asset's AnomalyScore and Alarm (and every signal) in history
     signals: list[SignalConfig] = Field(min_length=1)
     detector: DetectorConfig | None = None  # multivariate detector over the signals (Assets/<asset>/Detector)
+    diagnosis: DiagnosisConfig | None = None  # fault-pattern diagnosis (Assets/<asset>/Diagnosis)
 
     @model_validator(mode="after")
     def _detector_signals(self) -> AssetConfig:

@@ -137,4 +137,11 @@ def _asset(prefix: str, asset: Any) -> list[PlannedNode]:
         out.append(PlannedNode(names.detector_path(a), "object", source, f"the asset's {names.DETECTOR}"))
         for output, leaf in names.DETECTOR_OUTPUTS.items():
             out.append(PlannedNode(names.detector_output_path(a, output), "variable", source, f"the asset's {names.DETECTOR}/{leaf} variable"))
+    if asset.diagnosis is not None:
+        source = f"{prefix}.diagnosis"
+        out.append(PlannedNode(names.diagnosis_path(a), "object", source, f"the asset's {names.DIAGNOSIS}"))
+        for output, leaf in names.DIAGNOSIS_OUTPUTS.items():
+            out.append(PlannedNode(names.diagnosis_output_path(a, output), "variable", source, f"the asset's {names.DIAGNOSIS}/{leaf} variable"))
+        for method in names.PATTERN_METHODS:
+            out.append(PlannedNode(names.method_path(a, method), "method", source, f"the asset's {method} method"))
     return out

@@ -10,7 +10,8 @@ Registry keys:
   diagnostics ``_diag.gateway.<leaf>``; asset (twin) diagnostics ``_diag.gateway.assets.<asset>.<leaf>``
 * signal outputs ``<asset>.<signal>.<output>`` (``SIGNAL_OUTPUTS``), identified-model outputs
   ``<asset>.<signal>.model_*`` (``MODEL_OUTPUTS``), asset outputs ``<asset>.<output>``
-  (``ASSET_OUTPUTS``), detector outputs ``<asset>.detector.<output>`` (``DETECTOR_OUTPUTS``)
+  (``ASSET_OUTPUTS``), detector outputs ``<asset>.detector.<output>`` (``DETECTOR_OUTPUTS``),
+  diagnosis outputs ``<asset>.diagnosis.<output>`` (``DIAGNOSIS_OUTPUTS``)
 
 Browse paths:
 
@@ -18,8 +19,10 @@ Browse paths:
 * ``Diagnostics/<device>/<leaf>``, ``Diagnostics/Gateway/<leaf>``,
   ``Diagnostics/Gateway/Assets/<asset>/<leaf>``
 * ``Assets/<asset>/<Output>``, ``Assets/<asset>/<signal>/<Output>``,
-  ``Assets/<asset>/<signal>/Model/<Leaf>``, ``Assets/<asset>/Detector/<Leaf>``
-* methods ``Assets/<asset>/Simulate`` and ``Assets/<asset>/ResetModel``
+  ``Assets/<asset>/<signal>/Model/<Leaf>``, ``Assets/<asset>/Detector/<Leaf>``,
+  ``Assets/<asset>/Diagnosis/<Leaf>``
+* methods ``Assets/<asset>/Simulate``, ``Assets/<asset>/ResetModel``,
+  ``Assets/<asset>/RecordFaultPattern`` and ``Assets/<asset>/RemoveFaultPattern``
 * alarm conditions ``Assets/<asset>/AnomalyAlarm``, ``Devices/<device>/<tag>HighLimit`` and
   ``Devices/<device>/<tag>LowLimit``
 
@@ -43,6 +46,7 @@ FOLDERS = (DEVICES, ASSETS, DIAGNOSTICS)
 GATEWAY = "Gateway"  # Diagnostics/Gateway: the gateway's own diagnostics
 MODEL = "Model"  # Assets/<asset>/<signal>/Model: an identified input->output model
 DETECTOR = "Detector"  # Assets/<asset>/Detector: the asset's multivariate detector
+DIAGNOSIS = "Diagnosis"  # Assets/<asset>/Diagnosis: the fault-pattern diagnosis
 
 # leaves of Diagnostics/<device> (edge.core.health.DEVICE_FIELDS, in that order)
 DEVICE_DIAGNOSTICS = ("LinkState", "LastError", "ReadsOk", "ReadsFailed", "Reconnects", "PollCycleTime", "Requests")
@@ -80,11 +84,23 @@ MODEL_OUTPUTS = {  # in the order edge.twin.identified computes them
 }
 FIRST_ORDER_ONLY = frozenset({"model_time_constant", "model_dead_time"})  # fopdt models only
 DETECTOR_OUTPUTS = {"score": "Score", "t2": "T2", "q": "Q", "alarm": "Alarm"}
+DIAGNOSIS_OUTPUTS = {
+    "fault": "Fault",
+    "confidence": "Confidence",
+    "contributors": "Contributors",
+    "action": "Action",
+    "runner_up": "RunnerUp",
+    "runner_up_confidence": "RunnerUpConfidence",
+}
 
 # methods of assets with an identified model
 SIMULATE = "Simulate"
 RESET_MODEL = "ResetModel"
 ASSET_METHODS = (SIMULATE, RESET_MODEL)
+# methods of assets with a fault-pattern library ([assets.diagnosis])
+RECORD_FAULT_PATTERN = "RecordFaultPattern"
+REMOVE_FAULT_PATTERN = "RemoveFaultPattern"
+PATTERN_METHODS = (RECORD_FAULT_PATTERN, REMOVE_FAULT_PATTERN)
 
 # alarm conditions
 ANOMALY_ALARM = "AnomalyAlarm"  # on Assets/<asset>
@@ -93,6 +109,7 @@ LIMIT_SUFFIXES = {"high": "HighLimit", "low": "LowLimit"}  # <tag>HighLimit, <ta
 _DIAG_PREFIX = "_diag"
 _GATEWAY_KEY = "gateway"
 _DETECTOR_KEY = "detector"
+_DIAGNOSIS_KEY = "diagnosis"
 
 
 def _known(table: dict[str, str], output: str) -> str:
@@ -265,10 +282,25 @@ def detector_output_path(asset: str, output: str) -> Path:
     return (*detector_path(asset), DETECTOR_OUTPUTS[output])
 
 
+def diagnosis_path(asset: str) -> Path:
+    """``Assets/<asset>/Diagnosis``: the asset's fault-pattern diagnosis."""
+    return (ASSETS, asset, DIAGNOSIS)
+
+
+def diagnosis_key(asset: str, output: str) -> str:
+    """``<asset>.diagnosis.<output>`` for an output of ``DIAGNOSIS_OUTPUTS``."""
+    return f"{asset}.{_DIAGNOSIS_KEY}.{_known(DIAGNOSIS_OUTPUTS, output)}"
+
+
+def diagnosis_output_path(asset: str, output: str) -> Path:
+    """``Assets/<asset>/Diagnosis/<Leaf>`` for an output of ``DIAGNOSIS_OUTPUTS``."""
+    return (*diagnosis_path(asset), DIAGNOSIS_OUTPUTS[output])
+
+
 # -- methods and alarm conditions ---------------------------------------------------------------
 def method_path(asset: str, method: str) -> Path:
-    """``Assets/<asset>/<method>`` for a method of ``ASSET_METHODS``."""
-    if method not in ASSET_METHODS:
+    """``Assets/<asset>/<method>`` for a method of ``ASSET_METHODS`` or ``PATTERN_METHODS``."""
+    if method not in ASSET_METHODS and method not in PATTERN_METHODS:
         raise KeyError(method)
     return (ASSETS, asset, method)
 

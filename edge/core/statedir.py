@@ -10,6 +10,7 @@ Every file the gateway writes at run time lives under one folder, ``gateway.stat
                                        and their trust list (drivers/opcua_client/pki.py ClientPki)
     <state_dir>/history.sqlite         the history database (and its -wal / -shm files)
     <state_dir>/twin/                  saved twin state, one file per asset
+    <state_dir>/patterns/              fault-pattern libraries, one JSON file per asset type
     <state_dir>/mqtt/                  the MQTT store-and-forward buffer
     <state_dir>/generated/             files the gateway generates for the operator
     <state_dir>/edgetwin.pid           the running gateway's process id
@@ -75,6 +76,11 @@ class StateDir:
     def history(self) -> Path:
         """The history database (``[history] path`` overrides it)."""
         return self.root / "history.sqlite"
+
+    @property
+    def patterns_dir(self) -> Path:
+        """Fault-pattern libraries (``edge.twin.diagnosis.library``), ``<library>.json`` each."""
+        return self.root / "patterns"
 
     @property
     def twin_dir(self) -> Path:

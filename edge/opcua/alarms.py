@@ -43,6 +43,7 @@ from drivers.sample import Status, TagSample, is_bad, utcnow
 from edge.core import names
 from edge.core.tasks import cancel_and_wait
 from edge.opcua import asyncua_patches
+from edge.opcua.alarm_details import details_text, diagnosis_details
 from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
@@ -64,6 +65,9 @@ class AlarmSpec:
     limit: float = 0.0
     deadband: float = 0.0
     text: str = ""  # what the alarm is about, for the message
+    # (label, registry key) shown after the message while active, e.g. the diagnosed fault; a new
+    # value of the first key while active emits the condition again with the new message
+    details: tuple[tuple[str, str], ...] = ()
 
 
 def alarm_specs(cfg: Any) -> list[AlarmSpec]:
@@ -77,6 +81,7 @@ def alarm_specs(cfg: Any) -> list[AlarmSpec]:
             "flag",
             a.alarm_threshold,
             text=f"{a.name} anomaly score",
+            details=diagnosis_details(a),
         )
         for a in cfg.assets
     ]
@@ -207,6 +212,8 @@ class OpcUaAlarms:
             c = _Condition(spec, node_id, source_id, input_id, gen.event, await _state_nodes(cond, gen.event))
             self.conditions[node_id] = c
             self._by_key.setdefault(spec.key, []).append(c)
+            if spec.details:
+                self._by_key.setdefault(spec.details[0][1], []).append(c)
             server.require_role((await cond.get_child(["0:Acknowledge"])).nodeid, ACK_ROLE)
         if specs and not self._methods_ready:
             self._methods_ready = True
@@ -226,9 +233,10 @@ class OpcUaAlarms:
             if c.spec not in gone:
                 continue
             del self.conditions[node_id]
-            self._by_key[c.spec.key].remove(c)
-            if not self._by_key[c.spec.key]:
-                del self._by_key[c.spec.key]
+            for key in (c.spec.key, *(k for _, k in c.spec.details[:1])):
+                self._by_key[key].remove(c)
+                if not self._by_key[key]:
+                    del self._by_key[key]
             self._failing.discard(node_id)
             await delete_subtrees(self._server, [node_id])
             if not any(o.source_id == c.source_id for o in self.conditions.values()):
@@ -261,6 +269,10 @@ class OpcUaAlarms:
         for sample in batch:
             for c in self._by_key.get(sample.tag, ()):
                 try:
+                    if sample.tag != c.spec.key:  # a detail: while active, a new value is told in a new event
+                        if c.state.active and sample.value not in (None, ""):
+                            await self._transition(c, c.state, sample.source_time)
+                        continue
                     new = c.state.on_sample(c.spec, sample)  # a value that is not a number raises
                     if new is not None:
                         await self._transition(c, new, sample.source_time)
@@ -301,7 +313,11 @@ class OpcUaAlarms:
         ev.ReceiveTime = now
         ev.Severity = spec.severity
         ev.LastSeverity = spec.severity
-        ev.Message = ua.LocalizedText(s.message(spec))
+        message = s.message(spec)
+        if s.active and spec.details and self._gateway is not None:
+            extra = details_text(spec, self._gateway.registry.latest)
+            message = f"{message}; {extra}" if extra else message
+        ev.Message = ua.LocalizedText(message)
         ev.Retain = s.retain
         ev.Quality = ua.StatusCode(s.quality)
         ev.Comment = ua.LocalizedText(s.comment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from edge.history.store import HistoryStore
 from edge.opcua.alarms import OpcUaAlarms, alarm_specs
 from edge.opcua.history_read import OpcUaHistory
 from edge.opcua.methods import AssetMethods, identified_assets
+from edge.opcua.pattern_methods import PatternMethods
 
 
 @asynccontextmanager
@@ -30,6 +32,7 @@ async def northbound_extensions(cfg: Any, registry: TagRegistry, twins: Sequence
     extensions: list[Any] = []
     async with AsyncExitStack() as stack:
         keys = history_keys(cfg, registry)
+        store = None
         if keys:
             h = cfg.history
             store = HistoryStore(history_path(cfg), retention_days=h.retention_days, max_db_mb=h.max_db_mb)
@@ -44,7 +47,14 @@ async def northbound_extensions(cfg: Any, registry: TagRegistry, twins: Sequence
         by_asset = {a.name: runner for runner in twins for a in runner.assets if a.name in wanted}
         if by_asset:
             extensions.append(AssetMethods(by_asset))
+        if any(a.diagnosis is not None for a in cfg.assets):
+            extensions.append(PatternMethods(cfg.assets, partial(diagnoser_of, twins), store))
         yield extensions
+
+
+def diagnoser_of(twins: Sequence[Any], asset: str) -> Any:
+    """The live diagnoser of *asset* among *twins* (the gateway's runners, as they are now)."""
+    return next((d for t in twins for i, d in t.diagnosers if t.assets[i].name == asset), None)
 
 
 def history_keys(cfg: Any, registry: TagRegistry) -> list[str]:

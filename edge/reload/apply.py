@@ -33,6 +33,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,14 @@ import structlog
 from edge.config import ConfigError, GatewayConfig, load_config
 from edge.core.registry import TagInfo
 from edge.opcua.alarms import OpcUaAlarms, alarm_specs
-from edge.opcua.extensions import history_keys
+from edge.opcua.extensions import diagnoser_of, history_keys
 from edge.opcua.history_read import OpcUaHistory
 from edge.opcua.methods import AssetMethods, identified_assets
 from edge.opcua.model import ModelInfo
+from edge.opcua.pattern_methods import PatternMethods
 from edge.reload.pidfile import write_status
 from edge.reload.plan import ReloadPlan, asset_tags, effective_config, located, plan_reload
+from edge.twin.diagnosis.live import pattern_file
 from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 log = structlog.get_logger("edge.reload")
@@ -218,7 +221,7 @@ class Reloader:
         for r in new_devices:
             self._device_tasks[r.name] = self._start(r.run(), f"poll:{r.name}")
         peers = [a.name for t in old_twins for a in t.assets if a.name not in assets]
-        new_twins = build_runners([a for a in new.assets if a.name in fresh or a.name in peers], registry, store)
+        new_twins = build_runners([a for a in new.assets if a.name in fresh or a.name in peers], registry, store, partial(pattern_file, new))
         gw.twins[:] = [t for t in gw.twins if t not in old_twins] + new_twins
         for t in new_twins:
             self._twin_tasks[id(t)] = self._start(t.run(), self._free_twin_name(t))
@@ -234,6 +237,7 @@ class Reloader:
             await server.add_extension(AssetMethods(by_asset))
         if history is not None:
             await history.set_keys(server, history_keys(new, registry), renewed=changed)
+        await _update_pattern_methods(server, new, gw.twins, history)
         gw.cfg = new
         clock.lap("start")
         added = len(new_infos.keys() - old_infos.keys())
@@ -298,3 +302,12 @@ def _infos(registry: Any, runners: Sequence[Any], assets: Sequence[Any]) -> dict
         for info in signal_infos(asset, registry):
             out[info.key] = info
     return out
+
+
+async def _update_pattern_methods(server: Any, new: Any, twins: list[TwinRunner], history: OpcUaHistory | None) -> None:
+    """RecordFaultPattern / RemoveFaultPattern follow the assets with a diagnosis section."""
+    methods = _find(server, PatternMethods)
+    if methods is not None:
+        await methods.update(new.assets)
+    elif any(a.diagnosis is not None for a in new.assets):
+        await server.add_extension(PatternMethods(new.assets, partial(diagnoser_of, twins), history.recorder.store if history is not None else None))

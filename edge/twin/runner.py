@@ -27,7 +27,7 @@ import gc
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.stats import Histogram
 from edge.twin.detector import AssetDetector, detector_infos
+from edge.twin.diagnosis.live import AssetDiagnoser, PatternFile, build_diagnosers, diagnosis_infos
 from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
 from edge.twin.io import sample, severity
 from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
@@ -86,6 +87,7 @@ def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
         TagInfo(names.asset_output_key(a, "alarm"), names.asset_output_path(a, "alarm"), "bool", description=f"anomaly score above {asset.alarm_threshold:g}")
     )
     out.extend(detector_infos(asset))
+    out.extend(diagnosis_infos(asset))
     for leaf, dtype, units, text in ASSET_DIAGNOSTIC_FIELDS:
         out.append(TagInfo(names.asset_diag_key(a, leaf), names.asset_diag_path(a, leaf), dtype, units, description=text))
     return out
@@ -124,6 +126,7 @@ class TwinRunner:
         self._models: dict[str, tuple[ModelGroup, int]] = {}
         self._build_models()
         self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
+        self.diagnosers: list[tuple[int, AssetDiagnoser]] = []  # [assets.diagnosis], see build_runners
         self._kalman_of = {(c.asset, c.signal): (g, i) for g in self.groups for i, c in enumerate(g.channels)}
         self.state_store: TwinStateStore | None = None  # saves periodically in run() (edge.twin.persist)
         self.config_hashes: dict[str, str] = {}  # asset -> hash of the config it was built from (TwinStateStore.attach)
@@ -199,8 +202,8 @@ class TwinRunner:
             now = utcnow()
             self.registry.publish([TagSample(key, tick, Status.Good, now, now) for key in self._tick_keys])
 
-    def tick(self) -> list[TagSample]:
-        """One step of every bank; returns the samples to publish."""
+    def tick(self, now: datetime | None = None) -> list[TagSample]:
+        """One step of every bank at *now* (default: the clock); returns the samples to publish."""
         # A tick allocates several samples per channel, all alive until published. With thousands
         # of channels the cyclic GC would otherwise run every few hundred allocations and walk the
         # whole registry each time (half the tick's cost at 10,000 channels); nothing here makes
@@ -208,13 +211,12 @@ class TwinRunner:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._tick()
+            return self._tick(utcnow() if now is None else now)
         finally:
             if enabled:
                 gc.enable()
 
-    def _tick(self) -> list[TagSample]:
-        now = utcnow()
+    def _tick(self, now: datetime) -> list[TagSample]:
         out: list[TagSample] = []
         scores, statuses = [], []
         for g in self.groups:
@@ -228,6 +230,8 @@ class TwinRunner:
             out += mg.tick(self.registry, now)
         for det in self.detectors:
             out += det.tick(self.registry, now)
+        for i, diag in self.diagnosers:
+            out += diag.tick(self.registry, now, bool(self._alarm[i]))
         return out
 
     def _asset_outputs(self, score: np.ndarray, status: np.ndarray, now: datetime) -> list[TagSample]:
@@ -391,13 +395,22 @@ class TwinRunner:
         self.detectors = [AssetDetector(cfg) if d.asset == asset else d for d in self.detectors]
 
 
-def build_runners(assets: Sequence[AssetConfig], registry: TagRegistry, state_store: TwinStateStore | None = None) -> list[TwinRunner]:
+def build_runners(
+    assets: Sequence[AssetConfig],
+    registry: TagRegistry,
+    state_store: TwinStateStore | None = None,
+    patterns: Callable[[AssetConfig], PatternFile] | None = None,
+) -> list[TwinRunner]:
     """One runner per tick period; with *state_store*, each restores its assets' saved state and
-    saves it periodically."""
+    saves it periodically; with *patterns* (the library file of an asset), assets with
+    ``[assets.diagnosis]`` are diagnosed."""
     by_tick: dict[float, list[AssetConfig]] = defaultdict(list)
     for a in assets:
         by_tick[a.tick_s].append(a)
     runners = [TwinRunner(group, registry, tick) for tick, group in by_tick.items()]
+    if patterns is not None:
+        for r in runners:
+            r.diagnosers = build_diagnosers(r.assets, r.tick_s, registry, patterns)
     if state_store is not None:
         for r in runners:
             state_store.attach(r)

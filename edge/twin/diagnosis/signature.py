@@ -1,0 +1,196 @@
+"""The signature of an anomaly episode: which signals deviate, which way, how fast, how noisy.
+
+Pure: arrays in, numbers out. Every figure is in units of the signal's own normal behaviour,
+taken from a baseline window before the episode, so signatures of different assets, operating
+points and fault strengths compare.
+
+Per signal *s*, with the baseline window ``b`` (normal operation before the episode) and the
+episode window ``e``:
+
+* ``sigma_s = max(std(b), noise_s)``: the spread of normal operation, never below the sensor's
+  configured noise (a signal that sat still while the baseline was taken is not infinitely
+  sensitive);
+* ``deviation_s = (mean(recent part of e) - mean(b)) / sigma_s``: where the signal went; the recent
+  part is the last quarter of the episode (at least ``MIN_RECENT`` samples);
+* ``slope_s``: the least-squares slope of ``(e - mean(b)) / sigma_s`` against time, in sigma per
+  minute: how fast it went there;
+* ``spread_s = log10(std(diff(w)) / max(std(diff(b)), noise_s))`` for ``w`` the recent part or the
+  whole episode, whichever changed more: how the sample-to-sample noise changed; far below 0 for a
+  reading that froze (recently), far above for spikes (now and then);
+* ``flag_s``: the sensor-validation kind raised on the signal during the episode ("" if none).
+
+The contribution of each signal is its share of the episode's squared standardized deviation,
+``c_s = deviation_s**2 / sum(deviation**2)``. That is the reconstruction-based contribution
+(``kernels.contributions.rbc``) of each signal to the Mahalanobis distance of the recent mean
+under the baseline's diagonal covariance; when every deviation is within noise, the spread
+changes rank the signals instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+FLAG_KINDS = ("stuck", "drift", "contradiction", "spike")
+MIN_RECENT = 5
+SIGNIFICANT = 3.0  # |deviation| (sigma) below this counts as no deviation when comparing
+SPREAD_CLIP = 1.5  # decades of noise change that count fully
+SLOPE_SCALE = 5.0  # sigma per minute that counts fully
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """An episode's signature over an asset's signals (tuples in the order of ``signals``)."""
+
+    signals: tuple[str, ...]
+    deviation: tuple[float, ...]
+    slope: tuple[float, ...]
+    spread: tuple[float, ...]
+    flags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.signals)
+        for field in ("deviation", "slope", "spread", "flags"):
+            if len(getattr(self, field)) != n:
+                raise ValueError(f"signature {field} has {len(getattr(self, field))} entries for {n} signals")
+        for field in ("deviation", "slope", "spread"):
+            if not all(math.isfinite(v) for v in getattr(self, field)):
+                raise ValueError(f"signature {field} must be finite: {getattr(self, field)}")
+        unknown = sorted({f for f in self.flags if f and f not in FLAG_KINDS})
+        if unknown:
+            raise ValueError(f"unknown sensor flag kind(s) {unknown}; known: {', '.join(FLAG_KINDS)}")
+
+    def contributions(self) -> tuple[float, ...]:
+        """Each signal's share (0..1, sum 1) of the episode; see the module docstring."""
+        dev = np.square(np.asarray(self.deviation, dtype=float))
+        if dev.sum() <= SIGNIFICANT**2:  # nothing moved: rank by the change in noise
+            dev = np.square(np.asarray(self.spread, dtype=float)) + 1e-12
+        return tuple(float(v) for v in dev / dev.sum())
+
+    def contributors(self) -> list[str]:
+        """The signals in order of contribution, largest first (ties in signal order)."""
+        c = self.contributions()
+        return [self.signals[i] for i in sorted(range(len(c)), key=lambda i: -c[i])]
+
+    def to_json(self) -> dict[str, list]:
+        return {
+            "signals": list(self.signals),
+            "deviation": [round(v, 4) for v in self.deviation],
+            "slope": [round(v, 4) for v in self.slope],
+            "spread": [round(v, 4) for v in self.spread],
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Signature:
+        if not isinstance(data, dict):
+            raise ValueError(f"a signature is an object, got {type(data).__name__}")
+        missing = [k for k in ("signals", "deviation", "slope", "spread", "flags") if k not in data]
+        if missing:
+            raise ValueError(f"signature lacks {', '.join(missing)}")
+        try:
+            return cls(
+                tuple(str(s) for s in data["signals"]),
+                tuple(float(v) for v in data["deviation"]),
+                tuple(float(v) for v in data["slope"]),
+                tuple(float(v) for v in data["spread"]),
+                tuple(str(f) for f in data["flags"]),
+            )
+        except TypeError as exc:
+            raise ValueError(f"signature: {exc}") from None
+
+
+def signal_features(baseline: Sequence[float], episode: Sequence[float], times_s: Sequence[float], noise: float) -> tuple[float, float, float]:
+    """(deviation, slope per minute, spread) of one signal; see the module docstring.
+
+    *times_s* are the episode samples' times (any origin). Empty windows give zeros (nothing known).
+    """
+    b = np.asarray(baseline, dtype=float)
+    e = np.asarray(episode, dtype=float)
+    t = np.asarray(times_s, dtype=float)
+    if len(t) != len(e):
+        raise ValueError(f"{len(e)} episode samples but {len(t)} times")
+    b, (e, t) = b[np.isfinite(b)], _finite_pairs(e, t)
+    if len(b) < 2 or len(e) < 2:
+        return 0.0, 0.0, 0.0
+    noise = max(float(noise), 1e-12)
+    mean, sigma = float(b.mean()), max(float(b.std()), noise)
+    n_recent = max(MIN_RECENT, len(e) // 4)
+    recent = e[-n_recent:]
+    deviation = (float(recent.mean()) - mean) / sigma
+    z = (e - mean) / sigma
+    dt = t - t.mean()
+    denom = float(np.dot(dt, dt))
+    slope = float(np.dot(dt, z - z.mean()) / denom) * 60.0 if denom > 0 else 0.0
+    base_noise = max(float(np.diff(b).std()) if len(b) > 2 else 0.0, noise)
+    spreads = [math.log10(max(float(np.diff(w).std()), 1e-6 * base_noise) / base_noise) for w in (recent, e) if len(w) > 2]
+    spread = max(spreads, key=abs) if spreads else 0.0
+    return deviation, slope, spread
+
+
+def _finite_pairs(e: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(e) & np.isfinite(t)
+    return e[ok], t[ok]
+
+
+def extract(
+    signals: Sequence[str],
+    baseline: Sequence[Sequence[float]],
+    episode: Sequence[Sequence[float]],
+    times_s: Sequence[Sequence[float]],
+    noise: Sequence[float],
+    flags: Sequence[str] | None = None,
+) -> Signature:
+    """The signature of one episode: per signal, its baseline values, episode values and their
+    times (the lists may differ in length between signals: history is irregular)."""
+    n = len(signals)
+    if not (len(baseline) == len(episode) == len(times_s) == len(noise) == n):
+        raise ValueError("baseline, episode, times and noise need one entry per signal")
+    feats = [signal_features(baseline[i], episode[i], times_s[i], noise[i]) for i in range(n)]
+    return Signature(
+        tuple(signals),
+        tuple(f[0] for f in feats),
+        tuple(f[1] for f in feats),
+        tuple(f[2] for f in feats),
+        tuple(flags) if flags is not None else ("",) * n,
+    )
+
+
+def vector(sig: Signature, signals: Sequence[str]) -> np.ndarray:
+    """The comparison vector of *sig* over *signals* (a signal *sig* lacks counts as normal).
+
+    Blocks, each scaled so a full-strength feature is 1: the direction of the significant
+    deviations (unit length), the slopes (``SLOPE_SCALE`` sigma/min = 1, clipped), the noise
+    change (``SPREAD_CLIP`` decades = 1, clipped) and one-hot sensor flags.
+    """
+    index = {s: i for i, s in enumerate(sig.signals)}
+    n = len(signals)
+    dev, slope, spread = np.zeros(n), np.zeros(n), np.zeros(n)
+    flags = np.zeros((n, len(FLAG_KINDS)))
+    for j, s in enumerate(signals):
+        i = index.get(s)
+        if i is None:
+            continue
+        d = sig.deviation[i]
+        dev[j] = d if abs(d) >= SIGNIFICANT else 0.0
+        slope[j] = np.clip(sig.slope[i] / SLOPE_SCALE, -1.0, 1.0) if abs(d) >= SIGNIFICANT else 0.0
+        spread[j] = np.clip(sig.spread[i] / SPREAD_CLIP, -1.0, 1.0) if abs(sig.spread[i]) >= 0.3 else 0.0
+        if sig.flags[i]:
+            flags[j, FLAG_KINDS.index(sig.flags[i])] = 1.0
+    norm = float(np.linalg.norm(dev))
+    direction = dev / norm if norm > 0 else dev
+    return np.concatenate([direction, 0.5 * slope, spread, flags.ravel()])
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """Cosine similarity (-1..1) of two signatures over the union of their signals; 0 when either
+    shows nothing."""
+    signals = list(dict.fromkeys([*a.signals, *b.signals]))
+    va, vb = vector(a, signals), vector(b, signals)
+    na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.dot(va, vb) / (na * nb))
