@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_reload_parser(sub)
 
+    from edge.twin.diagnosis.cli import add_parser as add_patterns_parser
+
+    add_patterns_parser(sub)
+
     schema = sub.add_parser(
         "schema", help="print the config JSON Schema", description="Print the JSON Schema of the config file (config/schema.json is generated from it)."
     )

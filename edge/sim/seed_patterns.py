@@ -27,11 +27,31 @@ EPISODE_S = 120.0
 BASELINE_S = 300.0
 # (fault, description, action)
 FAULTS: tuple[tuple[Fault, str, str], ...] = (
-    (Fault.BEARING_WEAR, "pump bearing wear: vibration and motor current rise together, slowly", "Plan a bearing change; check lubrication and alignment."),
-    (Fault.SENSOR_DRIFT, "tank temperature transmitter drifting: its reading ramps while the process does not", "Check the temperature transmitter against a reference; recalibrate or replace it."),
-    (Fault.STUCK_SENSOR, "tank temperature transmitter stuck: the reading has stopped moving", "Check the transmitter wiring and its input card; replace the transmitter."),
-    (Fault.FLOW_SENSOR, "flowmeter failed: flow reads low or zero while pump speed and current are normal", "Check the flowmeter (wiring, fouling, empty pipe) before acting on the flow."),
-    (Fault.SPIKE, "spikes on the tank temperature reading: loose contact or interference", "Check the transmitter's terminals, shield and grounding."),
+    (
+        Fault.BEARING_WEAR,
+        "pump bearing wear: vibration and motor current rise together, slowly",
+        "Plan a bearing change; check lubrication and alignment.",
+    ),
+    (
+        Fault.SENSOR_DRIFT,
+        "tank temperature transmitter drifting: its reading ramps while the process does not",
+        "Check the temperature transmitter against a reference; recalibrate or replace it.",
+    ),
+    (
+        Fault.STUCK_SENSOR,
+        "tank temperature transmitter stuck: the reading has stopped moving",
+        "Check the transmitter wiring and its input card; replace the transmitter.",
+    ),
+    (
+        Fault.FLOW_SENSOR,
+        "flowmeter failed: flow reads low or zero while pump speed and current are normal",
+        "Check the flowmeter (wiring, fouling, empty pipe) before acting on the flow.",
+    ),
+    (
+        Fault.SPIKE,
+        "spikes on the tank temperature reading: loose contact or interference",
+        "Check the transmitter's terminals, shield and grounding.",
+    ),
 )
 # (fault strength, setpoints) of the episodes each pattern is learned from
 EPISODES = ((1.0, Setpoints()), (0.6, Setpoints(heater_pct=60.0, pump_speed_pct=70.0, valve_pct=60.0)))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import structlog
 
 from drivers.sample import Status, TagSample
@@ -31,7 +32,7 @@ from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.diagnosis.library import PatternFile
 from edge.twin.diagnosis.match import Diagnosis, diagnose
-from edge.twin.diagnosis.signature import Signature, extract
+from edge.twin.diagnosis.signature import Signature, baseline_stats, episode_features
 
 if TYPE_CHECKING:
     from edge.config import AssetConfig
@@ -81,6 +82,7 @@ class AssetDiagnoser:
         self.every = max(1, round(DIAGNOSE_EVERY_S / tick_s))
         self._ring: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(2, round(d.baseline_s / tick_s)) + self.lookback)
         self._baseline: list[tuple[float, tuple[float, ...], tuple[str, ...]]] = []
+        self._stats: list[tuple[float, float, float] | None] | None = None  # of the baseline, once per episode
         self._episode: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(self.lookback + 1, round(MAX_EPISODE_S / tick_s)))
         self._ticks = 0
         self._quiet = 0  # ticks since the alarm (and every flag) cleared, during an episode
@@ -117,6 +119,7 @@ class AssetDiagnoser:
         ring = list(self._ring)
         split = max(0, len(ring) - self.lookback)
         self._baseline = ring[:split]
+        self._stats = None
         self._episode.clear()
         self._episode.extend(ring[split:])
         self._episode.append(row)
@@ -135,15 +138,17 @@ class AssetDiagnoser:
         """The signature of the episode so far (None outside an episode or without a baseline)."""
         if len(self._baseline) < MIN_BASELINE:
             return None
-        n = len(self.signals)
-        times = [r[0] for r in self._episode]
-        base = [[r[1][i] for r in self._baseline] for i in range(n)]
-        epi = [[r[1][i] for r in self._episode] for i in range(n)]
+        if self._stats is None:
+            base = np.array([r[1] for r in self._baseline], dtype=float)
+            self._stats = [baseline_stats(base[:, i], self.noise[i]) for i in range(len(self.signals))]
+        times = np.array([r[0] for r in self._episode])
+        epi = np.array([r[1] for r in self._episode], dtype=float)
+        feats = [episode_features(st, epi[:, i], times) for i, st in enumerate(self._stats)]
         flags = []
-        for i in range(n):
+        for i in range(len(self.signals)):
             seen = [r[2][i] for r in self._episode if r[2][i]]
             flags.append(max(set(seen), key=seen.count) if seen else "")
-        return extract(self.signals, base, epi, [times] * n, self.noise, flags)
+        return Signature(self.signals, tuple(f[0] for f in feats), tuple(f[1] for f in feats), tuple(f[2] for f in feats), tuple(flags))
 
     def _diagnose(self) -> None:
         sig = self.current_signature()

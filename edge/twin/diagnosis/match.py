@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge.twin.diagnosis.library import UNKNOWN, Library
-from edge.twin.diagnosis.signature import Signature, similarity
+from edge.twin.diagnosis.signature import Signature, cosine, similarity, vector
 
 DEFAULT_MIN_SIMILARITY = 0.7
 
@@ -27,13 +29,31 @@ class Diagnosis:
 
 
 def diagnose(sig: Signature, library: Library, min_similarity: float = DEFAULT_MIN_SIMILARITY) -> Diagnosis:
-    scored = sorted(((max(similarity(sig, s) for s in p.signatures), p) for p in library.patterns), key=lambda x: -x[0])
+    scored = sorted(zip(_scores(sig, library), library.patterns, strict=True), key=lambda x: -x[0])
     contributors = tuple(sig.contributors())
     best_sim, best = scored[0] if scored else (0.0, None)
     second_sim, second = scored[1] if len(scored) > 1 else (0.0, None)
     if best is None or best_sim < min_similarity:
         return Diagnosis(UNKNOWN, _conf(best_sim), "", best.name if best else "", _conf(best_sim), contributors)
     return Diagnosis(best.name, _conf(best_sim), best.action, second.name if second else "", _conf(second_sim), contributors)
+
+
+_cache: dict[tuple[int, tuple[str, ...]], tuple[Library, list[list[np.ndarray]]]] = {}
+
+
+def _scores(sig: Signature, library: Library) -> list[float]:
+    """Each pattern's similarity to *sig* (its best signature's), with the patterns' vectors over
+    *sig*'s signals computed once per library (the live diagnoser asks every second)."""
+    key = (id(library), sig.signals)
+    hit = _cache.get(key)
+    if hit is None or hit[0] is not library:
+        if any(set(s.signals) - set(sig.signals) for p in library.patterns for s in p.signatures):
+            return [max(similarity(sig, s) for s in p.signatures) for p in library.patterns]
+        if len(_cache) > 64:
+            _cache.clear()
+        hit = _cache[key] = (library, [[vector(s, sig.signals) for s in p.signatures] for p in library.patterns])
+    live = vector(sig, sig.signals)
+    return [max(cosine(live, v) for v in vectors) for vectors in hit[1]]
 
 
 def overlaps(sig: Signature, library: Library, name: str, min_similarity: float = DEFAULT_MIN_SIMILARITY) -> list[tuple[str, float]]:

@@ -103,32 +103,42 @@ class Signature:
             raise ValueError(f"signature: {exc}") from None
 
 
-def signal_features(baseline: Sequence[float], episode: Sequence[float], times_s: Sequence[float], noise: float) -> tuple[float, float, float]:
-    """(deviation, slope per minute, spread) of one signal; see the module docstring.
-
-    *times_s* are the episode samples' times (any origin). Empty windows give zeros (nothing known).
-    """
+def baseline_stats(baseline: Sequence[float], noise: float) -> tuple[float, float, float] | None:
+    """(mean, sigma, sample-to-sample noise) of a baseline window; None when it has < 2 values."""
     b = np.asarray(baseline, dtype=float)
-    e = np.asarray(episode, dtype=float)
-    t = np.asarray(times_s, dtype=float)
+    b = b[np.isfinite(b)]
+    if len(b) < 2:
+        return None
+    noise = max(float(noise), 1e-12)
+    return float(b.mean()), max(float(b.std()), noise), max(float(np.diff(b).std()) if len(b) > 2 else 0.0, noise)
+
+
+def episode_features(stats: tuple[float, float, float] | None, episode: Sequence[float], times_s: Sequence[float]) -> tuple[float, float, float]:
+    """(deviation, slope per minute, spread) of an episode against its baseline's ``baseline_stats``."""
+    e, t = np.asarray(episode, dtype=float), np.asarray(times_s, dtype=float)
     if len(t) != len(e):
         raise ValueError(f"{len(e)} episode samples but {len(t)} times")
-    b, (e, t) = b[np.isfinite(b)], _finite_pairs(e, t)
-    if len(b) < 2 or len(e) < 2:
+    e, t = _finite_pairs(e, t)
+    if stats is None or len(e) < 2:
         return 0.0, 0.0, 0.0
-    noise = max(float(noise), 1e-12)
-    mean, sigma = float(b.mean()), max(float(b.std()), noise)
-    n_recent = max(MIN_RECENT, len(e) // 4)
-    recent = e[-n_recent:]
+    mean, sigma, base_noise = stats
+    recent = e[-max(MIN_RECENT, len(e) // 4) :]
     deviation = (float(recent.mean()) - mean) / sigma
     z = (e - mean) / sigma
     dt = t - t.mean()
     denom = float(np.dot(dt, dt))
     slope = float(np.dot(dt, z - z.mean()) / denom) * 60.0 if denom > 0 else 0.0
-    base_noise = max(float(np.diff(b).std()) if len(b) > 2 else 0.0, noise)
     spreads = [math.log10(max(float(np.diff(w).std()), 1e-6 * base_noise) / base_noise) for w in (recent, e) if len(w) > 2]
     spread = max(spreads, key=abs) if spreads else 0.0
     return deviation, slope, spread
+
+
+def signal_features(baseline: Sequence[float], episode: Sequence[float], times_s: Sequence[float], noise: float) -> tuple[float, float, float]:
+    """(deviation, slope per minute, spread) of one signal; see the module docstring.
+
+    *times_s* are the episode samples' times (any origin). Empty windows give zeros (nothing known).
+    """
+    return episode_features(baseline_stats(baseline, noise), episode, times_s)
 
 
 def _finite_pairs(e: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +199,10 @@ def similarity(a: Signature, b: Signature) -> float:
     """Cosine similarity (-1..1) of two signatures over the union of their signals; 0 when either
     shows nothing."""
     signals = list(dict.fromkeys([*a.signals, *b.signals]))
-    va, vb = vector(a, signals), vector(b, signals)
+    return cosine(vector(a, signals), vector(b, signals))
+
+
+def cosine(va: np.ndarray, vb: np.ndarray) -> float:
     na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
     if na == 0 or nb == 0:
         return 0.0

@@ -36,7 +36,7 @@ def test_recording_the_same_name_adds_an_episode_and_keeps_the_order() -> None:
     wear = merged.get("wear")
     assert wear is not None and len(wear.signatures) == 2 and wear.action == "fix wear"
     assert [p.name for p in merged.without("wear").patterns] == ["leak"]
-    with pytest.raises(LibraryError, match="no pattern 'nope'.*wear, leak"):
+    with pytest.raises(LibraryError, match=r"no pattern 'nope'.*wear, leak"):
         merged.without("nope")
 
 
