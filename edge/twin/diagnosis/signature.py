@@ -10,7 +10,7 @@ episode window ``e``:
 * ``sigma_s = max(std(b), noise_s)``: the spread of normal operation, never below the sensor's
   configured noise (a signal that sat still while the baseline was taken is not infinitely
   sensitive);
-* ``deviation_s = (mean(recent part of e) - mean(b)) / sigma_s``: where the signal went; the recent
+* ``deviation_s = (median(recent part of e) - mean(b)) / sigma_s``: where the signal went; the recent
   part is the last quarter of the episode (at least ``MIN_RECENT`` samples);
 * ``slope_s``: the least-squares slope of ``(e - mean(b)) / sigma_s`` against time, in sigma per
   minute: how fast it went there;
@@ -123,7 +123,7 @@ def episode_features(stats: tuple[float, float, float] | None, episode: Sequence
         return 0.0, 0.0, 0.0
     mean, sigma, base_noise = stats
     recent = e[-max(MIN_RECENT, len(e) // 4) :]
-    deviation = (float(recent.mean()) - mean) / sigma
+    deviation = (float(np.median(recent)) - mean) / sigma  # the median: a few spikes do not move it
     z = (e - mean) / sigma
     dt = t - t.mean()
     denom = float(np.dot(dt, dt))
