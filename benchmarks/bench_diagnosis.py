@@ -176,7 +176,8 @@ def skab(data: Path) -> None:
             continue
         noise = [max(1e-3 * abs(float(np.nanmean(t.values[base, j]))), 1e-6) for j in range(len(t.names))]
         cols = range(len(t.names))
-        sig = extract(t.names, [t.values[base, j] for j in cols], [t.values[idx, j] for j in cols], [t.times_s[idx]] * len(t.names), noise)
+        n = len(t.names)
+        sig = extract(t.names, [t.values[base, j] for j in cols], [t.values[idx, j] for j in cols], [t.times_s[idx]] * n, noise, None, [t.times_s[base]] * n)
         episodes.append((f"{group}/{path.stem}", cls, sig))
     right = unknown_ok = 0
     confusion: dict[str, Counter] = defaultdict(Counter)

@@ -73,12 +73,12 @@ def fault_signature(asset: AssetConfig, fault: Fault, strength: float, setpoints
         return [list(col) for col in zip(*rows, strict=True)], times
 
     rig.run(120.0)  # the twin warms up
-    base, _ = window(BASELINE_S)
+    base, base_times = window(BASELINE_S)
     plant.fault_strength = strength
     plant.fault = fault
     start = rig.now
     epi, times = window(EPISODE_S)
-    sig = extract(names, base, epi, [times] * len(names), [s.measurement_noise for s in asset.signals])
+    sig = extract(names, base, epi, [times] * len(names), [s.measurement_noise for s in asset.signals], None, [base_times] * len(names))
     return sig, Episode(asset.name, start.isoformat(), (start + timedelta(seconds=EPISODE_S)).isoformat(), "simulator", f"strength {strength:g}")
 
 

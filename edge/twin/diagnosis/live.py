@@ -32,7 +32,7 @@ from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.diagnosis.library import PatternFile
 from edge.twin.diagnosis.match import Diagnosis, diagnose
-from edge.twin.diagnosis.signature import Signature, baseline_stats, episode_features
+from edge.twin.diagnosis.signature import Baseline, Signature, baseline_stats, episode_features
 
 if TYPE_CHECKING:
     from edge.config import AssetConfig
@@ -82,7 +82,7 @@ class AssetDiagnoser:
         self.every = max(1, round(DIAGNOSE_EVERY_S / tick_s))
         self._ring: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(2, round(d.baseline_s / tick_s)) + self.lookback)
         self._baseline: list[tuple[float, tuple[float, ...], tuple[str, ...]]] = []
-        self._stats: list[tuple[float, float, float] | None] | None = None  # of the baseline, once per episode
+        self._stats: list[Baseline | None] | None = None  # of the baseline, once per episode
         self._episode: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(self.lookback + 1, round(MAX_EPISODE_S / tick_s)))
         self._ticks = 0
         self._quiet = 0  # ticks since the alarm (and every flag) cleared, during an episode
@@ -140,7 +140,8 @@ class AssetDiagnoser:
             return None
         if self._stats is None:
             base = np.array([r[1] for r in self._baseline], dtype=float)
-            self._stats = [baseline_stats(base[:, i], self.noise[i]) for i in range(len(self.signals))]
+            times = np.array([r[0] for r in self._baseline])
+            self._stats = [baseline_stats(base[:, i], self.noise[i], times) for i in range(len(self.signals))]
         times = np.array([r[0] for r in self._episode])
         epi = np.array([r[1] for r in self._episode], dtype=float)
         feats = [episode_features(st, epi[:, i], times) for i, st in enumerate(self._stats)]

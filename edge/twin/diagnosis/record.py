@@ -63,7 +63,7 @@ def episode_signature(history: History, asset: AssetConfig, start: datetime, end
         raise LibraryError(f"asset {asset.name!r} has no diagnosis section")
     base_s = baseline_s if baseline_s is not None else asset.diagnosis.baseline_s  # type: ignore[union-attr]
     b0 = start - timedelta(seconds=base_s)
-    baselines, episodes, times, noise, flags = [], [], [], [], []
+    baselines, base_times, episodes, times, noise, flags = [], [], [], [], [], []
     for sig in asset.signals:
         key = names.signal_output_key(asset.name, sig.name, "measured")
         rows_b = _good(history.read(key, to_us(b0), to_us(start) - 1, limit=MAX_ROWS))
@@ -77,11 +77,12 @@ def episode_signature(history: History, asset: AssetConfig, start: datetime, end
                 f"({b0.isoformat()} .. {start.isoformat()}) and {len(rows_e)} during it; need {MIN_SAMPLES} of each (is it historized?)"
             )
         baselines.append([float(r.value) for r in rows_b])  # type: ignore[arg-type]
+        base_times.append([r.source_us / 1e6 for r in rows_b])
         episodes.append([float(r.value) for r in rows_e])  # type: ignore[arg-type]
         times.append([r.source_us / 1e6 for r in rows_e])
         noise.append(float(sig.measurement_noise))
         flags.append(_flag(history, asset.name, sig.name, start, end))
-    return extract([s.name for s in asset.signals], baselines, episodes, times, noise, flags)
+    return extract([s.name for s in asset.signals], baselines, episodes, times, noise, flags, base_times)
 
 
 def record(

@@ -7,13 +7,17 @@ points and fault strengths compare.
 Per signal *s*, with the baseline window ``b`` (normal operation before the episode) and the
 episode window ``e``:
 
-* ``sigma_s = max(std(b), noise_s)``: the spread of normal operation, never below the sensor's
-  configured noise (a signal that sat still while the baseline was taken is not infinitely
-  sensitive);
-* ``deviation_s = (median(recent part of e) - mean(b)) / sigma_s``: where the signal went; the recent
-  part is the last quarter of the episode (at least ``MIN_RECENT`` samples);
-* ``slope_s``: the least-squares slope of ``(e - mean(b)) / sigma_s`` against time, in sigma per
-  minute: how fast it went there;
+* ``trend_s(t)``: the baseline's least-squares line, followed into the episode for at most
+  ``MAX_EXTRAPOLATE_S`` and held after: where normal operation was heading (a temperature still
+  settling after a setpoint move, the ambient's daily swing), so it is not taken for a fault;
+* ``sigma_s = max(std(b - trend), noise_s)``: the spread of normal operation, never below the
+  sensor's configured noise (a signal that sat still while the baseline was taken is not
+  infinitely sensitive);
+* ``z_s = (e - trend_s(t)) / sigma_s`` over the episode, and ``deviation_s = median(z_s)`` over its
+  last quarter (at least ``MIN_RECENT`` samples): where the signal went (a few spikes do not move
+  the median);
+* ``slope_s``: the least-squares slope of ``z_s`` against time, in sigma per minute: how fast it
+  went there;
 * ``spread_s = log10(std(diff(w)) / max(std(diff(b)), noise_s))`` for ``w`` the recent part or the
   whole episode, whichever changed more: how the sample-to-sample noise changed; far below 0 for a
   reading that froze (recently), far above for spikes (now and then);
@@ -31,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +44,7 @@ MIN_RECENT = 5
 SIGNIFICANT = 3.0  # |deviation| (sigma) below this counts as no deviation when comparing
 SPREAD_CLIP = 1.5  # decades of noise change that count fully
 SLOPE_SCALE = 5.0  # sigma per minute that counts fully
+MAX_EXTRAPOLATE_S = 300.0  # the baseline's trend is followed this far into the episode, then held
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,42 +109,66 @@ class Signature:
             raise ValueError(f"signature: {exc}") from None
 
 
-def baseline_stats(baseline: Sequence[float], noise: float) -> tuple[float, float, float] | None:
-    """(mean, sigma, sample-to-sample noise) of a baseline window; None when it has < 2 values."""
+class Baseline(NamedTuple):
+    """Normal behaviour of one signal before an episode: a level with its trend, and spreads."""
+
+    level: float  # fitted value at t_end
+    slope_per_s: float  # trend (0 without times)
+    t_end: float
+    sigma: float  # spread around the trend, never below the sensor noise
+    noise: float  # sample-to-sample noise, never below the sensor noise
+
+    def expected(self, t: np.ndarray) -> np.ndarray:
+        """Where normal operation was heading at times *t* (the trend held after MAX_EXTRAPOLATE_S)."""
+        return self.level + self.slope_per_s * np.clip(t - self.t_end, 0.0, MAX_EXTRAPOLATE_S)
+
+
+def baseline_stats(baseline: Sequence[float], noise: float, times_s: Sequence[float] | None = None) -> Baseline | None:
+    """The ``Baseline`` of a window (with *times_s*, its linear trend); None when it has < 2 values."""
     b = np.asarray(baseline, dtype=float)
-    b = b[np.isfinite(b)]
+    t = np.asarray(times_s, dtype=float) if times_s is not None and len(times_s) == len(b) else np.zeros(len(b))
+    b, t = _finite_pairs(b, t)
     if len(b) < 2:
         return None
     noise = max(float(noise), 1e-12)
-    return float(b.mean()), max(float(b.std()), noise), max(float(np.diff(b).std()) if len(b) > 2 else 0.0, noise)
+    dt = t - t.mean()
+    denom = float(np.dot(dt, dt))
+    slope = float(np.dot(dt, b - b.mean()) / denom) if denom > 0 else 0.0
+    resid = b - (b.mean() + slope * dt)
+    t_end = float(t.max())
+    level = float(b.mean() + slope * (t_end - t.mean()))
+    return Baseline(level, slope, t_end, max(float(resid.std()), noise), max(float(np.diff(b).std()) if len(b) > 2 else 0.0, noise))
 
 
-def episode_features(stats: tuple[float, float, float] | None, episode: Sequence[float], times_s: Sequence[float]) -> tuple[float, float, float]:
-    """(deviation, slope per minute, spread) of an episode against its baseline's ``baseline_stats``."""
+def episode_features(stats: Baseline | None, episode: Sequence[float], times_s: Sequence[float]) -> tuple[float, float, float]:
+    """(deviation, slope per minute, spread) of an episode against its ``Baseline``."""
     e, t = np.asarray(episode, dtype=float), np.asarray(times_s, dtype=float)
     if len(t) != len(e):
         raise ValueError(f"{len(e)} episode samples but {len(t)} times")
     e, t = _finite_pairs(e, t)
     if stats is None or len(e) < 2:
         return 0.0, 0.0, 0.0
-    mean, sigma, base_noise = stats
-    recent = e[-max(MIN_RECENT, len(e) // 4) :]
-    deviation = (float(np.median(recent)) - mean) / sigma  # the median: a few spikes do not move it
-    z = (e - mean) / sigma
+    z = (e - stats.expected(t)) / stats.sigma
+    n_recent = max(MIN_RECENT, len(e) // 4)
+    deviation = float(np.median(z[-n_recent:]))  # the median: a few spikes do not move it
     dt = t - t.mean()
     denom = float(np.dot(dt, dt))
     slope = float(np.dot(dt, z - z.mean()) / denom) * 60.0 if denom > 0 else 0.0
-    spreads = [math.log10(max(float(np.diff(w).std()), 1e-6 * base_noise) / base_noise) for w in (recent, e) if len(w) > 2]
+    recent = e[-n_recent:]
+    spreads = [math.log10(max(float(np.diff(w).std()), 1e-6 * stats.noise) / stats.noise) for w in (recent, e) if len(w) > 2]
     spread = max(spreads, key=abs) if spreads else 0.0
     return deviation, slope, spread
 
 
-def signal_features(baseline: Sequence[float], episode: Sequence[float], times_s: Sequence[float], noise: float) -> tuple[float, float, float]:
+def signal_features(
+    baseline: Sequence[float], episode: Sequence[float], times_s: Sequence[float], noise: float, baseline_times_s: Sequence[float] | None = None
+) -> tuple[float, float, float]:
     """(deviation, slope per minute, spread) of one signal; see the module docstring.
 
-    *times_s* are the episode samples' times (any origin). Empty windows give zeros (nothing known).
+    *times_s* are the episode samples' times, *baseline_times_s* the baseline's (same clock; without
+    them the baseline has no trend). Empty windows give zeros (nothing known).
     """
-    return episode_features(baseline_stats(baseline, noise), episode, times_s)
+    return episode_features(baseline_stats(baseline, noise, baseline_times_s), episode, times_s)
 
 
 def _finite_pairs(e: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,13 +183,16 @@ def extract(
     times_s: Sequence[Sequence[float]],
     noise: Sequence[float],
     flags: Sequence[str] | None = None,
+    baseline_times_s: Sequence[Sequence[float]] | None = None,
 ) -> Signature:
     """The signature of one episode: per signal, its baseline values, episode values and their
-    times (the lists may differ in length between signals: history is irregular)."""
+    times, and the baseline's times (the lists may differ in length between signals: history is
+    irregular)."""
     n = len(signals)
     if not (len(baseline) == len(episode) == len(times_s) == len(noise) == n):
         raise ValueError("baseline, episode, times and noise need one entry per signal")
-    feats = [signal_features(baseline[i], episode[i], times_s[i], noise[i]) for i in range(n)]
+    bt = baseline_times_s if baseline_times_s is not None else [None] * n
+    feats = [signal_features(baseline[i], episode[i], times_s[i], noise[i], bt[i]) for i in range(n)]
     return Signature(
         tuple(signals),
         tuple(f[0] for f in feats),

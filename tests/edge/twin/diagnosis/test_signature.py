@@ -38,7 +38,7 @@ def episode(kind: str, strength: float = 1.0, seed: int = 0, offset: float = 0.0
     elif kind == "spike":
         hits = rng.random(120) < 0.1
         epi[0] += np.where(hits, strength * 5.0 * np.sign(rng.standard_normal(120)), 0.0)
-    return extract(SIGNALS, base.tolist(), epi.tolist(), [t.tolist()] * 4, NOISE, flags)
+    return extract(SIGNALS, base.tolist(), epi.tolist(), [t.tolist()] * 4, NOISE, flags, [(np.arange(300.0) - 300.0).tolist()] * 4)
 
 
 def test_features_of_a_step_a_ramp_and_a_frozen_reading() -> None:
@@ -56,6 +56,17 @@ def test_features_of_a_step_a_ramp_and_a_frozen_reading() -> None:
     dev, slope, spread = signal_features(base, np.full(100, 10.0), t, 0.1)
     assert abs(dev) < 1.0 and spread < -3  # the noise collapsed
     assert signal_features([], [1.0, 2.0], [0.0, 1.0], 0.1) == (0.0, 0.0, 0.0)
+
+
+def test_a_trend_under_way_before_the_episode_is_not_a_deviation() -> None:
+    rng = np.random.default_rng(4)
+    tb, te = np.arange(-300.0, 0.0), np.arange(0.0, 120.0)
+    base = 40.0 + 0.01 * tb + 0.1 * rng.standard_normal(300)  # settling after a setpoint move
+    epi = 40.0 + 0.01 * te + 0.1 * rng.standard_normal(120)
+    dev, slope, _ = signal_features(base, epi, te, 0.1, tb)
+    assert abs(dev) < 2.0 and abs(slope) < 1.0
+    dev_flat, _, _ = signal_features(base, epi, te, 0.1)  # without times: no trend
+    assert dev_flat > 2.5  # around 3 sigma of the (trend-inflated) spread
 
 
 def test_noise_floor_keeps_a_still_baseline_from_inflating_the_deviation() -> None:
