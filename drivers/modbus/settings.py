@@ -215,4 +215,5 @@ class ModbusRtuSettings(ModbusSettings):
 
     def exclusive_resource(self) -> ExclusiveResource:
         """One device per serial bus: the units of a bus share one device through their unit_id."""
-        return ExclusiveResource("port", f"serial port {self.port!r}", "one device per bus; list its units (units = [1, 2]) or give tags their own unit_id instead")
+        hint = "one device per bus; list its units (units = [1, 2]) or give tags their own unit_id instead"
+        return ExclusiveResource("port", f"serial port {self.port!r}", hint)

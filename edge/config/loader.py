@@ -27,8 +27,8 @@ from edge.config.checks import _check_assets, _check_devices, _check_exclusive, 
 from edge.config.collisions import check_collisions
 from edge.config.includes import with_included_tags
 from edge.config.locate import MAX_NESTING, decode_text, key_lines, line_of, nesting_line, too_deep
-from edge.config.units import expand_units
 from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, MetricsSection, OpcUaSection, SimulatorSection
+from edge.config.units import expand_units
 from edge.mqtt.checks import mqtt_problems
 from edge.mqtt.settings import MqttSection
 
