@@ -74,14 +74,10 @@ def read_toml_tags(c: _Collector, prefix: str, key: str, path: Path, model: type
     def problem(where: str, message: str) -> None:
         c.add_near(key, f"{path}:{line_of(lines, where) or '?'}: {where}: {message}")
 
-    for name in raw:
-        if name not in TAG_FILE_KEYS:
-            close = difflib.get_close_matches(name, TAG_FILE_KEYS, n=1)
-            problem(name, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else " (a tag file holds [[tags]] tables only)"))
     items = raw.get("tags", [])
     if not isinstance(items, list):
         problem("tags", "must be an array of tables ([[tags]])")
-        return
+        items = []
     for i, data in enumerate(items):
         where = f"tags[{i}]"
         try:
@@ -97,6 +93,10 @@ def read_toml_tags(c: _Collector, prefix: str, key: str, path: Path, model: type
         seen[tag.name] = f"{path}:{line}"
         c.add_origin(f"{prefix}.tags[{len(tags)}]", str(path), line, near=key, lines=lines, inner=where)
         tags.append(tag)
+    for name in raw:
+        if name not in TAG_FILE_KEYS:
+            close = difflib.get_close_matches(name, TAG_FILE_KEYS, n=1)
+            problem(name, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else " (a tag file holds [[tags]] tables only)"))
 
 
 def _read_toml(c: _Collector, key: str, path: Path) -> tuple[dict[str, Any] | None, dict[str, int]]:
