@@ -5,6 +5,7 @@ Broken configs with their located errors are golden cases (cases/tag_file_errors
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,48 @@ def test_reload_adding_a_unit_adds_its_tags() -> None:
     assert plan.devices_restart == ("pumps",)  # its poll task restarts with the new unit; the gateway does not
     back = plan_reload(new, old)
     assert back.tags_removed == ("pumps.unit3.flow", "pumps.unit3.temperature") and back.tags_added == ()
+
+
+EXAMPLE = ROOT / "docs" / "examples" / "pump_skid" / "gateway.toml"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def flat_form(path: Path) -> str:
+    """*path* written without units and tag files, as it had to be before them: every tag of
+    every unit as its own ``[[devices.tags]]`` table, named ``u<N>_<tag>``, with its ``unit_id``."""
+    cfg = load_config(path)
+    text = path.read_text()
+    head, _, rest = text.partition("\n[[assets]]")
+    head = "\n".join(line for line in head.splitlines() if not line.startswith(("units =", "tags_from =")))
+    tables = []
+    for tag in cfg.devices[0].tags:
+        folder, leaf = names.split_tag(tag.name)
+        keys = {"name": f"u{tag.unit_id}_{leaf}", "unit_id": tag.unit_id}
+        keys |= {k: getattr(tag, k) for k in type(tag).model_fields if k in tag.model_fields_set and k not in ("name", "unit_id")}
+        tables.append("  [[devices.tags]]\n" + "".join(f"  {k} = {_toml_value(v)}\n" for k, v in keys.items()))
+    assets = "\n[[assets]]" + rest
+    for u in (1, 2, 3):
+        assets = assets.replace(f"skid.unit{u}.", f"skid.u{u}_")
+    return head + "\n\n" + "\n".join(tables) + assets
+
+
+def test_the_pump_skid_example_reads_what_its_flat_form_reads(tmp_path: Path) -> None:
+    """docs/examples/pump_skid: three units from one tag file poll exactly the registers (unit,
+    area, address, type, order, scaling) of the same skid written tag by tag."""
+    flat = tmp_path / "flat.toml"
+    flat.write_text(flat_form(EXAMPLE))
+    before, after = load_config(flat), load_config(EXAMPLE)
+
+    def registers(cfg) -> list[str]:  # every point with its name left out
+        return sorted(repr(replace(p, name="")) for p in cfg.devices[0].points())
+
+    assert len(after.devices[0].tags) == 3 * 34 and registers(before) == registers(after)
+    lines_after = len(EXAMPLE.read_text().splitlines()) + len((EXAMPLE.parent / "maps" / "pump.toml").read_text().splitlines())
+    assert len(flat.read_text().splitlines()) > 2.5 * lines_after
