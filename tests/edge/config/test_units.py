@@ -227,7 +227,7 @@ def flat_form(path: Path) -> str:
     head = "\n".join(line for line in head.splitlines() if not line.startswith(("units =", "tags_from =")))
     tables = []
     for tag in cfg.devices[0].tags:
-        folder, leaf = names.split_tag(tag.name)
+        leaf = names.split_tag(tag.name)[1]
         keys = {"name": f"u{tag.unit_id}_{leaf}", "unit_id": tag.unit_id}
         keys |= {k: getattr(tag, k) for k in type(tag).model_fields if k in tag.model_fields_set and k not in ("name", "unit_id")}
         tables.append("  [[devices.tags]]\n" + "".join(f"  {k} = {_toml_value(v)}\n" for k, v in keys.items()))
@@ -250,3 +250,16 @@ def test_the_pump_skid_example_reads_what_its_flat_form_reads(tmp_path: Path) ->
     assert len(after.devices[0].tags) == 3 * 34 and registers(before) == registers(after)
     lines_after = len(EXAMPLE.read_text().splitlines()) + len((EXAMPLE.parent / "maps" / "pump.toml").read_text().splitlines())
     assert len(flat.read_text().splitlines()) > 2.5 * lines_after
+
+
+def test_tags_from_is_generic_over_the_drivers_tag_model(tmp_path: Path) -> None:
+    """An upstream OPC UA server's tags from a tag file: validated with that driver's tag model."""
+    good = '[[tags]]\nname = "temperature"\nnode = "ns=2;s=Boiler.T"\ntype = "float64"\n'
+    (tmp_path / "boiler.toml").write_text(good + '\n[[tags]]\nname = "bad"\nnode = "ns=2;s=X"\n')
+    config = '[[devices]]\nname = "boiler"\ndriver = "opcua"\nendpoint = "opc.tcp://127.0.0.1:4840"\ntags_from = "boiler.toml"\n'
+    (tmp_path / "gateway.toml").write_text(config)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "gateway.toml")
+    assert info.value.problems == [f"{tmp_path / 'boiler.toml'}:6: tags[1].type: required key is missing"]
+    (tmp_path / "boiler.toml").write_text(good)
+    assert [(t.name, t.node) for t in load_config(tmp_path / "gateway.toml").devices[0].tags] == [("temperature", "ns=2;s=Boiler.T")]
