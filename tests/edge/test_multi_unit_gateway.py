@@ -33,6 +33,7 @@ address = "ir:0"
 type = "int16"
 scale = 0.1
 units = "degC"
+alarm_high = 90.0
 
 [[tags]]
 name = "flow"
@@ -147,6 +148,8 @@ async def test_units_are_objects_with_their_own_values_and_a_reload_adds_one(pla
             assert by_browse.nodeid == ua.NodeId("edgetwin/Devices/pumps/unit2/temperature", ns)
             assert {"unit1", "unit2", "LinkState"} <= await children("Devices/pumps") and "unit3" not in await children("Devices/pumps")
             assert await children("Devices/pumps/unit1") == {"temperature", "flow", "speed"}
+            # each unit's limit condition is on the unit's object (related by HasCondition, not a child)
+            assert (await node("Devices/pumps/unit1/temperatureHighLimit").read_browse_name()).Name == "temperatureHighLimit"
             assert (await node("Devices/pumps/unit2").read_description()).Text == "unit 2 of device pumps"
             for u in (1, 2):
                 await _wait_for(lambda u=u: good(f"Devices/pumps/unit{u}/flow"), 15, f"unit {u} to read Good")
@@ -174,6 +177,7 @@ async def test_units_are_objects_with_their_own_values_and_a_reload_adds_one(pla
             assert "unit3" in await children("Devices/pumps")
             await _wait_for(lambda: good("Devices/pumps/unit3/flow"), 15, "unit 3 to read Good")
             assert await node("Devices/pumps/unit3/temperature").read_value() == pytest.approx(30.5)
+            assert (await node("Devices/pumps/unit3/temperatureHighLimit").read_browse_name()).Name == "temperatureHighLimit"
             assert await node("Devices/pumps/unit1/temperature").read_value() == pytest.approx(10.5)
             assert "pumps.unit3.temperature" in holder["gw"].registry
     finally:
