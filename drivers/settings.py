@@ -13,9 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+def _tag_files(value: Any) -> Any:
+    """One file or a list of files; anything else is refused with one clear message."""
+    if value is None or isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    raise ValueError('must be a file name or a list of file names (tags_from = "pump.toml" or ["pump.toml", "extra.csv"])')
+
+
+# ``tags_from``: tag files included into a device's tags, in order: ``.toml`` files of ``[[tags]]``
+# tables or ``.csv`` files (columns are the tag model's keys), relative to the config file
+TagFiles = Annotated[str | list[str] | None, BeforeValidator(_tag_files)]
 
 
 class Strict(BaseModel):
@@ -44,7 +57,10 @@ class DeviceSettings(Strict):
     ``type``, ``units``, ``low``, ``high``, ``description``, ``writable``, ``historize``,
     ``alarm_high``, ``alarm_low``, ``alarm_deadband`` and ``alarm_severity``). With a ``tags_csv``
     key, and a flat tag model, the config imports more tags from a CSV file whose columns are the
-    tag model's keys. See docs/drivers.md.
+    tag model's keys; with a ``tags_from`` key (``TagFiles``), from TOML files of ``[[tags]]``
+    tables or CSV files. With a ``units`` key (a list of unit ids, or a table of unit names to
+    ids) and a tag model with ``unit_id``, the config repeats every tag on each unit
+    (``edge.config.units``). See docs/drivers.md.
     """
 
     name: Name

@@ -8,18 +8,20 @@ field limits below. The drivers take these values as they are (``from_settings``
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from drivers.modbus.address import RegisterPoint, make_point, parse_address
 from drivers.modbus.limits import MAX_GAP, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_STRING_REGISTERS, MAX_UNIT_ID
-from drivers.settings import DeviceSettings, ExclusiveResource, Name, Strict
+from drivers.settings import NAME_PATTERN, DeviceSettings, ExclusiveResource, Name, Strict, TagFiles
 
 ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 
 
 STATE_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64")  # tags that may have named states
+UnitId = Annotated[int, Field(ge=0, le=MAX_UNIT_ID)]
 
 
 class ModbusTag(Strict):
@@ -142,13 +144,49 @@ class ModbusSettings(DeviceSettings):
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     write_multiple: bool = False  # device quirk: FC15/FC16 even for one coil or register
     tags_csv: str | None = None  # relative to the config file's folder
+    tags_from: TagFiles = None  # tag files: .toml ([[tags]] tables) or .csv, relative to the config file
+    # several identical units (same register map) on this bus: every tag is read from each unit,
+    # under Devices/<device>/unit<id>/<tag>; or {pump_a = 1, pump_b = 2} to name the unit folders
+    units: list[UnitId] | dict[Name, UnitId] | None = None
     description: str = ""
     tags: list[ModbusTag] = Field(default_factory=list)
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _units(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            raise ValueError("units of a device are its Modbus unit ids (units = [1, 2, 3]); engineering units go on each tag")
+        if isinstance(v, dict):
+            items = list(v.items())
+        elif isinstance(v, list):
+            items = list(enumerate(v))
+        else:
+            raise ValueError("must be a list of unit ids (units = [1, 2, 3]) or a table naming each unit (units = {pump_a = 1, pump_b = 2})")
+        if not items:
+            raise ValueError("give at least one unit id")
+        seen: set[int] = set()
+        for key, uid in items:
+            if isinstance(key, str) and not re.match(NAME_PATTERN, key):
+                raise ValueError(f"unit name {key!r} must start with a letter and hold only letters, digits, '_' and '-' (at most 64)")
+            if isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid <= MAX_UNIT_ID:
+                raise ValueError(f"unit id {uid!r} is not an integer in 0..{MAX_UNIT_ID}")
+            if uid in seen:
+                raise ValueError(f"unit id {uid} is listed twice")
+            seen.add(uid)
+        return v
 
     @model_validator(mode="after")
     def _timeouts(self) -> ModbusSettings:
         if self.timeout_min_s > self.timeout_s:
             raise ValueError(f"timeout_min_s ({self.timeout_min_s:g}) must not exceed timeout_s ({self.timeout_s:g})")
+        return self
+
+    @model_validator(mode="after")
+    def _one_unit_key(self) -> ModbusSettings:
+        if self.units is not None and "unit_id" in self.model_fields_set:
+            raise ValueError("unit_id and units exclude each other: units lists every unit id the device's tags are read from")
         return self
 
     def points(self) -> list[RegisterPoint]:
@@ -177,4 +215,5 @@ class ModbusRtuSettings(ModbusSettings):
 
     def exclusive_resource(self) -> ExclusiveResource:
         """One device per serial bus: the units of a bus share one device through their unit_id."""
-        return ExclusiveResource("port", f"serial port {self.port!r}", "one device per bus; give tags their own unit_id instead")
+        hint = "one device per bus; list its units (units = [1, 2]) or give tags their own unit_id instead"
+        return ExclusiveResource("port", f"serial port {self.port!r}", hint)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from drivers.opcua_client.points import NUMERIC_TYPES, DeadbandType, OpcUaPoint, TagType, parse_browse_path, parse_node_id
-from drivers.settings import DeviceSettings, Name, Strict
+from drivers.settings import DeviceSettings, Name, Strict, TagFiles
 
 SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
 SecurityMode = Literal["Sign", "SignAndEncrypt"]
@@ -120,6 +120,7 @@ class OpcUaSettings(DeviceSettings):
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     description: str = ""
     tags_csv: str | None = None  # more tags from a CSV file (``edgetwin browse --csv`` writes one); relative to the config file
+    tags_from: TagFiles = None  # tag files: .toml ([[tags]] tables) or .csv, relative to the config file
     tags: list[OpcUaTag] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from drivers.settings import DeviceSettings, Name, Strict
+from drivers.settings import DeviceSettings, Name, Strict, TagFiles
 
 Pattern = Literal["random_walk", "sine", "ramp", "counter", "square", "constant"]
 SyntheticType = Literal["float64", "float32", "int64", "int32", "bool"]
@@ -77,6 +77,7 @@ class SyntheticSettings(DeviceSettings):
     stale_after_s: float = Field(30.0, gt=0, le=86400)
     description: str = ""
     tags_csv: str | None = None
+    tags_from: TagFiles = None  # tag files: .toml ([[tags]] tables) or .csv, relative to the config file
     tags: list[SyntheticTag] = Field(default_factory=list)
 
     @model_validator(mode="before")

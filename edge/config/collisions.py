@@ -16,7 +16,7 @@ duplicate-name checks, and are not reported again here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edge.config.nodes import PlannedNode, plan_nodes
@@ -26,14 +26,18 @@ def check_collisions(c: Any, devices: Sequence[tuple[str, Any]], assets: Sequenc
     """Report every collision among the nodes of *devices* and *assets* (``(key path, item)``
     pairs, tags from CSV files included) through the collector *c*: ``c.add(path, message)``;
     ``c.origins`` maps the key path of an item read from another file (a CSV tag) to its
-    ``(file, line, ...)``, which messages show instead of that key path."""
-    for source, message in find_collisions(plan_nodes(devices, assets), c.origins):
+    ``(file, line, ...)``, which messages show instead of that key path; ``c.resolve`` maps a
+    unit's copy of a tag to its template (``edge.config.units``)."""
+    for source, message in find_collisions(plan_nodes(devices, assets), c.origins, getattr(c, "resolve", None)):
         c.add(source, message)
 
 
-def find_collisions(nodes: Sequence[PlannedNode], origins: Mapping[str, tuple[Any, ...]] | None = None) -> list[tuple[str, str]]:
+def find_collisions(
+    nodes: Sequence[PlannedNode], origins: Mapping[str, tuple[Any, ...]] | None = None, resolve: Callable[[str], tuple[str, Any]] | None = None
+) -> list[tuple[str, str]]:
     """``(key path, message)`` for each collision among *nodes*, each pair of creators once, in
-    the plan order of the node reported; *origins* as ``c.origins`` of ``check_collisions``."""
+    the plan order of the node reported; *origins* and *resolve* as ``c.origins`` and ``c.resolve``
+    of ``check_collisions``."""
     by_path: dict[tuple[str, ...], list[tuple[int, PlannedNode]]] = {}
     for index, node in enumerate(nodes):
         by_path.setdefault(node.path, []).append((index, node))
@@ -47,7 +51,7 @@ def find_collisions(nodes: Sequence[PlannedNode], origins: Mapping[str, tuple[An
                 key = (blamed.source, other.source, other.what)
                 if key in found:
                     continue
-                where = _where(other.source, origins or {}) if other.source else "/".join(other.path)
+                where = _where(other.source, origins or {}, resolve) if other.source else "/".join(other.path)
                 subject = repr(blamed.name) if blamed.name is not None else f"{blamed.what} at {'/'.join(blamed.path)}"
                 found[key] = (index, blamed.source, f"{subject} collides with {other.what} ({where})")
     return [(source, message) for _, source, message in sorted(found.values(), key=lambda f: f[0])]
@@ -70,8 +74,10 @@ def _blame(a: tuple[int, PlannedNode], b: tuple[int, PlannedNode]) -> tuple[tupl
     return (b, a) if b[1].source else (a, b)  # the gateway's own nodes are never the ones to rename
 
 
-def _where(source: str, origins: Mapping[str, tuple[Any, ...]]) -> str:
-    """*source*, or ``file:line`` when its item came from another file."""
+def _where(source: str, origins: Mapping[str, tuple[Any, ...]], resolve: Callable[[str], tuple[str, Any]] | None = None) -> str:
+    """*source* (a unit's copy of a tag: its template's), or ``file:line`` when its item came from another file."""
+    if resolve is not None:
+        source = resolve(source)[0]
     item = source.rpartition(".")[0]
     if item in origins:
         file, line = origins[item][:2]

@@ -59,40 +59,46 @@ def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
     """*dev* with the tags of its CSV file appended (unchanged without ``tags_csv``); errors name the CSV file and line."""
     if not getattr(dev, "tags_csv", None):
         return dev
-    model = tag_model(type(dev))
+    tags = list(dev.tags)
+    seen = {t.name: f"{prefix}.tags[{i}]" for i, t in enumerate(tags)}
+    read_csv_tags(c, prefix, f"{prefix}.tags_csv", base / dev.tags_csv, tag_model(type(dev)), tags, seen)
+    return dev.model_copy(update={"tags": tags})
+
+
+def read_csv_tags(c: _Collector, prefix: str, key: str, path: Path, model: type[BaseModel], tags: list[Any], seen: dict[str, str]) -> None:
+    """Append the tags of the CSV file *path* to *tags* (the device at *prefix*), each validated with
+    *model*; *seen* maps the tag names so far to where they are (duplicates are problems). Problems
+    name the CSV file and line and are listed with the config key *key*."""
     fields = csv_columns(model)
-    required = [key for key, field in model.model_fields.items() if field.is_required()]
-    path = base / dev.tags_csv
+    required = [k for k, field in model.model_fields.items() if field.is_required()]
 
     def problem(line: int, where: str, message: str) -> None:
-        c.add_near(f"{prefix}.tags_csv", f"{path}:{line}: {where + ': ' if where else ''}{message}")
+        c.add_near(key, f"{path}:{line}: {where + ': ' if where else ''}{message}")
 
     try:
         data = path.read_bytes()
     except OSError as exc:
-        c.add(f"{prefix}.tags_csv", f"cannot read {str(path)!r}: {exc.strerror}")
-        return dev
+        c.add(key, f"cannot read {str(path)!r}: {exc.strerror}")
+        return
     text, undecodable = decode_text(data, str(path), bom=True)
     if undecodable is not None:
-        c.add_near(f"{prefix}.tags_csv", undecodable)
-        return dev
+        c.add_near(key, undecodable)
+        return
     reader = csv.DictReader(io.StringIO(text))
     for column in reader.fieldnames or []:
         if column not in fields:
             close = difflib.get_close_matches(column, fields, n=1)
             problem(1, f"column {column!r}", "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    if reader.fieldnames is None or any(key not in reader.fieldnames for key in required):
+    if reader.fieldnames is None or any(k not in reader.fieldnames for k in required):
         problem(1, "", f"the header must name at least the columns {_and(required)}")
-        return dev
-    seen = {t.name: f"{prefix}.tags[{i}]" for i, t in enumerate(dev.tags)}
-    tags = list(dev.tags)
+        return
     for row in reader:
         line = reader.line_num
-        data = {k: v.strip() for k, v in row.items() if k in fields and v is not None and v.strip() != ""}
+        cells = {k: v.strip() for k, v in row.items() if k in fields and v is not None and v.strip() != ""}
         if None in row:
             problem(line, "", f"{len(row[None])} more cells than columns")
         try:
-            tag = model.model_validate(data)
+            tag = model.model_validate(cells)
         except ValidationError as exc:
             for where, message in c.messages(exc, model):
                 problem(line, where, message)
@@ -101,9 +107,8 @@ def _with_csv_tags(c: _Collector, prefix: str, dev: Any, base: Path) -> Any:
             problem(line, "name", f"duplicate tag name {tag.name!r} (first at {seen[tag.name]})")
             continue
         seen[tag.name] = f"{path}:{line}"
-        c.add_origin(f"{prefix}.tags[{len(tags)}]", str(path), line, near=f"{prefix}.tags_csv")
+        c.add_origin(f"{prefix}.tags[{len(tags)}]", str(path), line, near=key)
         tags.append(tag)
-    return dev.model_copy(update={"tags": tags})
 
 
 def _and(keys: list[str]) -> str:

@@ -8,7 +8,7 @@ dropped: a value out of range is an error. No socket is opened here.
 
 Each device is validated with the settings model of its ``driver`` (``drivers.DRIVER_KINDS``).
 The models are in ``models.py``, the cross-reference checks in ``checks.py``, the CSV tag import
-in ``csv_tags.py``.
+in ``csv_tags.py``, tag files (``tags_from``) in ``includes.py``, multi-unit devices in ``units.py``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
 from drivers import UnknownDriverError, settings_model
 from edge.config.checks import _check_assets, _check_devices, _check_exclusive, _check_opcua
 from edge.config.collisions import check_collisions
-from edge.config.csv_tags import _with_csv_tags
+from edge.config.includes import with_included_tags
 from edge.config.locate import MAX_NESTING, decode_text, key_lines, line_of, nesting_line, too_deep
 from edge.config.models import AssetConfig, GatewayConfig, GatewaySection, HistorySection, MetricsSection, OpcUaSection, SimulatorSection
+from edge.config.units import expand_units
 from edge.mqtt.checks import mqtt_problems
 from edge.mqtt.settings import MqttSection
 
@@ -86,6 +87,21 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
     return model
 
 
+class Origin(NamedTuple):
+    """Where an item read from another file is: *file*:*line*, listed with the config's *sort_line*.
+    With *lines* (the key lines of a TOML file) a problem at one of its keys gets that key's line
+    and is named by the key path *inner* has in that file (``tags[2].address``)."""
+
+    file: str
+    line: int
+    sort_line: int
+    lines: dict[str, int] | None = None
+    inner: str = ""
+
+
+_ITEM = re.compile(r"^(.*?\.tags\[\d+\])(?:\.(.+))?$")  # a device tag's key path: (item, key below it)
+
+
 class _Collector:
     """The problems found so far, each with the line it is sorted by."""
 
@@ -93,22 +109,43 @@ class _Collector:
         self.source = source
         self.lines = key_lines(text)
         self.problems: list[tuple[int, str]] = []
-        self.origins: dict[str, tuple[str, int, int]] = {}  # key path of an item read from another file -> (file, line, sort line)
+        self.origins: dict[str, Origin] = {}  # key path of an item read from another file -> where it is
+        # key path of a unit's copy of a tag -> key path of its template (edge.config.units)
+        self.aliases: dict[str, str] = {}
+
+    def resolve(self, path: str) -> tuple[str, str | None]:
+        """(*path* with a unit's copy of a tag replaced by its template, the key below the tag or None)."""
+        found = _ITEM.match(path)
+        if found is None:
+            return path, None
+        item, key = found.group(1), found.group(2)
+        item = self.aliases.get(item, item)
+        return (f"{item}.{key}" if key else item), key
 
     def add(self, path: str, message: str) -> None:
-        """A problem at the key *path* of this config file."""
-        item, _, key = path.rpartition(".")
-        if item in self.origins:  # e.g. a tag from a CSV file: located in that file
-            file, line, sort_line = self.origins[item]
-            self.problems.append((sort_line, f"{file}:{line}: {key}: {message}"))
+        """A problem at the key *path* of this config file (or of the file a tag was included from)."""
+        path, key = self.resolve(path)
+        origin = self.origins.get(path if key is None else path[: -len(key) - 1])
+        if origin is not None and origin.lines is not None:  # a tag from a TOML file: its key's line there
+            where = f"{origin.inner}.{key}" if key else origin.inner
+            self.problems.append((origin.sort_line, f"{origin.file}:{line_of(origin.lines, where) or origin.line}: {where}: {message}"))
+            return
+        if origin is not None:  # e.g. a tag from a CSV file: located in that file
+            self.problems.append((origin.sort_line, f"{origin.file}:{origin.line}: {key + ': ' if key else ''}{message}"))
             return
         line = line_of(self.lines, path)
         self.problems.append((line or 0, f"{self.source}:{line or '?'}: {path}: {message}"))
 
-    def add_origin(self, item: str, file: str, line: int, *, near: str) -> None:
+    def add_origin(self, item: str, file: str, line: int, *, near: str, lines: dict[str, int] | None = None, inner: str = "") -> None:
         """Problems found later at *item* (read from another file) are located at *file*:*line*
-        and listed with the key *near* of this config file."""
-        self.origins[item] = (file, line, line_of(self.lines, near) or 0)
+        (at the line of their key, for a TOML file's *lines*) and listed with the key *near* of
+        this config file."""
+        self.origins[item] = Origin(file, line, line_of(self.lines, near) or 0, lines, inner)
+
+    def origin_text(self, item: str) -> str:
+        """``file:line`` of an item read from another file, else its key path (for messages)."""
+        origin = self.origins.get(item)
+        return f"{origin.file}:{origin.line}" if origin is not None else item
 
     def add_near(self, path: str, text: str) -> None:
         """A problem worded in full by the caller (it names another file), listed with the key *path*."""
@@ -162,7 +199,8 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
 
     _check_devices(c, devices)
     _check_exclusive(c, devices)
-    devices = [(prefix, _with_csv_tags(c, prefix, dev, Path(source).parent)) for prefix, dev in devices]
+    # tags from other files (tags_csv, tags_from), then each unit's copy of the tags (units = [...])
+    devices = [(prefix, expand_units(c, prefix, with_included_tags(c, prefix, dev, Path(source).parent))) for prefix, dev in devices]
     _check_assets(c, devices, assets, _broken_devices(raw, devices))
     check_collisions(c, devices, assets)
     _check_opcua(c, sections["opcua"])
@@ -173,7 +211,8 @@ def parse_config(text: str, source: str = "<memory>") -> GatewayConfig:
             c.add(path, message)
 
     if c.problems:
-        raise ConfigError([msg for _, msg in sorted(c.problems, key=lambda p: p[0])])
+        # a template tag's problem is found once per unit, at one place: listed once
+        raise ConfigError(list(dict.fromkeys(msg for _, msg in sorted(c.problems, key=lambda p: p[0]))))
     return GatewayConfig(
         gateway=sections["gateway"],
         simulator=sections["simulator"],

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from edge.config.units import units_of
 from edge.core import names
 
 Kind = Literal["object", "variable", "method", "condition"]
@@ -91,13 +92,17 @@ def _device(prefix: str, dev: Any) -> list[PlannedNode]:
     out = []
     if dev.tags:
         out.append(PlannedNode(names.device_path(d), "object", f"{prefix}.name", f"device {d!r}", d))
+    for folder, _, named in units_of(dev):  # Devices/<device>/<unit>: the objects of a multi-unit device's units
+        what = f"the folder of unit {folder!r}"
+        out.append(PlannedNode(names.unit_path(d, folder), "object", f"{prefix}.units", what, folder if named else None))
     for j, tag in enumerate(dev.tags):
         t, at = tag.name, f"{prefix}.tags[{j}]"
-        out.append(PlannedNode(names.tag_path(d, t), "variable", f"{at}.name", f"tag {t!r}", t))
+        leaf = names.split_tag(t)[1]  # a unit's tag is named after its template in messages: every unit has the same problem
+        out.append(PlannedNode(names.tag_path(d, t), "variable", f"{at}.name", f"tag {leaf!r}", leaf))
         for kind, limit in (("high", tag.alarm_high), ("low", tag.alarm_low)):
             if limit is not None:
                 path = names.limit_condition_path(d, t, kind)
-                out.append(PlannedNode(path, "condition", f"{at}.alarm_{kind}", f"the {names.LIMIT_SUFFIXES[kind]} condition of {t!r}"))
+                out.append(PlannedNode(path, "condition", f"{at}.alarm_{kind}", f"the {names.LIMIT_SUFFIXES[kind]} condition of {leaf!r}"))
     out.append(PlannedNode(names.device_diagnostics_path(d), "object", f"{prefix}.name", f"the diagnostics folder of device {d!r}", d))
     for leaf in names.DEVICE_DIAGNOSTICS:
         what = f"the device's diagnostics variable {leaf}"

@@ -6,7 +6,9 @@ here, so the config check (``edge.config.nodes``) predicts exactly what the daem
 
 Registry keys:
 
-* device tag ``<device>.<tag>``; device diagnostics ``_diag.<device>.<leaf>``; gateway
+* device tag ``<device>.<tag>``, a tag of one unit of a multi-unit device (``units = [1, 2]``)
+  ``<device>.<unit>.<tag>`` (its config name is ``<unit>.<tag>``, e.g. ``unit2.temperature``);
+  device diagnostics ``_diag.<device>.<leaf>``; gateway
   diagnostics ``_diag.gateway.<leaf>``; asset (twin) diagnostics ``_diag.gateway.assets.<asset>.<leaf>``
 * signal outputs ``<asset>.<signal>.<output>`` (``SIGNAL_OUTPUTS``), identified-model outputs
   ``<asset>.<signal>.model_*`` (``MODEL_OUTPUTS``), asset outputs ``<asset>.<output>``
@@ -15,7 +17,9 @@ Registry keys:
 
 Browse paths:
 
-* ``Devices/<device>/<tag>``, with the device's diagnostics mirrored at ``Devices/<device>/<leaf>``
+* ``Devices/<device>/<tag>``, with the device's diagnostics mirrored at ``Devices/<device>/<leaf>``;
+  ``Devices/<device>/<unit>/<tag>`` for a tag of one unit (``unit_folder``: ``unit<id>``, or the
+  name given in ``units = {pump_a = 1}``)
 * ``Diagnostics/<device>/<leaf>``, ``Diagnostics/Gateway/<leaf>``,
   ``Diagnostics/Gateway/Assets/<asset>/<leaf>``
 * ``Assets/<asset>/<Output>``, ``Assets/<asset>/<signal>/<Output>``,
@@ -24,7 +28,7 @@ Browse paths:
 * methods ``Assets/<asset>/Simulate``, ``Assets/<asset>/ResetModel``,
   ``Assets/<asset>/RecordFaultPattern`` and ``Assets/<asset>/RemoveFaultPattern``
 * alarm conditions ``Assets/<asset>/AnomalyAlarm``, ``Devices/<device>/<tag>HighLimit`` and
-  ``Devices/<device>/<tag>LowLimit``
+  ``Devices/<device>/<tag>LowLimit`` (``Devices/<device>/<unit>/<tag>HighLimit`` for a unit's tag)
 
 Output arguments are the registry key suffixes (``"measured"``, ``"model_gain"``, ``"score"``);
 an unknown one raises KeyError.
@@ -130,14 +134,46 @@ def device_path(device: str) -> Path:
     return (DEVICES, device)
 
 
+UNIT_SEPARATOR = "."  # between a unit's folder and a tag name: "unit2.temperature" (config names never hold one)
+UNIT_PREFIX = "unit"  # units = [1, 2] -> folders unit1, unit2
+
+
+def unit_folder(unit_id: int) -> str:
+    """``unit<id>``: the folder of one unit of a device declared with ``units = [...]``."""
+    return f"{UNIT_PREFIX}{unit_id}"
+
+
+def unit_tag(folder: str, tag: str) -> str:
+    """``<unit>.<tag>``: the name of the copy of template tag *tag* on the unit *folder*."""
+    return f"{folder}{UNIT_SEPARATOR}{tag}"
+
+
+def split_tag(tag: str) -> tuple[str | None, str]:
+    """``(unit folder or None, tag leaf)`` of a tag name (``"unit2.temperature"`` -> ``("unit2", "temperature")``)."""
+    folder, sep, leaf = tag.partition(UNIT_SEPARATOR)
+    return (folder, leaf) if sep else (None, tag)
+
+
 def tag_key(device: str, tag: str) -> str:
-    """``<device>.<tag>``: the registry key of a device tag (also how signals name their tag)."""
+    """``<device>.<tag>``: the registry key of a device tag (also how signals name their tag);
+    ``<device>.<unit>.<tag>`` for a tag of one unit."""
     return f"{device}.{tag}"
 
 
+def unit_path(device: str, folder: str) -> Path:
+    """``Devices/<device>/<unit>``: the object holding one unit's tags."""
+    return (DEVICES, device, folder)
+
+
+def tag_parent_path(device: str, tag: str) -> Path:
+    """The object a tag belongs to: ``Devices/<device>``, or ``Devices/<device>/<unit>`` for a unit's tag."""
+    folder, _ = split_tag(tag)
+    return device_path(device) if folder is None else unit_path(device, folder)
+
+
 def tag_path(device: str, tag: str) -> Path:
-    """``Devices/<device>/<tag>``."""
-    return (DEVICES, device, tag)
+    """``Devices/<device>/<tag>``, or ``Devices/<device>/<unit>/<tag>`` for a unit's tag."""
+    return (*tag_parent_path(device, tag), split_tag(tag)[1])
 
 
 def device_diagnostics_path(device: str) -> Path:
@@ -306,8 +342,9 @@ def method_path(asset: str, method: str) -> Path:
 
 
 def limit_condition_name(tag: str, kind: Literal["high", "low"]) -> str:
-    """``<tag>HighLimit`` or ``<tag>LowLimit``: the limit alarm condition of a tag."""
-    return f"{tag}{LIMIT_SUFFIXES[kind]}"
+    """``<tag>HighLimit`` or ``<tag>LowLimit``: the limit alarm condition of a tag (of its leaf
+    name for a unit's tag: the condition sits on the unit's object)."""
+    return f"{split_tag(tag)[1]}{LIMIT_SUFFIXES[kind]}"
 
 
 def condition_path(source: Sequence[str], name: str) -> Path:
@@ -321,5 +358,5 @@ def anomaly_condition_path(asset: str) -> Path:
 
 
 def limit_condition_path(device: str, tag: str, kind: Literal["high", "low"]) -> Path:
-    """``Devices/<device>/<tag>HighLimit`` or ``.../<tag>LowLimit``."""
-    return condition_path(device_path(device), limit_condition_name(tag, kind))
+    """``Devices/<device>/<tag>HighLimit`` or ``.../<tag>LowLimit`` (below the unit's object for a unit's tag)."""
+    return condition_path(tag_parent_path(device, tag), limit_condition_name(tag, kind))

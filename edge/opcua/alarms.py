@@ -5,7 +5,8 @@ machinery. Each configured alarm is one condition:
 
 * ``AnomalyAlarm`` on ``Assets/<asset>``: follows the twin's ``<asset>.alarm`` flag (which already
   has hysteresis: see edge/twin/runner.py), severity ``alarm_severity`` of the asset.
-* ``<tag>HighLimit`` / ``<tag>LowLimit`` on ``Devices/<device>``: active above ``alarm_high`` (below
+* ``<tag>HighLimit`` / ``<tag>LowLimit`` on ``Devices/<device>`` (on ``Devices/<device>/<unit>``
+  for a tag of one unit of a multi-unit device): active above ``alarm_high`` (below
   ``alarm_low``), inactive again ``alarm_deadband`` inside the limit.
 
 The condition is an AlarmConditionType object with NodeId ``<source path>/<ConditionName>`` (the
@@ -87,7 +88,7 @@ def alarm_specs(cfg: Any) -> list[AlarmSpec]:
     ]
     for dev in cfg.devices:
         for tag in dev.tags:
-            key, src = names.tag_key(dev.name, tag.name), names.device_path(dev.name)
+            key, src = names.tag_key(dev.name, tag.name), names.tag_parent_path(dev.name, tag.name)
             unit = f" {tag.units}" if tag.units else ""
             if tag.alarm_high is not None:
                 name = names.limit_condition_name(tag.name, "high")

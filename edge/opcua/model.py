@@ -9,7 +9,8 @@ Types (``Types/ObjectTypes/BaseObjectType/...``, NodeIds ``types:<Type>[/<member
   AnomalyScore.
 
 Instances (string NodeIds ``<gateway>/<browse path>``, so they depend only on their own path):
-``Devices/<device>`` (DeviceType) with its tags, ``Assets/<asset>`` (AssetType) with
+``Devices/<device>`` (DeviceType) with its tags (a multi-unit device: an object per unit,
+``Devices/<device>/<unit>``, holding that unit's tags), ``Assets/<asset>`` (AssetType) with
 ``<signal>`` (TwinSignalType) objects, ``Diagnostics/<device>/<counter>`` and
 ``Diagnostics/Gateway/<leaf>``. A device's diagnostics are shown twice, at
 ``Diagnostics/<device>/<leaf>`` (the registry's path) and as members of the device object at
@@ -62,13 +63,17 @@ class ModelInfo:
     device_descriptions: Mapping[str, str] = field(default_factory=dict)
     asset_descriptions: Mapping[str, str] = field(default_factory=dict)
     forecast_horizons_s: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (asset, signal)
+    unit_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (device, unit folder) of a multi-unit device
 
     @classmethod
     def from_config(cls, cfg: Any) -> ModelInfo:
+        from edge.config.units import units_of
+
         return cls(
             device_descriptions={d.name: d.description for d in cfg.devices if d.description},
             asset_descriptions={a.name: a.description for a in cfg.assets if a.description},
             forecast_horizons_s={(a.name, s.name): s.forecast_horizon_s for a in cfg.assets for s in a.signals},
+            unit_ids={(d.name, folder): uid for d in cfg.devices for folder, uid, _ in units_of(d)},
         )
 
 
@@ -334,6 +339,8 @@ class ModelBuilder:
             return self.info.asset_descriptions.get(prefix[1]) or f"asset {prefix[1]}"
         if kind == "TwinSignalType":
             return f"twin signal {prefix[2]} of asset {prefix[1]}"
+        if len(prefix) == 3 and prefix[0] == names.DEVICES and (prefix[1], prefix[2]) in self.info.unit_ids:
+            return f"unit {self.info.unit_ids[(prefix[1], prefix[2])]} of device {prefix[1]}"
         if prefix == names.GATEWAY_DIAGNOSTICS_PATH:
             return "gateway diagnostics: version, kernel, tick time, OPC UA sessions and subscriptions, history"
         if prefix == names.ASSET_DIAGNOSTICS_PATH:
