@@ -94,9 +94,15 @@ class AssetDiagnoser:
         self._keys = {o: names.diagnosis_key(self.asset, o) for o in names.DIAGNOSIS_OUTPUTS}
 
     def tick(self, registry: TagRegistry, now: datetime, alarm: bool) -> list[TagSample]:
-        t = now.timestamp()
+        """One twin tick: the latest readings and flags from *registry*; the samples to publish."""
         values = tuple(_good_value(registry.latest(tag)) for tag in self.tags)
         flags = tuple(_flag(registry, self.flag_keys.get(s)) for s in self.signals)
+        self.step(now.timestamp(), values, flags, alarm)
+        return self._publish(now)
+
+    def step(self, t: float, values: tuple[float, ...], flags: tuple[str, ...], alarm: bool) -> Diagnosis:
+        """One sample (time in s, a reading per signal, NaN when missing; a flag per signal): the
+        diagnosis after it. The live tick and the offline replay both come here."""
         row = (t, values, flags)
         active = alarm or any(flags)
         if active:
@@ -113,7 +119,7 @@ class AssetDiagnoser:
         self._ticks += 1
         if self.in_episode and (self._ticks % self.every == 0 or len(self._episode) == self.lookback + 1):
             self._diagnose()
-        return self._publish(now)
+        return self.last
 
     def _start(self, row: tuple[float, tuple[float, ...], tuple[str, ...]]) -> None:
         ring = list(self._ring)
