@@ -34,7 +34,7 @@ import numpy as np
 LABEL_COLUMNS = ("anomaly", "changepoint")
 SEPARATORS = (";", ",", "\t", "|")
 MAX_LISTED = 20
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BAD_BYTE = re.compile("[\udc80-\udcff]")
 _INFINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
@@ -153,7 +153,7 @@ def parse_signal_csv(
         for row in reader:
             rows.append((reader.line_num, row))
     except csv.Error as exc:
-        raise CsvError(path, [(reader.line_num + 1, f"unreadable CSV: {exc}")]) from None
+        raise CsvError(path, [(max(reader.line_num, 1), f"unreadable CSV: {exc}")]) from None
     header = [h.strip() for h in rows[0][1]]
     problems = _check_header(header)
     tcol = time_column or header[0]
