@@ -99,20 +99,21 @@ def parse_time(cell: str) -> tuple[float, bool]:
         raise ValueError(f"{_show(cell)} is not a time (seconds or ISO 8601)") from None
 
 
-def _decode(data: bytes) -> tuple[str | None, list[tuple[int | None, str]]]:
-    """UTF-8 text (BOM dropped), or the first byte that is not UTF-8 on every line that has one."""
+def _decode(data: bytes) -> tuple[str, list[tuple[int | None, str]]]:
+    """UTF-8 text (BOM dropped), and the first byte that is not UTF-8 on every line that has one
+    (such bytes are kept as U+DC80..U+DCFF so that the rest of the file can still be checked)."""
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
         pass
     problems: list[tuple[int | None, str]] = []
-    text = data.decode("utf-8", errors="surrogateescape")  # each bad byte becomes U+DC80..U+DCFF
+    text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
     for number, line in enumerate(text.split("\n"), start=1):
         bad = _BAD_BYTE.search(line)
         if bad:
             byte = ord(bad.group()) - 0xDC00
             problems.append((number, f"byte 0x{byte:02x} at character {bad.start() + 1} is not UTF-8 text (save the file as UTF-8)"))
-    return None, problems
+    return text, problems
 
 
 def _check_header(header: list[str]) -> list[tuple[int | None, str]]:
@@ -136,9 +137,8 @@ def parse_signal_csv(
         raise CsvError(path, [(None, f"the separator must be one character other than a quote or a line break, got {sep!r}")])
     if not data.strip():
         raise CsvError(path, [(None, "empty file (a header line and data rows are needed)")])
-    text, problems = _decode(data)
-    if text is None:
-        raise CsvError(path, problems)
+    text, encoding_problems = _decode(data)
+    bad_lines = {line for line, _ in encoding_problems}
     first = text.splitlines()[0] if text.splitlines() else ""
     if not first.strip():
         raise CsvError(path, [(1, "the header line is empty")])
@@ -153,7 +153,7 @@ def parse_signal_csv(
         for row in reader:
             rows.append((reader.line_num, row))
     except csv.Error as exc:
-        raise CsvError(path, [(max(reader.line_num, 1), f"unreadable CSV: {exc}")]) from None
+        raise CsvError(path, [*encoding_problems, (max(reader.line_num, 1), f"unreadable CSV: {exc}")]) from None
     header = [h.strip() for h in rows[0][1]]
     problems = _check_header(header)
     tcol = time_column or header[0]
@@ -166,13 +166,13 @@ def parse_signal_csv(
     if not wanted and not missing:
         problems.append((1, f"no signal columns besides the time and labels; columns are {header} (separator {sep!r})"))
     if problems:
-        raise CsvError(path, problems)
+        raise CsvError(path, encoding_problems + problems)
     ti = header.index(tcol)
     idx = [header.index(c) for c in wanted]
     label_idx = {name: header.index(name) for name in LABEL_COLUMNS if name in header}
     body = [(line, r) for line, r in rows[1:] if any(cell.strip() for cell in r)]
     if not body:
-        raise CsvError(path, [(None, "no data rows after the header")])
+        raise CsvError(path, [(None, "no data rows after the header"), *encoding_problems])
     times, vals = np.full(len(body), np.nan), np.full((len(body), len(idx)), np.nan)
     labels = {name: np.zeros(len(body), dtype=bool) for name in label_idx}
     stamps: list[str] = []
@@ -180,6 +180,8 @@ def parse_signal_csv(
     prev: tuple[float, int] | None = None
     for k, (line, r) in enumerate(body):
         stamps.append(r[ti] if ti < len(r) else "")
+        if line in bad_lines:  # already reported: its cells would only repeat the encoding problem
+            continue
         if len(r) != len(header):
             problems.append((line, f"expected {len(header)} fields, got {len(r)}"))
             continue
@@ -209,8 +211,8 @@ def parse_signal_csv(
                 labels[name][k] = float(cell) == 1.0
             else:
                 problems.append((line, f"column {_show(name)}: {_show(r[i])} is not a label (0 or 1)"))
-    if problems:
-        raise CsvError(path, problems)
+    if problems or encoding_problems:
+        raise CsvError(path, sorted(encoding_problems + problems, key=lambda p: p[0] or 0))
     return SignalTable(path, tcol, times, stamps, wanted, vals, labels)
 
 

@@ -88,11 +88,14 @@ def test_only_selected_columns_are_checked(tmp_path: Path) -> None:
 
 
 def test_non_utf8_bytes_are_located(tmp_path: Path) -> None:
-    p = _write(tmp_path, b"t,a\n0,1\n1,2\xff\n2,\xe9t\xe9\n")
+    p = _write(tmp_path, b"t,a\n0,1\n1,2\xff\n2,\xe9t\xe9\n3,n/a\n")
     with pytest.raises(CsvError) as info:
         read_signal_csv(p)
-    text = str(info.value)
-    assert f"{p}:3: byte 0xff at character 4 is not UTF-8 text" in text and f"{p}:4: byte 0xe9 at character 3" in text
+    assert str(info.value).splitlines() == [  # in line order, the rest of the file still checked
+        f"{p}:3: byte 0xff at character 4 is not UTF-8 text (save the file as UTF-8)",
+        f"{p}:4: byte 0xe9 at character 3 is not UTF-8 text (save the file as UTF-8)",
+        f"{p}:5: column 'a': 'n/a' is not a number",
+    ]
 
 
 def test_oversized_field_and_bad_separator_are_errors_not_tracebacks(tmp_path: Path) -> None:
