@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the replay modules are imported when the command runs, neve
     from edge.replay.table import SignalTable
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="run the twin and an anomaly detector over a recorded CSV, as if live",
@@ -141,13 +141,12 @@ def _run(args: argparse.Namespace, asset: AssetConfig | None) -> list[str]:
             return exc
 
     training = None
-    if args.train:
-        read_train = [read(p, columns) for p in args.train]
-        _raise_all(read_train)
+    read_train = [read(p, columns) for p in args.train or []]
+    if read_train and not any(isinstance(t, CsvError) for t in read_train):
         training = batch.load_training(read_train, asset)  # type: ignore[arg-type]
-        columns = columns or (None if asset else training.names)
+        columns = columns or (None if asset else training.names)  # test files need the training signals
     tables = [read(p, columns) for p in paths]
-    _raise_all(tables)
+    _raise_all([*read_train, *tables])
     preps = [batch.prepare(t, settings.train_rows, training, asset) for t in tables]  # type: ignore[arg-type]
     batch.check_components(settings, len(preps[0].names))
     out_dir = Path(args.out_dir)
@@ -178,7 +177,7 @@ def _run(args: argparse.Namespace, asset: AssetConfig | None) -> list[str]:
 _SETTING_FLAGS = ("release", "k", "window", "smoothing", "cusum_k", "explained", "alpha")
 
 
-def _raise_all(items: list) -> None:
+def _raise_all(items: list[object]) -> None:
     from edge.replay.table import CsvError
 
     errors = [x for x in items if isinstance(x, CsvError)]

@@ -70,6 +70,14 @@ def test_columns_of_test_files_must_match_the_training_files(tmp_path: Path, cap
     other.write_text("time_s,flow,speed\n0,1,2\n1,1,2\n")
     assert main(["replay", "--train", str(normal), str(other), "--no-plot", "--out-dir", str(tmp_path)]) == 1
     assert f"{other}:1: no column(s) ['pressure', 'current']" in capsys.readouterr().err
+    bad_train = tmp_path / "bad_train.csv"
+    bad_train.write_text("time_s,flow\n0,?\n")
+    bad_test = tmp_path / "bad_test.csv"
+    bad_test.write_text("time_s,flow\n0,1,2\n")
+    assert main(["replay", "--train", str(bad_train), str(bad_test), str(normal), "--no-plot", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # the training file's and the test files' problems, together
+    assert f"{bad_train}:2: column 'flow': '?' is not a number" in err and f"{bad_test}:2: expected 2 fields, got 3" in err
+    assert "Traceback" not in err
 
 
 def test_several_files_without_train_use_each_files_first_rows(tmp_path: Path, capsys) -> None:
