@@ -117,13 +117,13 @@ def test_components_replace_explained(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("kind", ["ewma", "cusum"])
 def test_residual_detectors_default_to_a_threshold_from_the_training_rows(tmp_path: Path, capsys, kind: str) -> None:
     """On a normal file the default alarms on few rows; the old fixed 1.25 flagged most of them."""
-    normal = recording(tmp_path / "normal.csv", seed=5, rows=1200, fault=None)
+    normal = recording(tmp_path / "normal.csv", seed=5, rows=900, fault=None)
     prep = batch.prepare(read_signal_csv(normal), 400)
     settings = DetectorSettings(kind=kind)
     derived = batch.score(prep, settings, batch.Threshold())
     fixed = batch.score(prep, settings, batch.Threshold(on=1.25))
     assert derived.scores is not None and fixed.scores is not None
-    assert derived.scores.confusion.far < 2 and fixed.scores.confusion.far > 30
+    assert derived.scores.confusion.far < 2 and fixed.scores.confusion.far > 30, (derived.scores.confusion, fixed.scores.confusion)
     # the rule: margin x the quantile of the detector's own score over the training rows
     probe, _, _ = run_detector(prep.values, prep.residual, replace(settings, on=1e300), prep.names)
     assert derived.settings.on == pytest.approx(2.0 * np.quantile(probe[1:400], 0.995))
@@ -134,6 +134,7 @@ def test_residual_detectors_default_to_a_threshold_from_the_training_rows(tmp_pa
     assert "on 2 x the 99.5 % quantile of the training score = " in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 9,405 rows through the twin: ~3 s compiled, ~45 s with the NumPy reference on a busy machine
 def test_residual_detector_defaults_on_skab_anomaly_free(tmp_path: Path) -> None:
     """SKAB's 2.6 h anomaly-free run, fitted on its first 400 rows: few false alarms by default."""
     f = SKAB / "anomaly-free" / "anomaly-free.csv"
