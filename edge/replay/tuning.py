@@ -22,7 +22,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.replay.batch import Threshold
@@ -98,10 +98,10 @@ def candidates(base: DetectorSettings, threshold: Threshold, grid: dict[str, tup
 
 def describe(c: Candidate) -> str:
     """The full setting, for the report: the grid values and the threshold rule."""
-    s, names = c.settings, {f.name for f in fields(DetectorSettings)}
+    s = c.settings
     parts = [c.threshold.describe(s.kind)]
     keys = {"pca": ("smoothing", "explained", "components", "alpha"), "ewma": ("smoothing",), "cusum": ("cusum_k",)}[s.kind]
-    parts += [f"{k} {getattr(s, k):g}" for k in keys if k in names and getattr(s, k) is not None and not (k == "explained" and s.components)]
+    parts += [f"{k} {getattr(s, k):g}" for k in keys if getattr(s, k) is not None and not (k == "explained" and s.components)]
     parts += [f"release {s.release:g}"] + ([f"k {s.k} of {s.window}"] if s.window > 1 else [])
     return ", ".join(parts)
 
