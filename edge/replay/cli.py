@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--config", help="gateway config; with --asset, the twin uses that asset's signal models")
     p.add_argument("--asset", help="asset name in --config (signals matched to columns by name or tag)")
     p.add_argument("--detector", choices=["pca", "ewma", "cusum"], default="pca", help="anomaly detector run over the twin's outputs (default pca)")
-    p.add_argument("--train-rows", type=int, default=400, help="rows of normal operation the detector is fitted on")
+    p.add_argument(
+        "--train-rows", type=int, default=400, help="without --train: the first rows of each file, normal operation, that fit the detector (default 400)"
+    )
     p.add_argument(
         "--on",
         type=float,

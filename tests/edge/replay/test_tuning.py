@@ -141,6 +141,16 @@ def test_held_out_rows_match_a_plain_replay_with_the_chosen_setting(tmp_path: Pa
     assert f"(TP {tp}, FP {fp}, FN {fn}, TN {tn})" in single
 
 
+def test_groups_option_maps_files_to_groups(tmp_path: Path, capsys) -> None:
+    files = _files(tmp_path)
+    args = ["replay", *map(str, files), "--logo", "--grid", "on=1.5", "--no-plot", "--out-dir", str(tmp_path / "o")]
+    assert main([*args, "--groups", "*/r1.csv=first; *=rest"]) == 0
+    text = capsys.readouterr().out
+    assert "group first: tuned on 3 files (rest 3), held out 1 (first 1)" in text and "group rest: tuned on 1 files" in text
+    assert main([*args, "--groups", "a/*=a"]) == 1
+    assert "b/r3.csv: no --groups pattern matches it" in capsys.readouterr().err
+
+
 def test_tuning_needs_labels(tmp_path: Path, capsys) -> None:
     files = [recording(tmp_path / g / "r.csv", seed=i, labels=False) for i, g in enumerate("ab")]
     assert main(["replay", *map(str, files), "--logo", "--no-plot", "--out-dir", str(tmp_path)]) == 1
