@@ -99,13 +99,16 @@ def test_out_and_plot_name_a_single_file_only(tmp_path: Path, capsys) -> None:
 
 def test_components_replace_explained(tmp_path: Path, capsys) -> None:
     table = read_signal_csv(recording(tmp_path / "rec.csv"))
-    for a in (1, 3):
-        s = DetectorSettings(components=a, explained=0.5)
-        _, _, extra = run_detector(table.values, None, s, table.names)
-        X = pca_features(table.values, True, ())
-        det = kernels.PcaDetector.fit(X[:400], s.policy, s.smoothing, components=a, alpha=s.alpha)
-        assert det.model.components == a
-        np.testing.assert_array_equal(extra["t2"], det.step(X)[0])
+
+    def t2(**kw: object) -> np.ndarray:
+        return run_detector(table.values, None, DetectorSettings(**kw), table.names)[2]["t2"]  # type: ignore[arg-type]
+
+    # explained 0.5 keeps one component; components=3 keeps three whatever explained says
+    np.testing.assert_array_equal(t2(components=3, explained=0.5), t2(components=3, explained=0.99))
+    np.testing.assert_array_equal(t2(components=1, explained=0.99), t2(explained=0.01))
+    assert not np.allclose(t2(components=3, explained=0.5), t2(explained=0.5), equal_nan=True)
+    X = pca_features(table.values, True, ())
+    assert kernels.PcaDetector.fit(X[:400], DetectorSettings().policy, explained=0.01).model.components == 1
     with pytest.raises(ValueError, match="components must be >= 1"):
         DetectorSettings(components=0)
     # 3 levels + 3 differences = 6 features: 5 components at most, said so rather than clamped
