@@ -118,6 +118,8 @@ def _decode(data: bytes) -> tuple[str, list[tuple[int | None, str]]]:
 
 def _check_header(header: list[str]) -> list[tuple[int | None, str]]:
     problems: list[tuple[int | None, str]] = []
+    if all(_NUMBER.fullmatch(name) for name in header):
+        return [(1, f"the first line holds numbers, not column names ({', '.join(header[:3])}...): the header line is missing")]
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         if not name:

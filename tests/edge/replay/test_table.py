@@ -51,6 +51,7 @@ def test_byte_order_mark_quotes_and_crlf_are_read(tmp_path: Path) -> None:
         ("t,a,anomaly\n0,1,\n", "rec.csv:2: column 'anomaly': '' is not a label (0 or 1)"),
         ("t,a,a\n0,1,2\n", "rec.csv:1: column 'a' appears twice (columns 2 and 3)"),
         ("t,,b\n0,1,2\n", "rec.csv:1: column 2 has no name"),
+        ("0,1.5\n1,2\n", "rec.csv:1: the first line holds numbers, not column names (0, 1.5...): the header line is missing"),
         ("t,a\n", "rec.csv: no data rows after the header"),
         ("", "rec.csv: empty file"),
         ("\n\n", "rec.csv: empty file"),
