@@ -2,7 +2,8 @@
 
 Rules (docs/detection.md, "Input"):
 
-* the file is UTF-8 (a byte-order mark is allowed); the first line is the header, every column
+* the file is UTF-8 (a byte-order mark is allowed); the first line is the header (a line of
+  numbers only is data, so the header is missing), every column
   has a name and no name appears twice;
 * the separator is ``--sep`` or sniffed from the header among ``; , TAB |``;
 * every non-blank row has as many fields as the header (blank rows are skipped);
