@@ -20,19 +20,33 @@ Changepoint metrics (NAB style), on ``changepoint`` labels and the changepoints 
     normalised as ``100 * (S - S_null) / (S_perfect - S_null)``, S_null = windows * A_fn and
     S_perfect = windows * A_tp.
 
-Everything here is pure (NumPy in, numbers out) except ``read_signal_csv``.
+Everything here is pure (NumPy in, numbers out). The CSV input is ``edge.replay.table`` (its
+``SignalTable`` and ``read_signal_csv`` are re-exported here for existing callers).
 """
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 import numpy as np
+
+from edge.replay.table import LABEL_COLUMNS, CsvError, SignalTable, read_signal_csv
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "NAB_PROFILES",
+    "Confusion",
+    "CsvError",
+    "NabCounts",
+    "Scores",
+    "SignalTable",
+    "nab_counts",
+    "nab_windows",
+    "predicted_changepoints",
+    "read_signal_csv",
+]
 
 # (A_tp, A_fp, A_fn) of the three NAB profiles used by the SKAB leaderboard.
 NAB_PROFILES: dict[str, tuple[float, float, float]] = {
@@ -190,91 +204,3 @@ class Scores:
             f"changepoint (NAB): standard {s['nab_standard']:.2f}  low FP {s['nab_low_fp']:.2f}  low FN {s['nab_low_fn']:.2f}"
             f"  ({n.windows} windows, {n.missed} missed, {n.false_positives} false positives)",
         ]
-
-
-# -- CSV ---------------------------------------------------------------------------------------
-
-LABEL_COLUMNS = ("anomaly", "changepoint")
-
-
-@dataclass
-class SignalTable:
-    """A recorded CSV: timestamps (seconds), signal matrix and optional label columns."""
-
-    path: str
-    time_column: str
-    times_s: np.ndarray  # (m,) float seconds (POSIX for datetimes, as given for numbers)
-    timestamps: list[str]  # as written in the file
-    names: list[str]
-    values: np.ndarray  # (m, p) float64, NaN where empty or not a number
-    labels: dict[str, np.ndarray]  # "anomaly"/"changepoint" -> (m,) bool, when present
-
-
-def _parse_time(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return datetime.fromisoformat(text.strip()).timestamp()
-
-
-def _sniff(first_line: str) -> str:
-    counts = {sep: first_line.count(sep) for sep in (";", ",", "\t", "|")}
-    sep = max(counts, key=counts.__getitem__)
-    if counts[sep] == 0:
-        raise ValueError("cannot find the column separator in the header line; pass it explicitly")
-    return sep
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
-
-
-def read_signal_csv(path: str | Path, sep: str | None = None, time_column: str | None = None, columns: Iterable[str] | None = None) -> SignalTable:
-    """Read a CSV with a header: the time column (default: the first), signal columns and labels.
-
-    *sep* None sniffs ``; , TAB |`` from the header line. Timestamps are numbers (seconds) or ISO
-    8601 date-times. Label columns ``anomaly`` and ``changepoint`` are split off when present.
-    *columns* selects signal columns (default: every other column). Raises ValueError with the file
-    and line on malformed input.
-    """
-    p = Path(path)
-    with p.open(newline="", encoding="utf-8") as fh:
-        first = fh.readline()
-        delim = sep or _sniff(first)
-        fh.seek(0)
-        rows = list(csv.reader(fh, delimiter=delim))
-    if not rows:
-        raise ValueError(f"{p}: empty file")
-    header = [h.strip() for h in rows[0]]
-    tcol = time_column or header[0]
-    if tcol not in header:
-        raise ValueError(f"{p}: no time column {tcol!r}; columns are {header}")
-    ti = header.index(tcol)
-    wanted = list(columns) if columns is not None else [h for h in header if h != tcol and h not in LABEL_COLUMNS]
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise ValueError(f"{p}: no column(s) {missing}; columns are {header}")
-    idx = [header.index(c) for c in wanted]
-    body = [r for r in rows[1:] if r and any(cell.strip() for cell in r)]
-    times, stamps, vals = np.empty(len(body)), [], np.empty((len(body), len(idx)))
-    for k, r in enumerate(body):
-        if len(r) != len(header):
-            raise ValueError(f"{p}:{k + 2}: expected {len(header)} fields, got {len(r)}")
-        try:
-            times[k] = _parse_time(r[ti])
-        except ValueError:
-            raise ValueError(f"{p}:{k + 2}: {tcol}: cannot read {r[ti]!r} as a time") from None
-        stamps.append(r[ti])
-        vals[k] = [_number(r[i]) for i in idx]
-    if len(times) > 1 and np.any(np.diff(times) < 0):
-        k = int(np.argmax(np.diff(times) < 0))
-        raise ValueError(f"{p}:{k + 3}: {tcol}: time goes backwards")
-    labels = {}
-    for name in LABEL_COLUMNS:
-        if name in header:
-            j = header.index(name)
-            labels[name] = np.array([_number(r[j]) for r in body]) > 0.5
-    return SignalTable(str(p), tcol, times, stamps, wanted, vals, labels)

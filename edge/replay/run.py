@@ -47,6 +47,7 @@ class DetectorSettings:
     smoothing: float = 0.2  # pca: EWMA factor of the combined score; ewma: lambda
     cusum_k: float = 0.5  # cusum allowance, sigma units
     explained: float = 0.95  # pca: variance share the retained components explain
+    components: int | None = None  # pca: principal components kept (None: the fewest that reach `explained`)
     alpha: float = 0.99  # pca: confidence of the T^2 and Q control limits
     differences: bool = True  # pca: also monitor the first difference of each signal
     rate_only: tuple[str, ...] = ()  # pca: signals monitored by their first difference only
@@ -54,6 +55,8 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if self.kind not in DETECTORS:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}; got {self.kind!r}")
+        if self.components is not None and self.components < 1:
+            raise ValueError(f"components must be >= 1, got {self.components}")
         if self.train_rows < 2:
             raise ValueError(f"train_rows must be >= 2, got {self.train_rows}")
         if not 0 < self.explained <= 1 or not 0 < self.alpha < 1:
@@ -155,7 +158,7 @@ def run_detector(
             raise ValueError(f"rate_only names no signal: {unknown}; signals are {names}")
         rate_only = tuple((names or []).index(r) for r in settings.rate_only)
         X = pca_features(values, settings.differences, rate_only)
-        det = kernels.PcaDetector.fit(X[:n], settings.policy, settings.smoothing, settings.explained, alpha=settings.alpha)
+        det = kernels.PcaDetector.fit(X[:n], settings.policy, settings.smoothing, settings.explained, settings.components, settings.alpha)
         t2, q, score, alarm = det.step(X)
         return score, alarm, {"t2": t2, "q": q}
     if residual is None:

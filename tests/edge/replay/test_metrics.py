@@ -1,4 +1,4 @@
-"""SKAB-protocol metrics on hand-computed cases, and the CSV reader."""
+"""SKAB-protocol metrics on hand-computed cases (the CSV reader: test_table.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.replay.metrics import Confusion, NabCounts, Scores, nab_counts, nab_windows, predicted_changepoints, read_signal_csv
+from edge.replay.metrics import Confusion, NabCounts, Scores, nab_counts, nab_windows, predicted_changepoints
 
 
 def test_confusion_hand_counts() -> None:
@@ -81,29 +81,3 @@ def test_scores_lines_report_counts() -> None:
     s.add(t, np.array([0, 0, 1, 1, 1, 0, 0, 0, 0, 0]), np.eye(10, dtype=bool)[2], np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0]))
     text = "\n".join(s.lines())
     assert "TP 2, FP 1, FN 1, TN 6" in text and "1 windows, 0 missed" in text
-
-
-def test_read_csv_sniffs_separator_and_splits_labels(tmp_path) -> None:
-    p = tmp_path / "rec.csv"
-    p.write_text("datetime;a;b;anomaly;changepoint\n2020-03-09 10:00:00;1.5;2;0.0;0.0\n2020-03-09 10:00:01;;3;1.0;1.0\n")
-    t = read_signal_csv(p)
-    assert t.names == ["a", "b"] and t.time_column == "datetime"
-    assert t.times_s[1] - t.times_s[0] == 1.0
-    assert np.isnan(t.values[1, 0]) and t.values[1, 1] == 3.0
-    assert t.labels["anomaly"].tolist() == [False, True] and t.labels["changepoint"].tolist() == [False, True]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("t,a\n0,1\n1,2,3\n", r"rec.csv:3: expected 2 fields, got 3"),
-        ("t,a\n5,1\n4,2\n", r"rec.csv:3: t: time goes backwards"),
-        ("t,a\nnoon,1\n", r"rec.csv:2: t: cannot read 'noon' as a time"),
-        ("t,a\n0,1\n", r"no column\(s\) \['zz'\]"),
-    ],
-)
-def test_read_csv_errors_name_the_line(tmp_path, text: str, message: str) -> None:
-    p = tmp_path / "rec.csv"
-    p.write_text(text)
-    with pytest.raises(ValueError, match=message):
-        read_signal_csv(p, columns=["zz"] if "zz" in message else None)

@@ -47,7 +47,7 @@ def test_replay_cli_on_synthetic_recording(tmp_path: Path, capsys) -> None:
     rc = main(["replay", str(src), "--out", str(out), "--plot", str(png), "--rate-only", "temp"])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert "700 rows, 4 signals" in text and "binary: F1" in text and "changepoint (NAB)" in text
+    assert "700 rows, 4 signals" in text and "alarm on " in text and "binary: F1" in text and "changepoint (NAB)" in text
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 700
@@ -76,7 +76,7 @@ def test_replay_reports_bad_input_without_a_traceback(tmp_path: Path, capsys) ->
     src = tmp_path / "short.csv"
     synthetic_csv(src, rows=100, fault=(60, 80))
     assert main(["replay", str(src), "--no-plot"]) == 1
-    assert "replay failed: need more than train_rows = 400 rows, got 100" in capsys.readouterr().err
+    assert "short.csv: need more than train_rows = 400 rows, got 100" in capsys.readouterr().err
     assert main(["replay", str(src), "--no-plot", "--config", "x.toml"]) == 2
 
 
