@@ -71,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--plot", help="output PNG of a single test file (default: <csv stem>.replay.png in --out-dir)")
     p.add_argument("--out-dir", default=".", help="folder of the per-file outputs (default: the current directory)")
     p.add_argument("--no-plot", action="store_true", help="do not render the PNG")
+    p.add_argument(
+        "--patterns", help="a fault-pattern library (JSON, docs/diagnosis.md): each alarm episode is diagnosed (CSV column `diagnosis`, named on the plot)"
+    )
     p.set_defaults(func=run)
 
 
@@ -96,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.config}: no asset {args.asset!r}; assets are {[a.name for a in cfg.assets]}", file=sys.stderr)
             return 2
     try:
+        if args.patterns:
+            from edge.twin.diagnosis.library import load
+
+            load(Path(args.patterns))  # a library that cannot be read is an error here, before any work
         lines = _run(args, asset)
     except (OSError, ValueError) as exc:
         print(f"replay failed: {exc}", file=sys.stderr)
@@ -156,6 +163,7 @@ def _run(args: argparse.Namespace, asset: AssetConfig | None) -> list[str]:
     outputs = evaluate.Outputs(
         [Path(args.out) if args.out else out_dir / f"{s}.replay.csv" for s in stems],
         [None if args.no_plot else Path(args.plot) if args.plot else out_dir / f"{s}.replay.png" for s in stems],
+        Path(args.patterns) if args.patterns else None,
     )
     if any(p is not None for p in outputs.csv):
         out_dir.mkdir(parents=True, exist_ok=True)

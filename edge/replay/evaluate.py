@@ -21,8 +21,13 @@ class Outputs:
 
     csv: list[Path | None]
     png: list[Path | None]
+    patterns: Path | None = None  # a fault-pattern library: the episodes are diagnosed (edge.replay.diagnosis)
 
     def write(self, i: int, fr: FileResult) -> None:
+        if self.patterns is not None and fr.result.diagnosis is None:
+            from edge.replay.diagnosis import diagnose
+
+            fr.result.diagnosis, fr.result.extra["diagnosis_confidence"] = diagnose(fr.prepared.table, fr.result, self.patterns)
         if self.csv[i] is not None:
             write_csv(self.csv[i], fr.prepared.table, fr.result)  # type: ignore[arg-type]
         if self.png[i] is not None:

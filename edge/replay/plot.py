@@ -62,6 +62,13 @@ def render(path: str | Path, table: SignalTable, result: ReplayResult, settings:
     if truth is not None:
         _shade(ax, x, truth, "tab:red", 0.12, "true anomaly")
     _shade(ax, x, result.alarm, "tab:orange", 0.35, "alarm")
+    if result.diagnosis is not None:  # the named fault of each episode, where it is first named
+        for a, b in _spans(np.array([bool(f) for f in result.diagnosis])):
+            names = [f for f in result.diagnosis[a:b] if f]
+            name = max(set(names), key=names.count)
+            conf = result.extra.get("diagnosis_confidence")
+            text = f"{name} ({float(np.max(conf[a:b])):.2f})" if conf is not None else name
+            ax.annotate(text, (x[a], 0.97), xycoords=("data", "axes fraction"), fontsize=7, va="top", color="tab:brown")
     ax.plot(x, result.score, color="k", lw=0.9, label=f"{settings.kind} score")
     ax.axhline(settings.on, color="tab:red", lw=1, ls="--", label=f"on {settings.on:g}")
     ax.axhline(settings.on * settings.release, color="tab:purple", lw=0.8, ls=":", label=f"off {settings.on * settings.release:g}")

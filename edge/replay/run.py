@@ -114,6 +114,7 @@ class ReplayResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # t2, q, per-signal scores
     horizon: int = 0
     train_rows: int = 0
+    diagnosis: list[str] | None = None  # fault pattern per row ("" normal), with --patterns (edge.replay.diagnosis)
 
 
 def run_twin(values: np.ndarray, twin: TwinSettings, forecast: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,7 +203,7 @@ def write_csv(path: str | Path, table: SignalTable, result: ReplayResult) -> Non
     for nm in result.names:
         header += [f"{nm}.measured", f"{nm}.estimate", f"{nm}.forecast", f"{nm}.residual"]
     extra_cols = [k for k, v in result.extra.items() if v.ndim == 1]
-    header += ["score", "alarm", *extra_cols, *table.labels]
+    header += ["score", "alarm", *extra_cols, *(["diagnosis"] if result.diagnosis is not None else []), *table.labels]
     cols = [table.names.index(nm) for nm in result.names]
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -212,6 +213,8 @@ def write_csv(path: str | Path, table: SignalTable, result: ReplayResult) -> Non
             for i, j in enumerate(cols):
                 row += [_fmt(table.values[t, j]), _fmt(result.estimate[t, i]), _fmt(result.forecast[t, i]), _fmt(result.residual[t, i])]
             row += [_fmt(result.score[t]), int(result.alarm[t]), *(_fmt(result.extra[k][t]) for k in extra_cols)]
+            if result.diagnosis is not None:
+                row.append(result.diagnosis[t])
             row += [int(v[t]) for v in table.labels.values()]
             w.writerow(row)
 

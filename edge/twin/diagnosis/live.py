@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -66,21 +67,44 @@ def diagnosis_infos(asset: AssetConfig) -> list[TagInfo]:
     ]
 
 
-class AssetDiagnoser:
-    def __init__(self, asset: AssetConfig, tick_s: float, patterns: PatternFile, flag_keys: Mapping[str, str] | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a diagnoser needs: the signals (names, the tags they read, sensor noise) and the
+    ``[assets.diagnosis]`` figures."""
+
+    asset: str
+    signals: tuple[str, ...]
+    tags: tuple[str, ...]
+    noise: tuple[float, ...]
+    min_similarity: float
+    baseline_s: float
+    lookback_s: float
+
+    @classmethod
+    def of(cls, asset: AssetConfig) -> Settings:
         if asset.diagnosis is None:
             raise ValueError(f"asset {asset.name!r} has no diagnosis section")
         d = asset.diagnosis
-        self.asset = asset.name
-        self.signals = tuple(s.name for s in asset.signals)
-        self.tags = tuple(s.tag for s in asset.signals)
-        self.noise = tuple(float(s.measurement_noise) for s in asset.signals)
+        sigs = asset.signals
+        return cls(
+            asset.name, tuple(s.name for s in sigs), tuple(s.tag for s in sigs), tuple(float(s.measurement_noise) for s in sigs),
+            d.min_similarity, d.baseline_s, d.lookback_s,
+        )  # fmt: skip
+
+
+class AssetDiagnoser:
+    def __init__(self, asset: AssetConfig | Settings, tick_s: float, patterns: PatternFile, flag_keys: Mapping[str, str] | None = None) -> None:
+        cfg = asset if isinstance(asset, Settings) else Settings.of(asset)
+        self.asset = cfg.asset
+        self.signals = cfg.signals
+        self.tags = cfg.tags
+        self.noise = cfg.noise
         self.flag_keys = dict(flag_keys or {})
         self.patterns = patterns
-        self.min_similarity = d.min_similarity
-        self.lookback = max(1, round(d.lookback_s / tick_s))
+        self.min_similarity = cfg.min_similarity
+        self.lookback = max(1, round(cfg.lookback_s / tick_s))
         self.every = max(1, round(DIAGNOSE_EVERY_S / tick_s))
-        self._ring: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(2, round(d.baseline_s / tick_s)) + self.lookback)
+        self._ring: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(2, round(cfg.baseline_s / tick_s)) + self.lookback)
         self._baseline: list[tuple[float, tuple[float, ...], tuple[str, ...]]] = []
         self._stats: list[Baseline | None] | None = None  # of the baseline, once per episode
         self._episode: deque[tuple[float, tuple[float, ...], tuple[str, ...]]] = deque(maxlen=max(self.lookback + 1, round(MAX_EPISODE_S / tick_s)))
