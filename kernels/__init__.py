@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ._select import IMPLEMENTATION
 from .detect import AlarmPolicy, PcaDetector, ResidualDetector
+from .detect_adapt import Adaptation, AdaptivePca
 from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, RlsChannelState, arx_simulate, model_params, rls_step
 from .kalman import MAX_STATE_SIZE, STATE_SIZE, KalmanBank, kalman_forecast, kalman_step, model_matrices, nis_ewma, transition_power
 
@@ -33,6 +34,8 @@ __all__ = [
     "IMPLEMENTATION",
     "MAX_STATE_SIZE",
     "STATE_SIZE",
+    "Adaptation",
+    "AdaptivePca",
     "AlarmPolicy",
     "ArxOrders",
     "KalmanBank",

@@ -9,24 +9,23 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-import kernels
 from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig, DetectorConfig, SignalConfig
 from edge.core.registry import TagInfo, TagRegistry
-from edge.twin.detector import pca_features
+from edge.twin.detector import feature_floor, fit_pca_detector, pca_features
 from edge.twin.runner import TwinRunner, signal_infos
 
 TRAIN = 60
 
 
-def _setup(**detector) -> tuple[TwinRunner, TagRegistry]:
+def _setup(alarm_threshold: float = 1e9, **detector) -> tuple[TwinRunner, TagRegistry]:
     reg = TagRegistry()
     signals = []
     for name in ("flow", "pressure", "temp"):
         reg.add(TagInfo(f"plc.{name}", ("Devices", "plc", name), "float64", None, device="plc"))
         signals.append(SignalConfig(name=name, tag=f"plc.{name}", process_noise=1e-4, measurement_noise=0.1))
     det = DetectorConfig(train_ticks=TRAIN, rate_only=["temp"], **detector)
-    asset = AssetConfig(name="pump", tick_s=1.0, signals=signals, detector=det)
+    asset = AssetConfig(name="pump", tick_s=1.0, signals=signals, detector=det, alarm_threshold=alarm_threshold)
     for info in signal_infos(asset, reg):
         reg.add(info)
     return TwinRunner([asset], reg, 1.0), reg
@@ -69,10 +68,14 @@ def test_waits_for_the_training_window_then_scores_and_alarms() -> None:
     assert alarm[155:].all()
     events = [e["event"] for e in logs]
     assert "detector_fitted" in events and events.count("detector_alarm") == 1
-    # the same detector offline on the same rows (fit on the window, then every row in order) gives the same scores
+    # the replay's functions on the same rows (fit on the window, then every row in order) give the same scores
     feats = pca_features(rows, True, (2,))[1:]  # the live detector starts at the first difference
-    offline = kernels.PcaDetector.fit(feats[:TRAIN], kernels.AlarmPolicy(1.25, 0.8), smoothing=0.2, explained=0.95, alpha=0.99)
-    _, _, score, off_alarm = offline.step(feats)
+    cfg = twin.detectors[0].cfg
+    floor = feature_floor(rows[1 : TRAIN + 1], cfg.floor_fraction, True, (2,), np.full(3, 0.1))
+    offline = fit_pca_detector(feats[:TRAIN], cfg, floor)
+    offline.step(feats[:TRAIN], False)
+    _, _, score, off_alarm = offline.step(feats[TRAIN:])
+    score, off_alarm = np.concatenate([np.full(TRAIN, np.nan), score]), np.concatenate([np.zeros(TRAIN, bool), off_alarm])
     live = np.array([t["pump.detector.score"].value for t in ticks[TRAIN + 1 :]])
     np.testing.assert_allclose(live, score[TRAIN:], rtol=1e-12)
     assert (alarm[TRAIN + 1 :] == off_alarm[TRAIN:]).all()
