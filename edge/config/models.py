@@ -235,7 +235,7 @@ class DetectorConfig(Strict):
     memory: int = Field(1800, ge=0, le=10_000_000)  # ticks: forgetting factor 1 - 1/memory; 0 = the model stays as fitted
     delay: int = Field(60, ge=0, le=100_000)  # ticks between scoring a tick and learning it; an exceedance or alarm empties the buffer
     refit_every: int = Field(10, ge=1, le=100_000)  # learned ticks between refits of the model and its control limits
-    floor_fraction: float = Field(0.005, ge=0, le=1)  # variance floor of a level: this fraction of the tag's range (sd)
+    floor_fraction: float = Field(0.01, ge=0, le=1)  # variance floor of a level (sd): this fraction of the tag range (else of its mean level)
     cusum_k: float = Field(0.5, ge=0)  # cusum: allowance, sigma units
 
     @model_validator(mode="after")

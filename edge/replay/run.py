@@ -51,10 +51,10 @@ class DetectorSettings:
     differences: bool = True  # pca: also monitor the first difference of each signal
     rate_only: tuple[str, ...] = ()  # pca: signals monitored by their first difference only
     # pca adaptation and variance floor (kernels.detect_adapt; docs/detection.md "Adaptation")
-    memory: int = 0  # rows: forgetting factor 1 - 1/memory of the learned statistics; 0 = fixed model
+    memory: int = 1800  # rows: forgetting factor 1 - 1/memory of the learned statistics; 0 = fixed model
     delay: int = 60  # rows between scoring a row and learning it (an exceedance or alarm empties the buffer)
     refit_every: int = 10  # learned rows between refits of the model and its limits
-    floor_fraction: float = 0.0  # variance floor: this fraction of each level's typical magnitude (or span), in sd
+    floor_fraction: float = 0.01  # variance floor (sd) of a level: this fraction of its span, else of its mean level
 
     def __post_init__(self) -> None:
         if self.kind not in DETECTORS:
