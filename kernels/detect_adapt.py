@@ -255,5 +255,5 @@ def covariance_of(model: PcaModel) -> np.ndarray:
     P, lam = model.loadings, model.eigvals
     p, a = P.shape
     rest = float(np.sum(model.all_eigvals[a:])) / max(p - a, 1)
-    Z = P @ np.diag(lam) @ P.T + rest * (np.eye(p) - P @ P.T)
-    return Z * np.outer(model.scale, model.scale)
+    Z: np.ndarray = P @ np.diag(lam) @ P.T + rest * (np.eye(p) - P @ P.T)
+    return np.asarray(Z * np.outer(model.scale, model.scale), dtype=np.float64)
