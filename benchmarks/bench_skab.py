@@ -14,9 +14,11 @@ Two detectors, each with a grid of settings (``GRIDS``):
   after    the product's detector (``edge.replay.run.run_detector``, the live code): adapting
            PCA (``kernels.AdaptivePca``) with the variance floor, every signal's level kept.
 
-Every setting is chosen on tuning files only, by one rule fixed in advance (``choose``: the best F1
-among the settings whose FAR on the tuning files is at most 10 %; if none, the lowest FAR), and
-scored on files it was not chosen on:
+Every setting is chosen on tuning data only, by one rule (``choose``): among the settings that
+keep the anomaly-free run's FAR after its first hour at most 5 % (the live requirement; that run is
+not one of the 34 test files, so it is tuning data for every fold; when no setting meets it, as
+for the fixed model, the bound is dropped), the best F1 among those whose FAR on the tuning files
+is at most 10 %; if none, the lowest FAR. Then it is scored on files it was not chosen on:
 
   leave one group out  groups valve1, valve2, other: choose on two, score the third; pooled;
   two-fold             files split alternately within each group into halves A and B: choose on
@@ -62,6 +64,7 @@ OLD_DEFAULTS = DetectorSettings(memory=0, floor_fraction=0.0)
 GROUPS = ("valve1", "valve2", "other")
 FAR_LIMIT = 10.0  # the selection rule's bound on the tuning files' FAR, %
 AF_FAR = 1.0  # anomaly-free thresholds: the largest FAR allowed on the anomaly-free run, %
+AF_HOUR_FAR = 5.0  # the selection rule's bound on the anomaly-free run's FAR after its first hour, % (the live requirement)
 ON_GRID = (1.0, 1.1, 1.25, 1.5, 2.0)
 
 # name, F1, FAR, MAR, NAB standard, LowFP, LowFN (dataset README; "-": not given there)
@@ -241,7 +244,10 @@ def grids(quick: bool) -> dict[str, list[DetectorSettings]]:
         replace(SKAB_SETTINGS, explained=e, smoothing=sm, on=on, release=r)
         for e, sm, on, r in product((0.9, 0.95, 0.99), (0.1, 0.2), ons, (0.5, 0.8) if not quick else (0.8,))
     ]
-    after = [DetectorSettings(explained=e, on=on, floor_fraction=f) for e, on, f in product((0.9, 0.95), ons, (0.0075, 0.01, 0.015) if not quick else (0.01,))]
+    after = [
+        DetectorSettings(explained=e, smoothing=sm, on=on, floor_fraction=f)
+        for e, sm, on, f in product((0.95,) if quick else (0.9, 0.95), (0.2,) if quick else (0.1, 0.2), ons, (0.01,) if quick else (0.01, 0.015))
+    ]
     return {"before": before, "after": after}
 
 
@@ -251,9 +257,17 @@ PREDICT = {"before": fixed_pca, "after": ours_pca}
 class Results:
     """Per-file scores of every (detector, setting), computed once; protocols are sums over them."""
 
-    def __init__(self, tables: list[SignalTable], groups: list[str]) -> None:
-        self.tables, self.groups = tables, groups
+    def __init__(self, tables: list[SignalTable], groups: list[str], af: SignalTable | None) -> None:
+        self.tables, self.groups, self.af = tables, groups, af
         self._cache: dict[tuple[str, DetectorSettings], list[Scores]] = {}
+        self._af: dict[tuple[str, DetectorSettings], float] = {}
+
+    def af_far(self, kind: str, s: DetectorSettings) -> float:
+        """FAR (%) of the anomaly-free run after its first hour (it is tuning data for every fold)."""
+        assert self.af is not None
+        if (kind, s) not in self._af:
+            self._af[(kind, s)] = anomaly_free_far(self.af, kind, s, 3600)
+        return self._af[(kind, s)]
 
     def per_file(self, kind: str, s: DetectorSettings) -> list[Scores]:
         key = (kind, s)
@@ -277,7 +291,12 @@ class Results:
 
 
 def choose(res: Results, kind: str, grid: list[DetectorSettings], files: list[int]) -> DetectorSettings:
-    """The rule, fixed in advance: best F1 with FAR <= FAR_LIMIT on *files*; else the lowest FAR."""
+    """The rule: among the settings that keep the anomaly-free run's FAR after its first hour at
+    most AF_HOUR_FAR (the live requirement; all of them when none does), the best F1 with FAR <=
+    FAR_LIMIT on *files*; else the lowest FAR."""
+    if res.af is not None:
+        ok_af = [s for s in grid if res.af_far(kind, s) <= AF_HOUR_FAR]
+        grid = ok_af or grid
     scored = [(res.pooled(kind, s, files).summary(), s) for s in grid]
     ok = [(m["f1"], s) for m, s in scored if m["far"] <= FAR_LIMIT]
     if ok:
@@ -329,7 +348,7 @@ def describe(s: DetectorSettings) -> str:
 
 
 def evaluation(tables: list[SignalTable], groups: list[str], af: SignalTable | None, quick: bool) -> list[str]:
-    res = Results(tables, groups)
+    res = Results(tables, groups, af)
     everything = list(range(len(tables)))
     logo = [([i for i in everything if groups[i] != g], [i for i in everything if groups[i] == g]) for g in GROUPS]
     half: dict[str, int] = {}

@@ -11,7 +11,7 @@ to the model in use, an exponentially weighted mean and covariance of the raw fe
   window included);
 * **refit**: every ``refit_every`` learned rows the model is refitted from those statistics
   (``fit_pca_cov``): mean, scale, loadings, eigenvalues, and both control limits (T^2 with
-  n = min(count, memory) rows rounded down to 2 significant digits, Q by Jackson-Mudholkar), so
+  n = min(count, memory) rows rounded down to 1 significant digit, Q by Jackson-Mudholkar), so
   the limits move with the model;
 * **guard**: a row is learned only ``delay`` rows after it was scored, and only if no row in
   between exceeded ``on`` and the alarm stayed off; an exceedance or an alarm empties the delay
@@ -40,6 +40,12 @@ from numpy.typing import ArrayLike
 from .detect import AlarmPolicy, PcaDetector, PcaModel, jackson_mudholkar_limit, t2_limit
 
 __all__ = ["Adaptation", "AdaptivePca", "AdaptiveStats", "covariance_of", "data_floor", "fit_pca_cov"]
+
+
+def _one_digit(n: int) -> int:
+    """*n* rounded down to one significant digit (1999 -> 1000, 470 -> 400)."""
+    step = 10 ** (len(str(int(n))) - 1)
+    return int(n) // step * step
 
 
 @functools.lru_cache(maxsize=512)
@@ -242,7 +248,7 @@ class AdaptivePca:
     def refit(self) -> None:
         """Refit the model and limits from the current statistics (keeps the score and alarm state)."""
         n = min(self.count, self.adaptation.memory) if self.adaptation.memory else self.count
-        n = max(int(float(f"{n:.2g}")), self.mean.shape[0] + 2)  # 2 significant digits: the T^2 limit barely moves, and is cached
+        n = max(_one_digit(n), self.mean.shape[0] + 2)  # the T^2 limit barely moves with n (and is cached)
         model = fit_pca_cov(self.mean, self.cov, n, self.var_floor, self.explained, self.components, self.alpha)
         self.det.set_model(model)
         self.since_refit = 0
