@@ -10,6 +10,9 @@ ident       ``ident.py``    ``_ident.pyx``    ``ident_reference``    online ARX 
 detect      ``detect.py``   ``_detect.pyx``   ``detect_reference``   EWMA / CUSUM / PCA detectors, fitting
 ==========  ==============  ================  =====================  =====================================
 
+``detect_adapt.py`` (NumPy only, no kernel of its own) wraps the PCA kernel in a monitor that
+follows slow normal change (``AdaptivePca``, ``Adaptation``).
+
 The public layer validates arguments and calls the active implementation; the reference is the
 spec the compiled module is parity-tested against (rtol 1e-12); each ``_<family>.pyx`` has a
 ``.pyi`` stub. ``kernels._select`` picks one implementation for every family at once and

@@ -135,20 +135,21 @@ def test_ewma_and_cusum_run_live_on_the_twins_innovations(kind: str) -> None:
     assert alarm[200:206].any()  # within a few ticks of the bias
 
 
+@pytest.mark.slow
 def test_pca_learns_a_slow_drift_live_and_the_fixed_model_does_not() -> None:
-    """The load's operating point rises slowly (3 over 1,500 ticks): the default adapting detector
+    """The load's operating point rises slowly (2 over 1,000 ticks): the default adapting detector
     stays quiet, the same detector with memory = 0 and no floor alarms."""
     rng = np.random.default_rng(7)
-    rows = 1600
-    load = 10 + np.linspace(0, 3, rows) + 0.3 * np.sin(np.arange(rows) / 8) + rng.normal(0, 0.05, rows)
+    rows = 1000
+    load = 10 + np.linspace(0, 2, rows) + 0.3 * np.sin(np.arange(rows) / 8) + rng.normal(0, 0.05, rows)
     data = np.column_stack([load + rng.normal(0, 0.05, rows), 0.3 * load + rng.normal(0, 0.02, rows), 40 + rng.normal(0, 0.02, rows)])
     adaptive, reg = _setup(memory=300, delay=20)
     alarm = np.array([bool(t["pump.detector.alarm"].value) for t in _run(adaptive, reg, data)])
     fixed, reg2 = _setup(memory=0, floor_fraction=0.0)
     fixed_alarm = np.array([bool(t["pump.detector.alarm"].value) for t in _run(fixed, reg2, data)])
-    assert fixed_alarm[800:].mean() > 0.9
+    assert fixed_alarm[600:].mean() > 0.9
     assert alarm[TRAIN:].mean() < 0.02
-    assert adaptive.detectors[0].detector.learned > 1000
+    assert adaptive.detectors[0].detector.learned > 800
 
 
 def test_no_learning_while_the_assets_alarm_is_on() -> None:
@@ -168,6 +169,7 @@ def test_no_learning_while_the_assets_alarm_is_on() -> None:
     assert det.learned == learned + 20  # 30 new ticks, 10 still in the delay buffer
 
 
+@pytest.mark.slow
 def test_a_level_held_constant_in_training_scores_sanely_when_it_moves() -> None:
     """A valve held at exactly 50 % of its 0-100 % range while the detector trained, then opened
     to 52 % over 100 ticks with the flow following it: the variance floor (1 % of the range)
