@@ -44,13 +44,13 @@ __all__ = ["Adaptation", "AdaptivePca", "AdaptiveStats", "covariance_of", "data_
 
 def _one_digit(n: int) -> int:
     """*n* rounded down to one significant digit (1999 -> 1000, 470 -> 400)."""
-    step = 10 ** (len(str(int(n))) - 1)
+    step: int = 10 ** (len(str(int(n))) - 1)
     return int(n) // step * step
 
 
 @functools.lru_cache(maxsize=512)
 def _t2_limit(alpha: float, a: int, n: int) -> float:
-    return t2_limit(alpha, a, n)  # a bisection on the incomplete beta: worth caching, n saturates at memory
+    return float(t2_limit(alpha, a, n))  # a bisection on the incomplete beta: worth caching, n saturates at memory
 
 
 def fit_pca_cov(
@@ -152,6 +152,8 @@ class AdaptivePca:
             raise ValueError(f"adaptive statistics do not match the {p} features of the model")
         if not (np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.cov)) and np.all(np.isfinite(var_floor))):
             raise ValueError("adaptive statistics must be finite")
+        if np.any(np.asarray(var_floor) < 0):
+            raise ValueError("var_floor must be >= 0")
         if stats.count < 1 or stats.since_refit < 0:
             raise ValueError(f"count must be >= 1 and since_refit >= 0, got {stats.count}, {stats.since_refit}")
         self.det = det
