@@ -16,7 +16,8 @@ to the model in use, an exponentially weighted mean and covariance of the raw fe
 * **guard**: a row is learned only ``delay`` rows after it was scored, and only if no row in
   between exceeded ``on`` and the alarm stayed off; an exceedance or an alarm empties the delay
   buffer (the rows before an onset are never learned) and rows are not buffered while it lasts.
-  Rows the caller marks as not learnable (an input not Good) are scored but never learned.
+  Rows the caller marks as not learnable (an input not Good, another alarm) are scored, never
+  learned, and empty the buffer the same way.
 
 **Variance floor** (``fit_pca_cov``): each feature's variance is raised to at least
 ``var_floor[j]`` before standardising, by adding ``max(0, floor_j - C_jj)`` to the diagonal: a
@@ -208,7 +209,8 @@ class AdaptivePca:
 
     def step(self, x: ArrayLike, learnable: ArrayLike | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Score one row (p,) or a block (m, p) in order; return (t2, q, score, alarm), each (m,).
-        *learnable* (one flag, or one per row) says whether a row may be learned at all."""
+        *learnable* (one flag, or one per row) says whether a row may be learned at all; a row that
+        may not also empties the delay buffer, as an exceedance does."""
         X = np.atleast_2d(np.asarray(x, dtype=np.float64))
         m = X.shape[0]
         ok = np.broadcast_to(np.asarray(learnable, dtype=bool), (m,))
@@ -226,11 +228,10 @@ class AdaptivePca:
             for i in range(t, end):
                 if np.isnan(score[i]):
                     continue  # a row with NaN: not scored, not learned, the guard unchanged
-                if alarm[i] or score[i] > on:
-                    self.pending.clear()  # the onset of what raised the score is not learned
+                if alarm[i] or score[i] > on or not ok[i]:
+                    self.pending.clear()  # the onset of what raised the score (or made the row suspect) is not learned
                     continue
-                if ok[i]:
-                    self.pending.append(X[i].copy())
+                self.pending.append(X[i].copy())
                 while len(self.pending) > self.adaptation.delay:
                     self._learn(self.pending.popleft())
             t = end

@@ -82,11 +82,15 @@ def test_never_learns_during_an_alarm_nor_just_before_it() -> None:
 
 
 def test_rows_marked_not_learnable_are_scored_but_not_learned() -> None:
+    """Not learnable (an input not Good, another alarm): scored, never learned, and the rows waiting
+    in the delay buffer are dropped as for an exceedance."""
     X = plant(1000)
     det = AdaptivePca.fit(X[:400], POLICY, 0.2, 0.95, adaptation=Adaptation(memory=2000, delay=10, refit_every=10))
-    _, _, score, _ = det.step(X[400:], False)
+    det.step(X[400:420])
+    assert det.learned == 10 and len(det.pending) == 10
+    _, _, score, _ = det.step(X[420:], False)
     assert np.isfinite(score).all()
-    assert det.learned == 0 and det.count == 400
+    assert det.learned == 10 and len(det.pending) == 0 and det.count == 410
 
 
 def test_a_block_scores_and_learns_exactly_as_row_by_row() -> None:

@@ -155,17 +155,18 @@ def test_pca_learns_a_slow_drift_live_and_the_fixed_model_does_not() -> None:
 def test_no_learning_while_the_assets_alarm_is_on() -> None:
     """The twin's own alarm (<asset>.alarm) pauses learning, and drops the ticks waiting in the delay buffer."""
     twin, reg = _setup(delay=10)
-    _run(twin, reg, _data(TRAIN + 40, fault_from=10_000))
+    rows = _data(TRAIN + 121, fault_from=10_000)  # one continuous recording
+    _run(twin, reg, rows[: TRAIN + 41])
     det = twin.detectors[0].detector
     assert isinstance(det, kernels.AdaptivePca)
     learned = det.learned
-    assert learned > 0
+    assert learned == 30 and len(det.pending) == 10  # 40 scored ticks, 10 still waiting
     t = utcnow()
     reg.publish([TagSample("pump.alarm", True, Status.Good, t, t)])
-    _run(twin, reg, _data(50, fault_from=10_000))
+    _run(twin, reg, rows[TRAIN + 41 : TRAIN + 91])
     assert det.learned == learned and len(det.pending) == 0
     reg.publish([TagSample("pump.alarm", False, Status.Good, t, t)])
-    _run(twin, reg, _data(30, fault_from=10_000))
+    _run(twin, reg, rows[TRAIN + 91 :])
     assert det.learned == learned + 20  # 30 new ticks, 10 still in the delay buffer
 
 
