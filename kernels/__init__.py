@@ -10,6 +10,9 @@ ident       ``ident.py``    ``_ident.pyx``    ``ident_reference``    online ARX 
 detect      ``detect.py``   ``_detect.pyx``   ``detect_reference``   EWMA / CUSUM / PCA detectors, fitting
 ==========  ==============  ================  =====================  =====================================
 
+``detect_adapt.py`` (NumPy only, no kernel of its own) wraps the PCA kernel in a monitor that
+follows slow normal change (``AdaptivePca``, ``Adaptation``).
+
 The public layer validates arguments and calls the active implementation; the reference is the
 spec the compiled module is parity-tested against (rtol 1e-12); each ``_<family>.pyx`` has a
 ``.pyi`` stub. ``kernels._select`` picks one implementation for every family at once and
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from ._select import IMPLEMENTATION
 from .detect import AlarmPolicy, PcaDetector, ResidualDetector
+from .detect_adapt import Adaptation, AdaptivePca
 from .ident import IDENT_IMPLEMENTATION, ArxOrders, RlsBank, RlsChannelState, arx_simulate, model_params, rls_step
 from .kalman import MAX_STATE_SIZE, STATE_SIZE, KalmanBank, kalman_forecast, kalman_step, model_matrices, nis_ewma, transition_power
 
@@ -33,6 +37,8 @@ __all__ = [
     "IMPLEMENTATION",
     "MAX_STATE_SIZE",
     "STATE_SIZE",
+    "Adaptation",
+    "AdaptivePca",
     "AlarmPolicy",
     "ArxOrders",
     "KalmanBank",

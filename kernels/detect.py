@@ -212,6 +212,16 @@ class PcaDetector:
     def alarm(self) -> bool:
         return bool(self.alarm_state[0])
 
+    def set_model(self, model: PcaModel) -> None:
+        """Score with *model* from now on (same number of features); the smoothed score, the k-of-w
+        history and the alarm carry over (``kernels.detect_adapt`` refits this way)."""
+        if model.mean.shape[0] != self.n_signals:
+            raise ValueError(f"the new model has {model.mean.shape[0]} features, this detector {self.n_signals}")
+        if model.components > 64:
+            raise ValueError("at most 64 principal components")
+        self.model = model
+        self._args = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (model.mean, model.scale, model.loadings, model.eigvals))
+
     def runtime_state(self) -> tuple[float, int, bool]:
         """What ``step`` carries from one call to the next: the smoothed score, the k-of-w history
         bits and the alarm (the model and policy are the rest of the detector)."""

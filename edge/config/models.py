@@ -212,30 +212,45 @@ class SignalConfig(Strict):
 
 
 class DetectorConfig(Strict):
-    """Multivariate anomaly detector of an asset (PCA T^2 + Q over its signals; docs/detection.md).
+    """Anomaly detector of an asset (docs/detection.md): ``pca`` (T^2 + Q over its signals, adapting
+    to slow normal change) or ``ewma`` / ``cusum`` (per signal, on the twin's innovations).
 
-    Fitted on the first ``train_ticks`` ticks in which every signal is Good (a window of normal
-    operation), then scored every tick; alarm on above ``on`` x the control limit, off below
-    ``release`` x ``on``, after ``k`` exceedances within ``window`` ticks.
+    Fitted on the first ``train_ticks`` ticks in which every input is Good (a window of normal
+    operation), then scored every tick; alarm on above ``on`` (pca: x the control limit; ewma /
+    cusum: sigma units), off below ``release`` x ``on``, after ``k`` exceedances within ``window`` ticks.
     """
 
-    kind: Literal["pca"] = "pca"
+    kind: Literal["pca", "ewma", "cusum"] = "pca"
     train_ticks: int = Field(400, ge=10, le=100_000)
-    on: float = Field(1.25, gt=0)
+    on: float | None = Field(None, gt=0)  # default by kind: DETECTOR_ON
     release: float = Field(0.8, gt=0, le=1)
     k: int = Field(1, ge=1, le=64)
     window: int = Field(1, ge=1, le=64)
-    smoothing: float = Field(0.2, gt=0, le=1)  # EWMA factor of the score (1 = none)
+    smoothing: float = Field(0.2, gt=0, le=1)  # pca: EWMA factor of the score (1 = none); ewma: lambda
     explained: float = Field(0.95, gt=0, le=1)  # variance share of the kept principal components
     alpha: float = Field(0.99, gt=0.5, lt=1)  # confidence of the T^2 and Q control limits
     differences: bool = True  # also monitor each signal's change since the previous tick
     rate_only: list[str] = Field(default_factory=list)  # signals monitored by their change only (slow drifting states)
+    # pca: adaptation to slow normal change and the variance floor (kernels.detect_adapt)
+    memory: int = Field(1800, ge=0, le=10_000_000)  # ticks: forgetting factor 1 - 1/memory; 0 = the model stays as fitted
+    delay: int = Field(60, ge=0, le=100_000)  # ticks between scoring a tick and learning it; an exceedance or alarm empties the buffer
+    refit_every: int = Field(10, ge=1, le=100_000)  # learned ticks between refits of the model and its control limits
+    floor_fraction: float = Field(0.01, ge=0, le=1)  # variance floor of a level (sd): this fraction of the tag range (else of its mean level)
+    cusum_k: float = Field(0.5, ge=0)  # cusum: allowance, sigma units
 
     @model_validator(mode="after")
     def _k_of_window(self) -> DetectorConfig:
         if self.k > self.window:
             raise ValueError(f"k ({self.k}) must not exceed window ({self.window})")
         return self
+
+    @property
+    def threshold(self) -> float:
+        """``on``, or the default of this kind."""
+        return self.on if self.on is not None else DETECTOR_ON[self.kind]
+
+
+DETECTOR_ON = {"pca": 1.25, "ewma": 4.0, "cusum": 8.0}  # default alarm thresholds by detector kind
 
 
 class DiagnosisConfig(Strict):

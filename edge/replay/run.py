@@ -29,7 +29,7 @@ import numpy as np
 import kernels
 from edge.config import AssetConfig
 from edge.replay.metrics import Scores, SignalTable, read_signal_csv
-from edge.twin.detector import pca_features
+from edge.twin.detector import feature_floor, fit_pca_detector, pca_features
 
 DETECTORS = ("pca", "ewma", "cusum")
 
@@ -51,6 +51,11 @@ class DetectorSettings:
     alpha: float = 0.99  # pca: confidence of the T^2 and Q control limits
     differences: bool = True  # pca: also monitor the first difference of each signal
     rate_only: tuple[str, ...] = ()  # pca: signals monitored by their first difference only
+    # pca adaptation and variance floor (kernels.detect_adapt; docs/detection.md "Adaptation")
+    memory: int = 1800  # rows: forgetting factor 1 - 1/memory of the learned statistics; 0 = fixed model
+    delay: int = 60  # rows between scoring a row and learning it (an exceedance or alarm empties the buffer)
+    refit_every: int = 10  # learned rows between refits of the model and its limits
+    floor_fraction: float = 0.01  # variance floor (sd) of a level: this fraction of its span, else of its mean level
 
     def __post_init__(self) -> None:
         if self.kind not in DETECTORS:
@@ -62,10 +67,21 @@ class DetectorSettings:
         if not 0 < self.explained <= 1 or not 0 < self.alpha < 1:
             raise ValueError("explained must be in (0, 1] and alpha in (0, 1)")
         kernels.AlarmPolicy(self.on, self.release, self.k, self.window)  # validates
+        kernels.Adaptation(self.memory, self.delay, self.refit_every)  # validates
+        if not (math.isfinite(self.floor_fraction) and self.floor_fraction >= 0):
+            raise ValueError(f"floor_fraction must be finite and >= 0, got {self.floor_fraction!r}")
 
     @property
     def policy(self) -> kernels.AlarmPolicy:
         return kernels.AlarmPolicy(self.on, self.release, self.k, self.window)
+
+    @property
+    def threshold(self) -> float:
+        return self.on
+
+    @property
+    def adaptation(self) -> kernels.Adaptation:
+        return kernels.Adaptation(self.memory, self.delay, self.refit_every)
 
 
 @dataclass
@@ -144,11 +160,19 @@ def run_twin(values: np.ndarray, twin: TwinSettings, forecast: bool = True) -> t
 
 
 def run_detector(
-    values: np.ndarray, residual: np.ndarray | None, settings: DetectorSettings, names: list[str] | None = None
+    values: np.ndarray,
+    residual: np.ndarray | None,
+    settings: DetectorSettings,
+    names: list[str] | None = None,
+    noise: np.ndarray | None = None,
+    span: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Fit on the first ``train_rows`` rows, then score every row in order: (score, alarm, extra).
 
-    *names* (one per column) resolve ``settings.rate_only``.
+    *names* (one per column) resolve ``settings.rate_only``. ``pca`` runs the live detector's
+    code (``edge.twin.detector``: ``pca_features``, ``feature_floor``, ``fit_pca_detector``): the same features, variance floor and adaptation;
+    *noise* and *span* (one per column, NaN: unknown) feed the floor as the live asset's
+    ``measurement_noise`` and tag range do.
     """
     n = settings.train_rows
     if values.shape[0] <= n:
@@ -159,8 +183,11 @@ def run_detector(
             raise ValueError(f"rate_only names no signal: {unknown}; signals are {names}")
         rate_only = tuple((names or []).index(r) for r in settings.rate_only)
         X = pca_features(values, settings.differences, rate_only)
-        det = kernels.PcaDetector.fit(X[:n], settings.policy, settings.smoothing, settings.explained, settings.components, settings.alpha)
-        t2, q, score, alarm = det.step(X)
+        floor = feature_floor(values[:n], settings.floor_fraction, settings.differences, rate_only, noise, span)
+        det = fit_pca_detector(X[:n], settings, floor)
+        head = det.step(X[:n], False)  # the training rows are in the statistics already
+        tail = det.step(X[n:], True)
+        t2, q, score, alarm = (np.concatenate([a, b]) for a, b in zip(head, tail))
         return score, alarm, {"t2": t2, "q": q}
     if residual is None:
         raise ValueError(f"the {settings.kind} detector needs the twin's residuals")

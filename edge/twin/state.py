@@ -68,8 +68,23 @@ class ModelState:
 
 
 @dataclass(frozen=True, eq=False)
+class AdaptiveState:
+    """What an adapting PCA detector has learnt beyond its model (``kernels.detect_adapt``): the
+    exponentially weighted mean and covariance of the learned feature rows, how many rows it has
+    learned, how many since the last refit, and the variance floor fixed when it was fitted. The
+    delay buffer is not saved (its rows are simply not learned)."""
+
+    mean: np.ndarray  # (p,)
+    cov: np.ndarray  # (p, p)
+    count: int
+    since_refit: int
+    var_floor: np.ndarray  # (p,)
+
+
+@dataclass(frozen=True, eq=False)
 class DetectorState:
-    """A fitted PCA detector: its model and limits, and what its scoring carries between ticks."""
+    """A fitted PCA detector: its model and limits, what its scoring carries between ticks, and
+    (when it adapts) its learned statistics."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -81,6 +96,7 @@ class DetectorState:
     stat: float
     history: int
     alarm: bool
+    adaptive: AdaptiveState | None = None  # absent in files from before adaptation: it restarts from the model
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +178,15 @@ def to_dict(state: AssetState) -> dict[str, Any]:
             "history": d.history,
             "alarm": d.alarm,
         }
+        if d.adaptive is not None:
+            ad = d.adaptive
+            doc["detector"]["adaptive"] = {
+                "mean": _arr(ad.mean),
+                "cov": _arr(ad.cov),
+                "count": ad.count,
+                "since_refit": ad.since_refit,
+                "var_floor": _arr(ad.var_floor),
+            }
     return doc
 
 
@@ -268,6 +293,21 @@ def _detector(doc: Any) -> DetectorState:
         _number(doc, "stat", w),
         history,
         _get(doc, "alarm", bool, w),
+        None if doc.get("adaptive") is None else _adaptive(doc["adaptive"]),
+    )
+
+
+def _adaptive(doc: Any) -> AdaptiveState:
+    w = "detector.adaptive"
+    count, since = _get(doc, "count", int, w), _get(doc, "since_refit", int, w)
+    if count < 1 or since < 0:
+        raise StateFileError("corrupt", f"{w}: count must be >= 1 and since_refit >= 0, got {count}, {since}")
+    return AdaptiveState(
+        _array(_get(doc, "mean", list, w), 1, f"{w}.mean"),
+        _array(_get(doc, "cov", list, w), 2, f"{w}.cov"),
+        count,
+        since,
+        _array(_get(doc, "var_floor", list, w), 1, f"{w}.var_floor"),
     )
 
 

@@ -13,7 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.twin.state import FORMAT_VERSION, AssetState, BankState, DetectorState, FilterState, ModelState, StateFileError, decode, encode, to_dict
+from edge.twin.state import (
+    FORMAT_VERSION,
+    AdaptiveState,
+    AssetState,
+    BankState,
+    DetectorState,
+    FilterState,
+    ModelState,
+    StateFileError,
+    decode,
+    encode,
+    to_dict,
+)
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -51,9 +63,15 @@ def model_states(draw: st.DrawFn) -> ModelState:
 @st.composite
 def detector_states(draw: st.DrawFn) -> DetectorState:
     p, a = draw(st.integers(2, 5)), draw(st.integers(1, 2))
+    adaptive = draw(
+        st.none()
+        | st.builds(
+            lambda m, c, n, k, f: AdaptiveState(m, c, n, k, f), arrays((p,)), arrays((p, p)), st.integers(1, 10**9), st.integers(0, 10**6), arrays((p,))
+        )
+    )
     return DetectorState(
         draw(arrays((p,))), draw(arrays((p,))), draw(arrays((p, a))), draw(arrays((a,))), draw(arrays((p,))), draw(finite), draw(finite), draw(floats),
-        draw(st.integers(0, 2**64 - 1)), draw(st.booleans()),
+        draw(st.integers(0, 2**64 - 1)), draw(st.booleans()), adaptive,
     )  # fmt: skip
 
 
@@ -102,6 +120,11 @@ def test_every_state_survives_the_round_trip_exactly(state: AssetState) -> None:
         assert (d1.t2_limit, d1.q_limit, d1.history, d1.alarm) == (d2.t2_limit, d2.q_limit, d2.history, d2.alarm)
         for name in ("mean", "scale", "loadings", "eigvals", "all_eigvals"):
             _same(getattr(d1, name), getattr(d2, name))
+        assert (d1.adaptive is None) == (d2.adaptive is None)
+        if d1.adaptive is not None and d2.adaptive is not None:
+            assert (d1.adaptive.count, d1.adaptive.since_refit) == (d2.adaptive.count, d2.adaptive.since_refit)
+            for name in ("mean", "cov", "var_floor"):
+                _same(getattr(d1.adaptive, name), getattr(d2.adaptive, name))
 
 
 @settings(max_examples=25, deadline=None)
@@ -115,7 +138,8 @@ def test_the_text_is_strict_json_with_the_format_version(state: AssetState) -> N
 def _doc() -> dict:
     f = FilterState("random_walk", np.array([1.0]), np.array([[0.5]]), 1.0, 3)
     b = BankState((1, 1, 1), np.array([0.9, 0.1, 0.0]), np.eye(3), np.array([20.0]), np.array([40.0]), 0.01, 50)
-    d = DetectorState(np.zeros(3), np.ones(3), np.ones((3, 1)), np.ones(1), np.ones(3), 9.0, 0.5, 0.7, 1, False)
+    ad = AdaptiveState(np.zeros(3), np.eye(3), 400, 3, np.zeros(3))
+    d = DetectorState(np.zeros(3), np.ones(3), np.ones((3, 1)), np.ones(1), np.ones(3), 9.0, 0.5, 0.7, 1, False, ad)
     return to_dict(AssetState("tank", "sha256:x", T, {"level": f}, ModelState("temperature", 0, True, (b,)), d))
 
 
@@ -158,6 +182,9 @@ def _set(path: str, value: object):
         (_set("model.warm", 1), "corrupt", "model.warm has the wrong type"),
         (_set("detector.history", -3), "corrupt", "detector.history is negative"),
         (_set("detector.alarm", KeyError), "corrupt", "detector.alarm is missing"),
+        (_set("detector.adaptive.count", 0), "corrupt", "count must be >= 1"),
+        (_set("detector.adaptive.cov", [1.0]), "corrupt", "detector.adaptive.cov must be a 2-D array"),
+        (_set("detector.adaptive.var_floor", KeyError), "corrupt", "detector.adaptive.var_floor is missing"),
     ],
 )
 def test_a_bad_document_says_what_is_wrong(edit, reason: str, message: str) -> None:
