@@ -207,8 +207,9 @@ def write_config(plan: Plan, folder: Path, opc_port: int, metrics_port: int) -> 
     return cfg
 
 
-def _serve(ports: dict[str, int], intervals: dict[str, float], t0: float, ready: object) -> None:
-    """The device process: a MiniServer per device; every register changes every poll period."""
+def _serve(intervals: dict[str, float], t0: float, ports_out: object) -> None:
+    """The device process: a MiniServer per device on a port of its own choosing (sent back as
+    {device: port} through *ports_out*); every register changes every poll period."""
     sys.path.insert(0, str(ROOT))
     from tests.drivers.mini_server import MiniServer, Unit
 
@@ -229,9 +230,13 @@ def _serve(ports: dict[str, int], intervals: dict[str, float], t0: float, ready:
             else:
                 hr[r], hr[r + 1] = struct.unpack(">HH", struct.pack(">f", 50.0 + 10.0 * math.sin(0.05 * k + i)))
 
-    async def run_device(port: int, interval: float, up: asyncio.Event) -> None:
+    ports: dict[str, int] = {}
+
+    async def run_device(dev: str, interval: float, up: asyncio.Event) -> None:
         units = {u: Unit(size=400) for u in UNITS}
-        async with MiniServer(port, units):
+        async with MiniServer(0, units) as server:
+            assert server._server is not None
+            ports[dev] = server._server.sockets[0].getsockname()[1]
             up.set()
             k = 0
             start = time.monotonic()
@@ -242,13 +247,13 @@ def _serve(ports: dict[str, int], intervals: dict[str, float], t0: float, ready:
                 await asyncio.sleep(max(0.0, start + k * interval - time.monotonic()))
 
     async def main() -> None:
-        ups = {dev: asyncio.Event() for dev in ports}
+        ups = {dev: asyncio.Event() for dev in intervals}
         async with asyncio.TaskGroup() as tg:
-            for dev, port in ports.items():
-                tg.create_task(run_device(port, intervals[dev], ups[dev]), name=f"device:{dev}")
+            for dev, interval in intervals.items():
+                tg.create_task(run_device(dev, interval, ups[dev]), name=f"device:{dev}")
             for up in ups.values():
                 await up.wait()
-            ready.set()  # type: ignore[attr-defined]
+            ports_out.put(ports)  # type: ignore[attr-defined]
 
     asyncio.run(main())
 
@@ -318,7 +323,9 @@ async def measure(args: argparse.Namespace, plan: Plan, gw: subprocess.Popen, t0
                 if isinstance(val, int) and node.nodeid in stamps:  # type: ignore[attr-defined]
                     w.latency_ms.append((now - t0) * 1000.0 - val)
 
-    async with Client(f"opc.tcp://127.0.0.1:{opc_port}/edgetwin", timeout=60) as client:
+    # the client's watchdog reads the server state every second and drops the link after a 1 s wait:
+    # too short for a gateway on a loaded machine, which would turn a slow answer into a reconnect
+    async with Client(f"opc.tcp://127.0.0.1:{opc_port}/edgetwin", timeout=60, watchdog_intervall=30.0) as client:
         ns = await client.get_namespace_index(NS_URI)
         nodes = []
         for dev in plan.devices:
@@ -403,20 +410,22 @@ def run(args: argparse.Namespace) -> None:
     import multiprocessing
 
     plan = make_plan(args.slow_tags, args.fast_tags)
-    plan.ports = {d: _free_port() for d in plan.devices}
+    t0 = time.time()
+    ctx = multiprocessing.get_context("spawn")
+    ports_out = ctx.Queue()
+    server = ctx.Process(target=_serve, args=(plan.devices, t0, ports_out), name="soak-devices", daemon=True)
+    server.start()
+    try:
+        plan.ports = ports_out.get(timeout=60)
+    except Exception:
+        server.terminate()
+        raise SystemExit("the device servers did not start") from None
     opc_port, metrics_port = _free_port(), _free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench_soak_"))
     cfg = write_config(plan, folder, opc_port, metrics_port)
     slow = sum(1 for v in plan.devices.values() if v == 1.0) * TAGS_PER_DEVICE
     fast = sum(1 for v in plan.devices.values() if v == 0.1) * TAGS_PER_DEVICE
     print(f"{slow:,} tags at 1 s + {fast:,} at 100 ms on {len(plan.devices)} Modbus TCP devices (4 units each), {args.minutes:g} min; files in {folder}")
-    t0 = time.time()
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    server = ctx.Process(target=_serve, args=(plan.ports, plan.devices, t0, ready), name="soak-devices", daemon=True)
-    server.start()
-    if not ready.wait(30):
-        raise SystemExit("the device servers did not start")
     log = (folder / "gateway.log").open("w")
     gw = subprocess.Popen([sys.executable, "-m", "edge", "run", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
