@@ -31,6 +31,7 @@ import asyncio
 import math
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -445,6 +446,7 @@ def run(args: argparse.Namespace) -> None:
         log.close()
         server.terminate()
         server.join(5)
+        shutil.rmtree(folder / "state", ignore_errors=True)  # the history database; the config and the log stay
 
 
 def main(argv: Sequence[str] | None = None) -> None:
