@@ -1,4 +1,4 @@
-"""The soak benchmark's pure helpers and its generated config (the benchmark itself is not run here)."""
+"""The soak benchmark's arithmetic (benchmarks/soak_stats.py, through bench_soak) and its generated config (the benchmark itself is not run here)."""
 
 from __future__ import annotations
 
