@@ -31,15 +31,21 @@ class PointReporter:
         reported."""
         samples = []
         not_fetched: dict[int, list[str]] = {}
-        good = Status.Good
+        good, no_answer = Status.Good, Reason.NO_ANSWER
+        reported = self._reported
         for p in points:
             out = results[id(p)]
-            if out.status in NOT_FETCHED or out.reason is Reason.NO_ANSWER:
-                not_fetched.setdefault(out.status, []).append(p.name)
+            status = out.status
+            if status is good:  # the common case first: a Good outcome is never a missed answer
+                samples.append(TagSample(p.name, out.value, good, out.arrived, out.arrived))
+                if reported:
+                    self.report(p, out)
+                continue
+            if status in NOT_FETCHED or out.reason is no_answer:
+                not_fetched.setdefault(status, []).append(p.name)
             else:
-                samples.append(TagSample(p.name, out.value, out.status, out.arrived, out.arrived))
-            if out.status is not good or self._reported:
-                self.report(p, out)
+                samples.append(TagSample(p.name, out.value, status, out.arrived, out.arrived))
+            self.report(p, out)
         return ReadResult(samples, not_fetched)
 
     def report(self, point: RegisterPoint, out: Outcome) -> None:
