@@ -32,7 +32,8 @@ the asyncua layout this relies on is checked by ``asyncua_patches.check_node_lay
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import gc
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,7 @@ from asyncua.server.address_space import AttributeValue
 
 from edge.opcua import asyncua_patches
 
-__all__ = ["LazyAttributeValue", "LeanAttributeValue", "LeanNodeData", "VariableFactory", "VariableKind", "initial_value"]
+__all__ = ["GcPause", "LazyAttributeValue", "LeanAttributeValue", "LeanNodeData", "VariableFactory", "VariableKind", "initial_value"]
 
 _A = ua.AttributeIds
 # the attributes that differ from node to node (the rest are the kind's); their variant types
@@ -92,7 +93,10 @@ class LazyAttributeValue(LeanAttributeValue):
     __slots__ = ("_vtype",)
 
     def __init__(self, raw: Any, vtype: ua.VariantType) -> None:
-        super().__init__(raw)
+        self._value = raw
+        self.value_callback = None
+        self.value_setter = None
+        self._callbacks = None
         self._vtype: ua.VariantType | None = vtype
 
     @property
@@ -155,10 +159,25 @@ class VariableKind:
         )  # fmt: skip
 
 
+_SHARED, _VALUE, _NODE_ID, _BROWSE_NAME, _DISPLAY_NAME, _DESCRIPTION = range(6)
+_CODES = {_A.Value: _VALUE, _A.NodeId: _NODE_ID, _A.BrowseName: _BROWSE_NAME, _A.DisplayName: _DISPLAY_NAME, _A.Description: _DESCRIPTION}
+_NULL = ua.Variant(None, ua.VariantType.Null)  # never changed in place (asyncua replaces variants, never edits them)
+
+
+class _Typed(dict[ua.VariantType, ua.DataValue]):
+    """A DataValue holding a value of each variant type (what ``initial_value`` compares against)."""
+
+    def __missing__(self, vtype: ua.VariantType) -> ua.DataValue:
+        self[vtype] = dv = ua.DataValue(ua.Variant([], vtype, is_array=True))
+        return dv
+
+
+_TYPED = _Typed()
+
+
 @dataclass(slots=True)
 class _Prototype:
-    order: tuple[ua.AttributeIds, ...]  # the attributes, in the order asyncua adds them
-    shared: dict[ua.AttributeIds, ua.DataValue]  # the kind's constant attributes
+    plan: tuple[tuple[ua.AttributeIds, int, ua.DataValue | None], ...]  # (attribute, its code, the kind's DataValue if shared), in asyncua's order
     references: tuple[ua.ReferenceDescription | None, ...]  # the node's references; None: the one back to its parent
 
 
@@ -168,7 +187,10 @@ def initial_value(current: ua.DataValue | None, dv: ua.DataValue) -> ua.DataValu
     value; otherwise the variant type must be the node's. (asyncua looks a null value's type up in
     the DataType attribute; the factory never creates a variable holding null.)"""
     if dv.StatusCode is not None and dv.StatusCode.is_bad():
-        return dataclasses.replace(dv, Value=ua.Variant(None, ua.VariantType.Null))
+        return ua.DataValue(
+            Value=_NULL, StatusCode=dv.StatusCode, SourceTimestamp=dv.SourceTimestamp, ServerTimestamp=dv.ServerTimestamp,
+            SourcePicoseconds=dv.SourcePicoseconds, ServerPicoseconds=dv.ServerPicoseconds,
+        )  # fmt: skip
     if current is None or current.Value is None or dv.Value is None or current.Value.VariantType in (dv.Value.VariantType, ua.VariantType.Null):
         return dv
     return None
@@ -185,6 +207,7 @@ class VariableFactory:
         # (parent, ref type) -> (the parent's NodeData then, a child's reference back to it)
         self._parent_refs: dict[tuple[ua.NodeId, ua.NodeId], tuple[Any, ua.ReferenceDescription]] = {}
         self.lean = 0  # variables built from a prototype (the rest went through asyncua)
+        self._last: tuple[Any, ...] | None = None  # (kind, parent, prototype, parent's NodeData, reference back): the last add's
 
     def add(
         self, parent: ua.NodeId, nid: ua.NodeId, name: ua.QualifiedName, display: ua.LocalizedText, description: ua.LocalizedText,
@@ -195,44 +218,52 @@ class VariableFactory:
         Raises ``UaStatusCodeError`` as asyncua's AddNodes refuses (BadNodeIdExists,
         BadParentNodeIdInvalid, BadTypeDefinitionInvalid...)."""
         aspace = self.aspace
-        proto = self._prototypes.get(kind)
-        parent_data = aspace.get(parent)
-        seen, back = self._parent_refs.get((parent, kind.ref_type), (None, None))
-        if proto is None or back is None or seen is not parent_data:  # (a parent deleted and made again is another NodeData)
-            self._through_asyncua(parent, nid, name, display, description, kind, default)
-            node = aspace.get(nid)
+        last = self._last
+        if last is not None and last[0] is kind and last[1] is parent:  # the usual case: siblings of one kind, in a row
+            proto, seen, back = last[2], last[3], last[4]
         else:
-            if nid in aspace:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadNodeIdExists)
-            now = datetime.now(UTC)
-            attributes: dict[ua.AttributeIds, Any] = {}
-            shared = proto.shared
-            for attr in proto.order:
-                if attr in shared:
-                    attributes[attr] = LeanAttributeValue(shared[attr])
-                elif attr == _A.Value:
-                    stamped = ua.DataValue(default, SourceTimestamp=now, ServerTimestamp=now if aspace.force_server_timestamp else None)
-                    attributes[attr] = AttributeValue(stamped)
+            proto = self._prototypes.get(kind)
+            seen, back = self._parent_refs.get((parent, kind.ref_type), (None, None))
+            self._last = (kind, parent, proto, seen, back)
+        parent_data = aspace.get(parent)
+        if proto is None or back is None or seen is not parent_data:  # (a parent deleted and made again is another NodeData)
+            self._last = None
+            self._through_asyncua(parent, nid, name, display, description, kind, default)
+            if initial is None:
+                return True
+            value = aspace.get(nid).attributes[_A.Value]
+            stored = initial_value(value.value, initial)
+            if stored is not None:
+                value.value = stored
+            return stored is not None
+        if nid in aspace:
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadNodeIdExists)
+        stored = None if initial is None else initial_value(_TYPED[default.VariantType], initial)
+        attributes: dict[ua.AttributeIds, Any] = {}
+        accepted = True
+        for attr, code, shared in proto.plan:
+            if code == _SHARED:
+                attributes[attr] = LeanAttributeValue(shared)
+            elif code == _VALUE:
+                if stored is None:
+                    now = datetime.now(UTC)
+                    stored = ua.DataValue(default, SourceTimestamp=now, ServerTimestamp=now if aspace.force_server_timestamp else None)
+                    accepted = initial is None
                 else:
-                    own = nid if attr == _A.NodeId else name if attr == _A.BrowseName else display if attr == _A.DisplayName else description
-                    attributes[attr] = LazyAttributeValue(own, _OWN[attr])
-            node = LeanNodeData(nid, attributes, [back if r is None else r for r in proto.references])
-            aspace[nid] = node
-            parent_data.references.append(
-                ua.ReferenceDescription(
-                    ReferenceTypeId=kind.ref_type, IsForward=True, NodeId=nid, BrowseName=name, DisplayName=display,
-                    NodeClass=ua.NodeClass.Variable, TypeDefinition=kind.type_definition,
-                )
-            )  # fmt: skip
-            self.lean += 1
-        if initial is None:
-            return True
-        value = node.attributes[_A.Value]
-        stored = initial_value(value.value, initial)
-        if stored is None:
-            return False
-        value.value = stored
-        return True
+                    accepted = True
+                attributes[attr] = AttributeValue(stored)
+            else:
+                own = nid if code == _NODE_ID else name if code == _BROWSE_NAME else display if code == _DISPLAY_NAME else description
+                attributes[attr] = LazyAttributeValue(own, _OWN[attr])
+        aspace[nid] = LeanNodeData(nid, attributes, [back if r is None else r for r in proto.references])
+        parent_data.references.append(
+            ua.ReferenceDescription(
+                ReferenceTypeId=kind.ref_type, IsForward=True, NodeId=nid, BrowseName=name, DisplayName=display,
+                NodeClass=ua.NodeClass.Variable, TypeDefinition=kind.type_definition,
+            )
+        )  # fmt: skip
+        self.lean += 1
+        return accepted
 
     def _through_asyncua(
         self, parent: ua.NodeId, nid: ua.NodeId, name: ua.QualifiedName, display: ua.LocalizedText, description: ua.LocalizedText,
@@ -252,6 +283,30 @@ class VariableFactory:
             else:  # a reference the prototype cannot share: build every node of this kind through asyncua
                 return
         if kind not in self._prototypes:
-            attrs = node.attributes
-            shared = {a: v.value for a, v in attrs.items() if a not in _OWN and a != _A.Value}
-            self._prototypes[kind] = _Prototype(tuple(attrs), shared, tuple(refs))
+            plan = tuple((a, _CODES.get(a, _SHARED), v.value if a not in _CODES else None) for a, v in node.attributes.items())
+            self._prototypes[kind] = _Prototype(plan, tuple(refs))
+
+
+class GcPause:
+    """Garbage collection off while nodes are built in bulk, on again whenever the builder yields
+    to the event loop (``await pause.yield_now()``) and at the end: every object made is part of a
+    node that lives on, so a collection in between would only scan them (half the build time at
+    20,000 variables). Nothing else runs while it is off. Left as it was if it was off already."""
+
+    def __enter__(self) -> GcPause:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+    async def yield_now(self) -> None:
+        if self.was_enabled:
+            gc.enable()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            if self.was_enabled:
+                gc.disable()

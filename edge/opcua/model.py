@@ -21,7 +21,6 @@ the others are ``BaseDataVariableType`` (with EngineeringUnits when the unit is 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua import asyncua_patches
 from edge.opcua.deletion import delete_subtrees
-from edge.opcua.lean_nodes import VariableFactory, VariableKind
+from edge.opcua.lean_nodes import GcPause, VariableFactory, VariableKind
 from edge.opcua.values import NUMERIC, VARIANT_TYPES, ZERO, access_level, eu_information, to_datavalue
 
 GROUP_FOLDERS = frozenset(names.FOLDERS)
@@ -152,8 +151,8 @@ class ModelBuilder:
         """Add a variable (no await: built lean, ``edge.opcua.lean_nodes``), showing *initial* if given."""
         vtype = VARIANT_TYPES[data_type]
         if value is None:
-            value = ua.Variant([], vtype, is_array=True) if array else ua.Variant(ZERO[data_type], vtype)
-        kind = variable_kind(vtype.value, writable, array, float(min_sampling_ms), ua.ObjectIds.PropertyType if property_ else type_id, property_)
+            value = ua.Variant([], vtype, is_array=True) if array else zero_variant(data_type)
+        kind = variable_kind(vtype, writable, array, float(min_sampling_ms), ua.ObjectIds.PropertyType if property_ else type_id, property_)
         self.factory.add(parent, nid, qname or self.qn(name), ua.LocalizedText(name), ua.LocalizedText(description), kind, value, initial)
         return nid
 
@@ -223,29 +222,35 @@ class ModelBuilder:
             for d in range(1, len(info.path)):
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
         containers = self.containers
-        for i, info in enumerate(infos):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:  # adding nodes never waits: let a running server's clients and devices in between
-                await asyncio.sleep(0)
-            parent, parent_type = containers[()]
-            for depth in range(1, len(info.path)):
-                prefix = info.path[:depth]
-                if prefix not in containers:
-                    kind = container_type(prefix, depths[prefix])
-                    ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
-                    nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
-                    containers[prefix] = (nid, kind)
-                parent, parent_type = containers[prefix]
-            self._variable(parent, info)
-        # a device's diagnostics are members of its DeviceType object too: mirrored variables at
-        # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
-        for info in self.registry.infos():
-            mirror = names.mirror_of(info.path)
-            if mirror is not None and mirror[:-1] in containers and mirror not in self._mirrors:
-                self._mirrors.add(mirror)
-                self._variable(containers[mirror[:-1]][0], info, path=mirror)
-        for info in infos:
-            if len(info.path) == 4 and info.path[0] == names.ASSETS and info.path[3] == names.SIGNAL_OUTPUTS["forecast"]:
-                self._add_horizon(info.path[:3])
+        with GcPause() as pause:
+            for i, info in enumerate(infos):
+                if i % YIELD_EVERY == YIELD_EVERY - 1:  # adding nodes never waits: let a running server's clients and devices in between
+                    await pause.yield_now()
+                above = containers.get(info.path[:-1])
+                self._variable(above[0] if above is not None else await self._objects_above(info.path, depths), info)
+            # a device's diagnostics are members of its DeviceType object too: mirrored variables at
+            # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
+            for info in self.registry.infos():
+                mirror = names.mirror_of(info.path)
+                if mirror is not None and mirror[:-1] in containers and mirror not in self._mirrors:
+                    self._mirrors.add(mirror)
+                    self._variable(containers[mirror[:-1]][0], info, path=mirror)
+            for info in infos:
+                if len(info.path) == 4 and info.path[0] == names.ASSETS and info.path[3] == names.SIGNAL_OUTPUTS["forecast"]:
+                    self._add_horizon(info.path[:3])
+
+    async def _objects_above(self, path: tuple[str, ...], depths: Mapping[tuple[str, ...], set[int]]) -> ua.NodeId:
+        """The object holding the variable at *path*, created with those above it that do not exist yet."""
+        parent, parent_type = self.containers[()]
+        for depth in range(1, len(path)):
+            prefix = path[:depth]
+            if prefix not in self.containers:
+                kind = container_type(prefix, depths[prefix])
+                ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
+                nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
+                self.containers[prefix] = (nid, kind)
+            parent, parent_type = self.containers[prefix]
+        return parent
 
     async def remove_keys(self, keys: Sequence[str]) -> None:
         """Delete every node showing *keys* (the variable, its mirror, their properties)."""
@@ -343,11 +348,18 @@ class ModelBuilder:
 
 
 @functools.cache
+def zero_variant(data_type: str) -> ua.Variant:
+    """The initial value of a scalar variable, one object per type (asyncua replaces a variable's
+    variant on each write and never changes one in place)."""
+    return ua.Variant(ZERO[data_type], VARIANT_TYPES[data_type])
+
+
+@functools.cache
 def variable_kind(vtype: int, writable: bool, array: bool, min_sampling_ms: float, type_id: int, property_: bool) -> VariableKind:
     """What the variables of one data type, access, poll class and type have in common."""
     level = access_level(writable)
     return VariableKind(
-        ref_type=_HAS_PROPERTY if property_ else _HAS_COMPONENT, type_definition=ua.NodeId(type_id), data_type=ua.NodeId(vtype),
+        ref_type=_HAS_PROPERTY if property_ else _HAS_COMPONENT, type_definition=ua.NodeId(type_id), data_type=ua.NodeId(int(vtype)),
         value_rank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar, array_dimensions=(0,) if array else None,
         access_level=level, user_access_level=level, minimum_sampling_interval=min_sampling_ms, historizing=False,
     )  # fmt: skip
