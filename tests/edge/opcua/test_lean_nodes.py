@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from asyncua import Client, Server, ua
 
-from edge.opcua.lean_nodes import LazyAttributeValue, LeanAttributeValue, LeanNodeData, VariableFactory, VariableKind, initial_value
+from edge.opcua.lean_nodes import GcPause, LazyAttributeValue, LeanAttributeValue, LeanNodeData, VariableFactory, VariableKind, initial_value
 from edge.opcua.model import property_kind, variable_kind
 
 NS = "urn:test:lean-nodes"
@@ -274,3 +274,29 @@ async def test_lean_variables_take_well_under_half_the_memory_of_asyncuas() -> N
         per_node[way] = (tracemalloc.get_traced_memory()[0] - base) / len(names)
         tracemalloc.stop()
     assert per_node["lean"] < 0.4 * per_node["stock"], per_node
+
+
+async def test_garbage_collection_is_paused_only_while_building() -> None:
+    """Off while nodes are made, on while the builder yields to the event loop and afterwards; a
+    collector that was off already stays off."""
+    assert gc.isenabled()
+    seen = []
+
+    async def other() -> None:
+        seen.append(gc.isenabled())
+
+    with GcPause() as pause:
+        assert not gc.isenabled()
+        task = asyncio.create_task(other())
+        await pause.yield_now()
+        assert not gc.isenabled()
+        await task
+    assert gc.isenabled() and seen == [True]
+    gc.disable()
+    try:
+        with GcPause() as pause:
+            await pause.yield_now()
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
