@@ -1,10 +1,10 @@
-"""Variables built in bulk, lean: what asyncua's AddNodes builds, in a third of the memory and time.
+"""Variables built in bulk, lean: what asyncua's AddNodes builds, in well under half the memory.
 
 asyncua keeps every attribute of every node as an ``AttributeValue`` holding its own ``DataValue``
-with its own ``Variant`` (about 24 objects and 7.8 KB per variable, 0.25 ms to build). Most of it is
-the same for every variable of a kind: the NodeClass, DataType, ValueRank, AccessLevel,
+with its own ``Variant``: the gateway took 7.8 KB and 0.46 ms of CPU per variable that way. Most
+of it is the same for every variable of a kind: the NodeClass, DataType, ValueRank, AccessLevel,
 MinimumSamplingInterval, Historizing, WriteMask... and the two references every variable has
-(HasTypeDefinition, and the inverse reference to its parent).
+(HasTypeDefinition, and the inverse reference to its parent). Built here: about 3 KB and 75 µs.
 
 ``VariableFactory.add`` builds the first variable of each ``VariableKind`` under each parent
 through asyncua itself (``asyncua_patches.add_node``), then takes that node as the prototype of the
