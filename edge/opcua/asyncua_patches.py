@@ -75,8 +75,9 @@ paths build the same references and attributes.
 ``check_node_layout`` (lean variables, ``edge.opcua.lean_nodes``): the gateway builds most of its
 variables itself, as slotted copies of asyncua's ``NodeData`` and ``AttributeValue`` sharing the
 constant attributes of a prototype that asyncua built. It checks that both classes still have
-exactly the fields mirrored and that the ``AddressSpace`` methods reading and writing them keep
-their signatures; the lean test compares every attribute with asyncua's AddNodes.
+exactly the fields mirrored and that the ``AddressSpace`` methods reading and writing them (and
+``NodeManagementService._add_reference_no_check``, which makes a child's reference back to its
+parent) keep their signatures; the lean test compares every attribute with asyncua's AddNodes.
 
 ``GuardedUaProcessor`` also serves a Read request larger than 64 KB itself
 (``operation_limits.serve_large_read``): the same steps as asyncua 2.1.0's Read branch of
@@ -550,6 +551,7 @@ LAYOUT_TARGETS = (
     Target("AddressSpace", "write_attribute_value", ("nodeid", "attr", "value"), True),
     Target("AddressSpace", "add_datachange_callback", ("nodeid", "attr", "callback"), False),
     Target("AddressSpace", "set_attribute_value_callback", ("nodeid", "attr", "callback"), False),
+    Target("NodeManagementService", "_add_reference_no_check", ("sourcedata", "addref"), False),
 )
 
 
@@ -558,11 +560,11 @@ def check_node_layout() -> None:
     """Raise RuntimeError unless asyncua's ``NodeData`` and ``AttributeValue`` have exactly the
     fields ``edge.opcua.lean_nodes`` mirrors (``NODE_LAYOUT``) and the ``AddressSpace`` methods
     that use them look as they did (``LAYOUT_TARGETS``). Checked once."""
-    from asyncua.server.address_space import AddressSpace, AttributeValue, NodeData
+    from asyncua.server.address_space import AddressSpace, AttributeValue, NodeData, NodeManagementService
 
     for cls, obj in ((NodeData, NodeData(ua.NodeId())), (AttributeValue, AttributeValue(ua.DataValue()))):
         fields = tuple(vars(obj))
         if fields != NODE_LAYOUT[cls.__name__]:
             raise _incompatible(f"{cls.__name__} has the fields ({', '.join(fields)}), expected ({', '.join(NODE_LAYOUT[cls.__name__])})")
     for target in LAYOUT_TARGETS:
-        _original(AddressSpace, target)
+        _original(AddressSpace if target.owner == "AddressSpace" else NodeManagementService, target)

@@ -6,9 +6,8 @@ of it is the same for every variable of a kind: the NodeClass, DataType, ValueRa
 MinimumSamplingInterval, Historizing, WriteMask... and the two references every variable has
 (HasTypeDefinition, and the inverse reference to its parent). Built here: about 3 KB and 75 µs.
 
-``VariableFactory.add`` builds the first variable of each ``VariableKind`` under each parent
-through asyncua itself (``asyncua_patches.add_node``), then takes that node as the prototype of the
-others:
+``VariableFactory.add`` builds the first variable of each ``VariableKind`` through asyncua itself
+(``asyncua_patches.add_node``), then takes that node as the prototype of the others:
 
 * the constant attributes of the kind share the prototype's ``DataValue`` objects (asyncua never
   changes a stored DataValue in place; a write replaces it), each held by a per-node
@@ -19,9 +18,9 @@ others:
 * the Value is asyncua's own ``AttributeValue`` (the publish path and monitored items see what
   they always saw), stamped as asyncua's AddNodes stamps it;
 * the node is a ``LeanNodeData`` (``__slots__``: nodeid, attributes, references, call); its
-  HasTypeDefinition reference and its reference back to the parent are the prototype's objects
-  (identical for every variable of the kind under that parent); the parent's forward reference is
-  the node's own.
+  HasTypeDefinition reference is the prototype's, its reference back to the parent is shared by
+  the parent's children of that reference type (made once per parent by asyncua's own
+  ``_add_reference_no_check``); the parent's forward reference is the node's own.
 
 Reading, browsing, translating browse paths, writing (with the access checks), history and
 monitored items go through asyncua's services unchanged. ``tests/edge/opcua/test_lean_nodes.py``
@@ -226,7 +225,7 @@ class VariableFactory:
             seen, back = self._parent_refs.get((parent, kind.ref_type), (None, None))
             self._last = (kind, parent, proto, seen, back)
         parent_data = aspace.get(parent)
-        if proto is None or back is None or seen is not parent_data:  # (a parent deleted and made again is another NodeData)
+        if proto is None:
             self._last = None
             self._through_asyncua(parent, nid, name, display, description, kind, default)
             if initial is None:
@@ -236,6 +235,12 @@ class VariableFactory:
             if stored is not None:
                 value.value = stored
             return stored is not None
+        if seen is not parent_data or back is None:  # a new parent (or one deleted and made again: another NodeData)
+            if parent_data is None:
+                raise ua.UaStatusCodeError(ua.StatusCodes.BadParentNodeIdInvalid)
+            back = self._back_reference(parent, kind.ref_type)
+            self._parent_refs[(parent, kind.ref_type)] = (parent_data, back)
+            self._last = (kind, parent, proto, parent_data, back)
         if nid in aspace:
             raise ua.UaStatusCodeError(ua.StatusCodes.BadNodeIdExists)
         stored = None if initial is None else initial_value(_TYPED[default.VariantType], initial)
@@ -264,6 +269,16 @@ class VariableFactory:
         )  # fmt: skip
         self.lean += 1
         return accepted
+
+    def _back_reference(self, parent: ua.NodeId, ref_type: ua.NodeId) -> ua.ReferenceDescription:
+        """The reference from a new child back to *parent*, as asyncua's AddNodes makes it
+        (``NodeManagementService._add_reference_no_check``: the parent's class, names and type)."""
+        scratch = LeanNodeData(ua.NodeId(), {}, [])
+        item = ua.AddReferencesItem(ReferenceTypeId=ref_type, IsForward=False, TargetNodeId=parent, TargetNodeClass=ua.NodeClass.Unspecified)
+        status = self.iserver.node_mgt_service._add_reference_no_check(scratch, item)
+        if not status.is_good() or len(scratch.references) != 1:
+            raise ua.UaStatusCodeError(status.value if not status.is_good() else ua.StatusCodes.BadReferenceNotAllowed)
+        return scratch.references[0]  # type: ignore[no-any-return]
 
     def _through_asyncua(
         self, parent: ua.NodeId, nid: ua.NodeId, name: ua.QualifiedName, display: ua.LocalizedText, description: ua.LocalizedText,

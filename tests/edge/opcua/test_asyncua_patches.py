@@ -412,7 +412,7 @@ def test_lean_nodes_mirror_asyncuas_node_layout(monkeypatch: pytest.MonkeyPatch)
     classes gain, lose or rename a field, or whose AddressSpace methods using them change, is refused."""
     asyncua_patches.check_node_layout()
     for target in asyncua_patches.LAYOUT_TARGETS:
-        asyncua_patches.check(target, getattr(AddressSpace, target.name))
+        asyncua_patches.check(target, getattr(OWNERS[target.owner], target.name))
     monkeypatch.setitem(asyncua_patches.NODE_LAYOUT, "AttributeValue", ("value", "value_callback", "datachange_callbacks"))
     asyncua_patches.check_node_layout.cache_clear()
     try:

@@ -65,7 +65,19 @@ async def _build_both(server: Server, ns: int) -> VariableFactory:
             nid, qn, dn, desc = _names(ns, "lean", kind_name, i)
             accepted = factory.add(lean, nid, qn, dn, desc, kind, default, initial)
             assert accepted == (initial is not WRONG_TYPE)
-    assert factory.lean == len(KINDS) * COPIES - len({kind for kind, _, _ in KINDS.values()})  # one prototype per kind
+    # a property below each "double" variable: a new parent each time
+    rng = ua.Variant(ua.Range(Low=0.0, High=5.0), ua.VariantType.ExtensionObject)
+    eu_kind = property_kind(ua.ObjectIds.Range, False)
+    for folder in ("stock", "lean"):
+        for i in range(COPIES):
+            parent = _names(ns, folder, "double", i)[0]
+            nid, qn, text = ua.NodeId(f"{parent.Identifier}/EURange", ns), ua.QualifiedName("EURange", 0), ua.LocalizedText("EURange")
+            if folder == "stock":
+                (result,) = await iserver.isession.add_nodes([eu_kind.item(parent, nid, qn, text, text, rng)])
+                result.StatusCode.check()
+            else:
+                factory.add(parent, nid, qn, text, text, eu_kind, rng)
+    assert factory.lean == (len(KINDS) + 1) * COPIES - len({kind for kind, _, _ in KINDS.values()})  # one prototype per kind
     return factory
 
 
@@ -114,6 +126,13 @@ async def test_every_attribute_and_reference_is_what_asyncua_add_nodes_builds() 
             for attr in ua.AttributeIds:
                 _same_value(aspace.read_attribute_value(s_nid, attr), aspace.read_attribute_value(l_nid, attr), attr)
             assert _ref_view(aspace.get(s_nid).references) == _ref_view(node.references)
+    for i in range(COPIES):
+        s_nid, l_nid = (ua.NodeId(f"{folder}/double{i}/EURange", ns) for folder in ("stock", "lean"))
+        assert isinstance(aspace.get(l_nid), LeanNodeData)
+        for attr in ua.AttributeIds:
+            if attr != ua.AttributeIds.NodeId:
+                _same_value(aspace.read_attribute_value(s_nid, attr), aspace.read_attribute_value(l_nid, attr), attr)
+        assert _ref_view(aspace.get(s_nid).references) == _ref_view(aspace.get(l_nid).references)
     stock_refs = _ref_view(aspace.get(ua.NodeId("stock", ns)).references)
     assert stock_refs == _ref_view(aspace.get(ua.NodeId("lean", ns)).references)
 
