@@ -72,6 +72,13 @@ and adds the node's reference back to its parent through ``try_add_references``.
 it builds anything (``edge.config.nodes``), so the scans find nothing. The test checks that both
 paths build the same references and attributes.
 
+``check_node_layout`` (lean variables, ``edge.opcua.lean_nodes``): the gateway builds most of its
+variables itself, as slotted copies of asyncua's ``NodeData`` and ``AttributeValue`` sharing the
+constant attributes of a prototype that asyncua built. It checks that both classes still have
+exactly the fields mirrored and that the ``AddressSpace`` methods reading and writing them (and
+``NodeManagementService._add_reference_no_check``, which makes a child's reference back to its
+parent) keep their signatures; the lean test compares every attribute with asyncua's AddNodes.
+
 ``GuardedUaProcessor`` also serves a Read request larger than 64 KB itself
 (``operation_limits.serve_large_read``): the same steps as asyncua 2.1.0's Read branch of
 ``UaProcessor._process_message`` and ``send_response``, with decoding and encoding in a worker
@@ -107,6 +114,7 @@ __all__ = [
     "PINNED_VERSION",
     "TARGETS",
     "Target",
+    "check_node_layout",
     "datachange_handles",
     "detach_datachange_callbacks",
     "drop_references_to",
@@ -531,3 +539,32 @@ def rate_limit_asyncua_logs(log_filter: logging.Filter) -> int:
             logger.addFilter(log_filter)
             added += 1
     return added
+
+
+# -- lean variables (edge.opcua.lean_nodes) ------------------------------------------------------
+NODE_LAYOUT: dict[str, tuple[str, ...]] = {
+    "NodeData": ("nodeid", "attributes", "references", "call"),
+    "AttributeValue": ("value", "value_callback", "value_setter", "datachange_callbacks"),
+}
+LAYOUT_TARGETS = (
+    Target("AddressSpace", "read_attribute_value", ("nodeid", "attr"), False),
+    Target("AddressSpace", "write_attribute_value", ("nodeid", "attr", "value"), True),
+    Target("AddressSpace", "add_datachange_callback", ("nodeid", "attr", "callback"), False),
+    Target("AddressSpace", "set_attribute_value_callback", ("nodeid", "attr", "callback"), False),
+    Target("NodeManagementService", "_add_reference_no_check", ("sourcedata", "addref"), False),
+)
+
+
+@functools.cache
+def check_node_layout() -> None:
+    """Raise RuntimeError unless asyncua's ``NodeData`` and ``AttributeValue`` have exactly the
+    fields ``edge.opcua.lean_nodes`` mirrors (``NODE_LAYOUT``) and the ``AddressSpace`` methods
+    that use them look as they did (``LAYOUT_TARGETS``). Checked once."""
+    from asyncua.server.address_space import AddressSpace, AttributeValue, NodeData, NodeManagementService
+
+    for cls, obj in ((NodeData, NodeData(ua.NodeId())), (AttributeValue, AttributeValue(ua.DataValue()))):
+        fields = tuple(vars(obj))
+        if fields != NODE_LAYOUT[cls.__name__]:
+            raise _incompatible(f"{cls.__name__} has the fields ({', '.join(fields)}), expected ({', '.join(NODE_LAYOUT[cls.__name__])})")
+    for target in LAYOUT_TARGETS:
+        _original(AddressSpace if target.owner == "AddressSpace" else NodeManagementService, target)

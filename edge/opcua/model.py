@@ -22,7 +22,7 @@ the others are ``BaseDataVariableType`` (with EngineeringUnits when the unit is 
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,7 @@ from edge.core.names import node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.opcua import asyncua_patches
 from edge.opcua.deletion import delete_subtrees
+from edge.opcua.lean_nodes import GcPause, VariableFactory, VariableKind
 from edge.opcua.values import NUMERIC, VARIANT_TYPES, ZERO, access_level, eu_information, to_datavalue
 
 GROUP_FOLDERS = frozenset(names.FOLDERS)
@@ -101,6 +102,7 @@ _BASE_OBJECT = ua.NodeId(ua.ObjectIds.BaseObjectType)
 _HAS_COMPONENT = ua.NodeId(ua.ObjectIds.HasComponent)
 _HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
 _ORGANIZES = ua.NodeId(ua.ObjectIds.Organizes)
+YIELD_EVERY = 500  # variables added between two yields to the event loop (about 10 ms of work)
 
 
 class ModelBuilder:
@@ -113,6 +115,7 @@ class ModelBuilder:
         self.registry = registry
         self.info = info
         self.session = server.iserver.isession
+        self.factory = VariableFactory(server.iserver)
         self.types: dict[str, ua.NodeId] = {"FolderType": _FOLDER, "BaseObjectType": _BASE_OBJECT}
         self.nodes: dict[str, tuple[ua.NodeId, ua.VariantType]] = {}  # registry key -> its variable
         self.targets: dict[str, list[tuple[ua.NodeId, ua.VariantType]]] = {}  # registry key -> every node showing it
@@ -145,71 +148,29 @@ class ModelBuilder:
         )  # fmt: skip
         return await self._add(item)
 
-    async def add_variable(
+    def variable(
         self, parent: ua.NodeId, nid: ua.NodeId, name: str, *, data_type: str, description: str, writable: bool = False,
-        type_id: ua.NodeId | None = None, value: ua.Variant | None = None, property_: bool = False, qname: ua.QualifiedName | None = None,
-        array: bool = False, min_sampling_ms: float = 0.0,
+        type_id: int = ua.ObjectIds.BaseDataVariableType, value: ua.Variant | None = None, property_: bool = False,
+        qname: ua.QualifiedName | None = None, array: bool = False, min_sampling_ms: float = 0.0, initial: ua.DataValue | None = None,
     ) -> ua.NodeId:  # fmt: skip
+        """Add a variable (no await: built lean, ``edge.opcua.lean_nodes``), showing *initial* if given."""
         vtype = VARIANT_TYPES[data_type]
         if value is None:
-            value = ua.Variant([], vtype, is_array=True) if array else ua.Variant(ZERO[data_type], vtype)
-        attrs = ua.VariableAttributes(
-            DisplayName=ua.LocalizedText(name),
-            Description=ua.LocalizedText(description),
-            Value=value,
-            DataType=ua.NodeId(vtype.value),
-            ValueRank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar,
-            AccessLevel=access_level(writable),
-            UserAccessLevel=access_level(writable),
-            MinimumSamplingInterval=float(min_sampling_ms),
-            Historizing=False,
-            WriteMask=0,
-            UserWriteMask=0,
-        )
-        if array:
-            attrs.ArrayDimensions = [0]  # one dimension of any length
-        if type_id is None:
-            type_id = ua.NodeId(ua.ObjectIds.PropertyType if property_ else ua.ObjectIds.BaseDataVariableType)
-        item = ua.AddNodesItem(
-            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY if property_ else _HAS_COMPONENT, RequestedNewNodeId=nid,
-            BrowseName=qname or self.qn(name), NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=type_id,
-        )  # fmt: skip
-        return await self._add(item)
+            value = ua.Variant([], vtype, is_array=True) if array else zero_variant(data_type)
+        kind = variable_kind(vtype, writable, array, float(min_sampling_ms), ua.ObjectIds.PropertyType if property_ else type_id, property_)
+        self.factory.add(parent, nid, qname or self.qn(name), ua.LocalizedText(name), ua.LocalizedText(description), kind, value, initial)
+        return nid
 
-    async def add_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: ua.Variant, data_type: int, *, array: bool = False) -> None:
+    async def add_variable(self, parent: ua.NodeId, nid: ua.NodeId, name: str, **kw: Any) -> ua.NodeId:
+        return self.variable(parent, nid, name, **kw)
+
+    def add_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: ua.Variant, data_type: int, *, array: bool = False) -> None:
         """A read-only property (namespace 0 browse name, as the standard's properties are)."""
-        attrs = ua.VariableAttributes(
-            DisplayName=ua.LocalizedText(name),
-            Description=ua.LocalizedText(name),
-            Value=value,
-            DataType=ua.NodeId(data_type),
-            ValueRank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar,
-            AccessLevel=ua.AccessLevel.CurrentRead.mask,
-            UserAccessLevel=ua.AccessLevel.CurrentRead.mask,
-        )
-        if array:
-            attrs.ArrayDimensions = [0]
-        item = ua.AddNodesItem(
-            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY, RequestedNewNodeId=nid, BrowseName=ua.QualifiedName(name, 0),
-            NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(ua.ObjectIds.PropertyType),
-        )  # fmt: skip
-        await self._add(item)
+        qname, text = ua.QualifiedName(name, 0), ua.LocalizedText(name)
+        self.factory.add(parent, nid, qname, text, text, property_kind(data_type, array), value)
 
-    async def add_struct_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: Any, data_type: int) -> None:
-        attrs = ua.VariableAttributes(
-            DisplayName=ua.LocalizedText(name),
-            Description=ua.LocalizedText(name),
-            Value=ua.Variant(value, ua.VariantType.ExtensionObject),
-            DataType=ua.NodeId(data_type),
-            ValueRank=ua.ValueRank.Scalar,
-            AccessLevel=ua.AccessLevel.CurrentRead.mask,
-            UserAccessLevel=ua.AccessLevel.CurrentRead.mask,
-        )
-        item = ua.AddNodesItem(
-            ParentNodeId=parent, ReferenceTypeId=_HAS_PROPERTY, RequestedNewNodeId=nid, BrowseName=ua.QualifiedName(name, 0),
-            NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(ua.ObjectIds.PropertyType),
-        )  # fmt: skip
-        await self._add(item)
+    def add_struct_property(self, parent: ua.NodeId, nid: ua.NodeId, name: str, value: Any, data_type: int) -> None:
+        self.add_property(parent, nid, name, ua.Variant(value, ua.VariantType.ExtensionObject), data_type)
 
     async def _rule(self, nid: ua.NodeId, rule: int) -> None:
         await self.server.get_node(nid).add_reference(ua.NodeId(rule), ua.NodeId(ua.ObjectIds.HasModellingRule), True, False)
@@ -236,7 +197,7 @@ class ModelBuilder:
                 await self._rule(mid, ua.ObjectIds.ModellingRule_Mandatory)
                 if unit is not None:
                     eu = ua.NodeId(type_id_text(name, f"{member}/EngineeringUnits"), self.ns)
-                    await self.add_struct_property(mid, eu, "EngineeringUnits", eu_information(unit), ua.ObjectIds.EUInformation)
+                    self.add_struct_property(mid, eu, "EngineeringUnits", eu_information(unit), ua.ObjectIds.EUInformation)
                     await self._rule(eu, ua.ObjectIds.ModellingRule_Mandatory)
                 if name == "TwinSignalType" and member == "Forecast":
                     hid = ua.NodeId(type_id_text(name, "Forecast/ForecastHorizon"), self.ns)
@@ -266,29 +227,35 @@ class ModelBuilder:
             for d in range(1, len(info.path)):
                 depths.setdefault(info.path[:d], set()).add(len(info.path))
         containers = self.containers
-        for i, info in enumerate(infos):
-            if i % 10 == 9:  # adding nodes never waits: let a running server's clients and devices in between
-                await asyncio.sleep(0)
-            parent, parent_type = containers[()]
-            for depth in range(1, len(info.path)):
-                prefix = info.path[:depth]
-                if prefix not in containers:
-                    kind = container_type(prefix, depths[prefix])
-                    ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
-                    nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
-                    containers[prefix] = (nid, kind)
-                parent, parent_type = containers[prefix]
-            await self._variable(parent, info)
-        # a device's diagnostics are members of its DeviceType object too: mirrored variables at
-        # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
-        for info in self.registry.infos():
-            mirror = names.mirror_of(info.path)
-            if mirror is not None and mirror[:-1] in containers and mirror not in self._mirrors:
-                self._mirrors.add(mirror)
-                await self._variable(containers[mirror[:-1]][0], info, path=mirror)
-        for info in infos:
-            if len(info.path) == 4 and info.path[0] == names.ASSETS and info.path[3] == names.SIGNAL_OUTPUTS["forecast"]:
-                await self._add_horizon(info.path[:3])
+        with GcPause() as pause:
+            for i, info in enumerate(infos):
+                if i % YIELD_EVERY == YIELD_EVERY - 1:  # adding nodes never waits: let a running server's clients and devices in between
+                    await pause.yield_now()
+                above = containers.get(info.path[:-1])
+                self._variable(above[0] if above is not None else await self._objects_above(info.path, depths), info)
+            # a device's diagnostics are members of its DeviceType object too: mirrored variables at
+            # Devices/<device>/<leaf> (NodeIds still follow the browse path), fed by the same registry key
+            for info in self.registry.infos():
+                mirror = names.mirror_of(info.path)
+                if mirror is not None and mirror[:-1] in containers and mirror not in self._mirrors:
+                    self._mirrors.add(mirror)
+                    self._variable(containers[mirror[:-1]][0], info, path=mirror)
+            for info in infos:
+                if len(info.path) == 4 and info.path[0] == names.ASSETS and info.path[3] == names.SIGNAL_OUTPUTS["forecast"]:
+                    self._add_horizon(info.path[:3])
+
+    async def _objects_above(self, path: tuple[str, ...], depths: Mapping[tuple[str, ...], set[int]]) -> ua.NodeId:
+        """The object holding the variable at *path*, created with those above it that do not exist yet."""
+        parent, parent_type = self.containers[()]
+        for depth in range(1, len(path)):
+            prefix = path[:depth]
+            if prefix not in self.containers:
+                kind = container_type(prefix, depths[prefix])
+                ref = _ORGANIZES if parent_type == "FolderType" else _HAS_COMPONENT
+                nid = await self.add_object(parent, self.nid(prefix), prefix[-1], self.types[kind], description=self._describe(prefix, kind), ref=ref)
+                self.containers[prefix] = (nid, kind)
+            parent, parent_type = self.containers[prefix]
+        return parent
 
     async def remove_keys(self, keys: Sequence[str]) -> None:
         """Delete every node showing *keys* (the variable, its mirror, their properties)."""
@@ -322,12 +289,12 @@ class ModelBuilder:
         await delete_subtrees(self.server, [self.nid(p) for p in tops])
         return empty
 
-    async def _add_horizon(self, prefix: tuple[str, ...]) -> None:
+    def _add_horizon(self, prefix: tuple[str, ...]) -> None:
         horizon = self.info.forecast_horizons_s.get((prefix[1], prefix[2]))
         forecast = names.signal_output_path(prefix[1], prefix[2], "forecast")
         if horizon is None or forecast not in self._variable_paths:
             return
-        await self.add_variable(
+        self.variable(
             self.nid(forecast), self.nid((*forecast, "ForecastHorizon")), "ForecastHorizon", data_type="float64",
             description="forecast horizon in seconds", property_=True, value=ua.Variant(float(horizon), ua.VariantType.Double),
         )  # fmt: skip
@@ -351,49 +318,31 @@ class ModelBuilder:
             prefix[-1], "/".join(prefix)
         )
 
-    async def _variable(self, parent: ua.NodeId, info: TagInfo, path: tuple[str, ...] | None = None) -> None:
-        """Create the variable of *info* (or a mirror of it at *path*)."""
+    def _variable(self, parent: ua.NodeId, info: TagInfo, path: tuple[str, ...] | None = None) -> None:
+        """Create the variable of *info* (or a mirror of it at *path*) showing its latest sample."""
         mirror = path is not None
         path = path or info.path
         nid = self.nid(path)
         analog = info.data_type in NUMERIC and not info.array and info.low is not None and info.high is not None and not info.states
-        type_id = ua.NodeId(ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType)
-        if info.states:
-            type_id = ua.NodeId(ua.ObjectIds.MultiStateValueDiscreteType)
-        description = info.description or f"{path[-1]} of {'/'.join(path[:-1])}"
-        await self.add_variable(
-            parent,
-            nid,
-            path[-1],
-            data_type=info.data_type,
-            description=description,
-            writable=info.writable,
-            type_id=type_id,
-            array=info.array,
+        type_id = ua.ObjectIds.MultiStateValueDiscreteType if info.states else ua.ObjectIds.AnalogItemType if analog else ua.ObjectIds.BaseDataVariableType
+        vtype = VARIANT_TYPES[info.data_type]
+        self.variable(
+            parent, nid, path[-1], data_type=info.data_type, description=info.description or f"{path[-1]} of {'/'.join(path[:-1])}",
+            writable=info.writable, type_id=type_id, array=info.array, initial=to_datavalue(self.registry.latest(info.key), vtype),
             min_sampling_ms=1000.0 * info.sampling_interval_s if info.sampling_interval_s is not None else 0.0,
-        )
+        )  # fmt: skip
         if info.units is not None:
-            eu = self.nid((*path, "EngineeringUnits"))
-            await self.add_struct_property(nid, eu, "EngineeringUnits", eu_information(info.units), ua.ObjectIds.EUInformation)
+            self.add_struct_property(nid, self.nid((*path, "EngineeringUnits")), "EngineeringUnits", eu_information(info.units), ua.ObjectIds.EUInformation)
         if analog:
             rng = ua.Range(Low=float(info.low), High=float(info.high))
-            await self.add_struct_property(nid, self.nid((*path, "EURange")), "EURange", rng, ua.ObjectIds.Range)
+            self.add_struct_property(nid, self.nid((*path, "EURange")), "EURange", rng, ua.ObjectIds.Range)
         if info.states:  # MultiStateValueDiscrete: EnumValues and ValueAsText (kept current by the server's publish loop)
             enum_values = [ua.EnumValueType(Value=code, DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(name)) for code, name in info.states]
-            await self.add_property(
-                nid,
-                self.nid((*path, "EnumValues")),
-                "EnumValues",
-                ua.Variant(enum_values, ua.VariantType.ExtensionObject, is_array=True),
-                ua.ObjectIds.EnumValueType,
-                array=True,
-            )
+            values = ua.Variant(enum_values, ua.VariantType.ExtensionObject, is_array=True)
+            self.add_property(nid, self.nid((*path, "EnumValues")), "EnumValues", values, ua.ObjectIds.EnumValueType, array=True)
             text_nid = self.nid((*path, "ValueAsText"))
-            await self.add_property(nid, text_nid, "ValueAsText", ua.Variant(ua.LocalizedText(""), ua.VariantType.LocalizedText), ua.ObjectIds.LocalizedText)
+            self.add_property(nid, text_nid, "ValueAsText", ua.Variant(ua.LocalizedText(""), ua.VariantType.LocalizedText), ua.ObjectIds.LocalizedText)
             self.value_texts.setdefault(info.key, []).append((text_nid, dict(info.states)))
-        vtype = VARIANT_TYPES[info.data_type]
-        initial = to_datavalue(self.registry.latest(info.key), vtype)
-        await self.server.iserver.aspace.write_attribute_value(nid, ua.AttributeIds.Value, initial)
         self.targets.setdefault(info.key, []).append((nid, vtype))
         self._paths[nid] = path
         self.variables[nid] = info.key
@@ -403,3 +352,29 @@ class ModelBuilder:
         self._variable_paths.add(info.path)
         if info.writable:
             self.writable[nid] = info
+
+
+@functools.cache
+def zero_variant(data_type: str) -> ua.Variant:
+    """The initial value of a scalar variable, one object per type (asyncua replaces a variable's
+    variant on each write and never changes one in place)."""
+    return ua.Variant(ZERO[data_type], VARIANT_TYPES[data_type])
+
+
+@functools.cache
+def variable_kind(vtype: int, writable: bool, array: bool, min_sampling_ms: float, type_id: int, property_: bool) -> VariableKind:
+    """What the variables of one data type, access, poll class and type have in common."""
+    level = access_level(writable)
+    return VariableKind(
+        ref_type=_HAS_PROPERTY if property_ else _HAS_COMPONENT, type_definition=ua.NodeId(type_id), data_type=ua.NodeId(int(vtype)),
+        value_rank=ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar, array_dimensions=(0,) if array else None,
+        access_level=level, user_access_level=level, minimum_sampling_interval=min_sampling_ms, historizing=False,
+    )  # fmt: skip
+
+
+@functools.cache
+def property_kind(data_type: int, array: bool) -> VariableKind:
+    """A read-only property's (VariableAttributes' defaults for the rest, as asyncua's helpers leave them)."""
+    read = ua.AccessLevel.CurrentRead.mask
+    rank = ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar
+    return VariableKind(_HAS_PROPERTY, ua.NodeId(ua.ObjectIds.PropertyType), ua.NodeId(data_type), rank, (0,) if array else None, read, read)

@@ -405,3 +405,18 @@ def test_the_large_read_path_mirrors_asyncuas_read_branch() -> None:
     send = inspect.getsource(UaProcessor.send_response)
     assert "response.ResponseHeader.RequestHandle = requesthandle" in send
     assert "struct_to_binary(response), message_type=msgtype, request_id=seqhdr.RequestId" in send
+
+
+def test_lean_nodes_mirror_asyncuas_node_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """edge.opcua.lean_nodes builds slotted copies of NodeData and AttributeValue: an asyncua whose
+    classes gain, lose or rename a field, or whose AddressSpace methods using them change, is refused."""
+    asyncua_patches.check_node_layout()
+    for target in asyncua_patches.LAYOUT_TARGETS:
+        asyncua_patches.check(target, getattr(OWNERS[target.owner], target.name))
+    monkeypatch.setitem(asyncua_patches.NODE_LAYOUT, "AttributeValue", ("value", "value_callback", "datachange_callbacks"))
+    asyncua_patches.check_node_layout.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"AttributeValue has the fields \(value, value_callback, value_setter, datachange_callbacks\)"):
+            asyncua_patches.check_node_layout()
+    finally:
+        asyncua_patches.check_node_layout.cache_clear()
