@@ -60,6 +60,11 @@ change                                 replaces (asyncua 2.1.0)                 
                                                                                    (``sampling``)
 ``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
                                                                                    per minute (``peer_logs.PeerLogFilter``)
+``check_fast_path`` (relied on, not    ``Variant``/``DataValue`` slots,            a sample into its node and monitored
+replaced)                              ``AttributeValue.value`` and its            items without an await, notifications
+                                       ``datachange_callbacks``,                   encoded once (``fastpath``, ``wire``;
+                                       ``InternalSubscription._triggered_          the publish callback of
+                                       datachanges``, an ExtensionObject's Body    ``wrap_create_subscription`` packs them)
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -107,6 +112,7 @@ __all__ = [
     "PINNED_VERSION",
     "TARGETS",
     "Target",
+    "check_fast_path",
     "datachange_handles",
     "detach_datachange_callbacks",
     "drop_references_to",
@@ -172,6 +178,10 @@ TARGETS: dict[str, Target] = {
         Target("MonitoredItemService", "_create_data_change_monitored_item", ("params",), True),
         Target("MonitoredItemService", "datachange_callback", ("handle", "value", "error"), True),
         Target("MonitoredItemService", "_delete_monitored_items", ("mid",), False),
+        # relied on by the publish fast path (check_fast_path), not replaced
+        Target("AddressSpace", "get", ("nodeid",), False),
+        Target("AddressSpace", "write_attribute_value", ("nodeid", "attr", "value"), True),
+        Target("InternalSubscription", "_enqueue_event", ("mid", "eventdata", "size", "queue"), True),
     )
 }
 SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write", "history_read", "browse")
@@ -531,3 +541,57 @@ def rate_limit_asyncua_logs(log_filter: logging.Filter) -> int:
             logger.addFilter(log_filter)
             added += 1
     return added
+
+
+# -- the publish fast path (edge.opcua.fastpath, edge.opcua.wire): what it relies on, checked once ----
+_FAST_PATH_FIELDS = {
+    ua.Variant: ("Value", "VariantType", "Dimensions", "is_array"),
+    ua.DataValue: ("Encoding", "Value", "StatusCode", "SourceTimestamp", "ServerTimestamp", "SourcePicoseconds", "ServerPicoseconds"),
+    ua.MonitoredItemNotification: ("ClientHandle", "Value"),
+    ua.DataChangeNotification: ("MonitoredItems", "DiagnosticInfos"),
+    ua.ExtensionObject: ("TypeId", "Encoding", "Body"),
+}
+_FAST_PATH: list[bool] = []
+
+
+def check_fast_path() -> None:
+    """Check the asyncua 2.1.0 internals the publish fast path uses, once (RuntimeError otherwise):
+
+    * ``fastpath.datavalue`` fills the slots of ``ua.Variant`` and ``ua.DataValue`` itself
+      (without their ``__post_init__``), and ``wire`` encodes them and ``MonitoredItemNotification``
+      / ``DataChangeNotification`` in asyncua's layout: the fields, in this order, as slots;
+    * ``fastpath.write_value`` sets ``AttributeValue.value`` and ``value_callback`` of a node of
+      ``AddressSpace.get`` and calls its ``datachange_callbacks`` (handle -> callback), as
+      ``AddressSpace.write_attribute_value`` does;
+    * ``sampling.feed`` appends to ``InternalSubscription._triggered_datachanges`` (mid -> list),
+      as ``InternalSubscription._enqueue_event`` does, when ``data.RevisedPublishingInterval`` > 0;
+    * an ``ExtensionObject`` with a ``Body`` is written as its TypeId, 0x01 and the body.
+    """
+    if _FAST_PATH:
+        return
+    import dataclasses as dc
+
+    from asyncua.server.address_space import AddressSpace, AttributeValue
+    from asyncua.server.internal_subscription import InternalSubscription
+    from asyncua.ua.ua_binary import extensionobject_to_binary, nodeid_to_binary
+
+    for cls, names in _FAST_PATH_FIELDS.items():
+        got = tuple(f.name for f in dc.fields(cls))
+        slots_needed = cls in (ua.Variant, ua.DataValue)  # built slot by slot in fastpath.datavalue
+        if got != names or (slots_needed and not set(names) <= set(getattr(cls, "__slots__", ()))):
+            raise _incompatible(f"{cls.__name__} has the fields {got}, expected {names}{' as slots' if slots_needed else ''}")
+    attval = AttributeValue(ua.DataValue())
+    if not {"value", "value_callback", "value_setter", "datachange_callbacks"} <= set(vars(attval)):
+        raise _incompatible("AttributeValue keeps its value or callbacks elsewhere")
+    for target in ("AddressSpace.get", "AddressSpace.write_attribute_value", "InternalSubscription._enqueue_event"):
+        _original({"AddressSpace": AddressSpace, "InternalSubscription": InternalSubscription}[target.split(".")[0]], TARGETS[target])
+    for needle in ("self._triggered_datachanges", "self.data"):
+        if needle not in inspect.getsource(InternalSubscription.__init__):
+            raise _incompatible(f"InternalSubscription no longer has {needle}")
+    source = inspect.getsource(AddressSpace.write_attribute_value)
+    if "attval.value = value" not in source or "datachange_callbacks.items()" not in source:
+        raise _incompatible("AddressSpace.write_attribute_value no longer stores the value and calls datachange_callbacks")
+    probe = ua.ExtensionObject(TypeId=ua.NodeId(811), Body=b"\x01\x02")
+    if extensionobject_to_binary(probe) != nodeid_to_binary(ua.NodeId(811)) + b"\x01\x02\x00\x00\x00\x01\x02":
+        raise _incompatible("an ExtensionObject's Body is no longer written as it is")
+    _FAST_PATH.append(True)

@@ -9,6 +9,7 @@ range) leaves that node Bad with a null value and is logged once per tag as ``pu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +19,12 @@ from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
 from drivers.sample import Status, TagSample, is_bad
+from edge.opcua.fastpath import write_value
 from edge.opcua.values import to_datavalue
 
 log = structlog.get_logger("edge.opcua.server")
+
+CHUNK = 2000  # samples written between two yields to the event loop
 
 Targets = Mapping[str, Sequence[tuple[ua.NodeId, ua.VariantType]]]
 ValueTexts = Mapping[str, Sequence[tuple[ua.NodeId, dict[int, str]]]]
@@ -35,14 +39,34 @@ class NodeWriter:
         self.targets = targets
         self.value_texts = value_texts
         self.failures = 0
+        self.fast_writes = 0  # samples written by fastpath.write_value (the rest went through asyncua)
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
 
     async def write_batch(self, batch: Sequence[TagSample]) -> None:
-        for sample in batch:
-            for nid, vtype in self.targets.get(sample.tag, ()):
-                await self.write_sample(nid, vtype, sample)
-            for text_nid, states in self.value_texts.get(sample.tag, ()):
+        """Write *batch* to the nodes: each sample in one synchronous step where it can
+        (``fastpath.write_value``), through asyncua's write otherwise; the loop is given back every
+        ``CHUNK`` samples so a large batch does not hold it."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        targets, value_texts, aspace = self.targets, self.value_texts, self.aspace
+        for i, sample in enumerate(batch, 1):
+            for nid, vtype in targets.get(sample.tag, ()):
+                done = write_value(aspace, nid, vtype, sample, now)
+                if done is None:
+                    await self.write_sample(nid, vtype, sample)
+                    continue
+                self.fast_writes += 1
+                dv, pending = done
+                for callback in pending:
+                    try:
+                        await callback(dv)
+                    except Exception:  # as asyncua's write_attribute_value: one item's failure does not stop the others
+                        log.exception("datachange_callback_failed", tag=sample.tag)
+            for text_nid, states in value_texts.get(sample.tag, ()):
                 await self.write_value_text(text_nid, states, sample)
+            if i % CHUNK == 0:
+                await asyncio.sleep(0)
+                now = loop.time()
 
     async def write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
         """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""

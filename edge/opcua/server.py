@@ -284,6 +284,7 @@ class OpcUaServer:
         asyncua_patches.quiet_start_errors()  # a busy port is reported once, by the caller
         # monitored items honour sampling interval, queue size and deadbands (edge.opcua.sampling)
         asyncua_patches.install_monitored_item_policy()
+        asyncua_patches.check_fast_path()  # the publish loop's fast path (edge.opcua.fastpath, edge.opcua.wire)
         sampling.enable(self._server.iserver.aspace)
         await self._server.start()
         self._task = self.start_task(self.run, "opcua:publish")

@@ -5,7 +5,8 @@ asyncua keeps subscriptions in its ``SubscriptionService`` and counts no notific
 ``SubscriptionStats`` wraps the publish callback of every client subscription when it is created
 or transferred to another session (``asyncua_patches.wrap_create_subscription``,
 ``wrap_transfer_subscriptions``) and adds up the monitored-item notifications and
-events of each PublishResult handed to the transport. The counter is a plain int updated in
+events of each PublishResult handed to the transport; the same wrapper encodes its
+data-change notifications in bulk (``wire.pack_result``). The counter is a plain int updated in
 asyncua's publish path; the gauges are computed when read (once a second for Diagnostics, at
 scrape time for metrics), on the event loop.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from asyncua import ua
 
 from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription, wrap_transfer_subscriptions
+from edge.opcua.wire import pack_result
 
 # (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
 # published by the gateway's diagnostics loop (``OpcUaServer.diagnostics()``)
@@ -72,6 +74,7 @@ class SubscriptionStats:
     def _counting(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         async def publish_result(result: ua.PublishResult, *args: Any) -> Any:
             self.notifications_sent += notifications_in(result)
+            pack_result(result)  # the notifications encoded in bulk (edge.opcua.wire)
             return await callback(result, *args)
 
         return publish_result

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from asyncua import Client, Server, ua
 from asyncua.common.connection import TransportLimits
+from asyncua.common.utils import Buffer
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.server import binary_server_asyncio
@@ -27,6 +28,7 @@ from asyncua.server.internal_session import InternalSession
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.server.subscription_service import SubscriptionService
 from asyncua.server.uaprocessor import UaProcessor
+from asyncua.ua.ua_binary import extensionobject_from_binary, extensionobject_to_binary
 
 from edge.opcua import asyncua_patches
 from edge.opcua.asyncua_patches import TARGETS, Target
@@ -335,11 +337,19 @@ async def test_subscription_stats_count_what_clients_receive(free_port: int) -> 
                 if moved:
                     break
                 await asyncio.sleep(0.02)
-            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for r in moved for d in r.NotificationMessage.NotificationData) == 13
+            # what the callback gets is encoded in bulk (edge.opcua.wire): decoded, the same notifications
+            decoded = [_decoded(d) for r in moved for d in r.NotificationMessage.NotificationData]
+            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for d in decoded) == 13
+            assert [n.Value.Value.Value for d in decoded for n in d.MonitoredItems] == [100.0]
             assert stats.subscriptions == 1
             await sub.delete()
             assert (stats.subscriptions, stats.monitored_items) == (0, 0)
         await internal.delete()
+
+
+def _decoded(data: Any) -> Any:
+    """A NotificationData entry as a client decodes it (asyncua's binary encoding and decoding)."""
+    return extensionobject_from_binary(Buffer(extensionobject_to_binary(data)))
 
 
 def test_monitored_item_count_refuses_an_unknown_layout() -> None:
