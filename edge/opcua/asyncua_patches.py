@@ -166,6 +166,7 @@ TARGETS: dict[str, Target] = {
         Target("AttributeService", "write", ("params", "user"), True),
         Target("HistoryManager", "read_history", ("params",), True),
         Target("UaProcessor", "_process_message", ("typeid", "requesthdr", "seqhdr", "body"), True),
+        Target("UaProcessor", "send_response", ("requesthandle", "seqhdr", "response", "msgtype"), False),
         Target("TrustStore", "load_trust", (), True),
         Target("AddressSpace", "delete_datachange_callback", ("handle",), False),
         Target("AddressSpace", "keys", (), False),
@@ -357,6 +358,7 @@ def install_channel_guard(processor_cls: type) -> None:
     if current is not base:
         raise _incompatible(f"binary_server_asyncio.UaProcessor is {current!r}, expected asyncua.server.uaprocessor.UaProcessor")
     check(TARGETS["UaProcessor._process_message"], base._process_message)
+    check(TARGETS["UaProcessor.send_response"], base.send_response)  # overridden to count ServiceFaults (server_diagnostics)
     binary_server_asyncio.UaProcessor = processor_cls  # type: ignore[misc]
 
 

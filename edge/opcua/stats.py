@@ -48,6 +48,7 @@ class SubscriptionStats:
         self._service = iserver.subscription_service
         self._client_subscriptions: set[int] = set()  # ids of subscriptions created by clients
         self.notifications_sent = 0
+        self.cumulated = 0  # client subscriptions created since start (ServerDiagnosticsSummary)
         wrap_create_subscription(self._service, self._wrap)
         wrap_transfer_subscriptions(self._service, self._wrap_transfer)
 
@@ -57,6 +58,7 @@ class SubscriptionStats:
             result = await original(params, self._counting(callback) if client else callback, session_id, request_callback=request_callback)
             if client:
                 self._client_subscriptions.add(result.SubscriptionId)
+                self.cumulated += 1
             return result
 
         return create_subscription
@@ -88,6 +90,11 @@ class SubscriptionStats:
     def subscriptions(self) -> int:
         """Client subscriptions that exist now."""
         return len(self._live())
+
+    @property
+    def publishing_intervals(self) -> int:
+        """Distinct publishing intervals of the client subscriptions that exist now."""
+        return len({s.data.RevisedPublishingInterval for s in self._live()})
 
     @property
     def monitored_items(self) -> int:

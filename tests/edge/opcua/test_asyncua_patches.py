@@ -8,6 +8,7 @@ real in-process server and seen to take effect on a client's requests.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import re
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from asyncua.server.address_space import AddressSpace, AttributeService, NodeMan
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
+from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.server.subscription_service import SubscriptionService
 from asyncua.server.uaprocessor import UaProcessor
@@ -49,6 +51,7 @@ OWNERS: dict[str, type] = {
     "SubscriptionService": SubscriptionService,
     "MonitoredItemService": MonitoredItemService,
     "AddressSpace": AddressSpace,
+    "InternalSubscription": InternalSubscription,
     "OPCUAProtocol": GuardedProtocol.__bases__[0],  # asyncua's own (the module global is replaced)
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
@@ -415,3 +418,30 @@ def test_the_large_read_path_mirrors_asyncuas_read_branch() -> None:
     send = inspect.getsource(UaProcessor.send_response)
     assert "response.ResponseHeader.RequestHandle = requesthandle" in send
     assert "struct_to_binary(response), message_type=msgtype, request_id=seqhdr.RequestId" in send
+
+
+def test_the_fast_path_layout_is_checked_and_an_unknown_one_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check_fast_path`` passes on the installed asyncua and names what moved otherwise: a field
+    of DataValue, how write_attribute_value stores a value."""
+    asyncua_patches.check_fast_path()
+    monkeypatch.setattr(asyncua_patches, "_FAST_PATH", [])
+    monkeypatch.setitem(asyncua_patches._FAST_PATH_FIELDS, ua.DataValue, ("Encoding", "Value", "Status"))
+    with pytest.raises(RuntimeError, match="DataValue has the fields"):
+        asyncua_patches.check_fast_path()
+    monkeypatch.setitem(asyncua_patches._FAST_PATH_FIELDS, ua.DataValue, tuple(f.name for f in dataclasses.fields(ua.DataValue)))
+
+    async def write_attribute_value(self: Any, nodeid: Any, attr: Any, value: Any) -> Any:
+        self.store(value)
+
+    monkeypatch.setattr(AddressSpace, "write_attribute_value", write_attribute_value)
+    with pytest.raises(RuntimeError, match="no longer stores the value"):
+        asyncua_patches.check_fast_path()
+
+
+def test_the_fast_path_enqueues_as_asyncua_does() -> None:
+    """``sampling._report`` appends to ``_triggered_datachanges`` as ``InternalSubscription._enqueue_event``
+    does at a publishing interval > 0: a new item gets a list, a full queue drops its oldest."""
+    source = inspect.getsource(InternalSubscription._enqueue_event)
+    for line in ("queue[mid] = [eventdata]", "if len(queue[mid]) >= size:", "queue[mid].pop(0)", "queue[mid].append(eventdata)"):
+        assert line in source
+    assert "RevisedPublishingInterval <= 0.0" in inspect.getsource(InternalSubscription._trigger_publish)
