@@ -5,6 +5,11 @@ and, for a tag with named states, the ValueAsText property to keep current
 (``ModelBuilder.value_texts``). A sample a node cannot take (a string for a Double, an integer out of
 range) leaves that node Bad with a null value and is logged once per tag as ``publish_failed``
 (counted in ``failures``); the other tags keep flowing.
+
+When the loop falls behind (``COALESCE_AFTER`` or more batches waiting behind the one it takes),
+``next_batch`` takes them all at once and keeps the latest sample of each tag: memory stays bounded
+and clients get the newest values, at the cost of the superseded ones (counted in ``coalesced``,
+logged once as ``publish_behind``), as a server sampling at its own pace would.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from edge.opcua.values import to_datavalue
 log = structlog.get_logger("edge.opcua.server")
 
 CHUNK = 2000  # samples written between two yields to the event loop
+COALESCE_AFTER = 3  # batches waiting behind the one taken before they are merged (latest sample per tag)
 
 Targets = Mapping[str, Sequence[tuple[ua.NodeId, ua.VariantType]]]
 ValueTexts = Mapping[str, Sequence[tuple[ua.NodeId, dict[int, str]]]]
@@ -40,7 +46,24 @@ class NodeWriter:
         self.value_texts = value_texts
         self.failures = 0
         self.fast_writes = 0  # samples written by fastpath.write_value (the rest went through asyncua)
+        self.coalesced = 0  # samples superseded by a newer one of their tag before they were written
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
+
+    async def next_batch(self, queue: asyncio.Queue[Sequence[TagSample]]) -> tuple[Sequence[TagSample], int]:
+        """The next batch to write from *queue* and how many queue items it took (each needs a
+        ``task_done``); see the module docstring."""
+        batch = await queue.get()
+        if queue.qsize() < COALESCE_AFTER:
+            return batch, 1
+        batches = [batch]
+        while not queue.empty():
+            batches.append(queue.get_nowait())
+        merged = latest_per_tag(batches)
+        dropped = sum(map(len, batches)) - len(merged)
+        if dropped and not self.coalesced:
+            log.warning("publish_behind", batches=len(batches), superseded=dropped, hint="the server publishes the latest value of each tag")
+        self.coalesced += dropped
+        return merged, len(batches)
 
     async def write_batch(self, batch: Sequence[TagSample]) -> None:
         """Write *batch* to the nodes: each sample in one synchronous step where it can
@@ -123,3 +146,13 @@ def bad_datavalue(sample: TagSample, status: int) -> ua.DataValue:
         SourceTimestamp=sample.source_time,
         ServerTimestamp=sample.server_time,
     )
+
+
+def latest_per_tag(batches: Sequence[Sequence[TagSample]]) -> list[TagSample]:
+    """The samples of *batches* (oldest first), keeping only the newest of each tag, in the
+    order each tag first appeared. Pure."""
+    latest: dict[str, TagSample] = {}
+    for batch in batches:
+        for sample in batch:
+            latest[sample.tag] = sample
+    return list(latest.values())

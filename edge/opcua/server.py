@@ -372,11 +372,13 @@ class OpcUaServer:
     async def run(self) -> None:
         """The publish loop: write each batch the registry accepted into the address space."""
         while True:
-            batch = await self._queue.get()
+            assert self._writer is not None, "the address space is built in __aenter__"
+            batch, taken = await self._writer.next_batch(self._queue)  # batches waiting behind a busy loop: latest per tag
             try:
                 await self._write_batch(batch)
             finally:
-                self._queue.task_done()
+                for _ in range(taken):
+                    self._queue.task_done()
 
     async def _write_batch(self, batch: Sequence[TagSample]) -> None:
         assert self._writer is not None, "the address space is built in __aenter__"

@@ -146,3 +146,28 @@ async def test_items_outside_the_policy_and_values_a_node_cannot_take(served) ->
     finally:
         await sub.delete()
         await own.delete()
+
+
+async def test_batches_waiting_behind_a_busy_loop_are_merged_to_the_latest_value_per_tag() -> None:
+    """One or two batches waiting: taken one by one. More: all at once, latest sample of each tag
+    (in the order tags first appeared), superseded samples counted."""
+    from edge.opcua.publish import COALESCE_AFTER, NodeWriter, latest_per_tag
+
+    now = datetime.now(UTC)
+
+    def batch(*pairs: tuple[str, float]) -> list[TagSample]:
+        return [TagSample(tag, v, Status.Good, now, now) for tag, v in pairs]
+
+    assert [(s.tag, s.value) for s in latest_per_tag([batch(("a", 1), ("b", 1)), batch(("c", 2), ("a", 2))])] == [("a", 2), ("b", 1), ("c", 2)]
+    writer = NodeWriter(None, {}, {})
+    queue: asyncio.Queue[list[TagSample]] = asyncio.Queue()
+    for b in (batch(("a", 1)), batch(("b", 1))):
+        queue.put_nowait(b)
+    assert (await writer.next_batch(queue))[1] == 1 and writer.coalesced == 0
+    queue.get_nowait()
+    for i in range(COALESCE_AFTER + 1):
+        queue.put_nowait(batch(("a", float(i)), (f"x{i}", 0.0)))
+    merged, taken = await writer.next_batch(queue)
+    assert taken == COALESCE_AFTER + 1 and queue.empty()
+    assert [(s.tag, s.value) for s in merged] == [("a", float(COALESCE_AFTER)), *((f"x{i}", 0.0) for i in range(COALESCE_AFTER + 1))]
+    assert writer.coalesced == COALESCE_AFTER
