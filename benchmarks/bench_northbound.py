@@ -21,8 +21,8 @@ per server: notifications/s received by all clients together, latency p50 and p9
 response minus the value's source timestamp), the server's CPU (% of one core) and CPU µs per
 notification, its RSS, and its longest garbage-collection pause and longest gen-2 pause while
 serving (``gc.callbacks`` inside the server process, reset when the measuring window opens), then
-the ratio. Each server gets ``--bound`` seconds (start-up, warm-up and measuring); a server that
-does not start within it is reported as such.
+the ratio. Each server run is bounded: ``--startup-bound`` seconds to start, then ``--bound``
+(60 s) to subscribe, warm up and count; a server that does not make it is reported as such.
 """
 
 from __future__ import annotations
@@ -188,56 +188,62 @@ def _stop(proc: subprocess.Popen, gc_file: Path) -> tuple[float, float]:
 
 
 def _serve_and_measure(
-    cmd: list[str], ready_line: str, url: str, ns_uri: str, paths: list[str], seconds: float, clients: int, bound: float, gc_file: Path
+    cmd: list[str], ready_line: str, url: str, ns_uri: str, paths: list[str], seconds: float, clients: int, bounds: tuple[float, float], gc_file: Path
 ) -> dict | None:
-    """Start the server with *cmd*, wait for *ready_line*, measure; None when it does not get that
-    far within *bound* seconds."""
+    """Start the server with *cmd*, wait for *ready_line* (at most ``bounds[0]`` seconds), measure
+    (subscribing, warm-up and counting: at most ``bounds[1]``); None when it does not start."""
     import select
 
+    startup_bound, bound = bounds
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     row: dict | None = None
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], bound)
+        ready, _, _ = select.select([proc.stdout], [], [], startup_bound)
         if ready and ready_line in proc.stdout.readline():
             startup = time.monotonic() - started
             window: list[float] = []
             measure = _measure(url, ns_uri, paths, seconds, proc.pid, clients, window)
-            with contextlib.suppress(TimeoutError):
-                row = asyncio.run(asyncio.wait_for(measure, max(bound - startup, seconds + 20)))
-            if row is not None:
+            try:
+                row = asyncio.run(asyncio.wait_for(measure, bound))
                 row["startup_s"] = startup
+            except TimeoutError:
+                row = {"failed": f"not measured within {bound:g} s"}
+            except Exception as exc:  # a client that lost its connection: say so and go on
+                row = {"failed": f"{type(exc).__name__}: {exc}"[:160]}
     finally:
         gc_ms, gen2_ms = _stop(proc, gc_file)
-    if row is not None:
+    if row is not None and "failed" not in row:
         row["gc_ms"], row["gen2_ms"] = gc_ms, gen2_ms
     return row
 
 
-def run(n: int, interval: float, seconds: float, clients: int, bound: float) -> None:
+def run(n: int, interval: float, seconds: float, clients: int, bounds: tuple[float, float], servers: list[str]) -> None:
     tag_interval = interval * clients  # the offered load stays n / interval notifications/s
     with tempfile.TemporaryDirectory(prefix="bench_northbound_") as tmp:
         rows: dict[str, dict | None] = {}
         port = _free_port()
         cfg, gc_file = Path(tmp) / "gateway.toml", Path(tmp) / "gc_gateway.json"
         _gateway_config(cfg, port, n, tag_interval)
-        rows["edgetwin"] = _serve_and_measure(
+        rows["edgetwin"] = None if "edgetwin" not in servers else _serve_and_measure(
             [sys.executable, __file__, "--run-gateway", str(cfg), str(gc_file)], "serving",
             f"opc.tcp://127.0.0.1:{port}/edgetwin", "urn:edgetwin:gateway", [f"gw/Devices/load/t{i}" for i in range(n)],
-            seconds, clients, bound, gc_file,
+            seconds, clients, bounds, gc_file,
         )  # fmt: skip
         port = _free_port()
         gc_file = Path(tmp) / "gc_stock.json"
-        rows["stock"] = _serve_and_measure(
+        rows["stock"] = None if "stock" not in servers else _serve_and_measure(
             [sys.executable, __file__, "--serve-stock", str(port), str(n), str(tag_interval), str(gc_file)], "ready",
-            f"opc.tcp://127.0.0.1:{port}/stock", NS_STOCK, [f"t{i}" for i in range(n)], seconds, clients, bound, gc_file,
+            f"opc.tcp://127.0.0.1:{port}/stock", NS_STOCK, [f"t{i}" for i in range(n)], seconds, clients, bounds, gc_file,
         )  # fmt: skip
     offered = n / interval
     print(f"K = {n:,} tags, {clients} client(s), each tag changing every {tag_interval:g} s ({offered:,.0f} notifications/s offered in all)")
     for name, r in rows.items():
-        if r is None:
-            print(f"  {name:<9} did not start and measure within {bound:g} s", flush=True)
+        if name not in servers:
+            continue
+        if r is None or "failed" in r:
+            print(f"  {name:<9} " + (f"did not start within {bounds[0]:g} s" if r is None else f"failed: {r['failed']}"), flush=True)
             continue
         print(
             f"  {name:<9} {r['rate']:>9,.0f} notifications/s  p50 {r['p50_ms']:6.0f} ms  p99 {r['p99_ms']:6.0f} ms  "
@@ -246,7 +252,7 @@ def run(n: int, interval: float, seconds: float, clients: int, bound: float) -> 
             flush=True,
         )
     gw, stock = rows["edgetwin"], rows["stock"]
-    if gw and stock and stock["rate"]:
+    if gw and stock and "rate" in gw and stock.get("rate"):
         print(f"  edgetwin / stock: {gw['rate'] / stock['rate']:.2f}x notifications/s", flush=True)
 
 
@@ -266,11 +272,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1], help="subscribed clients (each on all tags); 10 for the spread row")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between two changes of each tag with one client")
     ap.add_argument("--seconds", type=float, default=8.0, help="measuring window per server")
-    ap.add_argument("--bound", type=float, default=60.0, help="seconds per server run: start-up, warm-up and measuring")
+    ap.add_argument("--bound", type=float, default=60.0, help="seconds per server run once it serves: subscribing, warm-up and measuring")
+    ap.add_argument("--startup-bound", type=float, default=240.0, help="seconds a server may take to start")
+    ap.add_argument("--servers", nargs="+", default=["edgetwin", "stock"], choices=["edgetwin", "stock"])
     args = ap.parse_args()
     for n in args.tags:
         for clients in args.clients:
-            run(n, args.interval, args.seconds, clients, args.bound)
+            run(n, args.interval, args.seconds, clients, (args.startup_bound, args.bound), args.servers)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ class LeanClient:
     tally: Tally = field(default_factory=Tally)
 
     async def run(self, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
-        async with Client(self.url, timeout=120) as client:
+        # a long watchdog: asyncua's 1 s server-state probe drops the connection of a busy server
+        async with Client(self.url, timeout=120, watchdog_intervall=30.0) as client:
             ns = await client.get_namespace_index(self.ns_uri)
             await subscribe(client, ns, self.paths, self.publishing_ms, self.queue)
             acks: list[ua.SubscriptionAcknowledgement] = []

@@ -273,7 +273,6 @@ class OpcUaServer:
             limits=self._operation_limits,
         )
         self.subscriptions = SubscriptionStats(self._server.iserver)
-        # ServerDiagnosticsSummary (edge.opcua.server_diagnostics): counted by SessionHooks, GuardedUaProcessor, SubscriptionStats
         self.summary = SummaryWriter(self._server, keep_counters(self._server.iserver), self.sessions, self.subscriptions)
         for ext in self._extensions:
             await ext.attach(self)
@@ -371,8 +370,8 @@ class OpcUaServer:
     # -- publishing --------------------------------------------------------------------------
     async def run(self) -> None:
         """The publish loop: write each batch the registry accepted into the address space."""
+        assert self._writer is not None, "the address space is built in __aenter__"
         while True:
-            assert self._writer is not None, "the address space is built in __aenter__"
             batch, taken = await self._writer.next_batch(self._queue)  # batches waiting behind a busy loop: latest per tag
             try:
                 await self._write_batch(batch)
