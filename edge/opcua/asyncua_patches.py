@@ -559,9 +559,10 @@ _FAST_PATH: list[bool] = []
 def check_fast_path() -> None:
     """Check the asyncua 2.1.0 internals the publish fast path uses, once (RuntimeError otherwise):
 
-    * ``fastpath.datavalue`` fills the slots of ``ua.Variant`` and ``ua.DataValue`` itself
-      (without their ``__post_init__``), and ``wire`` encodes them and ``MonitoredItemNotification``
-      / ``DataChangeNotification`` in asyncua's layout: the fields, in this order, as slots;
+    * ``fastpath.datavalue`` and ``wire.wire_item`` fill the slots of ``ua.Variant``,
+      ``ua.DataValue`` and ``ua.MonitoredItemNotification`` themselves (without ``__init__`` /
+      ``__post_init__``), and ``wire`` encodes them and ``DataChangeNotification`` in asyncua's
+      layout: the fields, in this order;
     * ``fastpath.write_value`` sets ``AttributeValue.value`` and ``value_callback`` of a node of
       ``AddressSpace.get`` and calls its ``datachange_callbacks`` (handle -> callback), as
       ``AddressSpace.write_attribute_value`` does;
@@ -579,7 +580,7 @@ def check_fast_path() -> None:
 
     for cls, names in _FAST_PATH_FIELDS.items():
         got = tuple(f.name for f in dc.fields(cls))
-        slots_needed = cls in (ua.Variant, ua.DataValue)  # built slot by slot in fastpath.datavalue
+        slots_needed = cls in (ua.Variant, ua.DataValue, ua.MonitoredItemNotification)  # built slot by slot (fastpath, wire)
         if got != names or (slots_needed and not set(names) <= set(getattr(cls, "__slots__", ()))):
             raise _incompatible(f"{cls.__name__} has the fields {got}, expected {names}{' as slots' if slots_needed else ''}")
     attval = AttributeValue(ua.DataValue())

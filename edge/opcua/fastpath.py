@@ -99,7 +99,7 @@ def write_value(aspace: Any, nid: ua.NodeId, vtype: ua.VariantType, sample: TagS
         return None
     current = attval.value.Value
     status = int(sample.status)
-    if not _is_bad(status) and (current is None or (current.VariantType is not vtype and not _null_of_type(node, current, vtype))):
+    if not status & 0x80000000 and (current is None or (current.VariantType is not vtype and not _null_of_type(node, current, vtype))):
         return None
     dv = datavalue(sample.value, vtype, status, sample.source_time, sample.server_time)
     if dv is None:
@@ -113,7 +113,7 @@ def write_value(aspace: Any, nid: ua.NodeId, vtype: ua.VariantType, sample: TagS
     pending: Pending = []
     callbacks = attval.datachange_callbacks
     if callbacks:
-        policy = sampling.policy_callback()
+        policy = sampling.POLICY[0] if sampling.POLICY else None
         for handle, callback in callbacks.items():
             if getattr(callback, "__func__", None) is not policy or not sampling.feed(callback.__self__, handle, dv, encoded, now):
                 pending.append(_bind(callback, handle))

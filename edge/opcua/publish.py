@@ -87,7 +87,7 @@ class NodeWriter:
                         log.exception("datachange_callback_failed", tag=sample.tag)
             for text_nid, states in value_texts.get(sample.tag, ()):
                 await self.write_value_text(text_nid, states, sample)
-            if i % CHUNK == 0:
+            if i % CHUNK == 0 and i < len(batch):
                 await asyncio.sleep(0)
                 now = loop.time()
 

@@ -208,16 +208,11 @@ def datachange(original: Any) -> Any:
             await self.isub.enqueue_datachange_event(mid, _notification(mdata, value, None), mdata.queue_size)
         return None
 
-    _POLICY[:] = [datachange_callback]
+    POLICY[:] = [datachange_callback]
     return datachange_callback
 
 
-_POLICY: list[Any] = []  # the installed datachange_callback (the function; a bound method's __func__)
-
-
-def policy_callback() -> Any:
-    """The policy's ``datachange_callback`` function once installed, else None."""
-    return _POLICY[0] if _POLICY else None
+POLICY: list[Any] = []  # the installed datachange_callback (the function; a bound method's __func__), once installed
 
 
 def feed(service: Any, handle: int, value: ua.DataValue, encoded: bytes, now: float) -> bool:

@@ -45,6 +45,7 @@ _I32 = struct.Struct("<i").pack
 _U32 = struct.Struct("<I").pack
 _I64 = struct.Struct("<q").pack
 _EMPTY_LIST = _I32(0)
+_new = object.__new__
 _DATA_CHANGE_TYPE: ua.NodeId = ua.typeid_by_extension_objects[ua.DataChangeNotification]
 
 _last_time: list[Any] = [None, 0]  # the datetime encoded last and its ticks (a batch shares one stamp)
@@ -105,7 +106,9 @@ class WireNotification(ua.MonitoredItemNotification):
 
 def wire_item(handle: int, value: ua.DataValue, encoded: bytes) -> WireNotification:
     """The notification of *value* (whose encoding is *encoded*) for the item with ClientHandle *handle*."""
-    item = WireNotification(ClientHandle=handle, Value=value)
+    item = _new(WireNotification)  # the two fields and ``wire``: no dataclass __init__ (asyncua_patches.check_fast_path)
+    item.ClientHandle = handle
+    item.Value = value
     item.wire = _I32(handle) + encoded
     return item
 
