@@ -18,6 +18,12 @@ routes the monitored-item service through the functions here (OPC UA Part 4, 7.2
 * No per-value deep copy: the gateway's published DataValues are never changed after they are
   written to a node, so a monitored item keeps a reference.
 
+The publish loop hands each written value to the items synchronously (``feed``, from
+``fastpath.write_value``, with the value's encoding); asyncua's own writes reach them through
+``datachange_callback``. Both take the same steps (``_offer``: hold or report; ``_report``: trigger,
+deadband, queue), and queue into ``InternalSubscription._triggered_datachanges`` as asyncua's
+``_enqueue_event`` does (a publishing interval of 0 is left to asyncua, which publishes at once).
+
 Pure functions first (tested with tables), then the replacements, which take asyncua's objects.
 """
 
