@@ -1,7 +1,7 @@
-"""Northbound subscriptions: notifications per second to one subscribed client, edgetwin next to a
+"""Northbound subscriptions: notifications per second to subscribed clients, edgetwin next to a
 stock asyncua server with the same nodes, in the same run.
 
-    python benchmarks/bench_northbound.py [--tags 1000 10000] [--interval 0.1] [--seconds 10]
+    python benchmarks/bench_northbound.py [--tags 10000 50000] [--clients 1 10] [--interval 0.1] [--seconds 8]
 
 Per K, two server processes, one at a time, each serving K Double variables that all change every
 ``--interval`` seconds:
@@ -12,10 +12,17 @@ Per K, two server processes, one at a time, each serving K Double variables that
                of 100 (asyncua's AddNodes slows down with the number of siblings), written from
                its own event loop every interval, as a gateway without edgetwin's publish path would
 
-and this process as the client: an asyncua subscription (publishing interval 100 ms, queue 1) on
-all K variables. It prints, per server: notifications/s received, latency p50 and p99 (arrival
-minus the value's source timestamp), the server's CPU (% of one core) and RSS, and its longest
-garbage-collection pause (``gc.callbacks`` inside the server process), then the ratio.
+and this process as the client(s): C lean subscribers (``northbound_client.py``: asyncua for the
+session and the monitored items, then its own publish loop with four PublishRequests in flight,
+reading each response in place without a Python object per notification), each with one
+subscription (publishing interval 100 ms, queue 1) on all K variables; with C clients each tag
+changes every ``C x --interval`` seconds, so that the offered load stays K / interval. It prints,
+per server: notifications/s received by all clients together, latency p50 and p99 (arrival of the
+response minus the value's source timestamp), the server's CPU (% of one core) and CPU µs per
+notification, its RSS, and its longest garbage-collection pause and longest gen-2 pause while
+serving (``gc.callbacks`` inside the server process, reset when the measuring window opens), then
+the ratio. Each server run is bounded: ``--startup-bound`` seconds to start, then ``--bound``
+(60 s) to subscribe, warm up and count; a server that does not make it is reported as such.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,10 +49,18 @@ NS_STOCK = "urn:bench:stock"
 
 
 def _watch_gc(report: Path) -> None:
-    """Record the longest garbage-collection pause of this process; written to *report* at exit."""
+    """Record the longest garbage-collection pause of this process: SIGUSR1 starts the window,
+    SIGUSR2 writes it to *report* (as does the exit)."""
     import atexit
+    import signal
 
     state = {"start": 0.0, "longest": 0.0, "gen2": 0.0}
+
+    def reset(*_: object) -> None:
+        state["longest"] = state["gen2"] = 0.0
+
+    signal.signal(signal.SIGUSR1, reset)
+    signal.signal(signal.SIGUSR2, lambda *_: report.write_text(json.dumps({"longest_s": state["longest"], "gen2_s": state["gen2"]})))
 
     def cb(phase: str, info: dict) -> None:
         if phase == "start":
@@ -120,87 +136,124 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _measure(url: str, ns_uri: str, paths: list[str], seconds: float, pid: int) -> dict:
-    from asyncua import Client, ua
+async def _measure(url: str, ns_uri: str, paths: list[str], seconds: float, pid: int, clients: int, window: list[float]) -> dict:
+    """Count with *clients* lean subscribers; the server's CPU and GC window is the counting window."""
+    import signal
 
-    latencies: list[float] = []
+    from northbound_client import LeanClient
 
-    class Handler:
-        def datachange_notification(self, node, val, data) -> None:
-            src = data.monitored_item.Value.SourceTimestamp
-            if src is not None:
-                latencies.append(time.time() - src.timestamp())
-
-    async with Client(url, timeout=60) as client:
-        ns = await client.get_namespace_index(ns_uri)
-        nodes = [client.get_node(ua.NodeId(p, ns)) for p in paths]
-        sub = await client.create_subscription(100, Handler())
-        for i in range(0, len(nodes), 1000):
-            await sub.subscribe_data_change(nodes[i : i + 1000], queuesize=1)
+    lean = [LeanClient(url, ns_uri, paths) for _ in range(clients)]
+    ready = [asyncio.Event() for _ in lean]
+    stop = asyncio.Event()
+    out: dict = {}
+    async with asyncio.TaskGroup() as tg:
+        for i, (c, r) in enumerate(zip(lean, ready, strict=True)):
+            tg.create_task(c.run(r, stop), name=f"bench:client:{i}")
+        for r in ready:
+            await r.wait()
         await asyncio.sleep(3.0)  # warm-up
-        latencies.clear()
+        os.kill(pid, signal.SIGUSR1)
+        for c in lean:
+            c.tally.counting = True
         cpu0, t0 = _cpu_s(pid), time.monotonic()
         await asyncio.sleep(seconds)
+        for c in lean:
+            c.tally.counting = False
         cpu1, t1 = _cpu_s(pid), time.monotonic()
-        got = sorted(latencies)
-        rss = _rss_mb(pid)
-        await sub.delete()
-    return {
-        "rate": len(got) / (t1 - t0),
+        os.kill(pid, signal.SIGUSR2)
+        out["rss_mb"] = _rss_mb(pid)
+        stop.set()
+    window.append(t1 - t0)
+    got = sorted(x for c in lean for x in c.tally.latencies)
+    total = sum(c.tally.notifications for c in lean)
+    cpu = cpu1 - cpu0
+    return out | {
+        "rate": total / (t1 - t0),
         "p50_ms": 1e3 * got[len(got) // 2] if got else float("nan"),
         "p99_ms": 1e3 * got[int(len(got) * 0.99)] if got else float("nan"),
-        "cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
-        "rss_mb": rss,
+        "cpu_pct": 100.0 * cpu / (t1 - t0),
+        "us_per_notification": 1e6 * cpu / total if total else float("nan"),
     }
 
 
-def _stop(proc: subprocess.Popen, gc_file: Path) -> float:
-    proc.terminate()
-    proc.wait(timeout=60)
+def _stop(proc: subprocess.Popen, gc_file: Path) -> tuple[float, float]:
+    """Stop the server; (longest GC pause, longest gen-2 pause) in ms within the measuring window."""
     try:
-        return 1e3 * json.loads(gc_file.read_text())["longest_s"]
-    except (OSError, ValueError, KeyError):
-        return float("nan")
+        report = json.loads(gc_file.read_text())  # written on SIGUSR2 at the end of the window
+    except (OSError, ValueError):
+        report = {}
+    proc.kill()
+    proc.wait(timeout=60)
+    return 1e3 * report.get("longest_s", float("nan")), 1e3 * report.get("gen2_s", float("nan"))
 
 
-def run(n: int, interval: float, seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = {}
-        # edgetwin
+def _serve_and_measure(
+    cmd: list[str], ready_line: str, url: str, ns_uri: str, paths: list[str], seconds: float, clients: int, bounds: tuple[float, float], gc_file: Path
+) -> dict | None:
+    """Start the server with *cmd*, wait for *ready_line* (at most ``bounds[0]`` seconds), measure
+    (subscribing, warm-up and counting: at most ``bounds[1]``); None when it does not start."""
+    import select
+
+    startup_bound, bound = bounds
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    row: dict | None = None
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], startup_bound)
+        if ready and ready_line in proc.stdout.readline():
+            startup = time.monotonic() - started
+            window: list[float] = []
+            measure = _measure(url, ns_uri, paths, seconds, proc.pid, clients, window)
+            try:
+                row = asyncio.run(asyncio.wait_for(measure, bound))
+                row["startup_s"] = startup
+            except TimeoutError:
+                row = {"failed": f"not measured within {bound:g} s"}
+            except Exception as exc:  # a client that lost its connection: say so and go on
+                row = {"failed": f"{type(exc).__name__}: {exc}"[:160]}
+    finally:
+        gc_ms, gen2_ms = _stop(proc, gc_file)
+    if row is not None and "failed" not in row:
+        row["gc_ms"], row["gen2_ms"] = gc_ms, gen2_ms
+    return row
+
+
+def run(n: int, interval: float, seconds: float, clients: int, bounds: tuple[float, float], servers: list[str]) -> None:
+    tag_interval = interval * clients  # the offered load stays n / interval notifications/s
+    with tempfile.TemporaryDirectory(prefix="bench_northbound_") as tmp:
+        rows: dict[str, dict | None] = {}
         port = _free_port()
         cfg, gc_file = Path(tmp) / "gateway.toml", Path(tmp) / "gc_gateway.json"
-        _gateway_config(cfg, port, n, interval)
-        gw = subprocess.Popen(
-            [sys.executable, __file__, "--run-gateway", str(cfg), str(gc_file)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        try:
-            assert gw.stdout is not None and "serving" in gw.stdout.readline()
-            paths = [f"gw/Devices/load/t{i}" for i in range(n)]
-            rows["edgetwin"] = asyncio.run(_measure(f"opc.tcp://127.0.0.1:{port}/edgetwin", "urn:edgetwin:gateway", paths, seconds, gw.pid))
-        finally:
-            gc_ms = _stop(gw, gc_file)
-        rows["edgetwin"]["gc_ms"] = gc_ms
-        # stock asyncua
+        _gateway_config(cfg, port, n, tag_interval)
+        rows["edgetwin"] = None if "edgetwin" not in servers else _serve_and_measure(
+            [sys.executable, __file__, "--run-gateway", str(cfg), str(gc_file)], "serving",
+            f"opc.tcp://127.0.0.1:{port}/edgetwin", "urn:edgetwin:gateway", [f"gw/Devices/load/t{i}" for i in range(n)],
+            seconds, clients, bounds, gc_file,
+        )  # fmt: skip
         port = _free_port()
         gc_file = Path(tmp) / "gc_stock.json"
-        stock = subprocess.Popen([sys.executable, __file__, "--serve-stock", str(port), str(n), str(interval), str(gc_file)], stdout=subprocess.PIPE, text=True)
-        try:
-            assert stock.stdout is not None and stock.stdout.readline().strip() == "ready"
-            paths = [f"t{i}" for i in range(n)]
-            rows["stock"] = asyncio.run(_measure(f"opc.tcp://127.0.0.1:{port}/stock", NS_STOCK, paths, seconds, stock.pid))
-        finally:
-            gc_ms = _stop(stock, gc_file)
-        rows["stock"]["gc_ms"] = gc_ms
+        rows["stock"] = None if "stock" not in servers else _serve_and_measure(
+            [sys.executable, __file__, "--serve-stock", str(port), str(n), str(tag_interval), str(gc_file)], "ready",
+            f"opc.tcp://127.0.0.1:{port}/stock", NS_STOCK, [f"t{i}" for i in range(n)], seconds, clients, bounds, gc_file,
+        )  # fmt: skip
     offered = n / interval
-    print(f"K = {n:,} tags, each changing every {interval:g} s ({offered:,.0f} changes/s offered)")
+    print(f"K = {n:,} tags, {clients} client(s), each tag changing every {tag_interval:g} s ({offered:,.0f} notifications/s offered in all)")
     for name, r in rows.items():
+        if name not in servers:
+            continue
+        if r is None or "failed" in r:
+            print(f"  {name:<9} " + (f"did not start within {bounds[0]:g} s" if r is None else f"failed: {r['failed']}"), flush=True)
+            continue
         print(
             f"  {name:<9} {r['rate']:>9,.0f} notifications/s  p50 {r['p50_ms']:6.0f} ms  p99 {r['p99_ms']:6.0f} ms  "
-            f"server CPU {r['cpu_pct']:5.1f} %  RSS {r['rss_mb']:6.0f} MB  longest GC pause {r['gc_ms']:6.1f} ms",
+            f"server CPU {r['cpu_pct']:5.1f} % ({r['us_per_notification']:5.1f} µs/notification)  RSS {r['rss_mb']:6.0f} MB  "
+            f"longest GC pause {r.get('gc_ms', float('nan')):6.1f} ms (gen 2: {r.get('gen2_ms', float('nan')):6.1f} ms)  start-up {r['startup_s']:.1f} s",
             flush=True,
         )
-    if rows["stock"]["rate"]:
-        print(f"  edgetwin / stock: {rows['edgetwin']['rate'] / rows['stock']['rate']:.2f}x notifications/s", flush=True)
+    gw, stock = rows["edgetwin"], rows["stock"]
+    if gw and stock and "rate" in gw and stock.get("rate"):
+        print(f"  edgetwin / stock: {gw['rate'] / stock['rate']:.2f}x notifications/s", flush=True)
 
 
 def main() -> None:
@@ -215,12 +268,17 @@ def main() -> None:
 
         raise SystemExit(cli(["run", sys.argv[2]]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tags", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--interval", type=float, default=0.1, help="seconds between two changes of each tag")
-    ap.add_argument("--seconds", type=float, default=10.0, help="measuring window per server")
+    ap.add_argument("--tags", type=int, nargs="+", default=[10000, 50000])
+    ap.add_argument("--clients", type=int, nargs="+", default=[1], help="subscribed clients (each on all tags); 10 for the spread row")
+    ap.add_argument("--interval", type=float, default=0.1, help="seconds between two changes of each tag with one client")
+    ap.add_argument("--seconds", type=float, default=8.0, help="measuring window per server")
+    ap.add_argument("--bound", type=float, default=60.0, help="seconds per server run once it serves: subscribing, warm-up and measuring")
+    ap.add_argument("--startup-bound", type=float, default=240.0, help="seconds a server may take to start")
+    ap.add_argument("--servers", nargs="+", default=["edgetwin", "stock"], choices=["edgetwin", "stock"])
     args = ap.parse_args()
     for n in args.tags:
-        run(n, args.interval, args.seconds)
+        for clients in args.clients:
+            run(n, args.interval, args.seconds, clients, (args.startup_bound, args.bound), args.servers)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ attribute they replace.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import weakref
 from collections.abc import Awaitable, Callable
@@ -46,12 +47,14 @@ from edge.core.ratelimit import BurstLimiter
 from edge.opcua import asyncua_patches
 from edge.opcua.logins import LoginSettings, LoginThrottle
 from edge.opcua.operation_limits import OperationLimits, is_large_read, serve_large_read
+from edge.opcua.server_diagnostics import counters_of
 from edge.opcua.users import Principal, Role, UserDirectory, current_principal, role_of
 
 log = structlog.get_logger("edge.opcua.auth")
 
 _ANONYMOUS = User(role=UserRole.Anonymous)  # asyncua's default user of InternalServer.create_session
 _activating: ContextVar[Any] = ContextVar("edgetwin_activating_session", default=None)  # the session GuardedUaProcessor is activating
+_closing_by_request: ContextVar[bool] = ContextVar("edgetwin_closing_by_request", default=False)  # within a CloseSession request
 
 
 @dataclass
@@ -126,6 +129,9 @@ class SessionHooks:
             session = original(name, user=user, external=external)
             if external:
                 self._wrap(session)
+                counters = counters_of(self.iserver)
+                if counters is not None:
+                    counters.cumulated_sessions += 1
             return session
 
         return create_session
@@ -154,6 +160,13 @@ class SessionHooks:
 
         def counting_close(close: Callable[..., Any]) -> Callable[..., Any]:
             async def close_session(delete_subs: bool = True) -> None:
+                counters = counters_of(hooks.iserver)
+                if counters is not None and getattr(getattr(session, "state", None), "name", "") != "Closed" and not _closing_by_request.get():
+                    # not a CloseSession request: the session timeout (its own watchdog task) or an abort
+                    if asyncio.current_task() is getattr(session, "_timeout_task", None):
+                        counters.session_timeouts += 1
+                    else:
+                        counters.session_aborts += 1
                 try:
                     await close(delete_subs)
                 finally:
@@ -231,6 +244,7 @@ _SESSION_REQUESTS = frozenset(
 
 
 _ACTIVATE = ua.NodeId(ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+_CLOSE = ua.NodeId(ua.ObjectIds.CloseSessionRequest_Encoding_DefaultBinary)
 _policy_logs = BurstLimiter(60.0)
 
 
@@ -240,7 +254,24 @@ class GuardedUaProcessor(UaProcessor):
     checks passwords off the loop before ActivateSession (``OpcUaUserManager.logins``) and decodes
     large Reads in a worker thread (``operation_limits.serve_large_read``)."""
 
+    _session_request = False  # processing a CreateSession or ActivateSession (server_diagnostics)
+
+    def send_response(self, requesthandle: Any, seqhdr: Any, response: Any, msgtype: ua.MessageType = ua.MessageType.SecureMessage) -> None:
+        if isinstance(response, ua.ServiceFault):
+            counters = counters_of(self.iserver)
+            if counters is not None:
+                counters.fault(response.ResponseHeader.ServiceResult.value, self._session_request)
+        super().send_response(requesthandle, seqhdr, response, msgtype)
+
     async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        self._session_request = typeid in _SESSION_REQUESTS
+        token = _closing_by_request.set(typeid == _CLOSE)
+        try:
+            return await self._process_guarded(typeid, requesthdr, seqhdr, body)
+        finally:
+            _closing_by_request.reset(token)
+
+    async def _process_guarded(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
         if typeid in _SESSION_REQUESTS:
             policy = self._connection.security_policy
             offered = self._connection._policies  # the server's configured SecurityPolicyFactory list

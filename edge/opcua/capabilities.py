@@ -14,8 +14,9 @@ server does; ``publish`` writes it into the address space before the server star
 * HistoryServerCapabilities: raw data read (when history runs) with server timestamps, up to
   ``max_values_per_read`` values per node and response; no events, no inserts, updates, deletes
   or annotations;
-* ServerDiagnostics.EnabledFlag is false: the server keeps no ServerDiagnosticsSummary (the
-  gateway's own counters are under Diagnostics/Gateway and in the Prometheus metrics).
+* ServerDiagnostics.EnabledFlag is true: the server keeps its ServerDiagnosticsSummary
+  (``edge.opcua.server_diagnostics``; the gateway's own counters are under Diagnostics/Gateway
+  and in the Prometheus metrics).
 
 OperationLimits are written by ``operation_limits.OperationLimits.advertise``.
 """
@@ -70,7 +71,7 @@ def server_capabilities(*, history_values: int | None, min_sample_ms: float, que
         ids.HistoryServerCapabilities_MaxReturnDataValues: (history_values or 0, V.UInt32),
         ids.HistoryServerCapabilities_MaxReturnEventValues: (0, V.UInt32),
         ids.HistoryServerCapabilities_ServerTimestampSupported: (history, V.Boolean),
-        ids.Server_ServerDiagnostics_EnabledFlag: (False, V.Boolean),
+        ids.Server_ServerDiagnostics_EnabledFlag: (True, V.Boolean),
     }
     for name in (
         "InsertDataCapability", "ReplaceDataCapability", "UpdateDataCapability", "DeleteRawCapability", "DeleteAtTimeCapability",

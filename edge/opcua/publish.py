@@ -5,10 +5,16 @@ and, for a tag with named states, the ValueAsText property to keep current
 (``ModelBuilder.value_texts``). A sample a node cannot take (a string for a Double, an integer out of
 range) leaves that node Bad with a null value and is logged once per tag as ``publish_failed``
 (counted in ``failures``); the other tags keep flowing.
+
+When the loop falls behind (``COALESCE_AFTER`` or more batches waiting behind the one it takes),
+``next_batch`` takes them all at once and keeps the latest sample of each tag: memory stays bounded
+and clients get the newest values, at the cost of the superseded ones (counted in ``coalesced``,
+logged once as ``publish_behind``), as a server sampling at its own pace would.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,9 +24,13 @@ from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
 from drivers.sample import Status, TagSample, is_bad
+from edge.opcua.fastpath import write_value
 from edge.opcua.values import to_datavalue
 
 log = structlog.get_logger("edge.opcua.server")
+
+CHUNK = 2000  # samples written between two yields to the event loop
+COALESCE_AFTER = 3  # batches waiting behind the one taken before they are merged (latest sample per tag)
 
 Targets = Mapping[str, Sequence[tuple[ua.NodeId, ua.VariantType]]]
 ValueTexts = Mapping[str, Sequence[tuple[ua.NodeId, dict[int, str]]]]
@@ -35,14 +45,51 @@ class NodeWriter:
         self.targets = targets
         self.value_texts = value_texts
         self.failures = 0
+        self.fast_writes = 0  # samples written by fastpath.write_value (the rest went through asyncua)
+        self.coalesced = 0  # samples superseded by a newer one of their tag before they were written
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
 
+    async def next_batch(self, queue: asyncio.Queue[Sequence[TagSample]]) -> tuple[Sequence[TagSample], int]:
+        """The next batch to write from *queue* and how many queue items it took (each needs a
+        ``task_done``); see the module docstring."""
+        batch = await queue.get()
+        if queue.qsize() < COALESCE_AFTER:
+            return batch, 1
+        batches = [batch]
+        while not queue.empty():
+            batches.append(queue.get_nowait())
+        merged = latest_per_tag(batches)
+        dropped = sum(map(len, batches)) - len(merged)
+        if dropped and not self.coalesced:
+            log.warning("publish_behind", batches=len(batches), superseded=dropped, hint="the server publishes the latest value of each tag")
+        self.coalesced += dropped
+        return merged, len(batches)
+
     async def write_batch(self, batch: Sequence[TagSample]) -> None:
-        for sample in batch:
-            for nid, vtype in self.targets.get(sample.tag, ()):
-                await self.write_sample(nid, vtype, sample)
-            for text_nid, states in self.value_texts.get(sample.tag, ()):
+        """Write *batch* to the nodes: each sample in one synchronous step where it can
+        (``fastpath.write_value``), through asyncua's write otherwise; the loop is given back every
+        ``CHUNK`` samples so a large batch does not hold it."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        targets, value_texts, aspace = self.targets, self.value_texts, self.aspace
+        for i, sample in enumerate(batch, 1):
+            for nid, vtype in targets.get(sample.tag, ()):
+                done = write_value(aspace, nid, vtype, sample, now)
+                if done is None:
+                    await self.write_sample(nid, vtype, sample)
+                    continue
+                self.fast_writes += 1
+                dv, pending = done
+                for callback in pending:
+                    try:
+                        await callback(dv)
+                    except Exception:  # as asyncua's write_attribute_value: one item's failure does not stop the others
+                        log.exception("datachange_callback_failed", tag=sample.tag)
+            for text_nid, states in value_texts.get(sample.tag, ()):
                 await self.write_value_text(text_nid, states, sample)
+            if i % CHUNK == 0 and i < len(batch):
+                await asyncio.sleep(0)
+                now = loop.time()
 
     async def write_sample(self, nid: ua.NodeId, vtype: ua.VariantType, sample: TagSample) -> None:
         """Write one sample to one node; one the node cannot take leaves it Bad with a null value."""
@@ -99,3 +146,13 @@ def bad_datavalue(sample: TagSample, status: int) -> ua.DataValue:
         SourceTimestamp=sample.source_time,
         ServerTimestamp=sample.server_time,
     )
+
+
+def latest_per_tag(batches: Sequence[Sequence[TagSample]]) -> list[TagSample]:
+    """The samples of *batches* (oldest first), keeping only the newest of each tag, in the
+    order each tag first appeared. Pure."""
+    latest: dict[str, TagSample] = {}
+    for batch in batches:
+        for sample in batch:
+            latest[sample.tag] = sample
+    return list(latest.values())

@@ -18,6 +18,12 @@ routes the monitored-item service through the functions here (OPC UA Part 4, 7.2
 * No per-value deep copy: the gateway's published DataValues are never changed after they are
   written to a node, so a monitored item keeps a reference.
 
+The publish loop hands each written value to the items synchronously (``feed``, from
+``fastpath.write_value``, with the value's encoding); asyncua's own writes reach them through
+``datachange_callback``. Both take the same steps (``_offer``: hold or report; ``_report``: trigger,
+deadband, queue), and queue into ``InternalSubscription._triggered_datachanges`` as asyncua's
+``_enqueue_event`` does (a publishing interval of 0 is left to asyncua, which publishes at once).
+
 Pure functions first (tested with tables), then the replacements, which take asyncua's objects.
 """
 
@@ -29,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncua import ua
+
+from edge.opcua.wire import wire_item
 
 _ENABLED: weakref.WeakSet[Any] = weakref.WeakSet()  # address spaces of the gateway's own servers
 
@@ -121,6 +129,7 @@ class ItemState:
     last_reported: ua.DataValue | None = None
     last_sample_at: float = float("-inf")  # loop time of the last value taken
     held: ua.DataValue | None = None
+    held_wire: bytes | None = None  # the encoding of the held value, when the writer gave one
     timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
 
@@ -201,48 +210,91 @@ def datachange(original: Any) -> Any:
         state = getattr(mdata, "edgetwin", None)
         if error or state is None:
             return await original(self, handle, value, error)
-        if mdata.mode == ua.MonitoringMode.Disabled:
-            return None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        due = state.last_sample_at + state.interval_s
-        if state.interval_s > 0 and now < due:
-            state.held = value  # the latest value of this interval, taken when it ends
-            if state.timer is None:
-                state.timer = loop.call_later(due - now, _take_held, self, mid, state)
-            return None
-        state.last_sample_at = now
-        await _report(self, mid, mdata, state, value)
+        if _offer(self, mid, mdata, state, value, None, asyncio.get_running_loop().time()):
+            await self.isub.enqueue_datachange_event(mid, _notification(mdata, value, None), mdata.queue_size)
         return None
 
+    POLICY[:] = [datachange_callback]
     return datachange_callback
 
 
+POLICY: list[Any] = []  # the installed datachange_callback (the function; a bound method's __func__), once installed
+
+
+def feed(service: Any, handle: int, value: ua.DataValue, encoded: bytes, now: float) -> bool:
+    """Give *value* (its encoding *encoded*) to the monitored item of *handle* in *service*
+    synchronously, at loop time *now*, as ``datachange_callback`` would; False when the item must
+    take it through the coroutine (not under the policy, or a subscription that publishes at once)."""
+    mid = service._monitored_datachange.get(handle)
+    mdata = service._monitored_items.get(mid) if mid is not None else None
+    state = getattr(mdata, "edgetwin", None)
+    if state is None or service.isub.data.RevisedPublishingInterval <= 0:
+        return False
+    _offer(service, mid, mdata, state, value, encoded, now)
+    return True
+
+
+def _offer(service: Any, mid: int, mdata: Any, state: ItemState, value: ua.DataValue, encoded: bytes | None, now: float) -> bool:
+    """Sample *value* for one item: hold it until the item's interval ends, or report it. True
+    when the notification is left to asyncua's ``enqueue_datachange_event`` (publishing interval
+    0: asyncua publishes at once, which needs an await)."""
+    if mdata.mode == ua.MonitoringMode.Disabled:
+        return False
+    due = state.last_sample_at + state.interval_s
+    if state.interval_s > 0 and now < due:
+        state.held, state.held_wire = value, encoded  # the latest value of this interval, taken when it ends
+        if state.timer is None:
+            state.timer = asyncio.get_running_loop().call_later(due - now, _take_held, service, mid, state)
+        return False
+    state.last_sample_at = now
+    return _report(service, mid, mdata, state, value, encoded)
+
+
 def _take_held(service: Any, mid: int, state: ItemState) -> None:
-    """The sampling interval ended with a value held: report it (a task owned by the item's state)."""
+    """The sampling interval ended with a value held: report it."""
     state.timer = None
-    value, state.held = state.held, None
+    value, encoded, state.held, state.held_wire = state.held, state.held_wire, None, None
     mdata = service._monitored_items.get(mid)
     if value is None or mdata is None:
         return
     state.last_sample_at = asyncio.get_running_loop().time()
-    task = asyncio.get_running_loop().create_task(_report(service, mid, mdata, state, value), name=f"opcua:sample:{mid}")
-    state.tasks.add(task)
-    task.add_done_callback(state.tasks.discard)
+    if _report(service, mid, mdata, state, value, encoded):  # publishing interval 0: a task owned by the item's state
+        coro = service.isub.enqueue_datachange_event(mid, _notification(mdata, value, encoded), mdata.queue_size)
+        task = asyncio.get_running_loop().create_task(coro, name=f"opcua:sample:{mid}")
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
 
 
-async def _report(service: Any, mid: int, mdata: Any, state: ItemState, value: ua.DataValue) -> None:
+def _notification(mdata: Any, value: ua.DataValue, encoded: bytes | None) -> ua.MonitoredItemNotification:
+    if encoded is None:
+        return ua.MonitoredItemNotification(ClientHandle=mdata.client_handle, Value=value)
+    return wire_item(mdata.client_handle, value, encoded)
+
+
+def _report(service: Any, mid: int, mdata: Any, state: ItemState, value: ua.DataValue, encoded: bytes | None) -> bool:
+    """Queue the notification of *value* unless the trigger or deadband holds it back; True when
+    it is left to the caller to enqueue through asyncua (publishing interval 0)."""
     mdata.mvalue.old_dvalue, mdata.mvalue.current_dvalue = mdata.mvalue.current_dvalue, value
     if not changed(state.last_reported, value, state.trigger, state.deadband):
-        return
+        return False
     state.last_reported = value
-    event = ua.MonitoredItemNotification(ClientHandle=mdata.client_handle, Value=value)
-    if not state.discard_oldest and mdata.queue_size > 0:
-        queued = service.isub._triggered_datachanges.get(mid)
-        if queued is not None and len(queued) >= mdata.queue_size:
-            queued[-1] = event  # DiscardOldest = false: the newest queued notification is replaced
-            return
-    await service.isub.enqueue_datachange_event(mid, event, mdata.queue_size)
+    isub = service.isub
+    queue = isub._triggered_datachanges
+    queued = queue.get(mid)
+    if not state.discard_oldest and mdata.queue_size > 0 and queued is not None and len(queued) >= mdata.queue_size:
+        queued[-1] = _notification(mdata, value, encoded)  # DiscardOldest = false: the newest queued notification is replaced
+        return False
+    if isub.data.RevisedPublishingInterval <= 0:
+        return True
+    # InternalSubscription._enqueue_event without its publish trigger (a no-op at a publishing interval > 0)
+    event = _notification(mdata, value, encoded)
+    if queued is None:
+        queue[mid] = [event]
+    else:
+        if mdata.queue_size != 0 and len(queued) >= mdata.queue_size:
+            queued.pop(0)
+        queued.append(event)
+    return False
 
 
 def delete_item(original: Any) -> Any:

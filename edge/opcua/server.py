@@ -52,6 +52,7 @@ from edge.opcua.peer_logs import ASYNCUA_LOG_FILTER
 from edge.opcua.publish import NodeWriter
 from edge.opcua.revocation import TrustWatcher
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
+from edge.opcua.server_diagnostics import SummaryWriter, keep_counters
 from edge.opcua.stats import SERVER_DIAGNOSTICS, SubscriptionStats
 from edge.opcua.transport import ConnectionGuard, GuardedProtocol, TransportSettings, set_guard
 from edge.opcua.users import Role, UserDirectory
@@ -139,6 +140,8 @@ class OpcUaServer:
         self._writer: NodeWriter | None = None  # the publish loop's writes (edge.opcua.publish), once the model is built
         self.sessions: SessionHooks | None = None
         self.subscriptions: SubscriptionStats | None = None
+        self.summary: SummaryWriter | None = None
+        self._summary_task: asyncio.Task[None] | None = None
         self.pki: Pki | None = None
         self.application_uri = self._security.application_uri or f"urn:{socket.gethostname()}:edgetwin:{gateway_name}"
         if SESSIONS_KEY not in registry:
@@ -270,6 +273,7 @@ class OpcUaServer:
             limits=self._operation_limits,
         )
         self.subscriptions = SubscriptionStats(self._server.iserver)
+        self.summary = SummaryWriter(self._server, keep_counters(self._server.iserver), self.sessions, self.subscriptions)
         for ext in self._extensions:
             await ext.attach(self)
         # the standard Server object's capabilities, true to this server (edge.opcua.capabilities)
@@ -284,9 +288,11 @@ class OpcUaServer:
         asyncua_patches.quiet_start_errors()  # a busy port is reported once, by the caller
         # monitored items honour sampling interval, queue size and deadbands (edge.opcua.sampling)
         asyncua_patches.install_monitored_item_policy()
+        asyncua_patches.check_fast_path()  # the publish loop's fast path (edge.opcua.fastpath, edge.opcua.wire)
         sampling.enable(self._server.iserver.aspace)
         await self._server.start()
         self._task = self.start_task(self.run, "opcua:publish")
+        self._summary_task = self.start_task(self.summary.run, "opcua:diagnostics_summary")
         if self.trust_watcher is not None:
             self._watch_task = self.start_task(self.trust_watcher.run, "opcua:trust_watch")
         log.info(
@@ -307,6 +313,7 @@ class OpcUaServer:
         try:
             await cancel_and_wait(self._watch_task)
             await cancel_and_wait(self._task)
+            await cancel_and_wait(self._summary_task)
         finally:
             try:
                 for ext in reversed(self._extensions):
@@ -363,12 +370,14 @@ class OpcUaServer:
     # -- publishing --------------------------------------------------------------------------
     async def run(self) -> None:
         """The publish loop: write each batch the registry accepted into the address space."""
+        assert self._writer is not None, "the address space is built in __aenter__"
         while True:
-            batch = await self._queue.get()
+            batch, taken = await self._writer.next_batch(self._queue)  # batches waiting behind a busy loop: latest per tag
             try:
                 await self._write_batch(batch)
             finally:
-                self._queue.task_done()
+                for _ in range(taken):
+                    self._queue.task_done()
 
     async def _write_batch(self, batch: Sequence[TagSample]) -> None:
         assert self._writer is not None, "the address space is built in __aenter__"

@@ -5,7 +5,8 @@ asyncua keeps subscriptions in its ``SubscriptionService`` and counts no notific
 ``SubscriptionStats`` wraps the publish callback of every client subscription when it is created
 or transferred to another session (``asyncua_patches.wrap_create_subscription``,
 ``wrap_transfer_subscriptions``) and adds up the monitored-item notifications and
-events of each PublishResult handed to the transport. The counter is a plain int updated in
+events of each PublishResult handed to the transport; the same wrapper encodes its
+data-change notifications in bulk (``wire.pack_result``). The counter is a plain int updated in
 asyncua's publish path; the gauges are computed when read (once a second for Diagnostics, at
 scrape time for metrics), on the event loop.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from asyncua import ua
 
 from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription, wrap_transfer_subscriptions
+from edge.opcua.wire import pack_result
 
 # (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
 # published by the gateway's diagnostics loop (``OpcUaServer.diagnostics()``)
@@ -46,6 +48,7 @@ class SubscriptionStats:
         self._service = iserver.subscription_service
         self._client_subscriptions: set[int] = set()  # ids of subscriptions created by clients
         self.notifications_sent = 0
+        self.cumulated = 0  # client subscriptions created since start (ServerDiagnosticsSummary)
         wrap_create_subscription(self._service, self._wrap)
         wrap_transfer_subscriptions(self._service, self._wrap_transfer)
 
@@ -55,6 +58,7 @@ class SubscriptionStats:
             result = await original(params, self._counting(callback) if client else callback, session_id, request_callback=request_callback)
             if client:
                 self._client_subscriptions.add(result.SubscriptionId)
+                self.cumulated += 1
             return result
 
         return create_subscription
@@ -72,6 +76,7 @@ class SubscriptionStats:
     def _counting(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         async def publish_result(result: ua.PublishResult, *args: Any) -> Any:
             self.notifications_sent += notifications_in(result)
+            pack_result(result)  # the notifications encoded in bulk (edge.opcua.wire)
             return await callback(result, *args)
 
         return publish_result
@@ -85,6 +90,11 @@ class SubscriptionStats:
     def subscriptions(self) -> int:
         """Client subscriptions that exist now."""
         return len(self._live())
+
+    @property
+    def publishing_intervals(self) -> int:
+        """Distinct publishing intervals of the client subscriptions that exist now."""
+        return len({s.data.RevisedPublishingInterval for s in self._live()})
 
     @property
     def monitored_items(self) -> int:

@@ -8,6 +8,7 @@ real in-process server and seen to take effect on a client's requests.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from asyncua import Client, Server, ua
 from asyncua.common.connection import TransportLimits
+from asyncua.common.utils import Buffer
 from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.server import binary_server_asyncio
@@ -24,9 +26,11 @@ from asyncua.server.address_space import AddressSpace, AttributeService, NodeMan
 from asyncua.server.history import HistoryManager
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession
+from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.server.subscription_service import SubscriptionService
 from asyncua.server.uaprocessor import UaProcessor
+from asyncua.ua.ua_binary import extensionobject_from_binary, extensionobject_to_binary
 
 from edge.opcua import asyncua_patches
 from edge.opcua.asyncua_patches import TARGETS, Target
@@ -47,6 +51,7 @@ OWNERS: dict[str, type] = {
     "SubscriptionService": SubscriptionService,
     "MonitoredItemService": MonitoredItemService,
     "AddressSpace": AddressSpace,
+    "InternalSubscription": InternalSubscription,
     "OPCUAProtocol": GuardedProtocol.__bases__[0],  # asyncua's own (the module global is replaced)
 }
 SETUP_PY = Path(__file__).resolve().parents[3] / "setup.py"
@@ -335,11 +340,19 @@ async def test_subscription_stats_count_what_clients_receive(free_port: int) -> 
                 if moved:
                     break
                 await asyncio.sleep(0.02)
-            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for r in moved for d in r.NotificationMessage.NotificationData) == 13
+            # what the callback gets is encoded in bulk (edge.opcua.wire): decoded, the same notifications
+            decoded = [_decoded(d) for r in moved for d in r.NotificationMessage.NotificationData]
+            assert stats.notifications_sent == 12 + sum(len(d.MonitoredItems) for d in decoded) == 13
+            assert [n.Value.Value.Value for d in decoded for n in d.MonitoredItems] == [100.0]
             assert stats.subscriptions == 1
             await sub.delete()
             assert (stats.subscriptions, stats.monitored_items) == (0, 0)
         await internal.delete()
+
+
+def _decoded(data: Any) -> Any:
+    """A NotificationData entry as a client decodes it (asyncua's binary encoding and decoding)."""
+    return extensionobject_from_binary(Buffer(extensionobject_to_binary(data)))
 
 
 def test_monitored_item_count_refuses_an_unknown_layout() -> None:
@@ -420,3 +433,30 @@ def test_lean_nodes_mirror_asyncuas_node_layout(monkeypatch: pytest.MonkeyPatch)
             asyncua_patches.check_node_layout()
     finally:
         asyncua_patches.check_node_layout.cache_clear()
+
+
+def test_the_fast_path_layout_is_checked_and_an_unknown_one_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check_fast_path`` passes on the installed asyncua and names what moved otherwise: a field
+    of DataValue, how write_attribute_value stores a value."""
+    asyncua_patches.check_fast_path()
+    monkeypatch.setattr(asyncua_patches.layouts, "_FAST_PATH", [])
+    monkeypatch.setitem(asyncua_patches._FAST_PATH_FIELDS, ua.DataValue, ("Encoding", "Value", "Status"))
+    with pytest.raises(RuntimeError, match="DataValue has the fields"):
+        asyncua_patches.check_fast_path()
+    monkeypatch.setitem(asyncua_patches._FAST_PATH_FIELDS, ua.DataValue, tuple(f.name for f in dataclasses.fields(ua.DataValue)))
+
+    async def write_attribute_value(self: Any, nodeid: Any, attr: Any, value: Any) -> Any:
+        self.store(value)
+
+    monkeypatch.setattr(AddressSpace, "write_attribute_value", write_attribute_value)
+    with pytest.raises(RuntimeError, match="no longer stores the value"):
+        asyncua_patches.check_fast_path()
+
+
+def test_the_fast_path_enqueues_as_asyncua_does() -> None:
+    """``sampling._report`` appends to ``_triggered_datachanges`` as ``InternalSubscription._enqueue_event``
+    does at a publishing interval > 0: a new item gets a list, a full queue drops its oldest."""
+    source = inspect.getsource(InternalSubscription._enqueue_event)
+    for line in ("queue[mid] = [eventdata]", "if len(queue[mid]) >= size:", "queue[mid].pop(0)", "queue[mid].append(eventdata)"):
+        assert line in source
+    assert "RevisedPublishingInterval <= 0.0" in inspect.getsource(InternalSubscription._trigger_publish)

@@ -50,5 +50,5 @@ async def test_a_client_reads_the_capabilities_the_server_really_has(tmp_path, f
             assert await value(ids.HistoryServerCapabilities_ServerTimestampSupported) is True
             for name in ("InsertDataCapability", "UpdateDataCapability", "DeleteRawCapability", "InsertAnnotationCapability"):
                 assert await value(getattr(ids, f"HistoryServerCapabilities_{name}")) is False
-            assert await value(ids.Server_ServerDiagnostics_EnabledFlag) is False
+            assert await value(ids.Server_ServerDiagnostics_EnabledFlag) is True  # edge.opcua.server_diagnostics
             assert await value(ids.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead) > 0
