@@ -71,7 +71,7 @@ SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write",
 def _incompatible(what: str) -> RuntimeError:
     return RuntimeError(
         f"asyncua {ASYNCUA_VERSION} is not compatible with the gateway's asyncua patches "
-        f"(written for asyncua {PINNED_VERSION}): {what}; see edge/opcua/asyncua_patches.py"
+        f"(written for asyncua {PINNED_VERSION}): {what}; see edge/opcua/asyncua_patches/"
     )
 
 
