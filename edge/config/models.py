@@ -192,7 +192,7 @@ class ValidationConfig(Strict):
     stuck_probability: float = Field(1e-9, gt=0, lt=1)  # chance of a run of repeats on a healthy sensor that flags it
     stuck_min_s: float = Field(10.0, ge=0)  # a flat line is flagged only once it lasted this long
     spike_sigma: float = Field(8.0, gt=0)  # an isolated reading this many noise deviations away is a spike
-    drift_k: float = Field(1.0, ge=0)  # CUSUM slack of the model-residual drift test (residual sigmas)
+    drift_k: float = Field(1.5, ge=0)  # CUSUM slack of the model-residual drift test (residual sigmas)
     drift_h: float = Field(10.0, gt=0)  # CUSUM decision level of the drift test (residual sigmas)
     drift_horizon_s: float = Field(120.0, gt=0)  # the drift test runs the identified model open loop over this look-back
     contradiction_sigma: float = Field(6.0, gt=0)  # smoothed redundancy residual that flags a contradiction

@@ -8,7 +8,8 @@ Per signal it publishes (registry keys ``<asset>.<signal>.<output>``, nodes
 the configured horizon), Residual (innovation: measured minus one-step prediction) and
 AnomalyScore (EWMA of the normalized innovation squared: about 1 in normal operation). Per asset:
 AnomalyScore (the largest of its signals') and Alarm (score above ``alarm_threshold``, released
-below 80 % of it; published when its value or status changes).
+below 80 % of it, or a flagged sensor; published when its value or status changes). Assets with
+sensor validation also publish SensorFault per signal and per asset (``edge.twin.validation_hook``).
 
 Status of twin outputs: BadWaitingForInitialData until the signal has had ``warmup_ticks``
 measurements; then Good while the input is Good, UncertainSubNormal while it is not (stale,

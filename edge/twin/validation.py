@@ -40,8 +40,8 @@ learn from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ FLAT_PRIOR = 0.5  # share of repeats assumed before anything is learnt (cautious
 NOISE_ALPHA = 0.002  # EWMA weight of the noise and repeat statistics (about 500 samples)
 RESID_ALPHA = 0.05  # EWMA weight of the model residual variance (model periods)
 RESID_WARMUP = 12  # model residuals learnt before the drift test judges
-MODEL_REL_ERROR = 0.1  # share of the response to recent input moves the drift test allows as model error
+MODEL_REL_ERROR = 0.2  # share of the response to recent input moves the drift test allows as model error
 RELATED_LAMBDA = 0.9999  # forgetting of the redundancy models (per sample)
 RELATED_P0 = 1e6  # prior covariance of the redundancy models' coefficients, default (units of the residual variance)
 RELATED_SMOOTH = 0.2  # EWMA weight of the normalised redundancy residual
@@ -75,7 +75,7 @@ class ValidationParams:
     stuck_probability: float = 1e-9
     stuck_min_s: float = 10.0
     spike_sigma: float = 8.0
-    drift_k: float = 1.0
+    drift_k: float = 1.5
     drift_h: float = 10.0
     drift_horizon_s: float = 120.0
     contradiction_sigma: float = 6.0

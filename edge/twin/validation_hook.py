@@ -67,7 +67,7 @@ def validation_infos(asset: AssetConfig) -> list[TagInfo]:
 
 
 class _Channel:
-    __slots__ = ("asset", "signal", "tag", "v", "related", "scale", "kalman", "model", "last_source", "key", "published", "alarm")
+    __slots__ = ("alarm", "asset", "kalman", "key", "last_source", "model", "published", "related", "scale", "signal", "tag", "v")
 
     def __init__(self, asset: str, signal: str, tag: str, v: SignalValidator, related: list[str], scale: list[tuple[float, float]], alarm: bool) -> None:
         self.asset, self.signal, self.tag, self.v = asset, signal, tag, v

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,14 +131,14 @@ def test_a_saved_validation_state_that_does_not_fit_is_refused() -> None:
 
 def test_config_hashes_without_validation_are_unchanged_by_it() -> None:
     cfg = load_config(DEMO)
-    text = open(DEMO).read()
+    text = Path(DEMO).read_text()
     plain = parse_config(text.replace('  related = ["tank1_plc.motor_current", "tank1_plc.pump_speed"]\n', "").replace("  [assets.validation]\n", ""), DEMO)
     assert asset_hashes(cfg) != asset_hashes(plain)  # validation is part of what the state was learnt under
     assert plain.assets[0].validation is None and not any(s.related for s in plain.assets[0].signals)
 
 
 def test_related_tags_must_be_known_numeric_tags() -> None:
-    text = open(DEMO).read().replace('"tank1_plc.motor_current", "tank1_plc.pump_speed"', '"tank1_plc.motor_curent", "tank1_plc.flow"')
+    text = Path(DEMO).read_text().replace('"tank1_plc.motor_current", "tank1_plc.pump_speed"', '"tank1_plc.motor_curent", "tank1_plc.flow"')
     with pytest.raises(ConfigError) as info:
         parse_config(text, DEMO)
     msg = str(info.value)
