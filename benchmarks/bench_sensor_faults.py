@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     if args.quick:
-        per_fault, normal, warm, onset, watch = 1, 1, 12.0, 2.0, 5.0
+        per_fault, normal, warm, onset, watch = 1, 1, 10.0, 2.0, 4.0
     else:
         per_fault, normal, warm, onset, watch = 3, 2, 20.0, 8.0, 6.0
     runs, exposure_h, wall = simulate(per_fault, normal, warm, onset, watch, args.seed)
