@@ -80,7 +80,7 @@ def simulate(n_per_fault: int, n_normal: int, warmup_min: float, onset_min: floa
     moves = [np.random.default_rng([seed, i]) for i in range(len(runs))]
     next_move = [0.0] * len(runs)
     chans = [drive.twin.validation.by_asset[f"tank{i + 1}"] for i in range(len(runs))]
-    was = [dict.fromkeys((c.signal for c in ch), "") for ch in chans]
+    was: list[dict[str, set[str]]] = [{c.signal: set() for c in ch} for ch in chans]
     alarm_keys = [f"tank{i + 1}.alarm" for i in range(len(runs))]
     total_s = 60 * (warmup_min + onset_min + watch_min)
     warm_s = 60 * warmup_min
@@ -104,8 +104,8 @@ def simulate(n_per_fault: int, n_normal: int, warmup_min: float, onset_min: floa
         t += tick
         for i, run in enumerate(runs):
             for c in chans[i]:
-                kind = c.v.kind
-                if kind and not was[i][c.signal]:
+                flags = set(c.v.flags)
+                for kind in sorted(flags - was[i][c.signal]):  # each kind newly raised on this signal
                     if t < warm_s:
                         pass
                     elif t < run.onset_s:
@@ -114,7 +114,7 @@ def simulate(n_per_fault: int, n_normal: int, warmup_min: float, onset_min: floa
                         run.kinds[f"{c.signal}: {kind}"] += 1
                         if run.first is None:
                             run.first = (t - run.onset_s, f"{c.signal}: {kind}")
-                was[i][c.signal] = kind
+                was[i][c.signal] = flags
             if run.alarm_delay is None and run.onset_s <= t <= run.onset_s + 60 * watch_min and drive.twin.registry.latest(alarm_keys[i]).value is True:
                 run.alarm_delay = t - run.onset_s
     wall = time.perf_counter() - started

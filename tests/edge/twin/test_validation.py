@@ -131,32 +131,39 @@ def test_the_spike_flag_is_held_then_released() -> None:
 A, B, C = 0.96, 0.02, 0.8  # y[k] = A y[k-1] + B u[k-1] + C: gain 0.5, time constant ~245 s at 10 s
 
 
-def model_run(v: SignalValidator, periods: int, rng: np.random.Generator, drift_per_period: float = 0.0, start: int = 0) -> list[tuple[int, str]]:
-    """Feed *periods* model periods of a first-order process with input moves; (period, kind)."""
+def model_run(
+    v: SignalValidator, periods: int, rng: np.random.Generator, drift_per_period: float = 0.0, start: int = 0, steps: bool = True
+) -> list[tuple[int, str]]:
+    """Feed *periods* model periods of a first-order process, the input stepping every 5 min
+    (or held); (period, kind)."""
     out = []
     y = v._sim_y if hasattr(v, "_sim_y") else 40.0  # type: ignore[attr-defined]
+    u = v._sim_u if hasattr(v, "_sim_u") else 40.0  # type: ignore[attr-defined]
     for k in range(start, start + periods):
-        u = 40.0 + 30.0 * ((k // 30) % 2)  # the heater steps every 5 min
+        if steps:
+            u = 40.0 + 30.0 * ((k // 30) % 2)
         y = A * y + B * u + C
         reading = y + rng.normal(0, 0.02) + drift_per_period * max(0, k - start)
         for _ in range(20):  # 20 ticks per 10 s model period
             v.advance(TICK)
         v.model_period(reading, u, [A, B, C], (1, 1, 1), 12, 0.02**2)
         out.append((k, v.kind))
-    v._sim_y = y  # type: ignore[attr-defined]
+    v._sim_y, v._sim_u = y, u  # type: ignore[attr-defined]
     return out
 
 
 def test_a_drift_of_half_a_degree_per_minute_is_flagged_before_2_5_degC() -> None:
+    """With the heater held (the drift starts 5 min after the last step)."""
     rng = np.random.default_rng(7)
     v = SignalValidator("temperature", PARAMS, 0.1, TICK)
     v.learnt = 10**6  # the readings' own tests have learnt
     normal = model_run(v, 120, rng)
     assert all(k == "" for _, k in normal)
+    model_run(v, 30, rng, steps=False, start=120)
     rate = 0.5 / 6  # degC per 10 s period
-    rows = model_run(v, 60, rng, rate, start=120)
+    rows = model_run(v, 60, rng, rate, start=150, steps=False)
     k = next(k for k, kind in rows if kind == "drift")
-    assert (k - 120) * rate < 2.5
+    assert (k - 150) * rate < 2.5
 
 
 def test_input_moves_the_model_explains_are_not_a_drift() -> None:
