@@ -67,6 +67,15 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
                 c.add(path, f"unknown tag {sig.tag!r}{hint}")
             elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
                 c.add(path, f"tag {sig.tag!r} has type {_type_text(tag)}; a twin signal needs a numeric tag")
+            for k, rel in enumerate(sig.related):  # sensor validation: the tags this signal must agree with
+                rtag = tags.get(rel)
+                if rtag is None and rel.partition(".")[0] in broken:
+                    continue
+                if rtag is None:
+                    close = difflib.get_close_matches(rel, list(tags), n=3)
+                    c.add(f"{prefix}.signals[{i}].related[{k}]", f"unknown tag {rel!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+                elif rtag.type not in NUMERIC_TYPES or getattr(rtag, "array", False) or rel == sig.tag:
+                    c.add(f"{prefix}.signals[{i}].related[{k}]", f"tag {rel!r} cannot be related: it must be a numeric tag other than the signal's own")
         _check_identified(c, prefix, asset, tags, broken)
 
 

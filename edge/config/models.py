@@ -180,6 +180,29 @@ class MetricsSection(Strict):
         return v
 
 
+# -- sensor validation (edge.twin.validation; docs/detection.md "Sensor validation") ------------
+class ValidationConfig(Strict):
+    """``[assets.validation]``: per-signal sensor validation (stuck, spike, drift, contradiction).
+
+    On for an asset with this section or with a signal that has ``related`` tags; the defaults
+    work on the demo plant without tuning.
+    """
+
+    learn_s: float = Field(300.0, gt=0)  # normal operation each signal learns before it can be flagged
+    stuck_probability: float = Field(1e-9, gt=0, lt=1)  # chance of a run of repeats on a healthy sensor that flags it
+    stuck_min_s: float = Field(10.0, ge=0)  # a flat line is flagged only once it lasted this long
+    spike_sigma: float = Field(8.0, gt=0)  # an isolated reading this many noise deviations away is a spike
+    drift_k: float = Field(1.5, ge=0)  # CUSUM slack of the model-residual drift test (residual sigmas)
+    drift_h: float = Field(10.0, gt=0)  # CUSUM decision level of the drift test (residual sigmas)
+    drift_horizon_s: float = Field(120.0, gt=0)  # the drift test runs the identified model open loop over this look-back
+    contradiction_sigma: float = Field(6.0, gt=0)  # smoothed redundancy residual that flags a contradiction
+    hold_s: float = Field(30.0, ge=0)  # a flag stays raised at least this long
+    alarm: bool = True  # a flagged signal raises the asset's anomaly alarm (its message names signal and kind)
+
+
+# -- end of sensor validation ----------------------------------------------------------------------
+
+
 class SignalConfig(Strict):
     name: Name
     tag: str  # "device.tag"
@@ -201,6 +224,7 @@ class SignalConfig(Strict):
     covariance_bound: float = Field(1e4, gt=0)  # anti-windup: forgetting pauses above this trace(P)
     model_warmup: int = Field(30, ge=3)  # model samples before identified outputs are published
     max_gain_rel_std: float = Field(0.25, gt=0)  # warm only once the gain is known this well
+    related: list[str] = Field(default_factory=list)  # device tags this signal must agree with (sensor validation: contradiction)
 
     @field_validator("arx_orders")
     @classmethod
@@ -275,6 +299,7 @@ class AssetConfig(Strict):
     signals: list[SignalConfig] = Field(min_length=1)
     detector: DetectorConfig | None = None  # multivariate detector over the signals (Assets/<asset>/Detector)
     diagnosis: DiagnosisConfig | None = None  # fault-pattern diagnosis (Assets/<asset>/Diagnosis)
+    validation: ValidationConfig | None = None  # [assets.validation]: per-signal sensor validation
 
     @model_validator(mode="after")
     def _detector_signals(self) -> AssetConfig:

@@ -360,3 +360,18 @@ def anomaly_condition_path(asset: str) -> Path:
 def limit_condition_path(device: str, tag: str, kind: Literal["high", "low"]) -> Path:
     """``Devices/<device>/<tag>HighLimit`` or ``.../<tag>LowLimit`` (below the unit's object for a unit's tag)."""
     return condition_path(tag_parent_path(device, tag), limit_condition_name(tag, kind))
+
+
+# -- sensor validation (edge.twin.validation) ---------------------------------------------------
+SENSOR_FAULT = "SensorFault"  # Assets/<asset>/<signal>/SensorFault and Assets/<asset>/SensorFault (String)
+_SENSOR_FAULT_KEY = "sensor_fault"
+
+
+def sensor_fault_key(asset: str, signal: str | None = None) -> str:
+    """``<asset>.<signal>.sensor_fault`` (the signal's flag), or ``<asset>.sensor_fault`` (all the asset's flags)."""
+    return f"{asset}.{_SENSOR_FAULT_KEY}" if signal is None else f"{signal_key_prefix(asset, signal)}{_SENSOR_FAULT_KEY}"
+
+
+def sensor_fault_path(asset: str, signal: str | None = None) -> Path:
+    """``Assets/<asset>/<signal>/SensorFault``, or ``Assets/<asset>/SensorFault``."""
+    return (*asset_path(asset), SENSOR_FAULT) if signal is None else (*signal_path(asset, signal), SENSOR_FAULT)

@@ -69,6 +69,7 @@ class AlarmSpec:
     # (label, registry key) shown after the message while active, e.g. the diagnosed fault; a new
     # value of the first key while active emits the condition again with the new message
     details: tuple[tuple[str, str], ...] = ()
+    detail_key: str = ""  # registry key of a String shown in the message while active (the asset's flagged sensors)
 
 
 def alarm_specs(cfg: Any) -> list[AlarmSpec]:
@@ -83,6 +84,7 @@ def alarm_specs(cfg: Any) -> list[AlarmSpec]:
             a.alarm_threshold,
             text=f"{a.name} anomaly score",
             details=diagnosis_details(a),
+            detail_key=names.sensor_fault_key(a.name),
         )
         for a in cfg.assets
     ]
@@ -112,6 +114,7 @@ class ConditionState:
     acked_at: datetime | None = None
     comment: str = ""
     user: str = ""
+    detail: str = ""  # the latest value of the spec's detail_key ("temperature: drift")
 
     @property
     def retain(self) -> bool:
@@ -142,8 +145,15 @@ class ConditionState:
             return ua.StatusCodes.BadConditionBranchAlreadyAcked
         return replace(self, acked=True, acked_at=at, comment=comment, user=user)
 
+    def on_detail(self, sample: TagSample) -> ConditionState | None:
+        """The new state when the detail text changes (a new event only while the alarm is active)."""
+        text = sample.value if isinstance(sample.value, str) else ""
+        return None if text == self.detail else replace(self, detail=text)
+
     def message(self, spec: AlarmSpec) -> str:
         if spec.kind == "flag":
+            if self.active and self.detail:  # sensor validation flags (edge.twin.validation)
+                return f"{spec.source[-1]} sensor fault: {self.detail} (or {spec.text} above threshold {spec.limit:g})"
             what = "above" if self.active else "back below the release level of"
             return f"{spec.text} {what} threshold {spec.limit:g}"
         shown = "?" if self.value is None else f"{self.value:g}"
@@ -170,6 +180,7 @@ class OpcUaAlarms:
         self.specs = list(specs)
         self.conditions: dict[ua.NodeId, _Condition] = {}
         self._by_key: dict[str, list[_Condition]] = {}
+        self._by_detail: dict[str, list[_Condition]] = {}  # detail_key -> conditions whose message shows it
         self._queue: asyncio.Queue[Sequence[TagSample]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._failing: set[ua.NodeId] = set()
@@ -215,6 +226,8 @@ class OpcUaAlarms:
             self._by_key.setdefault(spec.key, []).append(c)
             if spec.details:
                 self._by_key.setdefault(spec.details[0][1], []).append(c)
+            if spec.detail_key:
+                self._by_detail.setdefault(spec.detail_key, []).append(c)
             server.require_role((await cond.get_child(["0:Acknowledge"])).nodeid, ACK_ROLE)
         if specs and not self._methods_ready:
             self._methods_ready = True
@@ -238,6 +251,8 @@ class OpcUaAlarms:
                 self._by_key[key].remove(c)
                 if not self._by_key[key]:
                     del self._by_key[key]
+            if c in self._by_detail.get(c.spec.detail_key, ()):
+                self._by_detail[c.spec.detail_key].remove(c)
             self._failing.discard(node_id)
             await delete_subtrees(self._server, [node_id])
             if not any(o.source_id == c.source_id for o in self.conditions.values()):
@@ -254,7 +269,7 @@ class OpcUaAlarms:
         await cancel_and_wait(self._task)
 
     def _on_samples(self, batch: Sequence[TagSample]) -> None:
-        if any(s.tag in self._by_key for s in batch):
+        if any(s.tag in self._by_key or s.tag in self._by_detail for s in batch):
             self._queue.put_nowait(batch)
 
     async def run(self) -> None:
@@ -268,6 +283,13 @@ class OpcUaAlarms:
 
     async def _evaluate(self, batch: Sequence[TagSample]) -> None:
         for sample in batch:
+            for c in self._by_detail.get(sample.tag, ()):  # before the flag: a batch carries the detail first
+                new_detail = c.state.on_detail(sample)
+                if new_detail is not None:
+                    if c.state.active:  # the message changed while active: a new event says so
+                        await self._transition(c, new_detail, sample.source_time)
+                    else:
+                        c.state = new_detail
             for c in self._by_key.get(sample.tag, ()):
                 try:
                     if sample.tag != c.spec.key:  # a detail: while active, a new value is told in a new event

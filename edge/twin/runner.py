@@ -8,7 +8,8 @@ Per signal it publishes (registry keys ``<asset>.<signal>.<output>``, nodes
 the configured horizon), Residual (innovation: measured minus one-step prediction) and
 AnomalyScore (EWMA of the normalized innovation squared: about 1 in normal operation). Per asset:
 AnomalyScore (the largest of its signals') and Alarm (score above ``alarm_threshold``, released
-below 80 % of it; published when its value or status changes).
+below 80 % of it, or a flagged sensor; published when its value or status changes). Assets with
+sensor validation also publish SensorFault per signal and per asset (``edge.twin.validation_hook``).
 
 Status of twin outputs: BadWaitingForInitialData until the signal has had ``warmup_ticks``
 measurements; then Good while the input is Good, UncertainSubNormal while it is not (stale,
@@ -45,6 +46,7 @@ from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, c
 from edge.twin.io import sample, severity
 from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
 from edge.twin.state import AssetState
+from edge.twin.validation_hook import RunnerValidation, validation_infos
 
 if TYPE_CHECKING:
     from edge.twin.persist import TwinStateStore
@@ -88,6 +90,7 @@ def signal_infos(asset: AssetConfig, registry: TagRegistry) -> list[TagInfo]:
     )
     out.extend(detector_infos(asset))
     out.extend(diagnosis_infos(asset))
+    out.extend(validation_infos(asset))  # SensorFault variables (edge.twin.validation_hook)
     for leaf, dtype, units, text in ASSET_DIAGNOSTIC_FIELDS:
         out.append(TagInfo(names.asset_diag_key(a, leaf), names.asset_diag_path(a, leaf), dtype, units, description=text))
     return out
@@ -128,6 +131,7 @@ class TwinRunner:
         self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
         self.diagnosers: list[tuple[int, AssetDiagnoser]] = []  # [assets.diagnosis], see build_runners
         self._kalman_of = {(c.asset, c.signal): (g, i) for g in self.groups for i, c in enumerate(g.channels)}
+        self.validation = RunnerValidation(self.assets, registry, tick_s, self._kalman_of, self._models)  # per-signal sensor validation
         self.state_store: TwinStateStore | None = None  # saves periodically in run() (edge.twin.persist)
         self.config_hashes: dict[str, str] = {}  # asset -> hash of the config it was built from (TwinStateStore.attach)
 
@@ -217,7 +221,7 @@ class TwinRunner:
                 gc.enable()
 
     def _tick(self, now: datetime) -> list[TagSample]:
-        out: list[TagSample] = []
+        out: list[TagSample] = self.validation.before(self.registry, now)  # before the filters: held-back spikes never reach them
         scores, statuses = [], []
         for g in self.groups:
             samples, score, status = g.tick(self.registry, now)
@@ -227,7 +231,10 @@ class TwinRunner:
         if self.assets:
             out += self._asset_outputs(np.concatenate(scores) if scores else np.empty(0), np.concatenate(statuses) if statuses else np.empty(0, np.int64), now)
         for mg in self.model_groups:
+            # Learn flag of the identified models: pass self.validation.model_learn(mg) (a bool per
+            # channel: its signal is trusted) to mg.tick once ModelGroup.tick takes one.
             out += mg.tick(self.registry, now)
+        self.validation.after_models()
         for det in self.detectors:
             out += det.tick(self.registry, now)
         for i, diag in self.diagnosers:
@@ -245,7 +252,7 @@ class TwinRunner:
         any_warm = n_warm > 0
         asset_status = np.where(~any_warm, BAD_WAITING, np.where(n_good == self._signals_per_asset, GOOD, UNCERTAIN))
         was = self._alarm
-        active = np.where(was, value > ALARM_RELEASE * self._threshold, value > self._threshold) & any_warm
+        active = (np.where(was, value > ALARM_RELEASE * self._threshold, value > self._threshold) | self.validation.asset_flags(n_assets)) & any_warm
         for i in np.flatnonzero(active != was).tolist():
             a = self.assets[i]
             log.warning("twin_alarm" if active[i] else "twin_alarm_cleared", asset=a.name, score=round(float(value[i]), 2), threshold=a.alarm_threshold)
@@ -351,7 +358,7 @@ class TwinRunner:
             mg, mi = self._models[asset]
             model = mg.export_channel(mi)
         det = self._detector(asset)
-        return AssetState(asset, config_hash, now, filters, model, None if det is None else det.export_state())
+        return AssetState(asset, config_hash, now, filters, model, None if det is None else det.export_state(), self.validation.export_state(asset))
 
     def import_state(self, state: AssetState, now: datetime) -> None:
         """Continue *state.asset*'s twin from *state*: filters coasted over the ticks missed since it
@@ -379,6 +386,7 @@ class TwinRunner:
                 mg.import_channel(mi, state.model)
             if state.detector is not None and det is not None:
                 det.import_state(state.detector)
+            self.validation.import_state(asset, state.validation)
         except ValueError:
             self._forget(asset)
             raise
@@ -393,6 +401,7 @@ class TwinRunner:
             mg, mi = self._models[asset]
             mg.reset(mi)
         self.detectors = [AssetDetector(cfg) if d.asset == asset else d for d in self.detectors]
+        self.validation.forget(asset)
 
 
 def build_runners(

@@ -107,6 +107,8 @@ class AssetState:
     filters: Mapping[str, FilterState] = field(default_factory=dict)  # by signal name
     model: ModelState | None = None
     detector: DetectorState | None = None
+    # sensor validation (edge.twin.validation): signal -> SignalValidator.export(); None when not validated
+    validation: Mapping[str, Any] | None = None
 
     def age_s(self, now: datetime) -> float:
         """Seconds since it was saved (0 when the clock says the file is from the future)."""
@@ -187,7 +189,20 @@ def to_dict(state: AssetState) -> dict[str, Any]:
                 "since_refit": ad.since_refit,
                 "var_floor": _arr(ad.var_floor),
             }
+    if state.validation is not None:  # written only when validated (files without it read as before)
+        doc["validation"] = {name: _plain(v) for name, v in state.validation.items()}
     return doc
+
+
+def _plain(v: Any) -> Any:
+    """A validation document with NaN/inf encoded as for the other numbers."""
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
 
 
 def encode(state: AssetState) -> str:
@@ -327,6 +342,9 @@ def from_dict(doc: Any) -> AssetState:
         raise StateFileError("corrupt", "saved_at has no time zone")
     filters = _get(doc, "filters", Mapping, w)
     model, detector = doc.get("model"), doc.get("detector")
+    validation = doc.get("validation")
+    if validation is not None and not (isinstance(validation, Mapping) and all(isinstance(v, Mapping) for v in validation.values())):
+        raise StateFileError("corrupt", "validation must be an object of objects")
     return AssetState(
         _get(doc, "asset", str, w),
         _get(doc, "config_hash", str, w),
@@ -334,6 +352,7 @@ def from_dict(doc: Any) -> AssetState:
         {str(k): _filter(v, f"filters.{k}") for k, v in filters.items()},
         None if model is None else _model(model),
         None if detector is None else _detector(detector),
+        None if validation is None else {str(k): dict(v) for k, v in validation.items()},
     )
 
 

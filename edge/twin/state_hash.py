@@ -67,6 +67,12 @@ def asset_section(asset: AssetConfig) -> dict[str, Any]:
     d["signals"] = [_without(s, IGNORED_KEYS["signal"]) for s in d["signals"]]
     if d.get("detector") is not None:
         d["detector"] = _without(d["detector"], IGNORED_KEYS["detector"])
+    # sensor validation: absent when unused, so configs without it keep the hashes they had
+    if d.get("validation") is None:
+        d.pop("validation", None)
+    for s in d["signals"]:
+        if not s.get("related"):
+            s.pop("related", None)
     return d
 
 
@@ -78,7 +84,7 @@ def tag_meaning(driver: str, point: Any) -> dict[str, Any]:
 
 def tags_read(asset: AssetConfig) -> list[str]:
     """Registry keys of the device tags the asset's twin reads, sorted, each once."""
-    return sorted({s.tag for s in asset.signals} | {s.input for s in asset.signals if s.input is not None})
+    return sorted({s.tag for s in asset.signals} | {s.input for s in asset.signals if s.input is not None} | {t for s in asset.signals for t in s.related})
 
 
 def asset_config_hash(asset: AssetConfig, tags: Mapping[str, Any]) -> str:

@@ -227,9 +227,6 @@ def _flag(registry: TagRegistry, key: str | None) -> str:
     return s.value if isinstance(s.value, str) and s.status == Status.Good else ""
 
 
-FLAG_OUTPUT = "sensor_fault"  # the per-signal output of the sensor validation, when the runner publishes it
-
-
 def pattern_file(cfg: object, asset: AssetConfig) -> PatternFile:
     """The library file of *asset* in *cfg*'s state folder, seeded from ``diagnosis.seed``."""
     d = asset.diagnosis
@@ -247,13 +244,7 @@ def build_diagnosers(
     for i, asset in enumerate(assets):
         if asset.diagnosis is None:
             continue
-        flags = {}
-        for sig in asset.signals:
-            try:
-                key = names.signal_output_key(asset.name, sig.name, FLAG_OUTPUT)
-            except KeyError:
-                break  # no sensor validation outputs in this build
-            if key in registry:
-                flags[sig.name] = key
+        keys = {sig.name: names.sensor_fault_key(asset.name, sig.name) for sig in asset.signals}
+        flags = {s: k for s, k in keys.items() if k in registry}  # when the asset's signals are validated
         out.append((i, AssetDiagnoser(asset, tick_s, patterns(asset), flags)))
     return out

@@ -20,7 +20,6 @@ from drivers.sample import Status
 from edge.core import names
 from edge.history.store import HistoryRow, to_us
 from edge.twin.diagnosis.library import Episode, Library, LibraryError, Pattern, check_name
-from edge.twin.diagnosis.live import FLAG_OUTPUT
 from edge.twin.diagnosis.match import DEFAULT_MIN_SIMILARITY, overlaps
 from edge.twin.diagnosis.signature import Signature, extract
 
@@ -114,9 +113,6 @@ def _good(rows: list[HistoryRow]) -> list[HistoryRow]:
 
 
 def _flag(history: History, asset: str, signal: str, start: datetime, end: datetime) -> str:
-    try:
-        key = names.signal_output_key(asset, signal, FLAG_OUTPUT)
-    except KeyError:
-        return ""
+    key = names.sensor_fault_key(asset, signal)
     seen = Counter(r.value for r in history.read(key, to_us(start), to_us(end), limit=MAX_ROWS) if isinstance(r.value, str) and r.value)
     return seen.most_common(1)[0][0] if seen else ""  # type: ignore[return-value]
