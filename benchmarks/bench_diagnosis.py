@@ -2,7 +2,7 @@
 
     python benchmarks/bench_diagnosis.py [--trials N] [--quick] [--skab ../shared/datasets/skab]
 
-1. Built-in simulator (edge.sim.offline: the plant straight into the demo's twin, simulated time).
+1. Built-in simulator (edge.sim.drive: the plant straight into the demo's twin, simulated time).
    Each trial: a random operating point (heater 20-80 %, pump 40-90 %, valve 30-80 %), a fault at
    a random strength (0.5-1.5) and a random onset after the twin has warmed up and taken its
    baseline; the library is the shipped seed (config/heated_tank.patterns.json). The answer is
@@ -38,7 +38,7 @@ from edge.config import load_config  # noqa: E402
 from edge.core import names  # noqa: E402
 from edge.core.logconfig import configure_logging  # noqa: E402
 from edge.history.store import HistoryStore  # noqa: E402
-from edge.sim.offline import OfflineTwin  # noqa: E402
+from edge.sim.drive import PlantDrive  # noqa: E402
 from edge.sim.plant import Fault, Plant, Setpoints  # noqa: E402
 from edge.twin.diagnosis.library import UNKNOWN, Episode, Library, Pattern, PatternFile, load, save  # noqa: E402
 from edge.twin.diagnosis.match import diagnose  # noqa: E402
@@ -54,10 +54,10 @@ def _asset():
     return load_config(ROOT / "config" / "demo.toml").assets[0]
 
 
-def _rig(asset, lib: Library, setpoints: Setpoints, seed: int, tmp: Path) -> OfflineTwin:
+def _rig(asset, lib: Library, setpoints: Setpoints, seed: int, tmp: Path) -> PlantDrive:
     path = tmp / f"lib{seed}.json"
     save(lib, path)
-    return OfflineTwin(asset, Plant(seed=seed, setpoints=setpoints), lambda a: PatternFile(path, lib.name))
+    return PlantDrive.build(asset, [Plant(seed=seed, setpoints=setpoints)], lambda a: PatternFile(path, lib.name))
 
 
 def _setpoints(rng: np.random.Generator) -> Setpoints:
@@ -73,7 +73,7 @@ def trial(asset, lib: Library, fault: Fault, rng: np.random.Generator, seed: int
     def run(seconds: float) -> list[str]:
         shown = []
         for _ in range(round(seconds / rig.tick_s)):
-            rig.step()
+            rig.run(1)
             if store is not None:
                 store.append([rig.registry.latest(k) for k in measured])
             shown.append(rig.latest(key))
@@ -82,12 +82,12 @@ def trial(asset, lib: Library, fault: Fault, rng: np.random.Generator, seed: int
     run(420.0 + float(rng.uniform(0, 120)))
     rig.plant.fault_strength = float(rng.uniform(0.5, 1.5)) if strength is None else strength
     rig.plant.fault = fault
-    onset = rig.now
+    onset = rig.t
     shown = run(AFTER_S)
     named = [s for s in shown if s]
     answer = Counter(named).most_common(1)[0][0] if named else "missed"
     delay = next((k * rig.tick_s for k, s in enumerate(shown) if s == fault.name.lower()), None)
-    return answer, delay, onset, rig.now
+    return answer, delay, onset, rig.t
 
 
 def simulator(n: int, seed: int) -> None:

@@ -9,7 +9,7 @@ for temperature and level, whole rpm, float32 for flow, current and vibration), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +19,8 @@ from drivers.sample import Status, TagSample
 from edge.config import AssetConfig
 from edge.core.registry import TagInfo, TagRegistry
 from edge.sim.plant import Plant
-from edge.twin.runner import TwinRunner, signal_infos
+from edge.twin.diagnosis.library import PatternFile
+from edge.twin.runner import TwinRunner, build_runners, signal_infos
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DEVICE = "tank1_plc"
@@ -80,13 +81,30 @@ class PlantDrive:
     t: datetime = T0
 
     @classmethod
-    def build(cls, template: AssetConfig, plants: Sequence[Plant]) -> PlantDrive:
+    def build(cls, template: AssetConfig, plants: Sequence[Plant], patterns: Callable[[AssetConfig], PatternFile] | None = None) -> PlantDrive:
+        """*patterns*: the fault-pattern library of an asset with ``[assets.diagnosis]`` (else no diagnosis)."""
         assets = [asset_for(template, i + 1) for i in range(len(plants))]
-        return cls(list(plants), TwinRunner(assets, demo_registry(assets), template.tick_s))
+        (twin,) = build_runners(assets, demo_registry(assets), None, patterns)
+        return cls(list(plants), twin)
 
     @property
     def plant(self) -> Plant:
         return self.plants[0]
+
+    @property
+    def tick_s(self) -> float:
+        return self.twin.tick_s
+
+    @property
+    def registry(self) -> TagRegistry:
+        return self.twin.registry
+
+    def latest(self, key: str) -> object:
+        """The latest value of a registry key (a tag or a twin output)."""
+        return self.twin.registry.latest(key).value
+
+    def run_for(self, seconds: float) -> Sequence[TagSample]:
+        return self.run(round(seconds / self.tick_s))
 
     def readings(self) -> list[TagSample]:
         out = []
@@ -111,6 +129,6 @@ class PlantDrive:
                 plant.step(dt)
             self.t += timedelta(seconds=dt)
             reg.publish(self.readings())
-            out = self.twin.tick()
+            out = self.twin.tick(self.t)
             reg.publish(out)
         return out

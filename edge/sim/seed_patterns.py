@@ -5,7 +5,7 @@
 For each fault of the simulated plant, a few episodes at different strengths and operating points:
 the plant runs normally for the baseline window, the fault is injected, and the signature of the
 next ``EPISODE_S`` is taken with ``signature.extract``, the function the live diagnoser and
-RecordFaultPattern use. The readings are those the twin sees (``edge.sim.offline.OfflineTwin``),
+RecordFaultPattern use. The readings are those the twin sees (``edge.sim.drive.PlantDrive``),
 so a seed pattern describes what the gateway will see of that fault.
 """
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 from edge.config import AssetConfig, load_config
 from edge.core.logconfig import configure_logging
-from edge.sim.offline import T0, OfflineTwin
+from edge.core.names import sensor_fault_key
+from edge.sim.drive import T0, PlantDrive
 from edge.sim.plant import Fault, Plant, Setpoints
 from edge.twin.diagnosis.library import Episode, Library, Pattern, to_text
 from edge.twin.diagnosis.signature import extract
@@ -60,25 +62,34 @@ EPISODES = ((1.0, Setpoints()), (0.6, Setpoints(heater_pct=60.0, pump_speed_pct=
 def fault_signature(asset: AssetConfig, fault: Fault, strength: float, setpoints: Setpoints, seed: int):
     """The signature of *fault* on the simulated plant (baseline, then the first EPISODE_S)."""
     plant = Plant(seed=seed, setpoints=setpoints)
-    rig = OfflineTwin(asset, plant)
+    rig = PlantDrive.build(asset, [plant])
     names = [s.name for s in asset.signals]
     tags = [s.tag for s in asset.signals]
+    flag_keys = [sensor_fault_key(asset.name, s) for s in names]
+    raised: list[Counter[str]] = [Counter() for _ in names]
 
     def window(seconds: float) -> tuple[list[list[float]], list[float]]:
         rows, times = [], []
         for _ in range(round(seconds / rig.tick_s)):
-            rig.step()
+            rig.run(1)
             rows.append([float(rig.latest(t)) for t in tags])  # type: ignore[arg-type]
-            times.append((rig.now - T0).total_seconds())
+            times.append((rig.t - T0).total_seconds())
+            for i, key in enumerate(flag_keys):  # the sensor validation's flags, as the live diagnoser sees them
+                flag = rig.latest(key) if key in rig.registry else ""
+                if isinstance(flag, str) and flag:
+                    raised[i][flag] += 1
         return [list(col) for col in zip(*rows, strict=True)], times
 
-    rig.run(120.0)  # the twin warms up
+    rig.run_for(120.0)  # the twin warms up
     base, base_times = window(BASELINE_S)
     plant.fault_strength = strength
     plant.fault = fault
-    start = rig.now
+    start = rig.t
+    for c in raised:
+        c.clear()
     epi, times = window(EPISODE_S)
-    sig = extract(names, base, epi, [times] * len(names), [s.measurement_noise for s in asset.signals], None, [base_times] * len(names))
+    flags = [c.most_common(1)[0][0] if c else "" for c in raised]
+    sig = extract(names, base, epi, [times] * len(names), [s.measurement_noise for s in asset.signals], flags, [base_times] * len(names))
     return sig, Episode(asset.name, start.isoformat(), (start + timedelta(seconds=EPISODE_S)).isoformat(), "simulator", f"strength {strength:g}")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import load_config
 from edge.core import names
-from edge.sim.offline import OfflineTwin
+from edge.sim.drive import PlantDrive
 from edge.sim.plant import Fault, Plant, Setpoints
 from edge.twin.diagnosis.library import UNKNOWN, PatternFile, load, save
 
@@ -28,15 +28,15 @@ def run_fault(tmp_path: Path, fault: Fault, *, strength: float = 1.0, setpoints:
         lib = lib.without(leave_out)
     save(lib, tmp_path / "lib.json")
     plant = Plant(seed=21, setpoints=setpoints or Setpoints())
-    rig = OfflineTwin(demo_asset(), plant, lambda a: PatternFile(tmp_path / "lib.json", "heated_tank"))
-    rig.run(480.0)
+    rig = PlantDrive.build(demo_asset(), [plant], lambda a: PatternFile(tmp_path / "lib.json", "heated_tank"))
+    rig.run_for(480.0)
     key = names.diagnosis_key("tank1", "fault")
     assert rig.latest(key) == ""  # normal
     plant.fault_strength = strength
     plant.fault = fault
     seen, details = [], {}
     for _ in range(round(180.0 / rig.tick_s)):
-        rig.step()
+        rig.run(1)
         if rig.latest(key):
             seen.append(rig.latest(key))
             details[seen[-1]] = {o: rig.latest(names.diagnosis_key("tank1", o)) for o in ("confidence", "action", "contributors")}
@@ -64,7 +64,7 @@ def test_the_diagnosis_empties_when_the_episode_ends(tmp_path: Path) -> None:
     rig, seen = run_fault(tmp_path, Fault.FLOW_SENSOR)
     assert "flow_sensor" in seen
     rig.plant.fault = Fault.NONE
-    rig.run(180.0)
+    rig.run_for(180.0)
     assert rig.latest(names.diagnosis_key("tank1", "fault")) == ""
     assert rig.latest(names.diagnosis_key("tank1", "contributors")) == []
 
@@ -72,14 +72,14 @@ def test_the_diagnosis_empties_when_the_episode_ends(tmp_path: Path) -> None:
 def test_a_pattern_removed_from_the_file_is_gone_at_the_next_diagnosis(tmp_path: Path) -> None:
     rig, seen = run_fault(tmp_path, Fault.BEARING_WEAR)
     assert seen[-1] == "bearing_wear"
-    diag = rig.runner.diagnosers[0][1]
+    diag = rig.twin.diagnosers[0][1]
     diag.patterns.update(diag.patterns.current().without("bearing_wear"))
-    rig.run(5.0)
+    rig.run_for(5.0)
     assert rig.latest(names.diagnosis_key("tank1", "fault")) == UNKNOWN
 
 
 def test_no_diagnosis_section_no_outputs() -> None:
     asset = demo_asset().model_copy(update={"diagnosis": None})
-    rig = OfflineTwin(asset, Plant(seed=1), lambda a: pytest.fail("no library for an asset without diagnosis"))
-    assert rig.runner.diagnosers == []
+    rig = PlantDrive.build(asset, [Plant(seed=1)], lambda a: pytest.fail("no library for an asset without diagnosis"))
+    assert rig.twin.diagnosers == []
     assert names.diagnosis_key("tank1", "fault") not in rig.registry

@@ -17,7 +17,7 @@ from edge.history.store import HistoryStore
 from edge.opcua.pattern_methods import PatternMethods
 from edge.opcua.server import OpcUaServer
 from edge.opcua.users import Role, UserDirectory
-from edge.sim.offline import OfflineTwin
+from edge.sim.drive import PlantDrive
 from edge.sim.plant import Fault, Plant, Setpoints
 from edge.twin.diagnosis.library import UNKNOWN, Library, PatternFile, load, save
 
@@ -29,11 +29,11 @@ def _asset():
     return load_config(ROOT / "config" / "demo.toml").assets[0]
 
 
-def _episode(rig: OfflineTwin, store: HistoryStore | None, seconds: float) -> list[str]:
-    measured = [names.signal_output_key("tank1", s.name, "measured") for s in rig.asset.signals]
+def _episode(rig: PlantDrive, store: HistoryStore | None, seconds: float) -> list[str]:
+    measured = [names.signal_output_key("tank1", s.name, "measured") for s in rig.twin.assets[0].signals]
     seen = []
     for _ in range(round(seconds / rig.tick_s)):
-        rig.step()
+        rig.run(1)
         if store is not None:
             store.append([rig.registry.latest(k) for k in measured])
         fault = rig.latest(names.diagnosis_key("tank1", "fault"))
@@ -60,13 +60,13 @@ async def test_record_then_recognise_over_the_opcua_method(tmp_path: Path, free_
     files = PatternFile(lib_path, "heated_tank")
     store = HistoryStore(tmp_path / "history.sqlite", retention_days=7, max_db_mb=64)
     store.open()
-    rig = OfflineTwin(asset, Plant(seed=5), lambda a: files)
-    diag = rig.runner.diagnosers[0][1]
+    rig = PlantDrive.build(asset, [Plant(seed=5)], lambda a: files)
+    diag = rig.twin.diagnosers[0][1]
     _episode(rig, store, 480.0)
-    onset = rig.now
+    onset = rig.t
     rig.plant.fault = Fault.BEARING_WEAR
     assert set(_episode(rig, store, 180.0)) == {UNKNOWN}
-    end = rig.now
+    end = rig.t
 
     op_url, viewer_url = (f"opc.tcp://127.0.0.1:{free_port_factory()}/edgetwin" for _ in range(2))
     common = {"namespace_uri": NS, "gateway_name": "gw"}
@@ -110,7 +110,7 @@ async def test_record_then_recognise_over_the_opcua_method(tmp_path: Path, free_
         store.close()
 
     # a second episode, weaker and at another operating point, on a fresh twin using the same library
-    second = OfflineTwin(asset, Plant(seed=9, setpoints=Setpoints(heater_pct=55.0, pump_speed_pct=65.0, valve_pct=60.0)), lambda a: files)
+    second = PlantDrive.build(asset, [Plant(seed=9, setpoints=Setpoints(heater_pct=55.0, pump_speed_pct=65.0, valve_pct=60.0))], lambda a: files)
     _episode(second, None, 480.0)
     second.plant.fault_strength = 0.7
     second.plant.fault = Fault.BEARING_WEAR
