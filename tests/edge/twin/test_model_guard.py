@@ -118,7 +118,7 @@ def test_the_forecast_takes_a_setpoint_change_at_once() -> None:
 
 def test_the_guard_travels_in_the_saved_state() -> None:
     """Identified range, quantile, model-error share, restores and the last good state round-trip."""
-    twin, proc = trained()
+    twin, _ = trained()
     g = twin.model_groups[0].guard
     g.restores[0] = 3
     state = decode(encode(twin.export_state("tank", "h", T0)))
