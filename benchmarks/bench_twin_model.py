@@ -148,15 +148,16 @@ def flow_fault_scenario(rig: TwinRig, rng: np.random.Generator) -> tuple[float, 
     return release, raised, seen
 
 
-def drift_scenario(rig: TwinRig) -> list[tuple[float, float]]:
-    """Largest (gain, time constant) relative error during the drift, then in the 10 min after."""
+def drift_scenario(rig: TwinRig, fault: Fault = Fault.SENSOR_DRIFT) -> list[tuple[float, float]]:
+    """Largest (gain, time constant) relative error during the drift, then in the 10 min after
+    (with *fault* NONE: the same 20 min without a drift, the model's own wander)."""
 
     def params() -> tuple[float, float]:
         return float(rig.value(K + "gain")), float(rig.value(K + "time_constant"))  # type: ignore[arg-type]
 
     g0, t0 = params()
     out = []
-    rig.plant.fault = Fault.SENSOR_DRIFT
+    rig.plant.fault = fault
     for phase_s in (600.0, 600.0):
         worst_g = worst_t = 0.0
         for _ in range(round(phase_s / rig.tick_s)):
@@ -177,13 +178,14 @@ def main() -> None:
     seeds = args.seeds or (1 if args.quick else 2)
     ident_s, run_s, settle_s = (1800.0, 1500.0, 300.0) if args.quick else (3600.0, 4200.0, 600.0)
     started, cpu = time.perf_counter(), time.process_time()
-    fc, steps, flows, drifts = [], [], [], []
+    fc, steps, flows, drifts, controls = [], [], [], [], []
     for seed in range(seeds):
         base, _ = identified(seed, ident_s)
         fc.append(forecast_scenario(copy.deepcopy(base), np.random.default_rng(seed), run_s, settle_s))
         steps.append(heater_step_scenario(copy.deepcopy(base)))
         flows.append(flow_fault_scenario(copy.deepcopy(base), np.random.default_rng(seed + 7)))
         drifts.append(drift_scenario(copy.deepcopy(base)))
+        controls.append(drift_scenario(copy.deepcopy(base), fault=Fault.NONE))
     took, took_cpu = time.perf_counter() - started, time.process_time() - cpu
 
     def tot(key: str) -> float:
@@ -205,7 +207,11 @@ def main() -> None:
     )
     for phase, name in ((0, "during the drift"), (1, "in the 10 min after")):
         g_err, t_err = max(d[phase][0] for d in drifts), max(d[phase][1] for d in drifts)
-        print(f"  drift +0.5 degC/min for 10 min: largest error vs the model before, {name}: gain {100 * g_err:.1f} %, time constant {100 * t_err:.1f} %")
+        g_c, t_c = max(d[phase][0] for d in controls), max(d[phase][1] for d in controls)
+        print(
+            f"  drift +0.5 degC/min for 10 min, largest error vs the model before, {name}: gain {100 * g_err:.1f} %, time constant {100 * t_err:.1f} %"
+            f" (no drift, same minutes: {100 * g_c:.1f} %, {100 * t_c:.1f} %)"
+        )
 
 
 if __name__ == "__main__":
