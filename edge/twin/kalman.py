@@ -80,8 +80,9 @@ class KalmanGroup:
         self.reacquire[i] = False
         self.last_source[i] = None
 
-    def tick(self, registry: TagRegistry, now: datetime) -> tuple[list[TagSample], np.ndarray, np.ndarray]:
-        """Step the bank once; return ``(samples, score (n,), status (n,))`` of the channels."""
+    def tick(self, registry: TagRegistry, now: datetime, score_override: np.ndarray | None = None) -> tuple[list[TagSample], np.ndarray, np.ndarray]:
+        """Step the bank once; return ``(samples, score (n,), status (n,))`` of the channels.
+        *score_override* (n,): where finite, the published and returned score (an identified model's)."""
         g = gather(registry, self.tags, self.last_source)
         z = np.where(g.fresh, g.value, np.nan)
         self.updates += g.fresh
@@ -90,7 +91,7 @@ class KalmanGroup:
         if back.any():
             self._reacquired(back)
         self.bank.update_score(self.alpha, skip=back if back.any() else None)
-        score = self.bank.score
+        score = self.bank.score if score_override is None else np.where(np.isfinite(score_override), score_override, self.bank.score)
         innov = self.bank.innovation
         forecasts = np.stack([self.bank.forecast(h)[0] for h in self.horizons]) if self.horizons else np.empty((0, 0))
         fcast = forecasts[self._horizon_of, np.arange(len(self.channels))] if len(self.channels) else np.empty(0)

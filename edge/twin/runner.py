@@ -7,9 +7,11 @@ Per signal it publishes (registry keys ``<asset>.<signal>.<output>``, nodes
 ``Assets/<asset>/<signal>/<Output>``): Measured (the device tag mirrored), Estimate, Forecast (at
 the configured horizon), Residual (innovation: measured minus one-step prediction) and
 AnomalyScore (EWMA of the normalized innovation squared: about 1 in normal operation). Per asset:
-AnomalyScore (the largest of its signals') and Alarm (score above ``alarm_threshold``, released
-below 80 % of it, or a flagged sensor; published when its value or status changes). Assets with
-sensor validation also publish SensorFault per signal and per asset (``edge.twin.validation_hook``).
+AnomalyScore (the largest of its signals') and Alarm (``edge.twin.alarm``: on above
+``alarm_threshold``, released with hysteresis once the condition clears; published when its value
+or status changes). A signal with a warm identified model scores by the model's one-step errors. A flagged sensor
+also raises it. Assets with sensor validation publish SensorFault per signal and per asset
+(``edge.twin.validation_hook``).
 
 Status of twin outputs: BadWaitingForInitialData until the signal has had ``warmup_ticks``
 measurements; then Good while the input is Good, UncertainSubNormal while it is not (stale,
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,11 +41,13 @@ from edge.config import AssetConfig
 from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.stats import Histogram
+from edge.twin.alarm import AssetAlarms, ModelLinks
 from edge.twin.detector import AssetDetector, detector_infos
 from edge.twin.diagnosis.live import AssetDiagnoser, PatternFile, build_diagnosers, diagnosis_infos
-from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelChannel, ModelGroup, candidates_of, model_infos, period_of
+from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelGroup
 from edge.twin.io import sample, severity
 from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
+from edge.twin.model_setup import build_model_groups, model_infos
 from edge.twin.state import AssetState
 from edge.twin.validation_hook import RunnerValidation, validation_infos
 
@@ -54,7 +57,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("edge.twin.runner")
 
 OUTPUTS = ("Estimate", "Forecast", "Residual", "AnomalyScore")
-ALARM_RELEASE = 0.8
 DIAGNOSTICS_INTERVAL_S = 1.0  # the assets' TickTime is published at most this often, on change
 # (leaf, data type, units, description) of Diagnostics/Gateway/Assets/<asset>; leaves are names.ASSET_DIAGNOSTICS
 ASSET_DIAGNOSTIC_FIELDS = (("TickTime", "float64", "s", "duration of the last twin tick (shared by every asset with the same tick_s)"),)
@@ -121,49 +123,19 @@ class TwinRunner:
         )
         n_assets = len(self.assets)
         self._signals_per_asset = np.bincount(self._asset_of, minlength=n_assets)
-        self._threshold = np.array([a.alarm_threshold for a in self.assets])
-        self._alarm = np.zeros(n_assets, dtype=bool)
+        self.alarms = AssetAlarms(self.assets, self.groups, self._asset_of, tick_s)
+        self._alarm = np.zeros(n_assets, dtype=bool)  # the anomaly alarm or a flagged sensor (edge.twin.alarm, validation)
         self._alarm_published: list[tuple[bool, int] | None] = [None] * n_assets
         self._asset_keys = [(names.asset_output_key(a.name, "anomaly_score"), names.asset_output_key(a.name, "alarm")) for a in self.assets]
-        self.model_groups: list[ModelGroup] = []
-        self._models: dict[str, tuple[ModelGroup, int]] = {}
-        self._build_models()
+        self.model_groups = build_model_groups(self.assets, registry, tick_s)
+        self._models = {ch.asset: (g, i) for g in self.model_groups for i, ch in enumerate(g.channels)}
+        self.model_links = ModelLinks(self.model_groups, self.groups, index)  # model scores; learn only out of alarm and trusted
         self.detectors = [AssetDetector(a) for a in self.assets if a.detector is not None]  # [assets.detector]
         self.diagnosers: list[tuple[int, AssetDiagnoser]] = []  # [assets.diagnosis], see build_runners
         self._kalman_of = {(c.asset, c.signal): (g, i) for g in self.groups for i, c in enumerate(g.channels)}
         self.validation = RunnerValidation(self.assets, registry, tick_s, self._kalman_of, self._models)  # per-signal sensor validation
         self.state_store: TwinStateStore | None = None  # saves periodically in run() (edge.twin.persist)
         self.config_hashes: dict[str, str] = {}  # asset -> hash of the config it was built from (TwinStateStore.attach)
-
-    def _build_models(self) -> None:
-        grouped: dict[tuple, list[tuple[ModelChannel, float, float]]] = defaultdict(list)
-        for asset in self.assets:
-            for sig in asset.signals:
-                if sig.input is None:
-                    continue
-                period = period_of(sig, asset)
-                ticks = round(period / self.tick_s)
-                info = self.registry.info(sig.input)
-                ch = ModelChannel(
-                    asset.name,
-                    sig.name,
-                    sig.tag,
-                    sig.input,
-                    -math.inf if info.low is None else float(info.low),
-                    math.inf if info.high is None else float(info.high),
-                    max(1, round(sig.forecast_horizon_s / period)),
-                    sig.model_warmup,
-                    sig.max_gain_rel_std,
-                    sig.input_model == "fopdt",
-                )
-                grouped[(tuple(candidates_of(sig, period)), ticks, ch.first_order)].append((ch, sig.forgetting, sig.covariance_bound))
-        for (candidates, ticks, _), members in grouped.items():
-            g = ModelGroup(
-                list(candidates), ticks, ticks * self.tick_s, [m[0] for m in members], np.array([m[1] for m in members]), np.array([m[2] for m in members])
-            )
-            self.model_groups.append(g)
-            for i, ch in enumerate(g.channels):
-                self._models[ch.asset] = (g, i)
 
     async def run(self) -> None:
         """Tick forever; with a ``state_store``, a child task ``twin-state:<tick>`` saves the state
@@ -223,18 +195,16 @@ class TwinRunner:
     def _tick(self, now: datetime) -> list[TagSample]:
         out: list[TagSample] = self.validation.before(self.registry, now)  # before the filters: held-back spikes never reach them
         scores, statuses = [], []
-        for g in self.groups:
-            samples, score, status = g.tick(self.registry, now)
+        for j, mg in enumerate(self.model_groups):  # first: their scores stand in for the Kalman ones
+            out += mg.tick(self.registry, now, self.model_links.learn(j, self.alarms) & self.validation.model_learn(mg))  # trusted signals only
+        self.validation.after_models()
+        for g, override in zip(self.groups, self.model_links.overrides()):
+            samples, score, status = g.tick(self.registry, now, override)
             out += samples
             scores.append(score)
             statuses.append(status)
         if self.assets:
             out += self._asset_outputs(np.concatenate(scores) if scores else np.empty(0), np.concatenate(statuses) if statuses else np.empty(0, np.int64), now)
-        for mg in self.model_groups:
-            # Learn flag of the identified models: pass self.validation.model_learn(mg) (a bool per
-            # channel: its signal is trusted) to mg.tick once ModelGroup.tick takes one.
-            out += mg.tick(self.registry, now)
-        self.validation.after_models()
         for det in self.detectors:
             out += det.tick(self.registry, now)
         for i, diag in self.diagnosers:
@@ -252,11 +222,12 @@ class TwinRunner:
         any_warm = n_warm > 0
         asset_status = np.where(~any_warm, BAD_WAITING, np.where(n_good == self._signals_per_asset, GOOD, UNCERTAIN))
         was = self._alarm
-        active = (np.where(was, value > ALARM_RELEASE * self._threshold, value > self._threshold) | self.validation.asset_flags(n_assets)) & any_warm
+        estimate = np.concatenate([g.bank.estimate for g in self.groups]) if self.groups else np.empty(0)
+        active = self.alarms.update(value, any_warm, score, estimate, warm) | (self.validation.asset_flags(n_assets) & any_warm)
+        self._alarm = active
         for i in np.flatnonzero(active != was).tolist():
             a = self.assets[i]
             log.warning("twin_alarm" if active[i] else "twin_alarm_cleared", asset=a.name, score=round(float(value[i]), 2), threshold=a.alarm_threshold)
-        self._alarm = active
         out: list[TagSample] = []
         published = self._alarm_published
         for i, ((k_score, k_alarm), st, v, on) in enumerate(zip(self._asset_keys, asset_status.tolist(), value.tolist(), active.tolist())):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the identified model carries its guard (edge.twin.model_guard)
 
 
 class StateFileError(ValueError):
@@ -58,6 +58,36 @@ class BankState:
 
 
 @dataclass(frozen=True, eq=False)
+class GoodBank:
+    """The last good parameters of one candidate structure."""
+
+    theta: np.ndarray  # (p,)
+    P: np.ndarray  # (p, p)
+    sigma2: float
+
+
+@dataclass(frozen=True, eq=False)
+class GoodState:
+    """The last good state of an identified model (one entry per candidate)."""
+
+    banks: tuple[GoodBank, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class GuardState:
+    """What the model guard has learnt: the identified input range, the interval quantile, the
+    one-step miss rate, the automatic resets so far and the last good state (None: none yet)."""
+
+    seen_lo: float  # NaN: no input learnt yet
+    seen_hi: float
+    quantile: float
+    miss: float
+    restores: int
+    good: GoodState | None = None
+    kappa: float = 0.05  # model-error share of a predicted move in the interval
+
+
+@dataclass(frozen=True, eq=False)
 class ModelState:
     """The identified input->output model of one signal."""
 
@@ -65,6 +95,7 @@ class ModelState:
     choice: int  # index of the candidate in use
     warm: bool
     banks: tuple[BankState, ...]
+    guard: GuardState | None = None  # None: a fresh guard
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +196,7 @@ def to_dict(state: AssetState) -> dict[str, Any]:
                 }
                 for b in m.banks
             ],
+            "guard": None if m.guard is None else _guard_doc(m.guard),
         }
     if state.detector is not None:
         d = state.detector
@@ -203,6 +235,21 @@ def _plain(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [_plain(x) for x in v]
     return v
+
+
+def _guard_doc(g: GuardState) -> dict[str, Any]:
+    good = None
+    if g.good is not None:
+        good = [{"theta": _arr(b.theta), "P": _arr(b.P), "sigma2": _num(b.sigma2)} for b in g.good.banks]
+    return {
+        "seen_lo": _num(g.seen_lo),
+        "seen_hi": _num(g.seen_hi),
+        "quantile": _num(g.quantile),
+        "miss": _num(g.miss),
+        "restores": g.restores,
+        "good": good,
+        "kappa": _num(g.kappa),
+    }
 
 
 def encode(state: AssetState) -> str:
@@ -289,7 +336,38 @@ def _model(doc: Any) -> ModelState:
     choice = _get(doc, "choice", int, w)
     if not banks or not 0 <= choice < len(banks):
         raise StateFileError("corrupt", f"model.choice {choice} does not name one of {len(banks)} candidates")
-    return ModelState(_get(doc, "signal", str, w), choice, _get(doc, "warm", bool, w), tuple(_bank(b, f"model.banks[{i}]") for i, b in enumerate(banks)))
+    g = doc.get("guard")
+    return ModelState(
+        _get(doc, "signal", str, w),
+        choice,
+        _get(doc, "warm", bool, w),
+        tuple(_bank(b, f"model.banks[{i}]") for i, b in enumerate(banks)),
+        None if g is None else _guard(g),
+    )
+
+
+def _guard(doc: Any) -> GuardState:
+    w = "model.guard"
+    restores = _get(doc, "restores", int, w)
+    if restores < 0:
+        raise StateFileError("corrupt", f"{w}.restores is negative")
+    good = doc.get("good") if isinstance(doc, Mapping) else None
+    banks = None
+    if good is not None:
+        if not isinstance(good, list):
+            raise StateFileError("corrupt", f"{w}.good must be a list")
+        banks = GoodState(
+            tuple(
+                GoodBank(
+                    _array(_get(b, "theta", list, f"{w}.good[{i}]"), 1, f"{w}.good[{i}].theta"),
+                    _array(_get(b, "P", list, f"{w}.good[{i}]"), 2, f"{w}.good[{i}].P"),
+                    _number(b, "sigma2", f"{w}.good[{i}]"),
+                )
+                for i, b in enumerate(good)
+            )
+        )
+    q, kappa = _number(doc, "quantile", w), _number(doc, "kappa", w)
+    return GuardState(_number(doc, "seen_lo", w), _number(doc, "seen_hi", w), q, _number(doc, "miss", w), restores, banks, kappa)
 
 
 def _detector(doc: Any) -> DetectorState:

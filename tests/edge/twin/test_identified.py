@@ -178,7 +178,10 @@ def test_an_hour_of_constant_heater_keeps_the_covariance_bounded() -> None:
     bank = rig.twin.model_groups[0].banks[0]
     rig.run(3600.0)  # an hour at a constant heater
     trace = np.trace(bank.P[0])
-    assert 0.5e4 < trace <= 1e4  # the covariance grew until the bound stopped the forgetting
+    # The covariance grew until the bound stopped the forgetting, unless the time constant wandered
+    # off (an unexcited direction) and the guard put the model back to its last good state.
+    assert trace <= 1e4
+    assert trace > 0.5e4 or rig.twin.model_groups[0].guard.restores[0] > 0
     assert np.all(np.isfinite(bank.theta))
     assert rig.out("gain").value == pytest.approx(0.5, rel=0.15)
     assert rig.out("gain").status == Status.UncertainSubNormal  # no longer excited: flagged, not hidden

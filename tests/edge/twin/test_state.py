@@ -161,7 +161,7 @@ def _set(path: str, value: object):
 @pytest.mark.parametrize(
     ("edit", "reason", "message"),
     [
-        (_set("format_version", 2), "format_version", "format_version 2"),
+        (_set("format_version", 1), "format_version", "format_version 1"),
         (_set("format_version", KeyError), "format_version", "format_version None"),
         (_set("asset", 5), "corrupt", "state.asset has the wrong type"),
         (_set("config_hash", KeyError), "corrupt", "state.config_hash is missing"),
