@@ -67,7 +67,9 @@ def _setpoints(rng: np.random.Generator) -> Setpoints:
 def trial(asset, lib: Library, fault: Fault, rng: np.random.Generator, seed: int, tmp: Path, store: HistoryStore | None = None, strength: float | None = None):
     """(answer, delay s or None, onset, end) of one injected fault."""
     rig = _rig(asset, lib, _setpoints(rng), seed, tmp)
+    # what the gateway historizes for the asset: each signal's Measured and its sensor-validation flag
     measured = [names.signal_output_key(asset.name, s.name, "measured") for s in asset.signals]
+    measured += [k for k in (names.sensor_fault_key(asset.name, s.name) for s in asset.signals) if k in rig.registry]
     key = names.diagnosis_key(asset.name, "fault")
 
     def run(seconds: float) -> list[str]:

@@ -45,6 +45,7 @@ from edge.core import names
 from edge.core.tasks import cancel_and_wait
 from edge.opcua import asyncua_patches
 from edge.opcua.alarm_details import details_text, diagnosis_details
+from edge.opcua.condition_fields import state_nodes, two_state
 from edge.opcua.deletion import delete_subtrees
 from edge.opcua.users import Role, current_principal, current_role
 
@@ -221,7 +222,7 @@ class OpcUaAlarms:
             gen = await self._server.get_event_generator(ua.ObjectIds.AlarmConditionType, source)
             input_id = server.node_id(spec.key) if spec.key in server.registry else None
             asyncua_patches.fix_event_data_types(gen.event)
-            c = _Condition(spec, node_id, source_id, input_id, gen.event, await _state_nodes(cond, gen.event))
+            c = _Condition(spec, node_id, source_id, input_id, gen.event, await state_nodes(cond, gen.event))
             self.conditions[node_id] = c
             self._by_key.setdefault(spec.key, []).append(c)
             if spec.details:
@@ -345,9 +346,9 @@ class OpcUaAlarms:
         ev.Quality = ua.StatusCode(s.quality)
         ev.Comment = ua.LocalizedText(s.comment)
         ev.ClientUserId = s.user
-        _two_state(ev, "EnabledState", True, "Enabled", "Disabled", None)
-        _two_state(ev, "ActiveState", s.active, "Active", "Inactive", s.active_since if s.active else at)
-        _two_state(ev, "AckedState", s.acked, "Acknowledged", "Unacknowledged", s.acked_at)
+        two_state(ev, "EnabledState", True, "Enabled", "Disabled", None)
+        two_state(ev, "ActiveState", s.active, "Active", "Inactive", s.active_since if s.active else at)
+        two_state(ev, "AckedState", s.acked, "Acknowledged", "Unacknowledged", s.acked_at)
         ev.SuppressedOrShelved = False
         aspace = self._server.iserver.aspace
         for name, nid in c.mirror.items():  # the condition node shows the state of its latest event
@@ -389,27 +390,3 @@ class OpcUaAlarms:
         log.info("alarm_acknowledged", condition=c.spec.name, source="/".join(c.spec.source), user=user, comment=text)
         await self._transition(c, result, now)
         return []
-
-
-def _two_state(ev: Any, name: str, value: bool, true_text: str, false_text: str, since: datetime | None) -> None:
-    setattr(ev, name, ua.LocalizedText(true_text if value else false_text))
-    setattr(ev, f"{name}/Id", value)
-    setattr(ev, f"{name}/TrueState", ua.LocalizedText(true_text))
-    setattr(ev, f"{name}/FalseState", ua.LocalizedText(false_text))
-    if since is not None:
-        setattr(ev, f"{name}/TransitionTime", since)
-
-
-async def _state_nodes(cond: Any, event: Any) -> dict[str, ua.NodeId]:
-    """The variables of an instantiated condition (and their properties, e.g. ``ActiveState/Id``)
-    that carry one of the event's fields."""
-    out: dict[str, ua.NodeId] = {}
-    for child in await cond.get_children(nodeclassmask=ua.NodeClass.Variable):
-        name = (await child.read_browse_name()).Name
-        if name in event.data_types:
-            out[name] = child.nodeid
-        for prop in await child.get_children(nodeclassmask=ua.NodeClass.Variable):
-            sub = f"{name}/{(await prop.read_browse_name()).Name}"
-            if sub in event.data_types:
-                out[sub] = prop.nodeid
-    return out

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="list, show, record or remove fault patterns of an asset's library",
         description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
     )
-    p.add_argument("action", choices=["list", "show", "record", "remove"])
+    p.add_argument("action", choices=["list", "show", "record", "remove"], help="list the patterns, show one, record one from history, remove one")
     p.add_argument("name", nargs="?", help="pattern name (show, record, remove)")
     p.add_argument("--config", required=True, help="the gateway config")
     p.add_argument("--asset", help="asset with a [assets.diagnosis] section (default: the only one)")
