@@ -72,7 +72,10 @@ async def test_plant_to_opcua_client(free_port_factory, tmp_path: Path) -> None:
             tags = {(await c.read_browse_name()).Name for c in await node("Devices/tank1_plc").get_children()}
             assert {"temperature", "flow", "motor_current", "pumped_volume", "heater_setpoint", "pump_enable"} <= tags
             outputs = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/vibration").get_children()}
-            assert outputs == {"Measured", "Estimate", "Forecast", "Residual", "AnomalyScore"}
+            assert outputs == {"Measured", "Estimate", "Forecast", "Residual", "AnomalyScore", "SensorFault"}
+            diagnosis = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/Diagnosis").get_children()}
+            assert diagnosis == {"Fault", "Confidence", "Contributors", "Action", "RunnerUp", "RunnerUpConfidence"}
+            assert await node("Assets/tank1/Diagnosis/Fault").read_value() == ""  # a normal plant
 
             # --- read: every device tag Good with a plausible engineering value
             async def all_good() -> bool:

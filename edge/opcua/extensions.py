@@ -67,8 +67,8 @@ def history_keys(cfg: Any, registry: TagRegistry) -> list[str]:
             prefixes.append(names.asset_key_prefix(asset.name))
         else:
             prefixes.extend(names.signal_key_prefix(asset.name, sig.name) for sig in asset.signals if sig.historize)
-    if prefixes:
-        keys.update(i.key for i in registry.infos() if i.key.startswith(tuple(prefixes)))
+    if prefixes:  # arrays (Diagnosis/Contributors) are not kept: history holds one number, text or flag per sample
+        keys.update(i.key for i in registry.infos() if i.key.startswith(tuple(prefixes)) and not i.array)
     return sorted(k for k in keys if k in registry)
 
 

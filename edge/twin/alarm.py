@@ -6,8 +6,10 @@
 * **held** for at least ``MIN_HOLD_S``, and while the score stays above ``ALARM_RELEASE`` times
   the threshold (hysteresis);
 * **held while a culprit stays away**: the signals whose score raised the alarm (signals without
-  an identified model) remember their estimate from ``LOOKBACK_S`` before the onset; while such a
-  signal's estimate stays more than ``K_BACK`` measurement sigmas from it, the fault is still there
+  an identified model) remember their level (the median reading, else estimate, over the
+  ``LOOKBACK_S`` before the onset); while such a signal's level (median of its last ``RECENT``
+  readings) stays more than ``K_BACK`` measurement sigmas from it (a slow fault such as bearing wear keeps it moving away), the fault is still there;
+  a culprit counts as back only once it has been away (until then its score counts as any other)
   (its Kalman filter adapts to a failed sensor's value within seconds, and its score falls) and the
   alarm holds, up to ``MAX_LATCH_S`` after the onset;
 * **released** once every culprit is back near its reference and no other signal scores: the
@@ -25,6 +27,7 @@ sensor validation).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,6 +41,7 @@ MIN_HOLD_S = 10.0
 MAX_LATCH_S = 900.0
 LOOKBACK_S = 10.0
 K_BACK = 4.0
+RECENT = 5  # rows of the ring whose median is a signal's level now
 
 
 class AssetAlarms:
@@ -58,6 +62,7 @@ class AssetAlarms:
         self.culprit = np.zeros(n, dtype=bool)
         self.ref = np.full(n, np.nan)
         self.recovering = np.zeros(n, dtype=bool)  # culprits back to normal whose score still decays
+        self.left = np.zeros(n, dtype=bool)  # culprits that have been away from their reference during this alarm
         self.lookback = max(2, min(200, math.ceil(LOOKBACK_S / tick_s)))
         self._ring = np.full((self.lookback, n), np.nan)
         self._k = 0
@@ -67,10 +72,17 @@ class AssetAlarms:
         L = self.lookback
         self._ring[self._k % L] = estimate
         self._k += 1
-        oldest = self._ring[self._k % L]
+        # Noisy readings: the reference is the median of the lookback ring, the level now the
+        # median of the last RECENT rows (one noisy reading neither leaves nor comes back).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no reading yet) stay NaN
+            oldest = np.nanmedian(self._ring, axis=0)
+            recent = np.nanmedian(self._ring[[(self._k - 1 - j) % L for j in range(min(RECENT, L))]], axis=0)
         with np.errstate(invalid="ignore"):
-            back = self.culprit & (np.abs(estimate - self.ref) <= K_BACK * self.sigma)
-        away = self.culprit & ~back
+            near = self.culprit & (np.abs(recent - self.ref) <= K_BACK * self.sigma)
+        away = self.culprit & ~near
+        self.left |= away
+        back = near & self.left  # only a culprit that went away can come back (a slow fault has not left yet)
         eff = np.full(self.n_assets, -np.inf)
         sel = warm & ~back
         np.maximum.at(eff, self.asset_of[sel], score[sel])
@@ -92,6 +104,7 @@ class AssetAlarms:
         off = ~on[self.asset_of]
         self.recovering |= back & off
         self.culprit &= ~off
+        self.left &= ~off
         self.ref[off] = np.nan
         self.ticks_on = np.where(on, self.ticks_on + 1, 0)
         self.on = on

@@ -58,6 +58,7 @@ class KalmanGroup:
         self._horizon_of = np.array([self.horizons.index(c.horizon_steps) for c in channels], dtype=np.intp)
         self.keys = {name: [signal_output_key(c.asset, c.signal, name) for c in channels] for name in SIGNAL_OUTPUTS}
         self.reacquire = np.zeros(n, dtype=bool)  # restored channels waiting for their first measurement
+        self.measured = np.full(n, np.nan)
 
     # -- saved state (edge.twin.persist) -------------------------------------------------------
     def export_channel(self, i: int) -> FilterState:
@@ -85,6 +86,7 @@ class KalmanGroup:
         *score_override* (n,): where finite, the published and returned score (an identified model's)."""
         g = gather(registry, self.tags, self.last_source)
         z = np.where(g.fresh, g.value, np.nan)
+        self.measured = z  # this tick's new readings (NaN: none); the asset alarm compares them with their pre-fault level
         self.updates += g.fresh
         self.bank.step(z)
         back = self.reacquire & g.fresh

@@ -222,8 +222,10 @@ class TwinRunner:
         any_warm = n_warm > 0
         asset_status = np.where(~any_warm, BAD_WAITING, np.where(n_good == self._signals_per_asset, GOOD, UNCERTAIN))
         was = self._alarm
-        estimate = np.concatenate([g.bank.estimate for g in self.groups]) if self.groups else np.empty(0)
-        active = self.alarms.update(value, any_warm, score, estimate, warm) | (self.validation.asset_flags(n_assets) & any_warm)
+        # where each signal is now: its new reading, else its estimate (a slowly following filter
+        # estimate would look "back to normal" while the readings keep moving away)
+        level = np.concatenate([np.where(np.isfinite(g.measured), g.measured, g.bank.estimate) for g in self.groups]) if self.groups else np.empty(0)
+        active = self.alarms.update(value, any_warm, score, level, warm) | (self.validation.asset_flags(n_assets) & any_warm)
         self._alarm = active
         for i in np.flatnonzero(active != was).tolist():
             a = self.assets[i]

@@ -83,3 +83,16 @@ def test_no_diagnosis_section_no_outputs() -> None:
     rig = PlantDrive.build(asset, [Plant(seed=1)], lambda a: pytest.fail("no library for an asset without diagnosis"))
     assert rig.twin.diagnosers == []
     assert names.diagnosis_key("tank1", "fault") not in rig.registry
+
+
+def test_history_keeps_the_diagnosis_but_not_its_array(tmp_path: Path) -> None:
+    """The demo historizes the whole asset: Fault, Confidence and Action are kept; Contributors, a
+    String array, is not (history holds scalars), so it cannot fail the history writer."""
+    from edge.opcua.extensions import history_keys
+
+    cfg = load_config(ROOT / "config" / "demo.toml")
+    rig = PlantDrive.build(cfg.assets[0], [Plant(seed=1)], lambda a: PatternFile(tmp_path / "lib.json", "heated_tank"))
+    keys = set(history_keys(cfg, rig.registry))
+    assert {names.diagnosis_key("tank1", o) for o in ("fault", "confidence", "action")} <= keys
+    assert names.diagnosis_key("tank1", "contributors") not in keys
+    assert not any(rig.registry.info(k).array for k in keys)
