@@ -60,6 +60,10 @@ change                                 replaces (asyncua 2.1.0)                 
                                                                                    (``sampling``)
 ``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
                                                                                    per minute (``peer_logs.PeerLogFilter``)
+``wrap_standard_address_space``        ``InternalServer.load_standard_address_``   the standard nodes from a shelf in the
+                                       ``space`` (and sets ``AddressSpace._nodes`` state directory, built once, owner-only,
+                                       when it switches to the shelf)              checked before it is unpickled
+                                                                                   (``standard_nodes``)
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -129,6 +133,7 @@ __all__ = [
     "wrap_create_subscription",
     "wrap_history_read",
     "wrap_session_methods",
+    "wrap_standard_address_space",
     "wrap_transfer_subscriptions",
 ]
 
@@ -180,6 +185,8 @@ TARGETS: dict[str, Target] = {
         Target("MonitoredItemService", "_create_data_change_monitored_item", ("params",), True),
         Target("MonitoredItemService", "datachange_callback", ("handle", "value", "error"), True),
         Target("MonitoredItemService", "_delete_monitored_items", ("mid",), False),
+        Target("InternalServer", "load_standard_address_space", ("shelf_file",), True),
+        Target("AddressSpace", "load_aspace_shelf", ("path",), False),
     )
 }
 SESSION_METHODS = ("activate_session", "close_session", "call", "read", "write", "history_read", "browse")
@@ -439,6 +446,23 @@ def install_monitored_item_policy() -> None:
     ):
         _replace(MonitoredItemService, TARGETS[f"MonitoredItemService.{name}"], wrap)
     _MONITORED_ITEM_POLICY.append(True)
+
+
+def wrap_standard_address_space(iserver: Any, wrap: Wrap) -> None:
+    """Replace ``InternalServer.load_standard_address_space(shelf_file)`` of *iserver* by
+    ``wrap(original)`` (before ``Server.init``, its first step).
+
+    asyncua 2.1 decides whether a shelf exists with ``Path.is_file()`` on the name or the name
+    with ``.db``, which misses the ``.dat``/``.dir`` files of ``dbm.dumb`` (the only backend of a
+    Python built without gdbm): it would rebuild the shelf at every start. It also creates the shelf
+    with the umask's mode. ``edge.opcua.standard_nodes`` decides and builds itself, and calls
+    ``AddressSpace.load_aspace_shelf`` (checked here too), which replaces ``AddressSpace._nodes``
+    by a mapping that reads a node from the shelf the first time it is asked for.
+    """
+    _original(iserver.aspace, TARGETS["AddressSpace.load_aspace_shelf"])
+    if not isinstance(getattr(iserver.aspace, "_nodes", None), dict):
+        raise _incompatible("AddressSpace keeps its nodes elsewhere than the dict _nodes")
+    _replace(iserver, TARGETS["InternalServer.load_standard_address_space"], wrap)
 
 
 def wrap_transfer_subscriptions(service: Any, wrap: Wrap) -> None:
