@@ -1,6 +1,6 @@
 """Soak and footprint benchmark: 10,000 Modbus tags at 1 s and 1,000 at 100 ms (not a CI gate).
 
-    python benchmarks/bench_soak.py [--minutes 5] [--quick] [--slow-tags 10000] [--fast-tags 1000]
+    python benchmarks/bench_soak.py [--minutes 5] [--quick] [--slow-tags 10000] [--fast-tags 1000] [--first-start]
 
 Three processes on 127.0.0.1:
 
@@ -21,7 +21,9 @@ end-to-end latency), then the totals after the warm-up: CPU, RSS, the RSS growth
 squares), poll-cycle overruns (cycles longer than their poll interval) and missed slots, and latency
 p50/p99 from the device's value change to the OPC UA notification at the client (and the gateway's
 part of it: notification minus the SourceTimestamp the gateway stamped when the value arrived). The
-footprint goal is 10,000 tags at 1 s in 120 MB and 10 % of one core: ``--fast-tags 0``.
+footprint goal is 10,000 tags at 1 s in 120 MB and 10 % of one core: ``--fast-tags 0``. The
+shelf of asyncua's standard nodes (edge/opcua/standard_nodes.py) is built in the gateway's state
+folder before it starts, as on any start after the first; ``--first-start`` leaves that to the gateway.
 """
 
 from __future__ import annotations
