@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def isolated_state_dir(tmp_path_factory: pytest.TempPathFactory):
         yield xdg / "edgetwin"
     created = [str(p) for p, existed in before.items() if p.exists() and not existed]
     assert not created, f"the test run wrote state outside its tmp folder: {created}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_standard_nodes(tmp_path_factory: pytest.TempPathFactory):
+    """One shelf of asyncua's standard nodes for the whole run (``edge.opcua.standard_nodes``):
+    ``EDGETWIN_STANDARD_NODES`` points every gateway (subprocesses too) at a folder of the run,
+    built here once when the collected tests import asyncua, instead of once per state folder.
+    The tests of the shelf itself pass their own paths."""
+    folder = tmp_path_factory.mktemp("standard-nodes")
+    if "asyncua" in sys.modules:
+        from edge.opcua.standard_nodes import prepare, shelf_path
+
+        asyncio.run(prepare(shelf_path(folder)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGETWIN_STANDARD_NODES", str(folder))
+        yield folder
 
 
 def _free_port() -> int:

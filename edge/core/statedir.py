@@ -12,7 +12,8 @@ Every file the gateway writes at run time lives under one folder, ``gateway.stat
     <state_dir>/twin/                  saved twin state, one file per asset
     <state_dir>/patterns/              fault-pattern libraries, one JSON file per asset type
     <state_dir>/mqtt/                  the MQTT store-and-forward buffer
-    <state_dir>/generated/             files the gateway generates for the operator
+    <state_dir>/generated/             files the gateway generates for the operator, and asyncua's
+                                       standard nodes (edge/opcua/standard_nodes.py)
     <state_dir>/edgetwin.pid           the running gateway's process id
 
 Where the folder is when the config does not say (``default_root``):
@@ -94,7 +95,8 @@ class StateDir:
 
     @property
     def generated_dir(self) -> Path:
-        """Files generated for the operator (rendered units, exports)."""
+        """Files generated for the operator (rendered units, exports) and the shelf of asyncua's
+        standard nodes (``edge.opcua.standard_nodes``)."""
         return self.root / "generated"
 
     @property

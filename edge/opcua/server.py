@@ -53,6 +53,7 @@ from edge.opcua.publish import NodeWriter
 from edge.opcua.revocation import TrustWatcher
 from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
 from edge.opcua.server_diagnostics import SummaryWriter, keep_counters
+from edge.opcua.standard_nodes import use_shelf as use_standard_nodes_shelf
 from edge.opcua.stats import SERVER_DIAGNOSTICS, SubscriptionStats
 from edge.opcua.transport import ConnectionGuard, GuardedProtocol, TransportSettings, set_guard
 from edge.opcua.users import Role, UserDirectory
@@ -111,6 +112,7 @@ class OpcUaServer:
         transport: TransportSettings | None = None,
         operation_limits: OperationLimits | None = None,
         logins: LoginSettings | None = None,
+        standard_nodes: Path | None = None,
     ) -> None:
         self._registry = registry
         self._transport = transport or TransportSettings()
@@ -127,6 +129,7 @@ class OpcUaServer:
         self._security = security or SecuritySettings()
         self._users = users or UserDirectory(anonymous_role=Role.ADMIN)
         self._model = model or ModelInfo()
+        self._standard_nodes = standard_nodes  # the shelf of asyncua's standard nodes (edge.opcua.standard_nodes); None: in memory
         self.user_manager = OpcUaUserManager(self._users, logins)
         self._server = Server(user_manager=self.user_manager)
         self._ns = 0
@@ -243,6 +246,8 @@ class OpcUaServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> OpcUaServer:
+        if self._standard_nodes is not None:
+            use_standard_nodes_shelf(self._server, self._standard_nodes)
         await self._server.init()
         self._server.set_endpoint(self._endpoint)
         self._server.set_server_name(f"edgetwin {self._gateway}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edge.core.statedir import StateDir
 from edge.opcua.logins import LoginSettings
 from edge.opcua.model import ModelInfo
 from edge.opcua.operation_limits import OperationLimits
 from edge.opcua.security import SecuritySettings
+from edge.opcua.standard_nodes import shelf_for
 from edge.opcua.transport import TransportSettings
 from edge.opcua.users import UserDirectory
 
@@ -31,7 +33,13 @@ def server_options(cfg: Any) -> dict[str, Any]:
         max_rejected=o.limits.max_rejected_certificates,
     )
     users = UserDirectory.from_config(o.users, allow_anonymous=o.allow_anonymous, anonymous_role=o.anonymous_role)
-    return {"security": security, "users": users, "model": ModelInfo.from_config(cfg), **limit_options(o.limits)}
+    return {
+        "security": security,
+        "users": users,
+        "model": ModelInfo.from_config(cfg),
+        "standard_nodes": shelf_for(StateDir(state_dir(cfg)).generated_dir),  # asyncua's standard nodes, loaded lazily
+        **limit_options(o.limits),
+    }
 
 
 def limit_options(lim: Any) -> dict[str, Any]:

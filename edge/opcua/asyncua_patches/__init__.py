@@ -60,6 +60,10 @@ change                                 replaces (asyncua 2.1.0)                 
                                                                                    (``sampling``)
 ``rate_limit_asyncua_logs``            filters on every ``asyncua.*`` logger       one line per peer and message template
                                                                                    per minute (``peer_logs.PeerLogFilter``)
+``wrap_standard_address_space``        ``InternalServer.load_standard_address_``   the standard nodes from a shelf in the
+                                       ``space`` (and sets ``AddressSpace._nodes`` state directory, built once, owner-only,
+                                       when it switches to the shelf)              checked before it is unpickled
+                                                                                   (``standard_nodes``)
 ``check_fast_path`` (relied on, not    ``Variant``/``DataValue`` slots,            a sample into its node and monitored
 replaced)                              ``AttributeValue.value`` and its            items without an await, notifications
                                        ``datachange_callbacks``,                   encoded once (``fastpath``, ``wire``;
@@ -190,6 +194,9 @@ from edge.opcua.asyncua_patches.services import (
     wrap_session_methods as wrap_session_methods,
 )
 from edge.opcua.asyncua_patches.services import (
+    wrap_standard_address_space as wrap_standard_address_space,
+)
+from edge.opcua.asyncua_patches.services import (
     wrap_transfer_subscriptions as wrap_transfer_subscriptions,
 )
 from edge.opcua.asyncua_patches.targets import (
@@ -244,5 +251,6 @@ __all__ = [
     "wrap_create_subscription",
     "wrap_history_read",
     "wrap_session_methods",
+    "wrap_standard_address_space",
     "wrap_transfer_subscriptions",
 ]

@@ -232,6 +232,23 @@ def install_monitored_item_policy() -> None:
     _MONITORED_ITEM_POLICY.append(True)
 
 
+def wrap_standard_address_space(iserver: Any, wrap: Wrap) -> None:
+    """Replace ``InternalServer.load_standard_address_space(shelf_file)`` of *iserver* by
+    ``wrap(original)`` (before ``Server.init``, its first step).
+
+    asyncua 2.1 decides whether a shelf exists with ``Path.is_file()`` on the name or the name
+    with ``.db``, which misses the ``.dat``/``.dir`` files of ``dbm.dumb`` (the only backend of a
+    Python built without gdbm): it would rebuild the shelf at every start. It also creates the shelf
+    with the umask's mode. ``edge.opcua.standard_nodes`` decides and builds itself, and calls
+    ``AddressSpace.load_aspace_shelf`` (checked here too), which replaces ``AddressSpace._nodes``
+    by a mapping that reads a node from the shelf the first time it is asked for.
+    """
+    _original(iserver.aspace, TARGETS["AddressSpace.load_aspace_shelf"])
+    if not isinstance(getattr(iserver.aspace, "_nodes", None), dict):
+        raise _incompatible("AddressSpace keeps its nodes elsewhere than the dict _nodes")
+    _replace(iserver, TARGETS["InternalServer.load_standard_address_space"], wrap)
+
+
 def wrap_transfer_subscriptions(service: Any, wrap: Wrap) -> None:
     """Replace ``SubscriptionService.transfer_subscriptions(params, session_id, callback)`` by
     ``wrap(original)``: a TransferSubscriptions request gives the moved subscriptions the new

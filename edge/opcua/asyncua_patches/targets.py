@@ -59,6 +59,8 @@ TARGETS: dict[str, Target] = {
         Target("MonitoredItemService", "_create_data_change_monitored_item", ("params",), True),
         Target("MonitoredItemService", "datachange_callback", ("handle", "value", "error"), True),
         Target("MonitoredItemService", "_delete_monitored_items", ("mid",), False),
+        Target("InternalServer", "load_standard_address_space", ("shelf_file",), True),
+        Target("AddressSpace", "load_aspace_shelf", ("path",), False),
         # relied on by the publish fast path (check_fast_path), not replaced
         Target("AddressSpace", "get", ("nodeid",), False),
         Target("AddressSpace", "write_attribute_value", ("nodeid", "attr", "value"), True),
