@@ -34,7 +34,6 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
 
 import structlog
 from asyncua import Server, ua
@@ -44,14 +43,15 @@ from edge.core.names import gateway_diag_key, gateway_diag_path, node_id_text
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.tasks import cancel_and_wait, start_supervised
 from edge.opcua import asyncua_patches, capabilities, sampling
-from edge.opcua.auth import OpcUaUserManager, SessionHooks, install_channel_guard, set_certificate_check
+from edge.opcua.auth import OpcUaUserManager, SessionHooks
 from edge.opcua.logins import LoginSettings
 from edge.opcua.model import GROUP_FOLDERS, VARIANT_TYPES, ModelBuilder, ModelInfo, eu_information, to_datavalue
 from edge.opcua.operation_limits import OperationLimits
 from edge.opcua.peer_logs import ASYNCUA_LOG_FILTER
 from edge.opcua.publish import NodeWriter
 from edge.opcua.revocation import TrustWatcher
-from edge.opcua.security import ClientCertificateValidator, Pki, SecuritySettings, default_hostnames, ensure_server_certificate
+from edge.opcua.secure_setup import setup_security
+from edge.opcua.security import Pki, SecuritySettings
 from edge.opcua.server_diagnostics import SummaryWriter, keep_counters
 from edge.opcua.standard_nodes import use_shelf as use_standard_nodes_shelf
 from edge.opcua.stats import SERVER_DIAGNOSTICS, SubscriptionStats
@@ -328,30 +328,9 @@ class OpcUaServer:
                 log.info("opcua_server_stopped")
 
     async def _setup_security(self) -> None:
-        sec = self._security
-        install_channel_guard()
-        self._server.set_security_policy(sec.policy_types())
-        manager = self._server.iserver.user_manager
-        self._server.set_identity_tokens(manager.identity_tokens())
-        if not manager.identity_tokens():
-            log.warning("no_logins_configured", hint="add [[opcua.users]] or set opcua.allow_anonymous = true")
-        if not sec.secure:
-            return
-        assert sec.state_dir is not None
-        pki = Pki.under(Path(sec.state_dir))
-        host = urlparse(self._endpoint).hostname
-        hostnames = list(sec.hostnames) or default_hostnames(host)
-        ensure_server_certificate(
-            pki, common_name=f"edgetwin {self._gateway}", application_uri=self.application_uri, hostnames=hostnames, days=sec.certificate_days
-        )
-        await self._server.load_certificate(str(pki.cert))
-        await self._server.load_private_key(str(pki.key))
-        validator = ClientCertificateValidator(pki, max_rejected=sec.max_rejected)
-        await validator.load()
-        self._server.set_certificate_validator(validator)
-        set_certificate_check(self._server.iserver, validator.allowed)
-        self.trust_watcher = TrustWatcher(validator, self._server.iserver)
-        self.pki = pki
+        """Security policies, identity tokens and, on a secure endpoint, the certificate, the
+        client-certificate validator and its trust watcher (``edge.opcua.secure_setup``)."""
+        self.pki, self.trust_watcher = await setup_security(self._server, self._security, self._endpoint, self._gateway, self.application_uri)
 
     async def _harden(self) -> None:
         """Connection caps, size checks before buffering, operation limits, rate-limited asyncua
