@@ -25,9 +25,10 @@ episode window ``e``:
 
 The contribution of each signal is its share of the episode's squared standardized deviation,
 ``c_s = deviation_s**2 / sum(deviation**2)``. That is the reconstruction-based contribution
-(``kernels.contributions.rbc``) of each signal to the Mahalanobis distance of the recent mean
-under the baseline's diagonal covariance; when every deviation is within noise, the spread
-changes rank the signals instead.
+(RBC, Alcala & Qin 2009: ``(xi_s' M x)**2 / (xi_s' M xi_s)`` with ``M`` the inverse covariance)
+of each signal to the Mahalanobis distance of the recent mean, for the baseline's diagonal
+covariance, where it reduces to ``deviation_s**2``; when every deviation is within noise, the
+spread changes rank the signals instead.
 """
 
 from __future__ import annotations
