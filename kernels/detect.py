@@ -374,6 +374,20 @@ class PcaModel:
         return int(self.loadings.shape[1])
 
 
+def kept_components(w: np.ndarray, explained: float, components: int | None) -> int:
+    """How many principal components to keep of the eigenvalues *w* (descending, p of them):
+    *components* when given, else the fewest explaining *explained* of the variance; at most p - 1,
+    at least 1, and never one with a numerically zero eigenvalue."""
+    p = len(w)
+    if components is None:
+        frac = np.cumsum(w) / w.sum() if w.sum() > 0 else np.ones(p)
+        a = int(np.searchsorted(frac, explained) + 1)
+    else:
+        a = int(components)
+    a = max(1, min(a, p - 1))
+    return max(1, int((w[:a] > 1e-12 * max(w[0], 1e-300)).sum()))
+
+
 def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99, min_scale: float = 1e-9) -> PcaModel:
     """Fit mean, scale (sample std, floored at *min_scale* x the largest), loadings and limits.
 
@@ -396,14 +410,7 @@ def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = 
     w, V = np.linalg.eigh(np.cov(Z, rowvar=False))
     order = np.argsort(w)[::-1]
     w, V = np.clip(w[order], 0.0, None), V[:, order]
-    if components is None:
-        frac = np.cumsum(w) / w.sum() if w.sum() > 0 else np.ones(p)
-        a = int(np.searchsorted(frac, explained) + 1)
-    else:
-        a = int(components)
-    a = max(1, min(a, p - 1))
-    keep = w[:a] > 1e-12 * max(w[0], 1e-300)
-    a = max(1, int(keep.sum()))
+    a = kept_components(w, explained, components)
     eig = np.maximum(w[:a], 1e-12)
     return PcaModel(mean, scale, np.ascontiguousarray(V[:, :a]), eig, t2_limit(alpha, a, n), max(jackson_mudholkar_limit(alpha, w[a:]), 1e-12), w)
 

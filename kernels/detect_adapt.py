@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .detect import AlarmPolicy, PcaDetector, PcaModel, jackson_mudholkar_limit, t2_limit
+from .detect import AlarmPolicy, PcaDetector, PcaModel, jackson_mudholkar_limit, kept_components, t2_limit
 
 __all__ = ["Adaptation", "AdaptivePca", "AdaptiveStats", "covariance_of", "data_floor", "fit_pca_cov"]
 
@@ -80,13 +80,7 @@ def fit_pca_cov(
     w, V = np.linalg.eigh((Z + Z.T) / 2)
     order = np.argsort(w)[::-1]
     w, V = np.clip(w[order], 0.0, None), V[:, order]
-    if components is None:
-        frac = np.cumsum(w) / w.sum() if w.sum() > 0 else np.ones(p)
-        a = int(np.searchsorted(frac, explained) + 1)
-    else:
-        a = int(components)
-    a = max(1, min(a, p - 1))
-    a = max(1, int((w[:a] > 1e-12 * max(w[0], 1e-300)).sum()))
+    a = kept_components(w, explained, components)
     eig = np.maximum(w[:a], 1e-12)
     q_lim = max(jackson_mudholkar_limit(alpha, w[a:]), 1e-12)
     return PcaModel(mean.copy(), scale, np.ascontiguousarray(V[:, :a]), eig, _t2_limit(alpha, a, int(n)), q_lim, w)
