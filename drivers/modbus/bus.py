@@ -2,8 +2,9 @@
 
 One driver is one physical bus: a TCP connection (a device, or a gateway serving several unit
 ids) or a serial port (an RS-485 line with several units). One ``asyncio.Lock`` guards the bus, so
-reads and writes never interleave on the wire. Points arrive already validated (``make_point``);
-this module plans, sends, decodes and maps failures to statuses:
+reads and writes never interleave on the wire. Points arrive already validated (``make_point``).
+This module owns the link and the writes; its poll cycles (``drivers.modbus.poll.BusPoller``)
+plan, send, decode and map failures to statuses:
 
 * a Modbus exception response makes the points of that block Bad (``drivers.modbus.status``),
   logged once per point per distinct status; other blocks stay Good. ILLEGAL_ADDRESS or
@@ -42,38 +43,24 @@ from pymodbus.exceptions import ModbusException
 from structlog.typing import FilteringBoundLogger
 
 from drivers.base import DriverUnavailable, LinkState, ReadResult
-from drivers.modbus.address import Area, RegisterPoint
-from drivers.modbus.calls import cancel_requests, fill, raise_if_cancel_was_swallowed, read_call, write_call
+from drivers.modbus.address import RegisterPoint
+from drivers.modbus.calls import cancel_requests, raise_if_cancel_was_swallowed, write_call
 from drivers.modbus.codec import decode, encode
 from drivers.modbus.exchange import Exchange, TransportError
 from drivers.modbus.limits import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
-from drivers.modbus.outcome import Outcome, Reason, check_write, decode_request
-from drivers.modbus.plan import ReadRequest, split
+from drivers.modbus.outcome import Outcome, check_write
 from drivers.modbus.plan_cache import PlanCache, Points
+from drivers.modbus.poll import MISS_FAILURES, BusPoller, Emit, LinkLost
 from drivers.modbus.reporting import PointReporter
 from drivers.modbus.rtt import ResponseTimer
-from drivers.modbus.status import (
-    ISOLATE_CODES,
-    NO_ANSWER_CODES,
-    TransportFailure,
-    exception_name,
-    exception_status,
-    transport_status,
-)
+from drivers.modbus.status import NO_ANSWER_CODES, TransportFailure, exception_name, exception_status, transport_status
 from drivers.modbus.units import UnitTracker
-from drivers.sample import Status, TagValue, utcnow
+from drivers.sample import Status, TagValue
 
 if TYPE_CHECKING:
     from drivers.modbus.settings import ModbusSettings
 
-_Span = tuple[int, Area, int, int]  # unit id, area, address, count
 Sink = Callable[[ReadResult], None]
-# failures of one exchange that leave the link usable: the unit missed this request
-MISS_FAILURES = frozenset({TransportFailure.TIMEOUT, TransportFailure.PROTOCOL_ERROR})
-
-
-def _span(req: ReadRequest) -> _Span:
-    return (req.unit_id, req.area, req.start, req.count)
 
 
 class ModbusDriver:
@@ -134,10 +121,17 @@ class ModbusDriver:
         self._state = LinkState.DISCONNECTED
         self._lock = asyncio.Lock()  # one per physical bus: reads and writes share it
         self._plans = PlanCache(max_registers=max_registers, max_bits=max_bits, max_gap=max_gap)
-        self._rejected: dict[_Span, tuple[Status, str]] = {}  # spans the device refused, until reconnect
         self._reporter = PointReporter(self._log)
-        self._starved: set[_Span] = set()  # blocks skipped in the last cycle: read first in the next one
-        self._silent_cycles = 0  # poll cycles in a row in which no unit answered
+        self._poller = BusPoller(
+            wire=self._wire,
+            timer=self.timer,
+            units=self.units,
+            plans=self._plans,
+            log=self._log,
+            timeout_s=self.timeout_s,
+            retries=retries,
+            reopen_after=reopen_after,
+        )
 
     @property
     def requests_sent(self) -> int:
@@ -200,13 +194,7 @@ class ModbusDriver:
             raise DriverUnavailable(f"cannot connect to {self.endpoint} within {self.timeout_s:g} s")
         self._client = client
         self._state = LinkState.CONNECTED
-        self.units.reset()
-        self.timer.reset_backoff()
-        self._silent_cycles = 0
-        self._starved.clear()
-        if self._rejected:  # ask the device again once per connection: it may have been reconfigured
-            self._rejected.clear()
-            self._plans.forget()
+        self._poller.reset()
 
     async def read(self, points: Sequence[RegisterPoint]) -> ReadResult:
         """Fetch *points*: a sample keyed by ``point.name`` for each point that was answered (Good,
@@ -231,49 +219,15 @@ class ModbusDriver:
         results: dict[int, Outcome] = {}
         await self._cycle(points if isinstance(points, tuple) else tuple(points), results, lambda block: sink(self._reporter.result(block, results)))
 
-    async def _cycle(self, key: Points, results: dict[int, Outcome], emit: Callable[[Sequence[RegisterPoint]], None] | None) -> Points:
-        """One poll cycle over the plan of *key*, filling *results*; *emit* after each request."""
+    async def _cycle(self, key: Points, results: dict[int, Outcome], emit: Emit | None) -> Points:
+        """One poll cycle over the plan of *key* (``drivers.modbus.poll``); a lost link is closed here."""
         async with self._lock:
             client = self._connected_client()
-            requests, planned = self._plans.plan(key)
-            if self._starved:  # blocks a suspect unit skipped last time go first
-                starved = self._starved
-                requests = sorted(requests, key=lambda r: _span(r) not in starved)
-            skipped: set[_Span] = set()
-            gave_up: dict[int, Outcome] = {}  # suspect units that missed in this cycle: not asked again
-            asked = answered = False
-            for req in requests:
-                unit_id = req.unit_id
-                self.units.seen(unit_id)
-                if unit_id in gave_up:
-                    fill(results, req.points, gave_up[unit_id])
-                    skipped.add(_span(req))
-                elif self.units.is_demoted(unit_id):
-                    asked = True  # a demoted unit counts as silent: a bus of demoted units is down
-                    status = transport_status(TransportFailure.UNIT_DEMOTED)
-                    fill(results, req.points, Outcome(None, status, utcnow(), Reason.NO_ANSWER, "unit demoted"))
-                elif (rejected := self._rejected.get(_span(req))) is not None:  # refused before on this connection
-                    fill(results, req.points, Outcome(None, rejected[0], utcnow(), Reason.EXCEPTION, rejected[1]))
-                else:
-                    asked = True
-                    miss = await self._read_block(client, req, results)
-                    if miss is None:
-                        answered = True
-                    elif self.units.suspect(unit_id):
-                        gave_up[unit_id] = miss
-                if emit is not None:
-                    emit(req.points)
-            self._starved = skipped
-            if answered:
-                self._silent_cycles = 0
-            elif asked:
-                self._silent_cycles += 1
-                if self._silent_cycles >= self.reopen_after:
-                    units = ", ".join(str(u) for u in sorted({r.unit_id for r in requests}))
-                    cycles = self._silent_cycles
-                    self._lose(TransportFailure.TIMEOUT)
-                    raise DriverUnavailable(f"{self.endpoint}: timeout: no unit answered in {cycles} poll cycle{'s' * (cycles > 1)} (unit {units})")
-        return planned
+            try:
+                return await self._poller.cycle(client, key, results, emit)
+            except LinkLost as exc:
+                self._lose(exc.failure)
+                raise DriverUnavailable(f"{self.endpoint}: {exc}") from None
 
     async def write(self, point: RegisterPoint, value: TagValue) -> Status:
         """Write one value with FC5 (coil), FC6 (one register) or FC16 (several registers).
@@ -309,7 +263,7 @@ class ModbusDriver:
                 response = await self._wire.send(call, unit_id=point.unit_id, retries=0, timeout_s=self.timeout_s)
             except TransportError as exc:
                 if exc.failure in MISS_FAILURES:
-                    self._missed(point.unit_id, str(exc))
+                    self._poller.missed(point.unit_id, str(exc))
                 else:
                     self._lose(exc.failure)
                 status = transport_status(exc.failure)
@@ -317,9 +271,9 @@ class ModbusDriver:
                 return status
             code = getattr(response, "exception_code", -1) if response.isError() else None
             if code in NO_ANSWER_CODES:
-                self._missed(point.unit_id, exception_name(code))
+                self._poller.missed(point.unit_id, exception_name(code))
             else:
-                self._answered(point.unit_id)
+                self._poller.answered(point.unit_id)
         if code is not None:
             status = exception_status(code)
             self._log.warning("modbus_write_failed", tag=point.name, status=status.name, exception=exception_name(code))
@@ -340,68 +294,7 @@ class ModbusDriver:
         self._state = LinkState.CLOSED
         await asyncio.sleep(0)  # let the transport deliver connection_lost before returning
 
-    # -- reading -----------------------------------------------------------------------------------------
-
-    async def _read_block(self, client: Any, req: ReadRequest, results: dict[int, Outcome]) -> Outcome | None:
-        """Read one block into *results*; return the outcome of a unit that did not answer, or None."""
-        try:
-            call = read_call(client, req)
-            if self.timer.srtt(req.unit_id) is None:  # never heard from (absent, a wrong unit id): one try
-                response = await self._wire.send(call, unit_id=req.unit_id, retries=0, timeout_s=self.timeout_s)
-            elif self.units.suspect(req.unit_id):  # the last try waits timeout_s: measures a much slower device
-                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries, last_timeout_s=self.timeout_s)
-            else:
-                response = await self._wire.send(call, unit_id=req.unit_id, retries=self.retries)
-        except TransportError as exc:
-            if exc.failure not in MISS_FAILURES:
-                self._lose(exc.failure)
-                raise DriverUnavailable(f"{self.endpoint}: {exc}") from None
-            self._missed(req.unit_id, str(exc))
-            miss = Outcome(None, transport_status(exc.failure), utcnow(), Reason.NO_ANSWER, str(exc))
-            fill(results, req.points, miss)
-            return miss
-        arrived = utcnow()
-        if not response.isError():
-            self._answered(req.unit_id)
-            values = response.bits if req.area.is_bit else response.registers
-            for p, out in zip(req.points, decode_request(values, req, arrived)):
-                results[id(p)] = out
-            return None
-        code = getattr(response, "exception_code", -1)
-        status, detail = exception_status(code), exception_name(code)
-        if code in NO_ANSWER_CODES:
-            self._missed(req.unit_id, detail)
-            miss = Outcome(None, status, arrived, Reason.NO_ANSWER, detail)
-            fill(results, req.points, miss)
-            return miss
-        self._answered(req.unit_id)
-        if code in ISOLATE_CODES:
-            parts = split(req)
-            if len(parts) > 1:
-                return await self._isolate(client, req, parts, results)
-            self._rejected[(req.unit_id, req.area, req.start, req.count)] = (status, detail)
-        fill(results, req.points, Outcome(None, status, arrived, Reason.EXCEPTION, detail))
-        return None
-
-    async def _isolate(self, client: Any, req: ReadRequest, parts: list[ReadRequest], results: dict[int, Outcome]) -> Outcome | None:
-        self._log.info("modbus_block_split", unit_id=req.unit_id, area=req.area.value, start=req.start, count=req.count, parts=len(parts))
-        self._plans.read_alone(req.points)
-        for part in parts:
-            miss = await self._read_block(client, part, results)
-            if miss is not None:
-                fill(results, req.points, miss, only_missing=True)
-                return miss
-        return None
-
     # -- bookkeeping -------------------------------------------------------------------------------------
-
-    def _answered(self, unit_id: int) -> None:
-        if self.units.on_answer(unit_id):
-            self._log.info("modbus_unit_recovered", unit_id=unit_id)
-
-    def _missed(self, unit_id: int, error: str) -> None:
-        if self.units.on_timeout(unit_id):
-            self._log.warning("modbus_unit_unreachable", unit_id=unit_id, error=error, demoted_for_s=self.units.demote_for_s)
 
     def _connected_client(self) -> Any:
         if not self._is_connected():

@@ -6,7 +6,7 @@ paths and the nodes' DataTypes are looked up again in every session (lazily, wit
 or subscription), so a restarted server that reorders its namespace array cannot remap a tag.
 
 * ``OpcUaDriver`` (mode "poll") reads its points with the Read service, one request per scan group.
-* ``OpcUaSubscriptionDriver`` (mode "subscription") creates one subscription per session with one
+* ``OpcUaSubscriptionDriver`` (mode "subscription", ``drivers.opcua_client.subscription``) creates one subscription per session with one
   monitored item per point (sampling interval, queue size, deadband filter) and pushes each
   notification to the supervisor's sink (``drivers.base.SubscribingDriver``). A lost session is
   noticed by asyncua's connection supervisor, which probes the server state every ``watchdog_s``
@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from asyncua import ua
-from asyncua.common.subscription import DataChangeNotif
 
 from drivers.base import DriverContext, DriverUnavailable, LinkState, ReadResult
 from drivers.opcua_client import requests as rq
@@ -41,10 +40,12 @@ from drivers.opcua_client.points import OpcUaPoint
 from drivers.opcua_client.settings import OpcUaSettings
 from drivers.sample import Status, TagSample, TagValue, utcnow
 
+if TYPE_CHECKING:
+    from drivers.opcua_client.subscription import OpcUaSubscriptionDriver
+
 __all__ = ["OpcUaDriver", "OpcUaSubscriptionDriver"]
 
 _READ_CHUNK = 500  # nodes per Read request
-_MONITOR_CHUNK = 500  # monitored items per CreateMonitoredItems request
 _LOGIN_REFUSED = {ua.StatusCodes.BadUserAccessDenied, ua.StatusCodes.BadIdentityTokenRejected, ua.StatusCodes.BadIdentityTokenInvalid}
 _Key = tuple[Any, Any, str, bool]  # (node, browse_path, value_type, array): what resolution depends on
 
@@ -114,6 +115,8 @@ class OpcUaDriver:
         base = ctx.config_dir or Path.cwd()
         if s.security_policy != "None" and ctx.state_dir is None:
             raise ValueError(f"device {s.name}: security policy {s.security_policy} needs a state folder for the client certificate")
+        from drivers.opcua_client.subscription import OpcUaSubscriptionDriver  # a subclass: imported when used
+
         target = OpcUaSubscriptionDriver if s.mode == "subscription" else OpcUaDriver
         return target(
             name=s.name,
@@ -248,7 +251,7 @@ class OpcUaDriver:
     async def _resolve(self, points: Iterable[OpcUaPoint]) -> None:
         """Look up (once per session) the NodeId and DataType of every point not known yet."""
         client = self._session()
-        todo = {_key(p): p for p in points if _key(p) not in self._nodes}
+        todo = {point_key(p): p for p in points if point_key(p) not in self._nodes}
         if not todo:
             return
         found: dict[_Key, _Node] = {}
@@ -304,12 +307,12 @@ class OpcUaDriver:
         client = self._session()
         await self._resolve(points)
         now = utcnow()
-        live = [p for p in points if self._nodes[_key(p)].node_id is not None]
-        ids = [ua.ReadValueId(NodeId=self._nodes[_key(p)].node_id, AttributeId=ua.AttributeIds.Value) for p in live]
+        live = [p for p in points if self._nodes[point_key(p)].node_id is not None]
+        ids = [ua.ReadValueId(NodeId=self._nodes[point_key(p)].node_id, AttributeId=ua.AttributeIds.Value) for p in live]
         values = await self._read(client, ids) if ids else []
         received = utcnow()
         samples = [self._sample(p, dv, received) for p, dv in zip(live, values, strict=True)]
-        samples += [TagSample(p.name, None, self._nodes[_key(p)].status, now, now) for p in points if self._nodes[_key(p)].node_id is None]
+        samples += [TagSample(p.name, None, self._nodes[point_key(p)].status, now, now) for p in points if self._nodes[point_key(p)].node_id is None]
         return ReadResult(samples)
 
     def _sample(self, p: OpcUaPoint, dv: ua.DataValue, received: Any) -> TagSample:
@@ -324,7 +327,7 @@ class OpcUaDriver:
             await self._resolve([point])
         except DriverUnavailable:
             return Status.BadNotConnected
-        node = self._nodes[_key(point)]
+        node = self._nodes[point_key(point)]
         if node.node_id is None:
             return node.status
         try:
@@ -344,70 +347,15 @@ class OpcUaDriver:
         return int(results[0].value)
 
 
-class OpcUaSubscriptionDriver(OpcUaDriver):
-    """Mode "subscription": the server pushes data changes (``drivers.base.SubscribingDriver``)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._pending: list[tuple[int, ua.DataValue]] = []
-
-    async def run_subscription(self, points: Sequence[OpcUaPoint], sink: Callable[[ReadResult], None]) -> None:
-        client = self._session()
-        points = list(points)
-        await self._resolve(points)
-        now = utcnow()
-        failed = [TagSample(p.name, None, self._nodes[_key(p)].status, now, now) for p in points if self._nodes[_key(p)].node_id is None]
-        live = {h: p for h, p in enumerate(points) if self._nodes[_key(p)].node_id is not None}
-        self._pending = []
-        if live:
-            params = rq.subscription_parameters(self.publishing_interval_s, client.get_keepalive_count(self.publishing_interval_s * 1000))
-            sub = await self._call(client.create_subscription(params, _Handler(self, client)))
-            items = [rq.monitored_item(h, p, self._nodes[_key(p)].node_id) for h, p in live.items()]
-            results = []
-            for i in range(0, len(items), _MONITOR_CHUNK):  # thousands of items in one request outlast the timeout
-                results += await self._call(sub.create_monitored_items(items[i : i + _MONITOR_CHUNK]))
-            for (h, p), res in list(zip(live.items(), results, strict=True)):
-                if isinstance(res, ua.StatusCode):
-                    del live[h]
-                    self._report(p.address, rq.bad(res.value), "opcua_monitored_item_refused", "the server refused the monitored item")
-                    failed.append(TagSample(p.name, None, rq.bad(res.value), now, now))
-        if failed:
-            sink(ReadResult(failed))
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if self._lost is not None:
-                raise DriverUnavailable(self._lost)
-            batch, self._pending = self._pending, []
-            received = utcnow()
-            samples = [self._sample(live[h], dv, received) for h, dv in batch if h in live]
-            if samples:
-                sink(ReadResult(samples))
-
-    def _notify(self, handle: int, dv: ua.DataValue) -> None:
-        self._pending.append((handle, dv))
-        self._wakeup.set()
-
-
-class _Handler:
-    """asyncua subscription callbacks: queue data changes; a Bad subscription status is a lost session.
-
-    asyncua calls them from tasks of their own, which may run after the session is closed: a
-    callback of a session that is no longer the driver's current one is dropped."""
-
-    def __init__(self, driver: OpcUaSubscriptionDriver, client: GatewayClient) -> None:
-        self.driver = driver
-        self.client = client
-
-    def datachange_notification(self, node: Any, val: Any, data: DataChangeNotif) -> None:
-        handle = data.subscription_data.client_handle
-        if handle is not None and self.driver._client is self.client:
-            self.driver._notify(handle, data.monitored_item.Value)
-
-    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
-        if not status.Status.is_good() and self.driver._client is self.client:
-            self.driver._session_lost(f"subscription status {status.Status.name}")
-
-
-def _key(p: OpcUaPoint) -> _Key:
+def point_key(p: OpcUaPoint) -> _Key:
+    """What the resolution of *p* in a session depends on."""
     return (p.node, p.browse_path, p.value_type, p.array)
+
+
+def __getattr__(name: str) -> Any:
+    """``OpcUaSubscriptionDriver`` from its own module (it subclasses ``OpcUaDriver``, so it is imported late)."""
+    if name == "OpcUaSubscriptionDriver":
+        from drivers.opcua_client import subscription
+
+        return subscription.OpcUaSubscriptionDriver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
