@@ -3,50 +3,22 @@
 A gateway with several unit ids on one connection: a unit that never answers is demoted and must
 not stall the others; a rejected address is isolated from its block; a slow unit's late reply is
 not taken for another unit's; retries; every exception code over the wire; writes with scaling.
+The same bus under the gateway's supervisor is in ``test_bus_supervised.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import ClassVar
 
 import pytest
 from structlog.testing import capture_logs
 
 from drivers.base import DriverUnavailable, LinkState
-from drivers.modbus import ModbusTcpDriver
-from drivers.modbus.address import RegisterPoint, make_point
 from drivers.modbus.status import EXCEPTION_STATUS, exception_status
-from drivers.sample import Status, TagSample
-from edge.core.backoff import Backoff
-from edge.core.registry import TagInfo, TagRegistry
-from edge.core.supervisor import DeviceRunner
+from drivers.sample import Status
 from tests.drivers.mini_server import MiniServer, Unit
-from tests.drivers.modbus.reading import read_all
-
-
-def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -> RegisterPoint:
-    return make_point(name=name, address=address, type=type_, unit_id=unit_id, **kw)
-
-
-def by_name(samples: list[TagSample]) -> dict[str, TagSample]:
-    return {s.tag: s for s in samples}
-
-
-@pytest.fixture
-async def two_units(free_port: int) -> AsyncIterator[MiniServer]:
-    server = MiniServer(free_port, {1: Unit(), 2: Unit()})
-    async with server:
-        yield server
-
-
-def make_driver(port: int, **kw) -> ModbusTcpDriver:
-    kw.setdefault("timeout_s", 0.2)
-    return ModbusTcpDriver(name="gw", host="127.0.0.1", port=port, **kw)
+from tests.drivers.modbus.reading import by_name, gateway_driver, pt, read_all
 
 
 async def test_points_of_a_silent_unit_are_reported_as_not_fetched_not_as_samples(two_units: MiniServer) -> None:
@@ -54,7 +26,7 @@ async def test_points_of_a_silent_unit_are_reported_as_not_fetched_not_as_sample
     once its last value expires; the fetched points come back as finished samples keyed by name."""
     two_units.units[1].hr[0] = 11
     two_units.units[2].silent = True
-    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    d = gateway_driver(two_units.port, demote_after=1, demote_for_s=60)
     await d.connect()
     live, dead = pt("gw.live", "hr:0", unit_id=1), pt("gw.dead", "hr:0", unit_id=2)
     first = await d.read([live, dead])
@@ -70,7 +42,7 @@ async def test_silent_unit_is_demoted_and_the_other_keeps_answering(two_units: M
     """After demote_after misses the unit is not asked any more; the live unit's reads stay Good."""
     two_units.units[1].hr[0] = 11
     two_units.units[2].silent = True
-    d = make_driver(two_units.port, demote_after=2, demote_for_s=60)
+    d = gateway_driver(two_units.port, demote_after=2, demote_for_s=60)
     await d.connect()
     live, dead = pt("live", "hr:0", unit_id=1), pt("dead", "hr:0", unit_id=2)
     with capture_logs() as logs:
@@ -94,7 +66,7 @@ async def test_silent_unit_is_demoted_and_the_other_keeps_answering(two_units: M
 
 async def test_demoted_unit_is_probed_again_and_recovery_is_logged_once(two_units: MiniServer) -> None:
     two_units.units[2].silent = True
-    d = make_driver(two_units.port, demote_after=1, demote_for_s=0.3)
+    d = gateway_driver(two_units.port, demote_after=1, demote_for_s=0.3)
     await d.connect()
     pts = [pt("live", "hr:0", unit_id=1), pt("dead", "hr:1", unit_id=2)]
     with capture_logs() as logs:
@@ -115,7 +87,7 @@ async def test_no_unit_answering_for_reopen_after_cycles_is_a_lost_link(two_unit
     """When no unit on the connection answers in reopen_after poll cycles in a row, read raises
     DriverUnavailable (the supervisor reconnects); the cycles before keep the link up."""
     two_units.units[1].silent = two_units.units[2].silent = True
-    d = make_driver(two_units.port, timeout_s=0.05, retries=0, reopen_after=3)
+    d = gateway_driver(two_units.port, timeout_s=0.05, retries=0, reopen_after=3)
     await d.connect()
     pts = [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)]
     for _ in range(2):
@@ -132,7 +104,7 @@ async def test_one_lost_answer_of_the_only_unit_does_not_drop_the_link(free_port
     """A single unit whose answer is lost once (even with no re-sends) is a miss, not a dead link."""
     async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
         server.units[1].hr[0] = 9
-        d = make_driver(free_port, timeout_s=0.05, retries=0)
+        d = gateway_driver(free_port, timeout_s=0.05, retries=0)
         await d.connect()
         assert (await read_all(d, [pt("a", "hr:0")]))[0].status == Status.BadTimeout
         assert d.state is LinkState.CONNECTED
@@ -144,7 +116,7 @@ async def test_a_miss_does_not_starve_the_units_other_blocks(free_port: int) -> 
     """The first block of a unit is lost once: its other blocks are still read in that cycle."""
     async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
         server.units[1].hr[0], server.units[1].hr[500] = 1, 2
-        d = make_driver(free_port, timeout_s=0.05, retries=0)
+        d = gateway_driver(free_port, timeout_s=0.05, retries=0)
         await d.connect()
         first, second = await read_all(d, [pt("a", "hr:0"), pt("b", "hr:500")])
         assert (first.status, second.status, second.value) == (Status.BadTimeout, Status.Good, 2)
@@ -155,7 +127,7 @@ async def test_a_suspect_unit_is_asked_once_per_cycle_and_its_skipped_blocks_go_
     """After two misses in a row a unit gets one block per cycle; the blocks it skipped are the
     first asked in the next cycle, so every block gets its turn."""
     async with MiniServer(free_port, {1: Unit()}) as server:
-        d = make_driver(free_port, timeout_s=0.05, retries=2, demote_after=50, reopen_after=50)
+        d = gateway_driver(free_port, timeout_s=0.05, retries=2, demote_after=50, reopen_after=50)
         await d.connect()
         pts = [pt("a", "hr:0"), pt("b", "hr:300"), pt("c", "hr:600")]
         await read_all(d, pts)  # answered: the unit's response time is known, re-sends apply
@@ -177,7 +149,7 @@ async def test_a_suspect_unit_is_asked_once_per_cycle_and_its_skipped_blocks_go_
 
 async def test_reconnect_forgets_demotions(two_units: MiniServer) -> None:
     two_units.units[2].silent = True
-    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    d = gateway_driver(two_units.port, demote_after=1, demote_for_s=60)
     await d.connect()
     await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
     assert d.units.demoted() == [2]
@@ -191,7 +163,7 @@ async def test_rejected_address_is_isolated_and_the_split_remembered(free_port: 
     """ILLEGAL_ADDRESS inside a block: only the rejected point is Bad, logged once; later polls do not re-split."""
     async with MiniServer(free_port, {1: Unit(holes={5})}) as server:
         server.units[1].hr[3:8] = [30, 40, 50, 60, 70]
-        d = make_driver(free_port)
+        d = gateway_driver(free_port)
         await d.connect()
         pts = [pt("a", "hr:3"), pt("bad", "hr:5"), pt("c", "hr:7")]
         with capture_logs() as logs:
@@ -219,7 +191,7 @@ async def test_unmapped_gap_read_across_is_isolated(free_port: int) -> None:
     """Two good points whose block reads across an unmapped address both end up Good."""
     async with MiniServer(free_port, {1: Unit(holes={5})}) as server:
         server.units[1].hr[3], server.units[1].hr[7] = 3, 7
-        d = make_driver(free_port)
+        d = gateway_driver(free_port)
         await d.connect()
         samples = await read_all(d, [pt("a", "hr:3"), pt("b", "hr:7")])
         assert [(s.value, s.status) for s in samples] == [(3, Status.Good), (7, Status.Good)]
@@ -233,7 +205,7 @@ async def test_slow_unit_late_reply_is_not_taken_for_the_next_request(free_port:
     """A reply that arrives after the timeout carries an old transaction id and is ignored."""
     async with MiniServer(free_port, {1: Unit(delay_s=0.3), 2: Unit()}) as server:
         server.units[1].hr[0], server.units[2].hr[0] = 111, 222
-        d = make_driver(free_port, timeout_s=0.2, demote_after=5)
+        d = gateway_driver(free_port, timeout_s=0.2, demote_after=5)
         await d.connect()
         slow, fast = pt("slow", "hr:0", unit_id=1), pt("fast", "hr:0", unit_id=2)
         first = by_name(await read_all(d, [slow, fast]))
@@ -251,7 +223,7 @@ async def test_retries_resend_after_a_timeout(free_port: int) -> None:
     (absent, a wrong unit id) does not: it costs one timeout per cycle."""
     async with MiniServer(free_port, {1: Unit(drop=1)}) as server:
         server.units[1].hr[0] = 5
-        d = make_driver(free_port, timeout_s=0.1, retries=1)
+        d = gateway_driver(free_port, timeout_s=0.1, retries=1)
         await d.connect()
         (s,) = await read_all(d, [pt("a", "hr:0")])
         assert (s.status, d.requests_sent) == (Status.BadTimeout, 1)  # not heard from yet: no re-send
@@ -266,7 +238,7 @@ async def test_retries_resend_after_a_timeout(free_port: int) -> None:
 async def test_every_exception_code_over_the_wire(free_port: int, code: int) -> None:
     """Each exception code in a real response reaches the reader and the writer as its mapped status."""
     async with MiniServer(free_port, {1: Unit(exception=code), 2: Unit()}):
-        d = make_driver(free_port, demote_after=5)  # the gateway codes count as misses: four of them here
+        d = gateway_driver(free_port, demote_after=5)  # the gateway codes count as misses: four of them here
         await d.connect()
         samples = by_name(await read_all(d, [pt("x", "hr:0"), pt("y", "coil:0", "bool"), pt("ok", "hr:0", unit_id=2)]))
         assert samples["x"].status == samples["y"].status == exception_status(code)
@@ -279,7 +251,7 @@ async def test_every_exception_code_over_the_wire(free_port: int, code: int) -> 
 async def test_range_scaled_write_and_read_back(free_port: int) -> None:
     """raw 0..27648 -> 0..100 %: a write of 50 % puts raw 13824; limits refuse before sending."""
     async with MiniServer(free_port, {1: Unit()}) as server:
-        d = make_driver(free_port)
+        d = gateway_driver(free_port)
         await d.connect()
         p = pt("valve", "hr:10", "int16", raw_low=0, raw_high=27648, eng_low=0, eng_high=100, writable=True, low=0, high=100)
         assert await d.write(p, 50.0) == Status.Good
@@ -294,148 +266,11 @@ async def test_range_scaled_write_and_read_back(free_port: int) -> None:
 
 async def test_write_to_a_demoted_unit_is_refused_without_sending(two_units: MiniServer) -> None:
     two_units.units[2].silent = True
-    d = make_driver(two_units.port, demote_after=1, demote_for_s=60)
+    d = gateway_driver(two_units.port, demote_after=1, demote_for_s=60)
     await d.connect()
     await read_all(d, [pt("a", "hr:0", unit_id=1), pt("b", "hr:0", unit_id=2)])
     sent = d.requests_sent
     assert await d.write(pt("w", "hr:0", unit_id=2, writable=True), 1) == Status.BadNoCommunication
     assert d.requests_sent == sent
     assert await d.write(pt("w", "hr:0", unit_id=1, writable=True), 1) == Status.Good
-    await d.close()
-
-
-# -- through the supervisor: poll rate, staleness, server restart -----------------------------------------
-
-
-def _runner(driver: ModbusTcpDriver, points: list[RegisterPoint], *, poll_s: float, stale_after_s: float) -> tuple[DeviceRunner, TagRegistry]:
-    reg = TagRegistry()
-    points = [replace(p, name=f"gw.{p.name}") for p in points]  # the runner's points are named by registry key
-    for p in points:
-        reg.add(TagInfo(p.name, ("Devices", *p.name.split(".")), "float64", device="gw"))
-    runner = DeviceRunner("gw", driver, points, reg, poll_interval_s=poll_s, backoff=Backoff(0.05, 0.2, jitter=0.0), stale_after_s=stale_after_s)
-    for info in runner.health.infos():
-        reg.add(info)
-    return runner, reg
-
-
-async def _wait_for(cond, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.005)
-
-
-async def test_live_unit_keeps_its_poll_rate_while_the_other_goes_uncertain_then_bad(two_units: MiniServer) -> None:
-    """Unit 2 stops answering on a shared gateway: unit 1 is still polled at (most of) its rate;
-    unit 2's tag keeps its last value as Uncertain (old source time), goes Bad after stale_after_s,
-    and is Good again once the unit answers."""
-    poll_s, window_s = 0.02, 1.2
-    two_units.units[1].hr[0], two_units.units[2].hr[0] = 1, 2
-    d = make_driver(two_units.port, timeout_s=0.1, demote_after=2, demote_for_s=0.5)
-    live, dead = pt("live", "hr:0", unit_id=1), pt("dead", "hr:0", unit_id=2)
-    runner, reg = _runner(d, [live, dead], poll_s=poll_s, stale_after_s=0.4)
-    seen: list[tuple[int, object]] = []
-    reg.subscribe(lambda batch: seen.extend((s.status, s.value) for s in batch if s.tag == "gw.dead"))
-    task = asyncio.create_task(runner.run(), name="poll:gw")
-    try:
-        with capture_logs() as logs:
-            await _wait_for(lambda: reg.latest("gw.dead").status == Status.Good)
-            good = reg.latest("gw.dead")
-            two_units.units[2].silent = True
-            await _wait_for(lambda: reg.latest("gw.dead").status == Status.UncertainNoCommunicationLastUsableValue)
-            uncertain = reg.latest("gw.dead")
-            await _wait_for(lambda: d.units.demoted() == [2])  # after its re-sends and misses
-            before = two_units.units[1].requests
-            started = time.monotonic()
-            await asyncio.sleep(window_s)
-            rate = (two_units.units[1].requests - before) / (time.monotonic() - started)
-            assert reg.latest("gw.dead").status in (Status.BadTimeout, Status.BadNoCommunication)
-            assert reg.latest("gw.dead").value is None
-            two_units.units[2].silent = False
-            await _wait_for(lambda: reg.latest("gw.dead").status == Status.Good)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert (uncertain.value, uncertain.source_time) == (2, good.source_time)
-    # nominal 50 polls/s; without demotion every cycle would wait out a 0.1 s timeout (< 10/s)
-    assert rate >= 0.5 / poll_s, f"live unit polled at {rate:.1f}/s"
-    assert reg.latest("gw.live").status == Status.Good
-    events = [e["event"] for e in logs if e["event"].startswith(("modbus_unit", "device_"))]
-    assert events == ["modbus_unit_unreachable", "modbus_unit_recovered"]
-
-
-async def test_server_killed_and_restarted_through_the_supervisor(free_port: int) -> None:
-    """The link is lost: tags go Uncertain, one device_unreachable; after a restart they are Good, one device_reconnected."""
-    server = MiniServer(free_port, {1: Unit()})
-    await server.start()
-    server.units[1].hr[0] = 42
-    d = make_driver(free_port, timeout_s=0.1)
-    runner, reg = _runner(d, [pt("x", "hr:0")], poll_s=0.02, stale_after_s=30)
-    task = asyncio.create_task(runner.run(), name="poll:gw")
-    try:
-        with capture_logs() as logs:
-            await _wait_for(lambda: reg.latest("gw.x").value == 42)
-            await server.stop()
-            await _wait_for(lambda: reg.latest("gw.x").status == Status.UncertainNoCommunicationLastUsableValue)
-            assert reg.latest("gw.x").value == 42
-            await asyncio.sleep(0.3)  # several failed reconnects
-            server = MiniServer(free_port, {1: Unit()})
-            server.units[1].hr[0] = 43
-            await server.start()
-            await _wait_for(lambda: reg.latest("gw.x").value == 43)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await server.stop()
-    events = [e["event"] for e in logs if e["event"].startswith("device_")]
-    assert events == ["device_unreachable", "device_reconnected"]
-    assert reg.latest("gw.x").status == Status.Good
-
-
-class _Response:
-    registers: ClassVar[list[int]] = [0]
-
-    def isError(self) -> bool:
-        return False
-
-
-class _SwallowingClient:
-    """A client whose request returns a response although its task was cancelled (asyncio.wait_for
-    on Python 3.11 when the response arrives in the same loop iteration as the cancel)."""
-
-    connected = True
-
-    def __init__(self) -> None:
-        self.waiting = asyncio.Event()
-
-    async def connect(self) -> bool:
-        return True
-
-    async def read_holding_registers(self, address: int, *, count: int, device_id: int):
-        self.waiting.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.Event().wait()
-        return _Response()
-
-    read_coils = read_discrete_inputs = read_input_registers = read_holding_registers
-
-    def close(self) -> None:
-        self.connected = False
-
-
-async def test_a_cancellation_swallowed_below_the_driver_is_raised_again() -> None:
-    client = _SwallowingClient()
-
-    class Driver(ModbusTcpDriver):
-        def _new_client(self):
-            return client
-
-    d = Driver(name="gw", host="127.0.0.1", timeout_s=5.0)
-    await d.connect()
-    task = asyncio.create_task(d.read([pt("a", "hr:0")]), name="read")
-    async with asyncio.timeout(1):
-        await client.waiting.wait()
-    task.cancel()
-    async with asyncio.timeout(1):
-        await asyncio.gather(task, return_exceptions=True)
-    assert task.cancelled()
     await d.close()

@@ -19,31 +19,14 @@ from drivers.modbus.address import RegisterPoint, make_point
 from drivers.sample import Status
 from edge.core.backoff import Backoff
 from edge.core.reconnect import ReconnectPolicy
-from edge.core.registry import TagInfo, TagRegistry
-from edge.core.supervisor import DeviceRunner
 from tests.drivers.fault_proxy import FaultProxy, Faults, HalfOpenDevice
 from tests.drivers.lossy_run import run_lossy
 from tests.drivers.mini_server import MiniServer, Unit
+from tests.drivers.modbus.supervised import runner_for, until
 
 
 def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -> RegisterPoint:
     return make_point(name=f"gw.{name}", address=address, type=type_, unit_id=unit_id, **kw)
-
-
-def runner_for(driver: ModbusTcpDriver, points: list[RegisterPoint], *, poll_s: float, backoff: Backoff | None = None) -> tuple[DeviceRunner, TagRegistry]:
-    reg = TagRegistry()
-    for p in points:
-        reg.add(TagInfo(p.name, ("Devices", *p.name.split(".")), "float64", device="gw", writable=p.writable))
-    runner = DeviceRunner("gw", driver, points, reg, poll_interval_s=poll_s, backoff=backoff or Backoff(0.5, 30.0))
-    for info in runner.health.infos():
-        reg.add(info)
-    return runner, reg
-
-
-async def until(cond, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.005)
 
 
 # -- the goals, measured -----------------------------------------------------------------------------------

@@ -24,17 +24,12 @@ from structlog.testing import capture_logs
 from drivers import load_driver, settings_model
 from drivers.base import Driver, DriverUnavailable, LinkState
 from drivers.modbus import ModbusRtuDriver
-from drivers.modbus.address import RegisterPoint, make_point
 from drivers.modbus.driver import rtu_silent_interval_s
 from drivers.modbus.settings import ModbusRtuSettings
 from drivers.sample import Status
-from tests.drivers.modbus.reading import read_all
+from tests.drivers.modbus.reading import pt, read_all
 
 BAUD = 19200
-
-
-def pt(name: str, address: str, type_: str = "uint16", unit_id: int = 1, **kw) -> RegisterPoint:
-    return make_point(name=name, address=address, type=type_, unit_id=unit_id, **kw)
 
 
 @pytest.fixture
