@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from asyncua import Client, ua
 
-from edge.app import run_gateway
 from edge.config import load_config
+from tests.gateway_task import running_gateway
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:edgetwin:demo"
@@ -44,95 +45,77 @@ class _Values:
         self.seen.setdefault(node.nodeid.Identifier, []).append(data.monitored_item.Value)
 
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_plant_to_opcua_client(free_port_factory, tmp_path: Path) -> None:
     cfg = _config(free_port_factory(), free_port_factory(), tmp_path / "state")
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
-    try:
-        async with asyncio.timeout(15):
-            await ready.wait()
-        async with Client(cfg.gateway.endpoint, timeout=5) as client:
-            ns = await client.get_namespace_index(NS)
+    async with running_gateway(cfg, ready_s=15, stop_s=10) as gateway, Client(cfg.gateway.endpoint, timeout=5) as client:
+        ns = await client.get_namespace_index(NS)
 
-            def node(path: str):
-                return client.get_node(ua.NodeId(f"edgetwin/{path}", ns))
+        def node(path: str):
+            return client.get_node(ua.NodeId(f"edgetwin/{path}", ns))
 
-            # --- browse: devices, assets, diagnostics
-            root = await client.nodes.objects.get_child([f"{ns}:edgetwin"])
-            assert {(await c.read_browse_name()).Name for c in await root.get_children()} == {"Devices", "Assets", "Diagnostics"}
-            tags = {(await c.read_browse_name()).Name for c in await node("Devices/tank1_plc").get_children()}
-            assert {"temperature", "flow", "motor_current", "pumped_volume", "heater_setpoint", "pump_enable"} <= tags
-            outputs = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/vibration").get_children()}
-            assert outputs == {"Measured", "Estimate", "Forecast", "Residual", "AnomalyScore", "SensorFault"}
-            diagnosis = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/Diagnosis").get_children()}
-            assert diagnosis == {"Fault", "Confidence", "Contributors", "Action", "RunnerUp", "RunnerUpConfidence"}
-            assert await node("Assets/tank1/Diagnosis/Fault").read_value() == ""  # a normal plant
+        # --- browse: devices, assets, diagnostics
+        root = await client.nodes.objects.get_child([f"{ns}:edgetwin"])
+        assert {(await c.read_browse_name()).Name for c in await root.get_children()} == {"Devices", "Assets", "Diagnostics"}
+        tags = {(await c.read_browse_name()).Name for c in await node("Devices/tank1_plc").get_children()}
+        assert {"temperature", "flow", "motor_current", "pumped_volume", "heater_setpoint", "pump_enable"} <= tags
+        outputs = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/vibration").get_children()}
+        assert outputs == {"Measured", "Estimate", "Forecast", "Residual", "AnomalyScore", "SensorFault"}
+        diagnosis = {(await c.read_browse_name()).Name for c in await node("Assets/tank1/Diagnosis").get_children()}
+        assert diagnosis == {"Fault", "Confidence", "Contributors", "Action", "RunnerUp", "RunnerUpConfidence"}
+        assert await node("Assets/tank1/Diagnosis/Fault").read_value() == ""  # a normal plant
 
-            # --- read: every device tag Good with a plausible engineering value
-            async def all_good() -> bool:
-                dvs = [await node(f"Devices/tank1_plc/{t}").read_data_value(raise_on_bad_status=False) for t in tags]
-                return all(dv.StatusCode.is_good() for dv in dvs)
+        # --- read: every device tag Good with a plausible engineering value
+        async def all_good() -> bool:
+            dvs = [await node(f"Devices/tank1_plc/{t}").read_data_value(raise_on_bad_status=False) for t in tags]
+            return all(dv.StatusCode.is_good() for dv in dvs)
 
-            await _wait_for(all_good, 10, "every device tag to read Good")
-            temp = await node("Devices/tank1_plc/temperature").read_data_value()
-            assert 15.0 < temp.Value.Value < 60.0 and temp.SourceTimestamp is not None
-            current = (await node("Devices/tank1_plc/motor_current").read_data_value()).Value.Value
-            assert 0.5 < current < 50.0  # a CDAB float decoded in the wrong order would be absurd
-            assert (await node("Diagnostics/tank1_plc/LinkState").read_value()) == "connected"
-            assert (await node("Diagnostics/Gateway/KernelImplementation").read_value()) in ("cython", "numpy")
+        await wait_for(all_good, 10, "every device tag to read Good")
+        temp = await node("Devices/tank1_plc/temperature").read_data_value()
+        assert 15.0 < temp.Value.Value < 60.0 and temp.SourceTimestamp is not None
+        current = (await node("Devices/tank1_plc/motor_current").read_data_value()).Value.Value
+        assert 0.5 < current < 50.0  # a CDAB float decoded in the wrong order would be absurd
+        assert (await node("Diagnostics/tank1_plc/LinkState").read_value()) == "connected"
+        assert (await node("Diagnostics/Gateway/KernelImplementation").read_value()) in ("cython", "numpy")
 
-            # --- subscribe: measured and twin values change; twin warms up to Good
-            handler = _Values()
-            sub = await client.create_subscription(50, handler)
-            watched = ["Devices/tank1_plc/vibration", "Assets/tank1/vibration/Estimate", "Assets/tank1/AnomalyScore", "Assets/tank1/Alarm"]
-            await sub.subscribe_data_change([node(p) for p in watched])
+        # --- subscribe: measured and twin values change; twin warms up to Good
+        handler = _Values()
+        sub = await client.create_subscription(50, handler)
+        watched = ["Devices/tank1_plc/vibration", "Assets/tank1/vibration/Estimate", "Assets/tank1/AnomalyScore", "Assets/tank1/Alarm"]
+        await sub.subscribe_data_change([node(p) for p in watched])
 
-            async def twin_warm() -> bool:
-                dv = await node("Assets/tank1/AnomalyScore").read_data_value(raise_on_bad_status=False)
-                return dv.StatusCode.is_good()
+        async def twin_warm() -> bool:
+            dv = await node("Assets/tank1/AnomalyScore").read_data_value(raise_on_bad_status=False)
+            return dv.StatusCode.is_good()
 
-            await _wait_for(twin_warm, 10, "the twin to warm up")
-            await asyncio.sleep(3.0)  # a baseline of normal operation
-            baseline = [dv.Value.Value for dv in handler.seen.get("edgetwin/Assets/tank1/AnomalyScore", []) if dv.StatusCode.is_good()]
-            assert len(baseline) > 10
-            estimates = {dv.Value.Value for dv in handler.seen["edgetwin/Assets/tank1/vibration/Estimate"] if dv.Value.Value is not None}
-            measured = {dv.Value.Value for dv in handler.seen["edgetwin/Devices/tank1_plc/vibration"]}
-            assert len(estimates) > 5 and len(measured) > 5
-            assert max(baseline) < cfg.assets[0].alarm_threshold
-            assert (await node("Assets/tank1/Alarm").read_value()) is False
+        await wait_for(twin_warm, 10, "the twin to warm up")
+        await asyncio.sleep(3.0)  # a baseline of normal operation
+        baseline = [dv.Value.Value for dv in handler.seen.get("edgetwin/Assets/tank1/AnomalyScore", []) if dv.StatusCode.is_good()]
+        assert len(baseline) > 10
+        estimates = {dv.Value.Value for dv in handler.seen["edgetwin/Assets/tank1/vibration/Estimate"] if dv.Value.Value is not None}
+        measured = {dv.Value.Value for dv in handler.seen["edgetwin/Devices/tank1_plc/vibration"]}
+        assert len(estimates) > 5 and len(measured) > 5
+        assert max(baseline) < cfg.assets[0].alarm_threshold
+        assert (await node("Assets/tank1/Alarm").read_value()) is False
 
-            # --- write-through: operator sets the fault register via OPC UA, the plant obeys
-            await node("Devices/tank1_plc/fault_select").write_value(ua.DataValue(ua.Variant(1, ua.VariantType.UInt16)))
-            # write then read: the node shows the written value at once, Good (the next poll confirms it)
-            written = await node("Devices/tank1_plc/fault_select").read_data_value()
-            assert (written.Value.Value, written.StatusCode.is_good()) == (1, True)
+        # --- write-through: operator sets the fault register via OPC UA, the plant obeys
+        await node("Devices/tank1_plc/fault_select").write_value(ua.DataValue(ua.Variant(1, ua.VariantType.UInt16)))
+        # write then read: the node shows the written value at once, Good (the next poll confirms it)
+        written = await node("Devices/tank1_plc/fault_select").read_data_value()
+        assert (written.Value.Value, written.StatusCode.is_good()) == (1, True)
 
-            # out-of-range write is refused before it reaches the device
-            with pytest.raises(ua.UaStatusCodeError) as refused:
-                await node("Devices/tank1_plc/heater_setpoint").write_value(ua.DataValue(ua.Variant(150.0, ua.VariantType.Double)))
-            assert refused.value.code == ua.StatusCodes.BadOutOfRange
+        # out-of-range write is refused before it reaches the device
+        with pytest.raises(ua.UaStatusCodeError) as refused:
+            await node("Devices/tank1_plc/heater_setpoint").write_value(ua.DataValue(ua.Variant(150.0, ua.VariantType.Double)))
+        assert refused.value.code == ua.StatusCodes.BadOutOfRange
 
-            # --- detection: bearing wear drives the anomaly score above its normal range
-            async def alarm() -> bool:
-                return (await node("Assets/tank1/Alarm").read_value()) is True
+        # --- detection: bearing wear drives the anomaly score above its normal range
+        async def alarm() -> bool:
+            return (await node("Assets/tank1/Alarm").read_value()) is True
 
-            await _wait_for(alarm, 20, "the bearing-wear fault to raise the twin alarm")
-            score = (await node("Assets/tank1/AnomalyScore").read_data_value()).Value.Value
-            assert score > max(cfg.assets[0].alarm_threshold, 3 * max(baseline))
-            await sub.delete()
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await gateway
+        await wait_for(alarm, 20, "the bearing-wear fault to raise the twin alarm")
+        score = (await node("Assets/tank1/AnomalyScore").read_data_value()).Value.Value
+        assert score > max(cfg.assets[0].alarm_threshold, 3 * max(baseline))
+        await sub.delete()
     assert gateway.exception() is None
 
 

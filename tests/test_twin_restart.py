@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from edge.app import Gateway, run_gateway
 from edge.config import DetectorConfig, GatewayConfig, load_config
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:edgetwin:demo"
@@ -39,14 +40,6 @@ def _config(modbus_port: int, opcua_port: int, state_dir: Path) -> GatewayConfig
     signals = [s.model_copy(update={"model_period_s": 0.2, "forecast_horizon_s": 1.0}) if s.input else s for s in a.signals]
     asset = a.model_copy(update={"tick_s": 0.1, "warmup_ticks": 10, "signals": signals, "detector": DetectorConfig(train_ticks=TRAIN_TICKS)})
     return cfg.model_copy(update={"simulator": sim, "gateway": gw, "devices": [dev], "assets": [asset]})
-
-
-async def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class _Running:
@@ -115,7 +108,7 @@ async def test_the_twin_remembers_across_a_restart(free_port_factory, tmp_path: 
         async def tags_good() -> bool:
             return (await node("Devices/tank1_plc/temperature").read_data_value(raise_on_bad_status=False)).StatusCode.is_good()
 
-        await _wait_for(tags_good, 10, "the plant's tags to read Good")
+        await wait_for(tags_good, 10, "the plant's tags to read Good")
         await asyncio.sleep(2.0)  # ten model samples at the old heater setting before the step
         await node("Devices/tank1_plc/heater_setpoint").write_value(ua.DataValue(ua.Variant(65.0, ua.VariantType.Double)))
 
@@ -123,7 +116,7 @@ async def test_the_twin_remembers_across_a_restart(free_port_factory, tmp_path: 
             dv = await node("Assets/tank1/temperature/Model/Gain").read_data_value(raise_on_bad_status=False)
             return dv.StatusCode.is_good() and gw.twins[0].detectors[0].training_left == 0
 
-        await _wait_for(identified, 60, "the model to be identified and the detector fitted")
+        await wait_for(identified, 60, "the model to be identified and the detector fitted")
         gain_before = await node("Assets/tank1/temperature/Model/Gain").read_value()
         assert 0.2 < gain_before < 0.8  # the tank: about 0.43 K/% with the pump running (docs/twin.md)
         assert (await _simulate(client, node)).StatusCode.is_good()
@@ -146,7 +139,7 @@ async def test_the_twin_remembers_across_a_restart(free_port_factory, tmp_path: 
             async def gain_published() -> bool:
                 return (await node("Assets/tank1/temperature/Model/Gain").read_data_value(raise_on_bad_status=False)).Value.Value is not None
 
-            await _wait_for(gain_published, 2, "the restored gain on its node")
+            await wait_for(gain_published, 2, "the restored gain on its node")
             gain = await node("Assets/tank1/temperature/Model/Gain").read_data_value(raise_on_bad_status=False)
             assert not gain.StatusCode.is_bad()  # Uncertain until the first model update after the restart, then Good
             assert gain.Value.Value == pytest.approx(saved_gain, rel=0.02)
@@ -154,7 +147,7 @@ async def test_the_twin_remembers_across_a_restart(free_port_factory, tmp_path: 
             async def detector_scoring() -> bool:
                 return (await node("Assets/tank1/Detector/Score").read_data_value(raise_on_bad_status=False)).StatusCode.is_good()
 
-            await _wait_for(detector_scoring, 3, "the restored detector to score")
+            await wait_for(detector_scoring, 3, "the restored detector to score")
             assert time.monotonic() - started < TRAIN_TICKS * 0.1  # sooner than a training window could fill
     (restored,) = [e for e in logs if e["event"] == "twin_state_restored"]
     assert restored["asset"] == "tank1" and restored["model_warm"] is True and restored["detector_fitted"] is True

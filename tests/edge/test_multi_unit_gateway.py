@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from edge.app import run_gateway
 from edge.config import load_config
 from edge.reload.pidfile import read_status, status_path
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # a gateway with its OPC UA server starts, then reloads: several seconds on a loaded machine
 
@@ -83,14 +82,6 @@ def _unit(uid: int) -> SimDevice:
     )
 
 
-async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def plant(free_port_factory):
     """One Modbus TCP server on loopback answering unit ids 1, 2 and 3, each with its own values."""
@@ -152,7 +143,7 @@ async def test_units_are_objects_with_their_own_values_and_a_reload_adds_one(pla
             assert (await node("Devices/pumps/unit1/temperatureHighLimit").read_browse_name()).Name == "temperatureHighLimit"
             assert (await node("Devices/pumps/unit2").read_description()).Text == "unit 2 of device pumps"
             for u in (1, 2):
-                await _wait_for(lambda u=u: good(f"Devices/pumps/unit{u}/flow"), 15, f"unit {u} to read Good")
+                await wait_for(lambda u=u: good(f"Devices/pumps/unit{u}/flow"), 15, f"unit {u} to read Good")
                 assert await node(f"Devices/pumps/unit{u}/temperature").read_value() == pytest.approx(10 * u + 0.5)
                 assert await node(f"Devices/pumps/unit{u}/flow").read_value() == pytest.approx(u + 0.25)
 
@@ -169,13 +160,13 @@ async def test_units_are_objects_with_their_own_values_and_a_reload_adds_one(pla
                 status = read_status(status_path(state))
                 return status is not None and status["count"] >= 1
 
-            await _wait_for(reloaded, 20, "the reload")
+            await wait_for(reloaded, 20, "the reload")
             status = read_status(status_path(state))
             assert status is not None and status["result"] == "applied", status
             assert status["changes"]["tags_added"] == ["pumps.unit3.flow", "pumps.unit3.speed", "pumps.unit3.temperature"]
             assert status["needs_restart"] == []
             assert "unit3" in await children("Devices/pumps")
-            await _wait_for(lambda: good("Devices/pumps/unit3/flow"), 15, "unit 3 to read Good")
+            await wait_for(lambda: good("Devices/pumps/unit3/flow"), 15, "unit 3 to read Good")
             assert await node("Devices/pumps/unit3/temperature").read_value() == pytest.approx(30.5)
             assert (await node("Devices/pumps/unit3/temperatureHighLimit").read_browse_name()).Name == "temperatureHighLimit"
             assert await node("Devices/pumps/unit1/temperature").read_value() == pytest.approx(10.5)

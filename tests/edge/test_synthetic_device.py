@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from asyncua import Client, ua
 
-from edge.app import run_gateway
 from edge.config import parse_config
+from tests.gateway_task import running_gateway
 
 
 async def test_a_gateway_serves_a_synthetic_device_to_a_subscribed_client_and_takes_writes(tmp_path, free_port) -> None:
@@ -43,38 +43,29 @@ period_s = 2.0
   high = 100.0
 """
     cfg = parse_config(text, str(tmp_path / "g.toml"))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
-    try:
-        async with asyncio.timeout(30):
-            await ready.wait()
-        async with Client(cfg.gateway.endpoint, timeout=5) as client:
-            ns = await client.get_namespace_index(cfg.gateway.namespace_uri)
-            wave = client.get_node(ua.NodeId(f"{cfg.gateway.name}/Devices/load/wave", ns))
-            sp = client.get_node(ua.NodeId(f"{cfg.gateway.name}/Devices/load/sp", ns))
-            seen: list[float] = []
+    async with running_gateway(cfg, stop_s=10), Client(cfg.gateway.endpoint, timeout=5) as client:
+        ns = await client.get_namespace_index(cfg.gateway.namespace_uri)
+        wave = client.get_node(ua.NodeId(f"{cfg.gateway.name}/Devices/load/wave", ns))
+        sp = client.get_node(ua.NodeId(f"{cfg.gateway.name}/Devices/load/sp", ns))
+        seen: list[float] = []
 
-            class Handler:
-                def datachange_notification(self, node, val, data) -> None:
-                    seen.append(val)
+        class Handler:
+            def datachange_notification(self, node, val, data) -> None:
+                seen.append(val)
 
-            sub = await client.create_subscription(50, Handler())
-            await sub.subscribe_data_change(wave)
-            await asyncio.sleep(1.0)
-            assert len(set(seen)) >= 8 and all(-1.0 <= v <= 1.0 for v in seen)  # a sine of amplitude 1 around 0
-            await sp.write_value(ua.DataValue(ua.Variant(42.0, ua.VariantType.Double)))
+        sub = await client.create_subscription(50, Handler())
+        await sub.subscribe_data_change(wave)
+        await asyncio.sleep(1.0)
+        assert len(set(seen)) >= 8 and all(-1.0 <= v <= 1.0 for v in seen)  # a sine of amplitude 1 around 0
+        await sp.write_value(ua.DataValue(ua.Variant(42.0, ua.VariantType.Double)))
 
-            async def written() -> bool:
-                return await sp.read_value() == 42.0
+        async def written() -> bool:
+            return await sp.read_value() == 42.0
 
-            async with asyncio.timeout(3):
-                while not await written():
-                    await asyncio.sleep(0.05)
-            with pytest.raises(ua.UaStatusCodeError) as info:
-                await sp.write_value(ua.DataValue(ua.Variant(101.0, ua.VariantType.Double)))
-            assert info.value.code == ua.StatusCodes.BadOutOfRange
-            await sub.delete()
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await gateway
+        async with asyncio.timeout(3):
+            while not await written():
+                await asyncio.sleep(0.05)
+        with pytest.raises(ua.UaStatusCodeError) as info:
+            await sp.write_value(ua.DataValue(ua.Variant(101.0, ua.VariantType.Double)))
+        assert info.value.code == ua.StatusCodes.BadOutOfRange
+        await sub.delete()

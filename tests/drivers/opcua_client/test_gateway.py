@@ -17,9 +17,9 @@ import pytest
 from asyncua import Client, ua
 
 from drivers.sample import Status
-from edge.app import run_gateway
 from edge.config import load_config
 from tests.drivers.opcua_client.upstream import PLANT, ServerCert, Upstream
+from tests.gateway_task import running_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -96,12 +96,8 @@ async def test_upstream_to_gateway_to_northbound_client(free_port_factory: Any, 
     upstream = Upstream(free_port_factory(), policies=[("Basic256Sha256", "SignAndEncrypt")], cert=server_cert, users={"alice": "s3cret"})
     await upstream.start()
     cfg = load_config(_config(tmp_path, upstream, server_cert, free_port_factory()))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
     try:
-        async with asyncio.timeout(15):
-            await ready.wait()
-        async with Client(cfg.gateway.endpoint, timeout=5) as client:
+        async with running_gateway(cfg, ready_s=15), Client(cfg.gateway.endpoint, timeout=5) as client:
             ns = await client.get_namespace_index(cfg.gateway.namespace_uri)
             temp_id = "gw/Devices/boiler/temperature"
             temp = client.get_node(ua.NodeId(temp_id, ns))
@@ -148,8 +144,5 @@ async def test_upstream_to_gateway_to_northbound_client(free_port_factory: Any, 
             assert refused.value.code == Status.BadOutOfRange
             await sub.delete()
     finally:
-        stop.set()
-        async with asyncio.timeout(15):
-            await gateway
         await upstream.stop()
     assert (cfg.state_path / "pki" / "client" / "own" / "cert.der").exists()

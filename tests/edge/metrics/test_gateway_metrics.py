@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge.app import run_gateway
 from edge.config import ConfigError, parse_config
 from edge.metrics.endpoint import MetricsEndpointError
+from tests.gateway_task import running_gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -121,11 +122,7 @@ def _one(fams, family: str, sample: str | None = None, **labels: str) -> float:
 async def test_metrics_match_the_diagnostics_and_grow(free_port_factory, tmp_path: Path) -> None:
     cfg = _config(free_port_factory, tmp_path)
     url = f"http://{cfg.metrics.listen}/metrics"
-    stop, ready = asyncio.Event(), asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
-    try:
-        async with asyncio.timeout(30):
-            await ready.wait()
+    async with running_gateway(cfg):
         async with Client(cfg.gateway.endpoint, timeout=5) as client:
             ns = await client.get_namespace_index("urn:edgetwin:metrics-test")
 
@@ -202,10 +199,6 @@ async def test_metrics_match_the_diagnostics_and_grow(free_port_factory, tmp_pat
         with pytest.raises(urllib.error.HTTPError) as err:
             await asyncio.to_thread(urllib.request.urlopen, req, timeout=5)
         assert err.value.code == 405
-    finally:
-        stop.set()
-        async with asyncio.timeout(15):
-            await gateway
     # the listener is closed with the gateway
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(cfg.metrics.listen.rsplit(":", 1)[1])), timeout=1).close()

@@ -16,6 +16,7 @@ from edge.app import Gateway, run_gateway
 from edge.config import parse_config
 from edge.history.store import HistoryStore
 from edge.opcua.extensions import history_path
+from tests.gateway_task import running_gateway
 
 NS = "urn:edgetwin:test-gateway-history"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -99,27 +100,18 @@ async def test_sigterm_flushes_history_and_a_restart_serves_it(tmp_path, free_po
     finally:
         store.close()
 
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
-    try:
-        async with asyncio.timeout(20):
-            await ready.wait()
-        async with Client(cfg.gateway.endpoint, timeout=5) as client:
-            ns = await client.get_namespace_index(NS)
-            temp = client.get_node(ua.NodeId("gw/Devices/plc/temp", ns))
-            assert (await temp.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
-            dvs = await temp.read_raw_history(T0, T0 + timedelta(seconds=10), return_bounds=False)
-            assert [dv.Value.Value for dv in dvs] == [s.value for s in samples]
-            assert [dv.SourceTimestamp.replace(tzinfo=UTC) for dv in dvs] == [s.source_time for s in samples]
-            size = await client.get_node(ua.NodeId("gw/Diagnostics/Gateway/HistoryDatabaseSize", ns)).read_value()
-            assert size > 50 * N  # the 500 samples and the twin outputs are on disk
-            # the limit alarm from the config is a condition on the device object
-            cond = client.get_node(ua.NodeId("gw/Devices/plc/tempHighLimit", ns))
-            assert (await cond.read_browse_name()).Name == "tempHighLimit"
-    finally:
-        stop.set()
-        await gateway
+    async with running_gateway(cfg, ready_s=20, stop_s=None), Client(cfg.gateway.endpoint, timeout=5) as client:
+        ns = await client.get_namespace_index(NS)
+        temp = client.get_node(ua.NodeId("gw/Devices/plc/temp", ns))
+        assert (await temp.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
+        dvs = await temp.read_raw_history(T0, T0 + timedelta(seconds=10), return_bounds=False)
+        assert [dv.Value.Value for dv in dvs] == [s.value for s in samples]
+        assert [dv.SourceTimestamp.replace(tzinfo=UTC) for dv in dvs] == [s.source_time for s in samples]
+        size = await client.get_node(ua.NodeId("gw/Diagnostics/Gateway/HistoryDatabaseSize", ns)).read_value()
+        assert size > 50 * N  # the 500 samples and the twin outputs are on disk
+        # the limit alarm from the config is a condition on the device object
+        cond = client.get_node(ua.NodeId("gw/Devices/plc/tempHighLimit", ns))
+        assert (await cond.read_browse_name()).Name == "tempHighLimit"
 
 
 async def test_northbound_loops_are_gateway_tasks_and_a_crashed_one_restarts(tmp_path, free_port_factory) -> None:

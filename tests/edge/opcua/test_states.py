@@ -11,9 +11,9 @@ import pytest
 from asyncua import Client, ua
 
 from drivers.modbus.address import Area
-from edge.app import run_gateway
 from edge.config import ConfigError, parse_config
 from tests.drivers.modbus_servers import PymodbusServer
+from tests.gateway_task import running_gateway
 
 CONFIG = """
 [gateway]
@@ -66,12 +66,8 @@ async def test_a_state_variable_is_a_multistate_value_discrete_with_its_text(tmp
     await modbus.start()
     await modbus.set(Area.HOLDING, 7, [1])
     cfg = parse_config(CONFIG.format(opcua_port=free_port_factory(), modbus_port=modbus.port, state=tmp_path / "state"), str(tmp_path / "g.toml"))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
     try:
-        async with asyncio.timeout(30):
-            await ready.wait()
-        async with Client(cfg.gateway.endpoint, timeout=5) as client:
+        async with running_gateway(cfg), Client(cfg.gateway.endpoint, timeout=5) as client:
             ns = await client.get_namespace_index(cfg.gateway.namespace_uri)
             node = client.get_node(ua.NodeId("gw/Devices/plc/fault_mode", ns))
             assert (await node.read_type_definition()) == ua.NodeId(ua.ObjectIds.MultiStateValueDiscreteType)
@@ -95,7 +91,4 @@ async def test_a_state_variable_is_a_multistate_value_discrete_with_its_text(tmp
             await modbus.set(Area.HOLDING, 7, [9])  # a code the config does not name: shown as the number
             await shows(9, "9")
     finally:
-        stop.set()
-        async with asyncio.timeout(15):
-            await gateway
         await modbus.stop()

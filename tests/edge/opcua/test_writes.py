@@ -7,9 +7,7 @@ over OPC UA and the test reads the registers on the Modbus side.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 
 import pytest
 import pytest_asyncio
@@ -17,11 +15,12 @@ from asyncua import Client, ua
 from asyncua.crypto import security_policies as sp
 
 from drivers.modbus.address import Area
-from edge.app import run_gateway
 from edge.config import parse_config
 from edge.opcua.security import generate_certificate
 from edge.opcua.users import hash_password
 from tests.drivers.modbus_servers import PymodbusServer
+from tests.gateway_task import running_gateway
+from tests.waiting import wait_for
 
 NS = "urn:edgetwin:writes-test"
 CLIENT_URI = "urn:edgetwin:test:writer"
@@ -69,14 +68,6 @@ poll_interval_s = 0.05
 """
 
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def plant(tmp_path_factory, free_port_factory):
     root = tmp_path_factory.mktemp("writes")
@@ -87,25 +78,19 @@ async def plant(tmp_path_factory, free_port_factory):
     cfg = parse_config(text, str(root / "gateway.toml"))
     key, cert = root / "client_key.pem", root / "client_cert.der"
     generate_certificate(key, cert, common_name="writer", application_uri=CLIENT_URI, hostnames=["localhost"], days=1, server=False)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(cfg, shutdown_trigger=stop.wait, on_ready=lambda gw: ready.set()), name="gateway")
     try:
-        async with asyncio.timeout(15):
-            await ready.wait()
-        trusted = root / "state" / "pki" / "trusted" / "certs"
-        shutil.copy(cert, trusted / "writer.der")
-        client = Client(cfg.gateway.endpoint, timeout=5)
-        client.application_uri = CLIENT_URI
-        client.set_user("otto")
-        client.set_password("pw")
-        await client.set_security(sp.SecurityPolicyBasic256Sha256, str(cert), str(key), mode=ua.MessageSecurityMode.SignAndEncrypt)
-        async with client:
-            ns = await client.get_namespace_index(NS)
-            yield modbus, client, lambda path: client.get_node(ua.NodeId(f"gw/{path}", ns))
+        async with running_gateway(cfg, ready_s=15, stop_s=10):
+            trusted = root / "state" / "pki" / "trusted" / "certs"
+            shutil.copy(cert, trusted / "writer.der")
+            client = Client(cfg.gateway.endpoint, timeout=5)
+            client.application_uri = CLIENT_URI
+            client.set_user("otto")
+            client.set_password("pw")
+            await client.set_security(sp.SecurityPolicyBasic256Sha256, str(cert), str(key), mode=ua.MessageSecurityMode.SignAndEncrypt)
+            async with client:
+                ns = await client.get_namespace_index(NS)
+                yield modbus, client, lambda path: client.get_node(ua.NodeId(f"gw/{path}", ns))
     finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await gateway
         await modbus.stop()
 
 
@@ -119,7 +104,7 @@ async def test_allowed_write_reaches_the_register_and_reads_back(plant) -> None:
     async def read_back() -> bool:
         return await sp_node.read_value() == pytest.approx(42.5)
 
-    await _wait_for(read_back, 5, "the written setpoint to read back")
+    await wait_for(read_back, 5, "the written setpoint to read back")
     await node("Devices/plc/run").write_value(ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
     assert await modbus.get(Area.COIL, 3, 1) == [True]
 
@@ -155,7 +140,7 @@ async def test_write_while_the_device_is_down_returns_bad_no_communication(plant
     async def down() -> bool:
         return await node("Diagnostics/plc/LinkState").read_value() != "connected"
 
-    await _wait_for(down, 5, "the gateway to notice the outage")
+    await wait_for(down, 5, "the gateway to notice the outage")
     with pytest.raises(ua.UaStatusCodeError) as info:
         await node("Devices/plc/sp").write_value(ua.DataValue(ua.Variant(10.0, ua.VariantType.Double)))
     assert info.value.code == ua.StatusCodes.BadNoCommunication

@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,9 @@ from edge.config import ConfigError, load_config
 from edge.opcua.history_read import OpcUaHistory
 from edge.reload.pidfile import pid_path, read_status, status_path
 from tests.edge.reload.gateway_configs import NS, gateway_toml
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # each starts a gateway with the plant and waits for twins to warm up
-
-
-async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class _Changes:
@@ -48,7 +40,7 @@ async def _reload_outcome(state: Path, count: int) -> dict:
         status = read_status(status_path(state))
         return status is not None and status["count"] >= count
 
-    await _wait_for(done, 20, f"reload #{count} to finish")
+    await wait_for(done, 20, f"reload #{count} to finish")
     status = read_status(status_path(state))
     assert status is not None
     return status
@@ -101,16 +93,16 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
             "Assets/vessel/AnomalyScore",
         )
         for p in watched:
-            await _wait_for(lambda p=p: good(p), 10, f"{p} to be Good")
+            await wait_for(lambda p=p: good(p), 10, f"{p} to be Good")
         temperature_id = (await client.nodes.objects.get_child([f"{ns}:edgetwin", f"{ns}:Devices", f"{ns}:tank1_plc", f"{ns}:temperature"])).nodeid
         changes = _Changes()
         sub = await client.create_subscription(50, changes)
         await sub.subscribe_data_change([node("Devices/tank1_plc/temperature")])
-        await _wait_for(lambda: _true(len(changes.values) > 0), 5, "the first notification")
+        await wait_for(lambda: _true(len(changes.values) > 0), 5, "the first notification")
         vessel_runner = next(t for t in gw.twins if any(a.name == "vessel" for a in t.assets))
         tank_runner = next(t for t in gw.twins if any(a.name == "tank" for a in t.assets))
         recorder = next(e for e in gw.server.extensions if isinstance(e, OpcUaHistory)).recorder
-        await _wait_for(lambda: _rows(recorder, "tank1_plc.pump_speed"), 10, "pump_speed rows in history")
+        await wait_for(lambda: _rows(recorder, "tank1_plc.pump_speed"), 10, "pump_speed rows in history")
         assert (await node("Devices/tank1_plc/pump_speedHighLimit").read_browse_name()).Name == "pump_speedHighLimit"
         vessel_statuses: list[int] = []
         gw.registry.subscribe(lambda batch: vessel_statuses.extend(s.status for s in batch if s.tag == "vessel.anomaly_score"))
@@ -127,7 +119,7 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         # added node: browsable, Good values from the device
         names = {(await c.read_browse_name()).Name for c in await node("Devices/tank1_plc").get_children()}
         assert "flow" in names and "pump_speed" not in names
-        await _wait_for(lambda: good("Devices/tank1_plc/flow"), 10, "the added tag to read Good")
+        await wait_for(lambda: good("Devices/tank1_plc/flow"), 10, "the added tag to read Good")
         assert 0.0 <= (await node("Devices/tank1_plc/flow").read_value()) < 1000.0
         # removed node: gone from the address space and the registry; its history stays stored
         dv = await node("Devices/tank1_plc/pump_speed").read_data_value(raise_on_bad_status=False)
@@ -144,14 +136,14 @@ async def test_sighup_applies_a_valid_change_without_dropping_the_session(gatewa
         # unchanged nodes: same NodeId, and the same session's subscription still delivers
         again = await client.nodes.objects.get_child([f"{ns}:edgetwin", f"{ns}:Devices", f"{ns}:tank1_plc", f"{ns}:temperature"])
         assert again.nodeid == temperature_id
-        await _wait_for(lambda: _true(any(t > reloaded_at and dv.StatusCode.is_good() for t, dv in changes.values)), 5, "a notification after the reload")
+        await wait_for(lambda: _true(any(t > reloaded_at and dv.StatusCode.is_good() for t, dv in changes.values)), 5, "a notification after the reload")
         # history follows the new config: level now historized, its node says so
         assert (await node("Devices/tank1_plc/level").read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
-        await _wait_for(lambda: _rows(recorder, "tank1_plc.level"), 10, "level rows in history")
+        await wait_for(lambda: _rows(recorder, "tank1_plc.level"), 10, "level rows in history")
         # twins: only the changed asset's runner was rebuilt; the other kept running warm
         assert vessel_runner in gw.twins and tank_runner not in gw.twins
         assert all(s == ua.StatusCodes.Good for s in vessel_statuses) and vessel_statuses
-        await _wait_for(lambda: good("Assets/tank/AnomalyScore"), 10, "the rebuilt twin to warm up")
+        await wait_for(lambda: good("Assets/tank/AnomalyScore"), 10, "the rebuilt twin to warm up")
         assert gw.cfg.assets[0].alarm_threshold == 12.0
         # a variable whose only change is its description keeps its node (and monitored items)
         assert (await node("Assets/tank/Alarm").read_description()).Text == "anomaly score above 12"
