@@ -145,8 +145,7 @@ def serve(intervals: dict[str, float], t0: float, ports_out: object) -> None:
     async def run_device(dev: str, interval: float, up: asyncio.Event) -> None:
         units = {u: Unit(size=400) for u in UNITS}
         async with MiniServer(0, units) as server:
-            assert server._server is not None
-            ports[dev] = server._server.sockets[0].getsockname()[1]
+            ports[dev] = server.port
             up.set()
             k = 0
             start = time.monotonic()

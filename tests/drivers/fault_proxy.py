@@ -23,12 +23,13 @@ connections and cuts the open ones (a device that goes away), ``resume`` accepts
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import struct
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
+
+from tests.drivers.loopback import LoopbackServer
 
 MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length (unit id + PDU), unit id
 
@@ -51,72 +52,44 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes:
     return header + await reader.readexactly(max(length - 1, 0))
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """Listens on 127.0.0.1:*port* (0: any free port) and forwards to 127.0.0.1:*upstream_port*."""
 
+    close_wait_s = 2.0
+
     def __init__(self, upstream_port: int, faults: Faults = Faults(), *, seed: int = 1, port: int = 0) -> None:
+        super().__init__(port)
         self.upstream_port = upstream_port
         self.faults = faults
         self.rng = random.Random(seed)
-        self.port = port
         self.counts: Counter[str] = Counter()
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
     async def pause(self) -> None:
         """Stop listening and cut every open connection (the device goes away)."""
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.close()
-            await server.wait_closed()
-        for w in list(self._writers):
-            w.close()
-        if self._conns:
-            await asyncio.wait(list(self._conns), timeout=2.0)
+        await self.stop()
 
     async def resume(self) -> None:
         """Listen again on the same port."""
         await self.start()
 
-    async def stop(self) -> None:
-        await self.pause()
-
-    async def __aenter__(self) -> FaultProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.counts["connections"] += 1
         up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-            self._writers.add(up_writer)
+            self.track(up_writer)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._pump(reader, up_writer, "requests"), name="proxy:requests")
                 tg.create_task(self._pump(up_reader, writer, "responses"), name="proxy:responses")
         except* (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    self._writers.discard(w)
-                    w.close()
-            self._conns.discard(task)
+            if up_writer is not None:
+                self._writers.discard(up_writer)
+                up_writer.close()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str) -> None:
         """Forward frames one by one, applying the faults; closing one side closes the other."""
@@ -157,43 +130,18 @@ class FaultProxy:
         return f.delay_s + (rng.random() * f.jitter_s if f.jitter_s else 0.0), frames
 
 
-class HalfOpenDevice:
+class HalfOpenDevice(LoopbackServer):
     """Accepts TCP connections on 127.0.0.1 and reads whatever comes, but never answers."""
 
+    close_wait_s = 2.0
+
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        super().__init__(port)
         self.connections = 0
         self.frames = 0
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    async def __aenter__(self) -> HalfOpenDevice:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for w in list(self._writers):
-            w.close()
-        if self._conns:
-            await asyncio.wait(list(self._conns), timeout=2.0)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        try:
-            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-                while True:
-                    await read_frame(reader)
-                    self.frames += 1
-        finally:
-            self._writers.discard(writer)
-            self._conns.discard(task)
-            writer.close()
+        while True:
+            await read_frame(reader)
+            self.frames += 1

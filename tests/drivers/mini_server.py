@@ -12,6 +12,8 @@ import asyncio
 import struct
 from dataclasses import dataclass, field
 
+from tests.drivers.loopback import LoopbackServer
+
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 1, 2, 3
 
 
@@ -38,42 +40,14 @@ class Unit:
         self.di = self.di or [False] * self.size
 
 
-class MiniServer:
+class MiniServer(LoopbackServer):
     """Modbus TCP on 127.0.0.1:*port* serving *units* (unit id -> Unit); unknown ids never answer."""
 
     def __init__(self, port: int, units: dict[int, Unit]) -> None:
-        self.port = port
+        super().__init__(port)
         self.units = units
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        server, self._server = self._server, None
-        server.close()
-        for w in list(self._writers):
-            w.close()  # each connection task then ends on its own (IncompleteReadError)
-        if self._conns:
-            await asyncio.wait(list(self._conns), timeout=1.0)
-        await server.wait_closed()
-
-    async def __aenter__(self) -> MiniServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pending: set[asyncio.Task] = set()
         try:
             while True:
@@ -94,15 +68,10 @@ class MiniServer:
                     t.add_done_callback(pending.discard)
                 else:
                     writer.write(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit_id) + reply)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
         finally:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            self._writers.discard(writer)
-            self._conns.discard(task)
-            writer.close()
 
 
 async def _later(writer: asyncio.StreamWriter, delay_s: float, tid: int, unit_id: int, reply: bytes) -> None:

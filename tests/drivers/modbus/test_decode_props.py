@@ -22,6 +22,7 @@ from drivers.modbus.address import make_point
 from drivers.modbus.outcome import decode_request
 from drivers.modbus.plan import plan_reads
 from drivers.sample import Status
+from tests.drivers.loopback import LoopbackServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TYPES = ["uint16", "int16", "uint32", "int32", "float32", "float64", "uint64", "string", "bool"]
@@ -85,53 +86,25 @@ def replies(draw: st.DrawFn) -> tuple[str, bytes]:
     return kind, draw(st.binary(min_size=1, max_size=30))
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Answers each request with the next scripted reply (then stays silent)."""
 
     def __init__(self, script: list[tuple[str, bytes]]) -> None:
+        super().__init__()
         self.script = list(script)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for w in list(self._writers):
-            w.close()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=1.0)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            while True:
-                header = await reader.readexactly(7)
-                tid, _, length, unit = struct.unpack(">HHHB", header)
-                await reader.readexactly(length - 1)
-                if not self.script:
-                    continue
-                kind, body = self.script.pop(0)
-                if kind == "raw":
-                    writer.write(body)
-                else:
-                    writer.write(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            self._tasks.discard(task)
-            writer.close()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            header = await reader.readexactly(7)
+            tid, _, length, unit = struct.unpack(">HHHB", header)
+            await reader.readexactly(length - 1)
+            if not self.script:
+                continue
+            kind, body = self.script.pop(0)
+            if kind == "raw":
+                writer.write(body)
+            else:
+                writer.write(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
 
 
 async def _exercise(script: list[tuple[str, bytes]]) -> list[str]:

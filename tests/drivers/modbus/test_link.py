@@ -15,6 +15,7 @@ from drivers.base import DriverUnavailable, LinkState
 from drivers.modbus import ModbusTcpDriver
 from drivers.modbus.address import Area
 from drivers.sample import Status
+from tests.drivers.fault_proxy import HalfOpenDevice
 from tests.drivers.modbus.reading import TIMEOUT_S, pt, read_all
 from tests.drivers.modbus_servers import ModbusTestServer, PymodbusServer
 
@@ -88,23 +89,8 @@ async def test_close_is_idempotent(modbus_server: ModbusTestServer) -> None:
 @pytest.fixture
 async def silent_server(free_port: int) -> AsyncIterator[int]:
     """A TCP server that accepts connections and never answers."""
-    handlers: list[tuple[asyncio.Task, asyncio.StreamWriter]] = []
-
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.append((asyncio.current_task(), writer))  # type: ignore[arg-type]
-        while await reader.read(1024):
-            pass
-        writer.close()
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", free_port)
-    try:
-        yield free_port
-    finally:
-        server.close()
-        for _, writer in handlers:
-            writer.close()
-        await asyncio.gather(*(task for task, _ in handlers), return_exceptions=True)
-        await server.wait_closed()
+    async with HalfOpenDevice(free_port) as device:
+        yield device.port
 
 
 async def test_timeout_closes_link_and_raises(silent_server: int) -> None:
