@@ -1,10 +1,12 @@
-"""Shared fixtures: free ports, leaked-task detection, log capture, an isolated state folder."""
+"""Shared fixtures: free ports, leaked-task detection, log capture, an isolated state folder, umask 000."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,16 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def free_port_factory():
     return _free_port
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    """The process umask is 0 during the test (so only the code's own modes protect its files)."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture(autouse=True)

@@ -50,7 +50,7 @@ log = structlog.get_logger("edge.opcua.security")
 POLICIES = ("None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
 MODES = ("Sign", "SignAndEncrypt")
 
-_POLICY_TYPES: dict[tuple[str, str], ua.SecurityPolicyType] = {
+POLICY_TYPES: dict[tuple[str, str], ua.SecurityPolicyType] = {
     ("Basic256Sha256", "Sign"): ua.SecurityPolicyType.Basic256Sha256_Sign,
     ("Basic256Sha256", "SignAndEncrypt"): ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
     ("Aes128_Sha256_RsaOaep", "Sign"): ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign,
@@ -88,7 +88,7 @@ class SecuritySettings:
 
     def policy_types(self) -> list[ua.SecurityPolicyType]:
         out = [ua.SecurityPolicyType.NoSecurity] if "None" in self.policies else []
-        out += [_POLICY_TYPES[(p, m)] for p in self.policies if p != "None" for m in self.modes]
+        out += [POLICY_TYPES[(p, m)] for p in self.policies if p != "None" for m in self.modes]
         return out
 
 

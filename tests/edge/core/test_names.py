@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from asyncua import ua
 
-from edge.app import Gateway
 from edge.config.loader import load_config, parse_config
 from edge.config.nodes import PlannedNode, planned_nodes
 from edge.core import names
 from edge.core.health import DEVICE_FIELDS
 from edge.history.recorder import DIAGNOSTICS as HISTORY_FIELDS
-from edge.opcua.extensions import northbound_extensions
-from edge.opcua.model import ModelInfo
-from edge.opcua.server import OpcUaServer
+from tests.edge.built_nodes import built_nodes
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -181,40 +177,6 @@ name = "tank"
 """
 
 
-def _kind(node_class: ua.NodeClass, type_definition: ua.NodeId) -> str | None:
-    if node_class == ua.NodeClass.Method:
-        return "method"
-    if node_class == ua.NodeClass.Object:
-        return "condition" if type_definition == ua.NodeId(ua.ObjectIds.AlarmConditionType) else "object"
-    if node_class == ua.NodeClass.Variable and type_definition != ua.NodeId(ua.ObjectIds.PropertyType):
-        return "variable"
-    return None  # a property: named by its type, not by the config
-
-
-async def _built(cfg, port: int) -> set[tuple[tuple[str, ...], str]]:
-    """``(path, kind)`` of every node the daemon builds below its gateway object for *cfg*."""
-    gw = Gateway(cfg)
-    gateway = cfg.gateway.name
-    async with northbound_extensions(cfg, gw.registry, gw.twins) as extensions:
-        server = OpcUaServer(
-            gw.registry, endpoint=f"opc.tcp://127.0.0.1:{port}/x", namespace_uri=cfg.gateway.namespace_uri, gateway_name=gateway,
-            extensions=extensions, model=ModelInfo.from_config(cfg),
-        )  # fmt: skip
-        async with server:
-            out = set()
-            for nid in list(server.ua_server.iserver.aspace.keys()):
-                text = nid.Identifier
-                if nid.NamespaceIndex != server.namespace_index or not isinstance(text, str):
-                    continue
-                if (text != gateway and not text.startswith(f"{gateway}/")) or "." in text:
-                    continue  # types, and the members asyncua instantiates below a condition ("<condition>.<member>")
-                node = server.ua_server.get_node(nid)
-                kind = _kind(await node.read_node_class(), await node.read_type_definition())
-                if kind is not None:
-                    out.add((tuple(text.split("/")[1:]), kind))
-            return out
-
-
 def _with_history_in(cfg, tmp_path: Path):
     return cfg.model_copy(update={"history": cfg.history.model_copy(update={"path": str(tmp_path / "history.sqlite")})})
 
@@ -227,7 +189,7 @@ async def test_planned_nodes_are_the_nodes_the_server_builds(config: str, tmp_pa
     cfg = _with_history_in(cfg, tmp_path)
     planned = planned_nodes(cfg)
     assert len({n.path for n in planned}) == len(planned), "a valid config plans each path once"
-    assert {(n.path, n.kind) for n in planned} == await _built(cfg, free_port)
+    assert {(n.path, n.kind) for n in planned} == await built_nodes(cfg, free_port)
 
 
 def test_every_planned_node_hangs_below_a_planned_object() -> None:

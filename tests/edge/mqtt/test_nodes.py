@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.app import Gateway
 from edge.config.loader import parse_config
 from edge.config.nodes import planned_nodes
 from edge.core.names import MQTT_DIAGNOSTICS, gateway_diag_path
 from edge.mqtt import mqtt_sink
-from edge.opcua.extensions import northbound_extensions
-from edge.opcua.model import ModelInfo
-from edge.opcua.server import OpcUaServer
-from tests.edge.core.test_names import _kind
+from tests.edge.built_nodes import built_nodes
 
 CONFIG = """
 [opcua]
@@ -41,26 +37,7 @@ async def test_planned_nodes_with_mqtt_are_built(tmp_path: Path, free_port: int)
     cfg = parse_config(CONFIG, str(tmp_path / "gateway.toml"))
     planned = {(n.path, n.kind) for n in planned_nodes(cfg)}
     assert {(gateway_diag_path(leaf), "variable") for leaf in MQTT_DIAGNOSTICS} <= planned
-    gw = Gateway(cfg)
-    mqtt_sink(cfg, gw.registry)  # declares its diagnostics (not entered: no connection here)
-    gateway = cfg.gateway.name
-    async with northbound_extensions(cfg, gw.registry, gw.twins) as extensions:
-        server = OpcUaServer(
-            gw.registry, endpoint=f"opc.tcp://127.0.0.1:{free_port}/x", namespace_uri=cfg.gateway.namespace_uri, gateway_name=gateway,
-            extensions=extensions, model=ModelInfo.from_config(cfg),
-        )  # fmt: skip
-        async with server:
-            built = set()
-            for nid in list(server.ua_server.iserver.aspace.keys()):
-                text = nid.Identifier
-                if nid.NamespaceIndex != server.namespace_index or not isinstance(text, str):
-                    continue
-                if (text != gateway and not text.startswith(f"{gateway}/")) or "." in text:
-                    continue
-                node = server.ua_server.get_node(nid)
-                kind = _kind(await node.read_node_class(), await node.read_type_definition())
-                if kind is not None:
-                    built.add((tuple(text.split("/")[1:]), kind))
+    built = await built_nodes(cfg, free_port, prepare=lambda gw: mqtt_sink(cfg, gw.registry))  # declares its diagnostics (not entered)
     assert planned == built
 
 

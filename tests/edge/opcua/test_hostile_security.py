@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import shutil
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -216,15 +215,6 @@ async def test_rejected_folder_keeps_only_the_newest_certificates(free_port: int
 
 
 # -- file modes ---------------------------------------------------------------------------------
-@pytest.fixture
-def umask_000() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 async def test_every_state_file_and_folder_is_owner_only_under_umask_000(free_port: int, tmp_path: Path, certs: dict[str, Cert], umask_000: None) -> None:
     state = tmp_path / "state"
     async with gateway(free_port, state, users=UserDirectory(anonymous_role=Role.VIEWER)) as (server, url):
