@@ -62,21 +62,29 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
             if tag is None and sig.tag.partition(".")[0] in broken:
                 continue
             if tag is None:
-                close = difflib.get_close_matches(sig.tag, list(tags), n=3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                c.add(path, f"unknown tag {sig.tag!r}{hint}")
-            elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
+                _unknown_tag(c, path, sig.tag, tags)
+            elif not _is_numeric(tag):
                 c.add(path, f"tag {sig.tag!r} has type {_type_text(tag)}; a twin signal needs a numeric tag")
             for k, rel in enumerate(sig.related):  # sensor validation: the tags this signal must agree with
                 rtag = tags.get(rel)
                 if rtag is None and rel.partition(".")[0] in broken:
                     continue
                 if rtag is None:
-                    close = difflib.get_close_matches(rel, list(tags), n=3)
-                    c.add(f"{prefix}.signals[{i}].related[{k}]", f"unknown tag {rel!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-                elif rtag.type not in NUMERIC_TYPES or getattr(rtag, "array", False) or rel == sig.tag:
+                    _unknown_tag(c, f"{prefix}.signals[{i}].related[{k}]", rel, tags)
+                elif not _is_numeric(rtag) or rel == sig.tag:
                     c.add(f"{prefix}.signals[{i}].related[{k}]", f"tag {rel!r} cannot be related: it must be a numeric tag other than the signal's own")
         _check_identified(c, prefix, asset, tags, broken)
+
+
+def _unknown_tag(c: _Collector, path: str, ref: str, tags: Mapping[str, Any]) -> None:
+    """Report *ref* at *path* as an unknown tag, with up to three close tag names."""
+    close = difflib.get_close_matches(ref, list(tags), n=3)
+    c.add(path, f"unknown tag {ref!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+
+
+def _is_numeric(tag: Any) -> bool:
+    """A tag a twin can read: a numeric type, not an array."""
+    return tag.type in NUMERIC_TYPES and not getattr(tag, "array", False)
 
 
 def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str, Any], broken: frozenset[str] = frozenset()) -> None:
@@ -90,9 +98,8 @@ def _check_identified(c: _Collector, prefix: str, asset: Any, tags: Mapping[str,
         if tag is None and sig.input.partition(".")[0] in broken:
             pass
         elif tag is None:
-            close = difflib.get_close_matches(sig.input, list(tags), n=3)
-            c.add(f"{path}.input", f"unknown tag {sig.input!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        elif tag.type not in NUMERIC_TYPES or getattr(tag, "array", False):
+            _unknown_tag(c, f"{path}.input", sig.input, tags)
+        elif not _is_numeric(tag):
             c.add(f"{path}.input", f"tag {sig.input!r} has type {_type_text(tag)}; a model input needs a numeric tag")
         period = sig.model_period_s if sig.model_period_s is not None else asset.tick_s
         ratio = period / asset.tick_s
