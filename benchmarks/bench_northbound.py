@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
-from bench_opcua_mirror import _cpu_s, _free_port
+from bench_opcua_mirror import _cpu_s, _free_port, variables_server
 
 ROOT = Path(__file__).resolve().parents[1]
 NS_STOCK = "urn:bench:stock"
@@ -76,19 +76,9 @@ def _watch_gc(report: Path) -> None:
 
 
 async def serve_stock(port: int, n: int, interval: float) -> None:
-    from asyncua import Server, ua
+    from asyncua import ua
 
-    server = Server()
-    await server.init()
-    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/stock")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    ns = await server.register_namespace(NS_STOCK)
-    root = await server.nodes.objects.add_folder(ua.NodeId("load", ns), ua.QualifiedName("load", ns))
-    ids = []
-    for start in range(0, n, 100):
-        folder = await root.add_folder(ua.NodeId(f"F{start}", ns), ua.QualifiedName(f"F{start}", ns))
-        for i in range(start, min(n, start + 100)):
-            ids.append((await folder.add_variable(ua.NodeId(f"t{i}", ns), ua.QualifiedName(f"t{i}", ns), 0.0)).nodeid)
+    server, ids = await variables_server(f"opc.tcp://127.0.0.1:{port}/stock", NS_STOCK, "load", n)
     aspace = server.iserver.aspace
     value = 0.0
     async with server:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:bench:upstream"
@@ -38,21 +39,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def serve_upstream(port: int, n: int, period: float) -> None:
+async def variables_server(endpoint: str, ns_uri: str, root: str, n: int) -> tuple[Any, list[Any]]:
+    """An asyncua Server at *endpoint* (no security, not started) with *n* Double variables
+    ``<root>/F<k>/t<i>`` in namespace *ns_uri*, and their NodeIds. Folders of 100: asyncua's
+    add_nodes slows down with the number of siblings."""
     from asyncua import Server, ua
 
     server = Server()
     await server.init()
-    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/up")
+    server.set_endpoint(endpoint)
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    ns = await server.register_namespace(NS)
-    plant = await server.nodes.objects.add_folder(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
-    nodes = []
-    for start in range(0, n, 100):  # folders of 100: asyncua's add_nodes slows down with the number of siblings
-        folder = await plant.add_folder(ua.NodeId(f"F{start}", ns), ua.QualifiedName(f"F{start}", ns))
+    ns = await server.register_namespace(ns_uri)
+    top = await server.nodes.objects.add_folder(ua.NodeId(root, ns), ua.QualifiedName(root, ns))
+    ids = []
+    for start in range(0, n, 100):
+        folder = await top.add_folder(ua.NodeId(f"F{start}", ns), ua.QualifiedName(f"F{start}", ns))
         for i in range(start, min(n, start + 100)):
-            nodes.append(await folder.add_variable(ua.NodeId(f"t{i}", ns), ua.QualifiedName(f"t{i}", ns), ua.Variant(0.0, ua.VariantType.Double)))
-    ids = [v.nodeid for v in nodes]
+            ids.append((await folder.add_variable(ua.NodeId(f"t{i}", ns), ua.QualifiedName(f"t{i}", ns), ua.Variant(0.0, ua.VariantType.Double))).nodeid)
+    return server, ids
+
+
+async def serve_upstream(port: int, n: int, period: float) -> None:
+    from asyncua import ua
+
+    server, ids = await variables_server(f"opc.tcp://127.0.0.1:{port}/up", NS, "Plant", n)
     aspace = server.iserver.aspace
     async with server:
         print("ready", flush=True)
