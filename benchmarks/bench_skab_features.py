@@ -19,6 +19,12 @@ not tuned: the cosine of the longer vectors then picks the nearest experiment.
 For each: experiments named right, and against the signature alone how many it gains and loses,
 with the exact two-sided McNemar p (the chance of a split at least that uneven if the candidate
 were no better). With 33 experiments a gain of 3 is within noise.
+
+Then the top contributor of each experiment, per class, two ways: the RBC to a PCA detector fitted
+on the baseline rows (levels and first differences, 90 % of the variance; what
+``Diagnosis/Contributors`` shows for an asset with a PCA detector), and the signature's share of the
+squared standardized deviation (without one). SKAB does not say which signal a fault hit, so this
+is for reading against the physics (a valve closure acts on the flow; an imbalance on vibration).
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_diagnosis import skab_experiments  # noqa: E402
 
+from edge.twin.detector import pca_features  # noqa: E402
 from edge.twin.diagnosis.library import UNKNOWN  # noqa: E402
+from edge.twin.diagnosis.pca_contrib import PcaView, signal_contributions  # noqa: E402
 from edge.twin.diagnosis.rbc import rbc, t2_matrix  # noqa: E402
 from edge.twin.diagnosis.signature import SIGNIFICANT, Signature, cosine, vector  # noqa: E402
 
@@ -140,7 +148,27 @@ def main() -> int:
         ok = right_answers(experiments, block)
         gained, lost = int((ok & ~base).sum()), int((~ok & base).sum())
         print(f"| signature + {name} | {ok.sum()}/{learnable} | {gained} | {lost} | {mcnemar_p(gained, lost):.2f} |")
+    top_contributors(experiments)
     return 0
+
+
+def top_contributors(experiments: list[Experiment]) -> None:
+    from kernels.detect import fit_pca
+
+    by_rbc: dict[str, Counter] = {}
+    by_dev: dict[str, Counter] = {}
+    for _, cls, sig, b, e in experiments:
+        short = [n.replace("Accelerometer", "Acc").replace("Volume Flow RateRMS", "Flow").replace("RMS", "") for n in sig.signals]
+        c = signal_contributions(PcaView(fit_pca(pca_features(b)[1:], explained=0.9), True, ()), e)
+        if c is not None:
+            by_rbc.setdefault(cls, Counter())[short[int(np.argmax(c))]] += 1
+        by_dev.setdefault(cls, Counter())[short[sig.signals.index(sig.contributors()[0])]] += 1
+    print("\n## Top contributor per class: RBC to a PCA detector fitted on the baseline, vs the squared deviation\n")
+    print("| class | RBC (PCA detector) | squared standardized deviation |")
+    print("| --- | --- | --- |")
+    for cls in sorted(by_dev):
+        fmt = lambda c: ", ".join(f"{k} {v}" for k, v in c.most_common())  # noqa: E731
+        print(f"| {cls} | {fmt(by_rbc.get(cls, Counter()))} | {fmt(by_dev[cls])} |")
 
 
 if __name__ == "__main__":
