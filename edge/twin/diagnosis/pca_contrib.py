@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.twin.detector import pca_features
-from edge.twin.diagnosis.rbc import combined_matrix, rbc
+from edge.twin.diagnosis.rbc import combined_matrix, mean_rbc
 from kernels.detect import PcaModel
 
 
@@ -57,7 +57,7 @@ def signal_contributions(view: PcaView, rows: np.ndarray) -> np.ndarray | None:
     feats = pca_features(X, view.differences, view.rate_only)[1:]  # the first row has no difference
     z = (feats - m.mean) / m.scale
     M = combined_matrix(m.loadings, m.eigvals, m.t2_limit, m.q_limit)
-    r = rbc(z, M, groups).mean(axis=0)
+    r = mean_rbc(z, M, groups)
     total = float(r.sum())
     if not np.isfinite(total) or total <= 0:
         return None

@@ -28,7 +28,11 @@ The contribution of each signal is its share of the episode's squared standardiz
 (RBC, Alcala & Qin 2009: ``(xi_s' M x)**2 / (xi_s' M xi_s)`` with ``M`` the inverse covariance)
 of each signal to the Mahalanobis distance of the recent mean, for the baseline's diagonal
 covariance, where it reduces to ``deviation_s**2``; when every deviation is within noise, the
-spread changes rank the signals instead.
+spread changes rank the signals instead. An asset with a PCA detector ranks its signals by the
+full-covariance RBC to the detector's index instead (``pca_contrib``).
+
+Two signatures compare by ``compare``: the cosine of their ``vector`` s, or ``SHAPE_WEIGHT`` times
+the cosine of their ``shape_vector`` s (strength-free), whichever is larger.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 from edge.twin.diagnosis.pca_contrib import PcaView, feature_groups, signal_contributions
-from edge.twin.diagnosis.rbc import combined_matrix, q_matrix, rbc, reconstructed_index, t2_matrix
+from edge.twin.diagnosis.rbc import combined_matrix, mean_rbc, q_matrix, rbc, reconstructed_index, t2_matrix
 from kernels.detect import fit_pca
 
 
@@ -101,6 +101,20 @@ def test_rbc_equals_what_brute_force_reconstruction_removes(seed: int, index: st
     full = float(z @ M @ z)
     expected = full - _brute(z, M, group)
     assert rbc(z, M, [group])[0] == pytest.approx(expected, rel=1e-5, abs=1e-6 * max(1.0, full))
+
+
+@pytest.mark.parametrize("index", ["t2", "q", "combined"])
+def test_mean_rbc_is_the_mean_of_the_rows_rbc(index: str) -> None:
+    rng = np.random.default_rng(11)
+    model = fit_pca(correlated(rng), components=2)
+    M = matrices(model)[index]
+    z = rng.normal(size=(300, 6)) * 2.0
+    z[5, 2] = np.nan  # left out
+    groups = [[0], [1, 2], [3, 4, 5]]
+    ok = ~np.isnan(z).any(axis=1)
+    np.testing.assert_allclose(mean_rbc(z, M, groups), rbc(z[ok], M, groups).mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(mean_rbc(z, M), rbc(z[ok], M).mean(axis=0), rtol=1e-10)
+    assert mean_rbc(np.full((3, 6), np.nan), M).tolist() == [0.0] * 6
 
 
 def test_rows_give_one_row_of_contributions_each_and_nan_rows_stay_nan() -> None:
