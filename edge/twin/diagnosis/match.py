@@ -2,9 +2,10 @@
 
 Pure. The similarity of an episode to a pattern is the largest similarity of the episode's
 signature to any of the pattern's signatures (``signature.similarity``: the cosine of the full
-signatures, or 0.9 x the cosine of their strength-free shapes, whichever is larger). The answer is the best
-pattern when its similarity reaches ``min_similarity``, else ``unknown``: a fault the library does
-not know is never forced onto the nearest pattern. Confidence is the similarity clipped to 0..1.
+signatures, or 0.9 x the cosine of their strength-free shapes, whichever is larger). The answer is
+the best pattern when its similarity reaches ``min_similarity``, else ``unknown``: a fault the
+library does not know is never forced onto the nearest pattern. Confidence is the similarity
+clipped to 0..1.
 """
 
 from __future__ import annotations
