@@ -43,7 +43,7 @@ from edge.sim.plant import Fault, Plant, Setpoints  # noqa: E402
 from edge.twin.diagnosis.library import UNKNOWN, Episode, Library, Pattern, PatternFile, load, save  # noqa: E402
 from edge.twin.diagnosis.match import diagnose  # noqa: E402
 from edge.twin.diagnosis.record import record  # noqa: E402
-from edge.twin.diagnosis.signature import extract  # noqa: E402
+from edge.twin.diagnosis.signature import Signature, extract  # noqa: E402
 
 FAULTS = [Fault.BEARING_WEAR, Fault.SENSOR_DRIFT, Fault.STUCK_SENSOR, Fault.FLOW_SENSOR, Fault.SPIKE]
 SEED = ROOT / "config" / "heated_tank.patterns.json"
@@ -161,10 +161,11 @@ SKAB_CLASSES = {
 }  # fmt: skip
 
 
-def skab(data: Path) -> None:
+def skab_experiments(data: Path) -> list[tuple[str, str, Signature, np.ndarray, np.ndarray]]:
+    """(experiment, class, signature, baseline rows, episode rows) of each SKAB file in a known class."""
     from edge.replay.metrics import read_signal_csv
 
-    episodes = []
+    out = []
     for path in sorted(data.glob("*/*.csv")):
         group = path.parent.name
         cls = SKAB_CLASSES.get(group) or SKAB_CLASSES.get(f"{group}/{path.stem}")
@@ -180,7 +181,12 @@ def skab(data: Path) -> None:
         cols = range(len(t.names))
         n = len(t.names)
         sig = extract(t.names, [t.values[base, j] for j in cols], [t.values[idx, j] for j in cols], [t.times_s[idx]] * n, noise, None, [t.times_s[base]] * n)
-        episodes.append((f"{group}/{path.stem}", cls, sig))
+        out.append((f"{group}/{path.stem}", cls, sig, t.values[base], t.values[idx]))
+    return out
+
+
+def skab(data: Path) -> None:
+    episodes = [(name, cls, sig) for name, cls, sig, _, _ in skab_experiments(data)]
     right = unknown_ok = 0
     confusion: dict[str, Counter] = defaultdict(Counter)
     for k, (_, cls, sig) in enumerate(episodes):

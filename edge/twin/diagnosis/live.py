@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.diagnosis.library import PatternFile
 from edge.twin.diagnosis.match import Diagnosis, diagnose
+from edge.twin.diagnosis.pca_contrib import PcaView, signal_contributions
 from edge.twin.diagnosis.signature import Baseline, Signature, baseline_stats, episode_features
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ class AssetDiagnoser:
         self.signature: Signature | None = None
         self._published: Diagnosis | None = None
         self._keys = {o: names.diagnosis_key(self.asset, o) for o in names.DIAGNOSIS_OUTPUTS}
+        # the asset's fitted PCA detector, when it has one: Contributors then come from its RBC
+        self.pca: Callable[[], PcaView | None] | None = None
 
     def tick(self, registry: TagRegistry, now: datetime, alarm: bool) -> list[TagSample]:
         """One twin tick: the latest readings and flags from *registry*; the samples to publish."""
@@ -188,10 +191,23 @@ class AssetDiagnoser:
             new = Diagnosis("unknown", 0.0, "", "", 0.0, ())
         else:
             new = diagnose(sig, self.patterns.current(), self.min_similarity)
+            order = self._pca_contributors()
+            if order is not None:
+                new = replace(new, contributors=order)
         if new.fault != self.last.fault:
             log.warning("fault_diagnosed", asset=self.asset, fault=new.fault, confidence=round(new.confidence, 3), runner_up=new.runner_up,
                         contributors=list(new.contributors[:3]))  # fmt: skip
         self.last = new
+
+    def _pca_contributors(self) -> tuple[str, ...] | None:
+        """The signals by their RBC to the PCA detector's index over the episode (None without one)."""
+        view = self.pca() if self.pca is not None else None
+        if view is None:
+            return None
+        c = signal_contributions(view, np.array([r[1] for r in self._episode], dtype=float))
+        if c is None:
+            return None
+        return tuple(self.signals[i] for i in sorted(range(len(c)), key=lambda i: -c[i]))
 
     def _publish(self, now: datetime) -> list[TagSample]:
         d = self.last

@@ -1,9 +1,11 @@
 """Which fault pattern an episode is: the best and the runner-up, or ``unknown``.
 
-Pure. The similarity of an episode to a pattern is the largest cosine similarity of the episode's
-signature to any of the pattern's signatures (``signature.similarity``). The answer is the best
-pattern when its similarity reaches ``min_similarity``, else ``unknown``: a fault the library does
-not know is never forced onto the nearest pattern. Confidence is the similarity clipped to 0..1.
+Pure. The similarity of an episode to a pattern is the largest similarity of the episode's
+signature to any of the pattern's signatures (``signature.similarity``: the cosine of the full
+signatures, or 0.9 x the cosine of their strength-free shapes, whichever is larger). The answer is
+the best pattern when its similarity reaches ``min_similarity``, else ``unknown``: a fault the
+library does not know is never forced onto the nearest pattern. Confidence is the similarity
+clipped to 0..1.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.twin.diagnosis.library import UNKNOWN, Library
-from edge.twin.diagnosis.signature import Signature, cosine, similarity, vector
+from edge.twin.diagnosis.signature import Signature, compare, similarity, vectors
 
 DEFAULT_MIN_SIMILARITY = 0.7
 
@@ -38,7 +40,7 @@ def diagnose(sig: Signature, library: Library, min_similarity: float = DEFAULT_M
     return Diagnosis(best.name, _conf(best_sim), best.action, second.name if second else "", _conf(second_sim), contributors)
 
 
-_cache: dict[tuple[int, tuple[str, ...]], tuple[Library, list[list[np.ndarray]]]] = {}
+_cache: dict[tuple[int, tuple[str, ...]], tuple[Library, list[list[tuple[np.ndarray, np.ndarray]]]]] = {}
 
 
 def _scores(sig: Signature, library: Library) -> list[float]:
@@ -51,9 +53,9 @@ def _scores(sig: Signature, library: Library) -> list[float]:
             return [max(similarity(sig, s) for s in p.signatures) for p in library.patterns]
         if len(_cache) > 64:
             _cache.clear()
-        hit = _cache[key] = (library, [[vector(s, sig.signals) for s in p.signatures] for p in library.patterns])
-    live = vector(sig, sig.signals)
-    return [max(cosine(live, v) for v in vectors) for vectors in hit[1]]
+        hit = _cache[key] = (library, [[vectors(s, sig.signals) for s in p.signatures] for p in library.patterns])
+    live = vectors(sig, sig.signals)
+    return [max(compare(live, v) for v in pattern) for pattern in hit[1]]
 
 
 def overlaps(sig: Signature, library: Library, name: str, min_similarity: float = DEFAULT_MIN_SIMILARITY) -> list[tuple[str, float]]:

@@ -28,7 +28,11 @@ The contribution of each signal is its share of the episode's squared standardiz
 (RBC, Alcala & Qin 2009: ``(xi_s' M x)**2 / (xi_s' M xi_s)`` with ``M`` the inverse covariance)
 of each signal to the Mahalanobis distance of the recent mean, for the baseline's diagonal
 covariance, where it reduces to ``deviation_s**2``; when every deviation is within noise, the
-spread changes rank the signals instead.
+spread changes rank the signals instead. An asset with a PCA detector ranks its signals by the
+full-covariance RBC to the detector's index instead (``pca_contrib``).
+
+Two signatures compare by ``compare``: the cosine of their ``vector`` s, or ``SHAPE_WEIGHT`` times
+the cosine of their ``shape_vector`` s (strength-free), whichever is larger.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ SIGNIFICANT = 3.0  # |deviation| (sigma) below this counts as no deviation when 
 SPREAD_CLIP = 1.5  # decades of noise change that count fully
 SLOPE_SCALE = 5.0  # sigma per minute that counts fully
 MAX_EXTRAPOLATE_S = 300.0  # the baseline's trend is followed this far into the episode, then held
+SHAPE_WEIGHT = 0.9  # a shape-only match (same deviations and slopes, another strength) counts this much
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +234,48 @@ def vector(sig: Signature, signals: Sequence[str]) -> np.ndarray:
     return np.concatenate([direction, 0.5 * slope, spread, flags.ravel()])
 
 
+def shape_vector(sig: Signature, signals: Sequence[str]) -> np.ndarray:
+    """The strength-free part of *sig* over *signals*: the direction of the significant deviations
+    and the direction of their slopes (weight 0.5), each of unit length; zeros when nothing
+    deviates significantly. The same fault at another strength moves the same signals the same
+    way, while its slopes (sigma/min), noise change and even its validation flag scale or vanish
+    with the strength (a flowmeter reading 0 freezes, one losing 40 % keeps its noise)."""
+    index = {s: i for i, s in enumerate(sig.signals)}
+    dev, slope = np.zeros(len(signals)), np.zeros(len(signals))
+    for j, s in enumerate(signals):
+        i = index.get(s)
+        if i is not None and abs(sig.deviation[i]) >= SIGNIFICANT:
+            dev[j], slope[j] = sig.deviation[i], sig.slope[i]
+    return np.concatenate([_unit(dev), 0.5 * _unit(slope)])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def vectors(sig: Signature, signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(``vector``, ``shape_vector``) of *sig* over *signals*: what ``compare`` takes."""
+    return vector(sig, signals), shape_vector(sig, signals)
+
+
+def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """Similarity of two signatures' ``vectors``: the cosine of the full vectors, or
+    ``SHAPE_WEIGHT`` times the cosine of their shapes, whichever is larger. A pattern recorded at
+    one strength so recognises the same fault at another (at most ``SHAPE_WEIGHT``), and an
+    equally close full match always wins over a shape-only one. Without a significant deviation
+    in both there is no shape, and the full cosine alone counts."""
+    full = cosine(a[0], b[0])
+    if not (a[1].any() and b[1].any()):
+        return full
+    return max(full, SHAPE_WEIGHT * cosine(a[1], b[1]))
+
+
 def similarity(a: Signature, b: Signature) -> float:
-    """Cosine similarity (-1..1) of two signatures over the union of their signals; 0 when either
-    shows nothing."""
+    """Similarity (-1..1) of two signatures over the union of their signals (``compare``); 0 when
+    either shows nothing."""
     signals = list(dict.fromkeys([*a.signals, *b.signals]))
-    return cosine(vector(a, signals), vector(b, signals))
+    return compare(vectors(a, signals), vectors(b, signals))
 
 
 def cosine(va: np.ndarray, vb: np.ndarray) -> float:
