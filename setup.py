@@ -77,6 +77,7 @@ setup(
             "hypothesis>=6.100",
             "pyModbusTCP==0.3.1",
             "filterpy>=1.4.5",
+            "scipy>=1.10",  # brute-force reconstruction checks in tests/edge/twin/diagnosis/test_rbc.py
             "matplotlib>=3.7",
             "ruff>=0.17,<0.18",  # lint and format (.ci/run); the rule set is in pyproject.toml
             "mypy>=2.4,<2.5",  # type check of drivers/ and kernels/ (.ci/run)

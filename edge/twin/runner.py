@@ -44,7 +44,7 @@ from edge.core.stats import Histogram
 from edge.twin.alarm import AssetAlarms, ModelLinks
 from edge.twin.detector import AssetDetector, detector_infos
 from edge.twin.diagnosis.live import AssetDiagnoser, PatternFile, build_diagnosers, diagnosis_infos
-from edge.twin.diagnosis.pca_contrib import PcaView, pca_view
+from edge.twin.diagnosis.pca_contrib import pca_source
 from edge.twin.identified import MAX_SIM_STEPS, Z95, ModelGroup
 from edge.twin.io import sample, severity
 from edge.twin.kalman import BAD_WAITING, GOOD, UNCERTAIN, KalmanChannel, KalmanGroup
@@ -395,14 +395,8 @@ def build_runners(
         for r in runners:
             r.diagnosers = build_diagnosers(r.assets, r.tick_s, registry, patterns)
             for i, diag in r.diagnosers:  # Contributors by RBC when the asset's detector is PCA
-                diag.pca = _pca_source(r, r.assets[i])
+                diag.pca = pca_source(r._detector, r.assets[i].name, [s.name for s in r.assets[i].signals])
     if state_store is not None:
         for r in runners:
             state_store.attach(r)
     return runners
-
-
-def _pca_source(runner: TwinRunner, asset: AssetConfig) -> Callable[[], PcaView | None]:
-    """The current fitted PCA detector of *asset* (looked up each time: a reset replaces it)."""
-    signals = [s.name for s in asset.signals]
-    return lambda: pca_view(runner._detector(asset.name), signals)

@@ -10,7 +10,7 @@ averaged over the episode (Alcala & Qin's average over the faulty samples) and g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,3 +76,10 @@ def pca_view(detector: object | None, signals: Sequence[str]) -> PcaView | None:
     cfg = detector.cfg  # type: ignore[attr-defined]
     rate_only = tuple(list(signals).index(s) for s in cfg.rate_only if s in signals)
     return PcaView(model, bool(cfg.differences), rate_only)
+
+
+def pca_source(lookup: Callable[[str], object | None], asset: str, signals: Sequence[str]) -> Callable[[], PcaView | None]:
+    """The view of *asset*'s current detector (``lookup(asset)``), looked up at each call: a reset
+    replaces the detector."""
+    names = list(signals)
+    return lambda: pca_view(lookup(asset), names)
