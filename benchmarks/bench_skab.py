@@ -66,8 +66,8 @@ from edge.twin.detector import pca_features  # noqa: E402
 
 TRAIN = 400
 THERMAL = ("Temperature", "Thermocouple")
-SKAB_SETTINGS = DetectorSettings(rate_only=THERMAL, memory=0, floor_fraction=0.0)  # the documented setting before adaptation
-OLD_DEFAULTS = DetectorSettings(memory=0, floor_fraction=0.0)
+SKAB_SETTINGS = DetectorSettings(rate_only=THERMAL, memory=0, floor_fraction=0.0, peak_release=0.0)  # the documented setting before adaptation
+OLD_DEFAULTS = DetectorSettings(memory=0, floor_fraction=0.0, peak_release=0.0)
 GROUPS = ("valve1", "valve2", "other")
 FAR_LIMIT = 10.0  # the selection rule's bound on the tuning files' FAR, %
 AF_FAR = 1.0  # anomaly-free thresholds: the largest FAR allowed on the anomaly-free run, %
