@@ -11,7 +11,9 @@ detect      ``detect.py``   ``_detect.pyx``   ``detect_reference``   EWMA / CUSU
 ==========  ==============  ================  =====================  =====================================
 
 ``detect_adapt.py`` (NumPy only, no kernel of its own) wraps the PCA kernel in a monitor that
-follows slow normal change (``AdaptivePca``, ``Adaptation``).
+follows slow normal change (``AdaptivePca``, ``Adaptation``); ``detect_release.py`` ends its
+alarms by the peak-relative release (``PeakRelease``); ``detect_fit.py`` fits the detectors and
+computes their control limits (re-exported by ``detect``).
 
 The public layer validates arguments and calls the active implementation; the reference is the
 spec the compiled module is parity-tested against (rtol 1e-12); each ``_<family>.pyx`` has a

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .detect import AlarmPolicy, PcaDetector, PcaModel, jackson_mudholkar_limit, kept_components, t2_limit
+from .detect_release import PeakRelease
 
 __all__ = ["Adaptation", "AdaptivePca", "AdaptiveStats", "covariance_of", "data_floor", "fit_pca_cov"]
 
@@ -130,7 +131,9 @@ class AdaptiveStats:
 
 class AdaptivePca:
     """``PcaDetector`` whose model follows slow normal change (module doc). ``step`` takes rows and
-    whether each may be learned; with ``Adaptation(memory=0)`` the model stays as fitted."""
+    whether each may be learned; with ``Adaptation(memory=0)`` the model stays as fitted. The alarm
+    it returns ends early by the peak-relative release (``peak_release``, ``kernels.detect_release``;
+    0 = off); the guard still sees the kernel's alarm, so nothing is learnt while the score is high."""
 
     def __init__(
         self,
@@ -141,6 +144,7 @@ class AdaptivePca:
         explained: float = 0.95,
         components: int | None = None,
         alpha: float = 0.99,
+        peak_release: float = 0.0,
     ) -> None:
         p = det.n_signals
         if stats.mean.shape != (p,) or stats.cov.shape != (p, p) or np.shape(var_floor) != (p,):
@@ -162,6 +166,7 @@ class AdaptivePca:
         self.pending: deque[np.ndarray] = deque()
         self.learned = 0  # rows learned since construction (a counter for reports)
         self.refits = 0
+        self.release_rule = PeakRelease(det.policy.on, det.policy.release, peak_release)
 
     @classmethod
     def fit(
@@ -174,6 +179,7 @@ class AdaptivePca:
         alpha: float = 0.99,
         var_floor: ArrayLike | None = None,
         adaptation: Adaptation | None = None,
+        peak_release: float = 0.0,
     ) -> AdaptivePca:
         """Fit on a normal window (m, p) (rows with NaN are dropped) with the variance floor (p,)."""
         X = np.asarray(train, dtype=np.float64)
@@ -188,7 +194,8 @@ class AdaptivePca:
             raise ValueError(f"var_floor must be {p} finite values >= 0")
         mean, cov = X.mean(axis=0), np.cov(X, rowvar=False)
         model = fit_pca_cov(mean, cov, n, floor, explained, components, alpha)
-        return cls(PcaDetector(model, policy, smoothing), AdaptiveStats(mean, cov, n, 0), adaptation or Adaptation(), floor, explained, components, alpha)
+        det = PcaDetector(model, policy, smoothing)
+        return cls(det, AdaptiveStats(mean, cov, n, 0), adaptation or Adaptation(), floor, explained, components, alpha, peak_release)
 
     @property
     def model(self) -> PcaModel:
@@ -196,7 +203,8 @@ class AdaptivePca:
 
     @property
     def alarm(self) -> bool:
-        return self.det.alarm
+        """The alarm as reported: the kernel's, unless the peak-relative release ended it."""
+        return self.det.alarm and not self.release_rule.released
 
     def stats(self) -> AdaptiveStats:
         return AdaptiveStats(self.mean.copy(), self.cov.copy(), self.count, self.since_refit)
@@ -209,7 +217,8 @@ class AdaptivePca:
         m = X.shape[0]
         ok = np.broadcast_to(np.asarray(learnable, dtype=bool), (m,))
         if self.adaptation.memory == 0:
-            return self.det.step(X)
+            t2, q, score, alarm = self.det.step(X)
+            return t2, q, score, self.release_rule.step(score, alarm)
         t2, q, score, alarm = np.empty(m), np.empty(m), np.empty(m), np.zeros(m, dtype=bool)
         on = self.det.policy.on
         t = 0
@@ -229,7 +238,7 @@ class AdaptivePca:
                 while len(self.pending) > self.adaptation.delay:
                     self._learn(self.pending.popleft())
             t = end
-        return t2, q, score, alarm
+        return t2, q, score, self.release_rule.step(score, alarm)
 
     def _learn(self, x: np.ndarray) -> None:
         self.count += 1

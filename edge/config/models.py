@@ -260,6 +260,7 @@ class DetectorConfig(Strict):
     delay: int = Field(60, ge=0, le=100_000)  # ticks between scoring a tick and learning it; an exceedance or alarm empties the buffer
     refit_every: int = Field(10, ge=1, le=100_000)  # learned ticks between refits of the model and its control limits
     floor_fraction: float = Field(0.01, ge=0, le=1)  # variance floor of a level (sd): this fraction of the tag range (else of its mean level)
+    peak_release: float = Field(0.1, ge=0, lt=1)  # pca: an alarm ends once its score falls below this fraction of its peak; 0 = off
     cusum_k: float = Field(0.5, ge=0)  # cusum: allowance, sigma units
 
     @model_validator(mode="after")

@@ -56,6 +56,7 @@ class DetectorSettings:
     delay: int = 60  # rows between scoring a row and learning it (an exceedance or alarm empties the buffer)
     refit_every: int = 10  # learned rows between refits of the model and its limits
     floor_fraction: float = 0.01  # variance floor (sd) of a level: this fraction of its span, else of its mean level
+    peak_release: float = 0.1  # pca: an alarm ends once the score is below this fraction of its peak (0 = off)
 
     def __post_init__(self) -> None:
         if self.kind not in DETECTORS:
@@ -68,6 +69,8 @@ class DetectorSettings:
             raise ValueError("explained must be in (0, 1] and alpha in (0, 1)")
         kernels.AlarmPolicy(self.on, self.release, self.k, self.window)  # validates
         kernels.Adaptation(self.memory, self.delay, self.refit_every)  # validates
+        if not (math.isfinite(self.peak_release) and 0 <= self.peak_release < 1):
+            raise ValueError(f"peak_release must be in [0, 1), got {self.peak_release!r}")
         if not (math.isfinite(self.floor_fraction) and self.floor_fraction >= 0):
             raise ValueError(f"floor_fraction must be finite and >= 0, got {self.floor_fraction!r}")
 

@@ -146,7 +146,7 @@ class AssetDetector:
         else:
             stats, floor = AdaptiveStats(model.mean, covariance_of(model), c.train_ticks, 0), np.zeros(p)
         adaptation = kernels.Adaptation(c.memory, c.delay, c.refit_every)
-        self.detector = kernels.AdaptivePca(det, stats, adaptation, floor, c.explained, alpha=c.alpha)
+        self.detector = kernels.AdaptivePca(det, stats, adaptation, floor, c.explained, alpha=c.alpha, peak_release=c.peak_release)
         self._train, self._train_raw = [], []
         self._prev = None
         self._last = (np.nan,) * len(self._keys)
@@ -317,6 +317,7 @@ class PcaSettings(Protocol):
     memory: int
     delay: int
     refit_every: int
+    peak_release: float
 
 
 def fit_pca_detector(train_features: np.ndarray, s: PcaSettings, floor: np.ndarray) -> kernels.AdaptivePca:
@@ -330,4 +331,5 @@ def fit_pca_detector(train_features: np.ndarray, s: PcaSettings, floor: np.ndarr
         alpha=s.alpha,
         var_floor=floor,
         adaptation=kernels.Adaptation(s.memory, s.delay, s.refit_every),
+        peak_release=s.peak_release,
     )

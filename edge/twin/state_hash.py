@@ -30,7 +30,7 @@ from edge.core.names import tag_key
 IGNORED_KEYS: Mapping[str, frozenset[str]] = {
     "asset": frozenset({"description", "historize", "alarm_severity", "alarm_threshold"}),
     "signal": frozenset({"historize", "units"}),
-    "detector": frozenset({"on", "release", "k", "window"}),  # the alarm policy; the fitted model stays valid
+    "detector": frozenset({"on", "release", "k", "window", "peak_release"}),  # the alarm policy; the fitted model stays valid
     "point": frozenset({"name", "writable"}),
 }
 

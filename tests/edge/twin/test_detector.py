@@ -239,3 +239,31 @@ def test_an_old_saved_detector_without_learned_statistics_restarts_them_from_its
     det = fresh.detectors[0].detector
     assert isinstance(det, kernels.AdaptivePca) and det.count == TRAIN
     np.testing.assert_allclose(det.mean, st.mean)
+
+
+def test_live_alarm_ends_by_the_peak_release_as_in_the_replay() -> None:
+    """A large pressure fault (scores in the thousands) that returns to a state still off the old
+    one (scores near 100, far above `on`): with the default peak_release 0.1 the live alarm clears
+    a few ticks after the return and stays clear; with peak_release 0 it holds. The live alarm is
+    the replay's, row for row."""
+    rows = _data(400, fault_from=10**6)
+    rows[150:200, 1] += 5.0
+    rows[200:, 1] += 0.6
+    alarms = {}
+    for fraction in (0.0, 0.1):
+        twin, reg = _setup(peak_release=fraction)
+        with capture_logs() as logs:
+            ticks = _run(twin, reg, rows)
+        alarm = np.array([bool(t["pump.detector.alarm"].value) for t in ticks])
+        alarms[fraction] = alarm
+        assert not alarm[:150].any() and alarm[152:200].all()
+        cfg = twin.detectors[0].cfg
+        feats = pca_features(rows, True, (2,))[1:]
+        floor = feature_floor(rows[1 : TRAIN + 1], cfg.floor_fraction, True, (2,), np.full(3, 0.1))
+        offline = fit_pca_detector(feats[:TRAIN], cfg, floor)
+        offline.step(feats[:TRAIN], False)
+        assert (alarm[TRAIN + 1 :] == offline.step(feats[TRAIN:])[3]).all()
+        if fraction:
+            assert [e["event"] for e in logs].count("detector_alarm_cleared") == 1
+    assert alarms[0.0][200:].all()
+    assert not alarms[0.1][215:].any()
