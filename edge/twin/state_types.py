@@ -72,6 +72,7 @@ class GuardState:
     restores: int
     good: GoodState | None = None
     kappa: float = 0.05  # model-error share of a predicted move in the interval
+    step_quantile: float = 1.959963984540054  # interval quantile right after an input change
 
 
 @dataclass(frozen=True, eq=False)
