@@ -182,7 +182,7 @@ class ModelGuard:
         miss = (z > q).astype(np.float64)
         factor = np.exp(CALIB_RATE * (miss - TARGET_MISS))
         steady = ok & ~step
-        self.quantile = np.where(steady & ~moving, np.clip(self.quantile * factor, 0.5, 10.0), self.quantile)
+        self.quantile = np.where(steady, np.clip(self.quantile * factor, 0.5, 10.0), self.quantile)
         self.kappa = np.where(steady & moving, np.clip(self.kappa * factor, KAPPA_MIN, 1.0), self.kappa)
         self.step_quantile = np.where(ok & step, np.clip(self.step_quantile * factor, 0.5, 10.0), self.step_quantile)
 
