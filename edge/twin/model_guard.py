@@ -28,13 +28,13 @@ One ``ModelGuard`` per ``edge.twin.identified.ModelGroup``, arrays over its chan
 * **Calibrated interval.** The forecast interval is ``quantile x sqrt(var + (kappa x move)^2)``:
   ``var`` the model's prediction variance, ``move`` the forecast's distance from the last period's
   output (an input step's transient, where a model a few % off errs most). Both factors are
-  adapted online so that 95 % of the forecasts made at period boundaries cover the block average
-  that comes true with the input held (adaptive conformal steps in log space, rate
-  ``CALIB_RATE``): ``quantile`` (start 1.96) on forecasts of a steady output, ``kappa`` (start
-  ``KAPPA0``) on forecasts of a move; not in periods held by an alarm or an untrusted signal.
-  Forecasts made less than a horizon after an input change (the step regime of
-  ``edge.twin.forecast_interval``, including those made on the tick of the change) have their
-  own quantile ``step_quantile`` (start 1.96), calibrated on them alone.
+  adapted online so that 95 % of the forecasts cover the block average that comes true with the
+  input held (adaptive conformal steps in log space, rate ``CALIB_RATE``): ``quantile`` (start
+  1.96) on every forecast of the steady regime, ``kappa`` (start ``KAPPA0``) on those of a move;
+  not in periods held by an alarm or an untrusted signal. Forecasts made less than a horizon
+  after an input change (the step regime of ``edge.twin.forecast_interval``, including those made
+  on the tick of the change) have their own quantile ``step_quantile`` (start 1.96), calibrated on
+  them alone.
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ class ModelGuard:
 
     def calibrate(self, z: np.ndarray, use: np.ndarray, moving: np.ndarray, step: np.ndarray | None = None) -> None:
         """Adapt the interval on normalised forecast errors *z* = |error| / std. Steady regime:
-        the quantile on forecasts of a steady output, the model-error share ``kappa`` on forecasts
-        of a move. Step regime (*step*, default none): ``step_quantile`` alone."""
+        the quantile on all its forecasts, the model-error share ``kappa`` also on those of a move
+        (*moving*). Step regime (*step*, default none): ``step_quantile`` alone."""
         ok = use & np.isfinite(z)
         step = np.zeros(len(z), dtype=bool) if step is None else step
         q = self.quantiles(step)
