@@ -10,8 +10,10 @@ every 2..10 min) for ``--ident-s``; copies of that twin then run each scenario:
 * **forecast**: random heater steps go on; every published Model/Forecast (at a period boundary,
   and mid-period when the input changes) is checked against the measured block average it
   predicts: interval coverage (nominal 95 %), mean half-width, the 95th percentile of the
-  absolute error (what a calibrated half-width would be) and, for forecasts made within 60 s
-  after a setpoint step, coverage and the largest error. The first ``--settle-s`` are not scored.
+  absolute error (what a calibrated half-width would be), and per regime (forecasts made within
+  60 s after a setpoint step, and the others: input unchanged for longer) coverage and mean
+  half-width, with the largest error after a step. Printed per seed and pooled. The first
+  ``--settle-s`` are not scored.
 * **heater step**: 40 % for 10 min, then 100 % (within the identified range) for 10 min: asset
   alarms raised after the step (nuisance alarms per step).
 * **flow fault**: the flowmeter reads 0 for 2..5 min, then recovers: seconds from the recovery to
@@ -111,7 +113,11 @@ def forecast_scenario(rig: TwinRig, rng: np.random.Generator, run_s: float, sett
         "err95": float(np.quantile(np.abs(err), 0.95)),
         "n_after": int(after.sum()),
         "coverage_after": float(inside[after].mean()) if after.any() else float("nan"),
+        "half_after": float(half[after].mean()) if after.any() else float("nan"),
         "max_err_after": float(np.abs(err[after]).max()) if after.any() else float("nan"),
+        "n_steady": int((~after).sum()),
+        "coverage_steady": float(inside[~after].mean()) if (~after).any() else float("nan"),
+        "half_steady": float(half[~after].mean()) if (~after).any() else float("nan"),
     }
 
 
@@ -191,14 +197,24 @@ def main() -> None:
     def tot(key: str) -> float:
         return float(np.sum([f[key] * f["n"] for f in fc]) / np.sum([f["n"] for f in fc]))
 
+    def pooled(key: str, count: str) -> float:
+        return float(np.nansum([f[key] * f[count] for f in fc]) / max(sum(f[count] for f in fc), 1))
+
     n = sum(f["n"] for f in fc)
     n_after = sum(f["n_after"] for f in fc)
-    cov_after = float(np.nansum([f["coverage_after"] * f["n_after"] for f in fc]) / max(n_after, 1))
+    cov_after = pooled("coverage_after", "n_after")
     print(f"bench_twin_model: {seeds} plant(s), demo tank1 twin, {took:.1f} s wall, {took_cpu:.1f} s CPU")
     print(f"  forecast 60 s ahead, {n} forecasts:  coverage of the nominal 95 % interval {100 * tot('coverage'):.1f} %")
     print(f"    mean half-width {tot('half'):.3f} degC, 95th percentile of |error| {tot('err95'):.3f} degC, ratio {tot('half') / tot('err95'):.2f}")
     worst = max(f["max_err_after"] for f in fc)
     print(f"    within 60 s after a setpoint step ({n_after} forecasts): coverage {100 * cov_after:.1f} %, largest |error| {worst:.2f} degC")
+    print(f"    mean half-width: after a step {pooled('half_after', 'n_after'):.3f} degC, input held longer {pooled('half_steady', 'n_steady'):.3f} degC")
+    print(f"    input held longer than 60 s ({sum(f['n_steady'] for f in fc)} forecasts): coverage {100 * pooled('coverage_steady', 'n_steady'):.1f} %")
+    for seed, f in enumerate(fc):
+        print(
+            f"    seed {seed}: coverage {100 * f['coverage']:.1f} % of {f['n']}; after a step {100 * f['coverage_after']:.1f} % of {f['n_after']}"
+            f" (half-width {f['half_after']:.3f}); held longer {100 * f['coverage_steady']:.1f} % (half-width {f['half_steady']:.3f})"
+        )
     print(f"  heater step 40 -> 100 %: {sum(steps)} alarm(s) in {len(steps)} step(s) ({sum(steps) / len(steps):.2f} per step)")
     rel = [r for r, _, _ in flows]
     print(

@@ -4,13 +4,15 @@
 the demo's tag keys (quantised as the demo's Modbus registers deliver them: int16 with scale 0.1
 for temperature and level, whole rpm, float32 for flow, current and vibration), ticks a
 ``TwinRunner`` and publishes its outputs, as the daemon does. Simulated time: each tick is
-``tick_s`` of source time after the previous one, however fast the loop runs.
+``tick_s`` of source time after the previous one, however fast the loop runs. ``forced`` holds
+readings forced to a value (a failed transmitter: ``{"tank1_plc.flow": 0.0}``), applied after
+quantisation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -79,6 +81,7 @@ class PlantDrive:
     plants: list[Plant]
     twin: TwinRunner
     t: datetime = T0
+    forced: dict[str, float] = field(default_factory=dict)  # registry key -> reading it is forced to
 
     @classmethod
     def build(cls, template: AssetConfig, plants: Sequence[Plant], patterns: Callable[[AssetConfig], PatternFile] | None = None) -> PlantDrive:
@@ -114,7 +117,8 @@ class PlantDrive:
             for tag, (key, quantum, *_rest) in TAGS.items():
                 v = m[key]
                 v = round(v / quantum) * quantum if quantum else _f32(v)
-                out.append(TagSample(f"{dev}.{tag}", v, Status.Good, self.t, self.t))
+                key = f"{dev}.{tag}"
+                out.append(TagSample(key, self.forced.get(key, v), Status.Good, self.t, self.t))
             for tag, attr in SETPOINTS.items():
                 out.append(TagSample(f"{dev}.{tag}", round(getattr(plant, attr) * 10) / 10, Status.Good, self.t, self.t))
         return out
@@ -122,13 +126,18 @@ class PlantDrive:
     def run(self, ticks: int) -> Sequence[TagSample]:
         """Advance *ticks* ticks; returns the twin's samples of the last one."""
         out: list[TagSample] = []
-        dt = self.twin.tick_s
-        reg = self.twin.registry
         for _ in range(ticks):
-            for plant in self.plants:
-                plant.step(dt)
-            self.t += timedelta(seconds=dt)
-            reg.publish(self.readings())
-            out = self.twin.tick(self.t)
-            reg.publish(out)
+            out = self.tick()
+        return out
+
+    def tick(self) -> list[TagSample]:
+        """One tick: advance the plants, publish their readings, tick the twin and publish its samples (returned)."""
+        dt = self.twin.tick_s
+        for plant in self.plants:
+            plant.step(dt)
+        self.t += timedelta(seconds=dt)
+        reg = self.twin.registry
+        reg.publish(self.readings())
+        out = self.twin.tick(self.t)
+        reg.publish(out)
         return out

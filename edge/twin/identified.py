@@ -30,6 +30,8 @@ import structlog
 from drivers.sample import Status, TagSample
 from edge.core.names import model_output_key, model_outputs
 from edge.core.registry import TagRegistry
+from edge.twin.forecast_interval import ForecastRing
+from edge.twin.forecast_terms import direct_share, effective_inputs
 from edge.twin.io import gather, held_values, sample, severity
 from edge.twin.model_guard import BIAS_RATE, ModelGuard, intra_period_weight, period_alpha, step_resumed
 from edge.twin.state import BankState, GoodBank, GoodState, GuardState, ModelState
@@ -113,15 +115,8 @@ class ModelGroup:
         self._tau = np.full(n, np.nan)
         self._u_fc = np.full(n, np.nan)  # input of the last published forecast
         self._status = np.full(n, UNCERTAIN, dtype=np.int64)
-        ring = self.max_horizon + 1  # forecasts waiting for their block (interval calibration)
-        self._ring_mean = np.full((ring, n), np.nan)
-        self._ring_sd = np.full((ring, n), np.nan)
-        self._ring_moving = np.zeros((ring, n), dtype=bool)
+        self.ring = ForecastRing(n, self.horizons, period_ticks)  # forecasts waiting for their block (interval calibration)
         self._moving = np.zeros(n, dtype=bool)
-        self._ring_target = np.full((ring, n), -1, dtype=np.int64)
-        self._ring_made = np.zeros((ring, n), dtype=np.int64)
-        self._u_last = np.full(n, np.nan)
-        self._changed = np.full(n, -1, dtype=np.int64)  # block in which the input last changed
         self.block = 0
 
     @property
@@ -144,7 +139,7 @@ class ModelGroup:
         self.guard.reset(i)
         self._v_w[i] = 0.0
         self._gain[i] = self._tau[i] = np.nan
-        self._ring_target[:, i] = -1
+        self.ring.reset(i)
 
     def tick(self, registry: TagRegistry, now: datetime, learn: np.ndarray | None = None) -> list[TagSample]:
         """Accumulate this tick's samples; on a model period, update and return the outputs. Between
@@ -158,8 +153,7 @@ class ModelGroup:
         self.n_u += u_ok
         if learn is not None:
             self._hold |= ~learn
-        self._changed[u_ok & (u != self._u_last)] = self.block
-        self._u_last = u
+        self.ring.note_input(u, self.ticks + 1)
         j = self.ticks % self.period_ticks
         w = intra_period_weight(j, self.period_ticks, self.period_s / self.period_ticks, self._tau)
         self._v_w += np.where(u_ok, (u - self.banks[0].uh[:, 0]) * w, 0.0) if self.banks[0].uh.shape[1] else 0.0
@@ -220,12 +214,8 @@ class ModelGroup:
         g.held_periods += keep
         # Forecasts made for this block with the input held since: calibrate the interval on them
         # (not in periods held by an alarm or an untrusted signal).
-        due = (self._ring_target == self.block) & (self._ring_made > self._changed[None, :])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.abs(y_avg[None, :] - self._ring_mean) / self._ring_sd
-        for r in np.flatnonzero(due.any(axis=1)).tolist():
-            g.calibrate(z[r], due[r] & ~hold & self.warm, self._ring_moving[r])
-        self._ring_target[self._ring_target == self.block] = -1
+        z, scored, moving, step = self.ring.due(self.block, y_avg)
+        g.calibrate(z, scored & ~hold & self.warm, moving, step)
         self.block += 1
         self._learnt = learnt
 
@@ -260,7 +250,8 @@ class ModelGroup:
         good = None
         if g.has_good[i]:
             good = GoodState(tuple(GoodBank(g.good_theta[j, i].copy(), g.good_P[j, i].copy(), float(g.good_sigma2[j, i])) for j in range(len(self.banks))))
-        guard = GuardState(float(g.seen_lo[i]), float(g.seen_hi[i]), float(g.quantile[i]), float(g.miss[i]), int(g.restores[i]), good, float(g.kappa[i]))
+        kappa, step_q = float(g.kappa[i]), float(g.step_quantile[i])
+        guard = GuardState(float(g.seen_lo[i]), float(g.seen_hi[i]), float(g.quantile[i]), float(g.miss[i]), int(g.restores[i]), good, kappa, step_q)
         return ModelState(self.channels[i].signal, int(self.choice[i]), bool(self.warm[i]), tuple(banks), guard)
 
     def import_channel(self, i: int, st: ModelState) -> None:
@@ -285,7 +276,7 @@ class ModelGroup:
         n = len(self.channels)
         mp = model_params(b.theta, b.P, b.sigma2, orders, self.period_s)
         f_mean, f_sd = self._forecast(b, u_next, u_now)
-        half = self.guard.quantile * f_sd
+        half = self.guard.quantiles(self.ring.in_step(self.ticks)) * f_sd
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(mp.gain_std / mp.gain)
         rel[np.trace(b.P, axis1=1, axis2=2) > self.excited_trace] = np.inf
@@ -296,11 +287,11 @@ class ModelGroup:
     def _forecast(self, b: RlsBank, u_next: np.ndarray, u_now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std at each channel's horizon: the running period with *u_next* (its average
         input if the input stays), then *u_now* held."""
-        uf = np.repeat(u_now[:, None], self.max_horizon, axis=1)
-        uf[:, 0] = u_next
+        share = direct_share(b.theta[:, 0]) if self.orders_first else np.zeros(len(self.channels))
+        uh, uf = effective_inputs(b.uh, u_next, u_now, share, self.max_horizon)  # a block's input acts within it
         theta = b.theta.copy()
         theta[:, -1] += self.guard.bias  # the recent one-step error persists (an unmeasured disturbance)
-        mean, var = arx_simulate(theta, b.P, b.yh, b.uh, uf, b.sigma2)
+        mean, var = arx_simulate(theta, b.P, b.yh, uh, uf, b.sigma2)
         idx = np.arange(len(self.channels))
         m, v = mean[idx, self.horizons - 1], var[idx, self.horizons - 1]
         move = np.abs(m - b.yh[:, 0]) if b.yh.shape[1] else np.zeros(len(idx))
@@ -327,9 +318,10 @@ class ModelGroup:
         """Forecast, ForecastLow and ForecastHigh of the channels whose input *moved*, at once."""
         u_next, u_now = self._inputs_now(u)
         idx = np.arange(len(self.channels))
-        parts = [self._forecast(b, u_next, u_now) for b in self.banks]
-        mean = np.stack([p[0] for p in parts])[self.choice, idx]
-        half = self.guard.quantile * np.stack([p[1] for p in parts])[self.choice, idx]
+        parts = [(*self._forecast(b, u_next, u_now), self._moving) for b in self.banks]
+        mean, sd, moving = (np.stack([p[k] for p in parts])[self.choice, idx] for k in range(3))
+        half = self.guard.quantiles(self.ring.in_step(self.ticks)) * sd
+        self.ring.record(moved, self.block, self.ticks, mean, sd, moving)  # checked against its block when it comes
         self._u_fc = np.where(moved, u, self._u_fc)
         out: list[TagSample] = []
         for i in np.flatnonzero(moved).tolist():
@@ -354,12 +346,9 @@ class ModelGroup:
         if period and self._guard_params(cols, rel):
             cols, rel, updated = columns()
         if period:  # this forecast is checked against its block when it comes (interval calibration)
-            slot = (self.block + self.horizons - 1) % self._ring_target.shape[0]
-            self._ring_mean[slot, idx] = cols[:, 5]
-            self._ring_sd[slot, idx] = (cols[:, 7] - cols[:, 5]) / self.guard.quantile
-            self._ring_target[slot, idx] = self.block + self.horizons - 1
-            self._ring_made[slot, idx] = self.block
-            self._ring_moving[slot, idx] = np.stack([self._moving_of(b, u_next, u_now) for b in self.banks])[self.choice, idx]
+            sd = (cols[:, 7] - cols[:, 5]) / self.guard.quantiles(self.ring.in_step(self.ticks))
+            moving = np.stack([self._moving_of(b, u_next, u_now) for b in self.banks])[self.choice, idx]
+            self.ring.record(np.ones(len(idx), dtype=bool), self.block, self.ticks, cols[:, 5], sd, moving)
         updates = np.stack([b.updates for b in self.banks])[self.choice, idx]
         if not self.orders_first:
             cols = cols[:, [0, 1, 4, 5, 6, 7]]

@@ -28,10 +28,13 @@ One ``ModelGuard`` per ``edge.twin.identified.ModelGroup``, arrays over its chan
 * **Calibrated interval.** The forecast interval is ``quantile x sqrt(var + (kappa x move)^2)``:
   ``var`` the model's prediction variance, ``move`` the forecast's distance from the last period's
   output (an input step's transient, where a model a few % off errs most). Both factors are
-  adapted online so that 95 % of the forecasts made at period boundaries cover the block average
-  that comes true with the input held (adaptive conformal steps in log space, rate
-  ``CALIB_RATE``): ``quantile`` (start 1.96) on forecasts of a steady output, ``kappa`` (start
-  ``KAPPA0``) on forecasts of a move; not in periods held by an alarm or an untrusted signal.
+  adapted online so that 95 % of the forecasts cover the block average that comes true with the
+  input held (adaptive conformal steps in log space, rate ``CALIB_RATE``): ``quantile`` (start
+  1.96) on every forecast of the steady regime, ``kappa`` (start ``KAPPA0``) on those of a move;
+  not in periods held by an alarm or an untrusted signal. Forecasts made less than a horizon
+  after an input change (the step regime of ``edge.twin.forecast_interval``, including those made
+  on the tick of the change) have their own quantile ``step_quantile`` (start 1.96), calibrated on
+  them alone.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ MAX_CHANGE = 2.0
 NIS_CAP = 36.0
 CALIB_RATE = 0.1
 BIAS_RATE = 0.1
-KAPPA0 = 0.05
+KAPPA0 = 0.02
 KAPPA_MIN = 0.005
 TARGET_MISS = 0.05
 
@@ -70,6 +73,7 @@ class ModelGuard:
         self.score = np.zeros(n)
         self.miss = np.full(n, TARGET_MISS)
         self.quantile = np.full(n, Z95)
+        self.step_quantile = np.full(n, Z95)  # the quantile of forecasts in the step regime
         self.has_good = np.zeros(n, dtype=bool)
         self.good_theta = np.zeros((n_banks, n, n_params))
         self.good_P = np.zeros((n_banks, n, n_params, n_params))
@@ -91,6 +95,7 @@ class ModelGuard:
         self.score[i] = 0.0
         self.miss[i] = TARGET_MISS
         self.quantile[i] = Z95
+        self.step_quantile[i] = Z95
         self.has_good[i] = False
         self.good_sigma2[:, i] = np.nan
         self.good_gain[i] = self.good_tau[i] = np.nan
@@ -119,6 +124,7 @@ class ModelGuard:
         self.seen_lo[i], self.seen_hi[i] = st.seen_lo, st.seen_hi
         self.quantile[i] = st.quantile
         self.kappa[i] = st.kappa if math.isfinite(st.kappa) and st.kappa > 0 else KAPPA0
+        self.step_quantile[i] = st.step_quantile if math.isfinite(st.step_quantile) and st.step_quantile > 0 else Z95
         self.miss[i] = st.miss if math.isfinite(st.miss) else TARGET_MISS
         self.restores[i] = st.restores
 
@@ -166,14 +172,23 @@ class ModelGuard:
         self.miss = np.where(upd, (1 - MISS_RATE) * self.miss + MISS_RATE * miss, self.miss)
         return nis
 
-    def calibrate(self, z: np.ndarray, use: np.ndarray, moving: np.ndarray) -> None:
-        """Adapt the interval on normalised forecast errors *z* = |error| / std: the quantile on
-        forecasts of a steady output, the model-error share ``kappa`` on forecasts of a move."""
+    def calibrate(self, z: np.ndarray, use: np.ndarray, moving: np.ndarray, step: np.ndarray | None = None) -> None:
+        """Adapt the interval on normalised forecast errors *z* = |error| / std. Steady regime:
+        the quantile on all its forecasts, the model-error share ``kappa`` also on those of a move
+        (*moving*). Step regime (*step*, default none): ``step_quantile`` alone."""
         ok = use & np.isfinite(z)
-        miss = (z > self.quantile).astype(np.float64)
-        step = np.exp(CALIB_RATE * (miss - TARGET_MISS))
-        self.quantile = np.where(ok & ~moving, np.clip(self.quantile * step, 0.5, 10.0), self.quantile)
-        self.kappa = np.where(ok & moving, np.clip(self.kappa * step, KAPPA_MIN, 1.0), self.kappa)
+        step = np.zeros(len(z), dtype=bool) if step is None else step
+        q = self.quantiles(step)
+        miss = (z > q).astype(np.float64)
+        factor = np.exp(CALIB_RATE * (miss - TARGET_MISS))
+        steady = ok & ~step
+        self.quantile = np.where(steady, np.clip(self.quantile * factor, 0.5, 10.0), self.quantile)
+        self.kappa = np.where(steady & moving, np.clip(self.kappa * factor, KAPPA_MIN, 1.0), self.kappa)
+        self.step_quantile = np.where(ok & step, np.clip(self.step_quantile * factor, 0.5, 10.0), self.step_quantile)
+
+    def quantiles(self, step: np.ndarray) -> np.ndarray:
+        """The interval quantile of each channel's forecast in the step regime (*step*) or not."""
+        return np.where(step, self.step_quantile, self.quantile)
 
     # -- last good state ----------------------------------------------------------------------
     def plausible(self, a: np.ndarray | None, gain: np.ndarray, tau: np.ndarray) -> np.ndarray:

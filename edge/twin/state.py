@@ -147,6 +147,7 @@ def _guard_doc(g: GuardState) -> dict[str, Any]:
         "restores": g.restores,
         "good": good,
         "kappa": _num(g.kappa),
+        "step_quantile": _num(g.step_quantile),
     }
 
 
@@ -265,7 +266,8 @@ def _guard(doc: Any) -> GuardState:
             )
         )
     q, kappa = _number(doc, "quantile", w), _number(doc, "kappa", w)
-    return GuardState(_number(doc, "seen_lo", w), _number(doc, "seen_hi", w), q, _number(doc, "miss", w), restores, banks, kappa)
+    step_q = _number(doc, "step_quantile", w) if isinstance(doc, Mapping) and "step_quantile" in doc else math.nan  # absent before it existed
+    return GuardState(_number(doc, "seen_lo", w), _number(doc, "seen_hi", w), q, _number(doc, "miss", w), restores, banks, kappa, step_q)
 
 
 def _detector(doc: Any) -> DetectorState:

@@ -71,7 +71,8 @@ class GuardState:
     miss: float
     restores: int
     good: GoodState | None = None
-    kappa: float = 0.05  # model-error share of a predicted move in the interval
+    kappa: float = 0.02  # model-error share of a predicted move in the interval
+    step_quantile: float = 1.959963984540054  # interval quantile right after an input change
 
 
 @dataclass(frozen=True, eq=False)

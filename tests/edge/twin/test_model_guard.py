@@ -117,15 +117,16 @@ def test_the_forecast_takes_a_setpoint_change_at_once() -> None:
 
 
 def test_the_guard_travels_in_the_saved_state() -> None:
-    """Identified range, quantile, model-error share, restores and the last good state round-trip."""
+    """Identified range, quantiles, model-error share, restores and the last good state round-trip."""
     twin, _ = trained()
     g = twin.model_groups[0].guard
     g.restores[0] = 3
+    g.step_quantile[0] = 2.5
     state = decode(encode(twin.export_state("tank", "h", T0)))
     fresh = TwinRunner([asset_config()], registry_for(asset_config()), TICK_S)
     fresh.import_state(state, T0)
     f = fresh.model_groups[0].guard
-    for name in ("seen_lo", "seen_hi", "quantile", "kappa", "restores", "has_good"):
+    for name in ("seen_lo", "seen_hi", "quantile", "kappa", "step_quantile", "restores", "has_good"):
         assert getattr(f, name)[0] == getattr(g, name)[0], name
     assert np.array_equal(f.good_theta[:, 0], g.good_theta[:, 0])
 
