@@ -23,7 +23,9 @@ from asyncua import ua
 from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
+from drivers.columns import SampleColumns
 from drivers.sample import Status, TagSample, is_bad
+from edge.opcua.columnar import ColumnWriter
 from edge.opcua.fastpath import write_value
 from edge.opcua.values import to_datavalue
 
@@ -48,6 +50,7 @@ class NodeWriter:
         self.fast_writes = 0  # samples written by fastpath.write_value (the rest went through asyncua)
         self.coalesced = 0  # samples superseded by a newer one of their tag before they were written
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
+        self.columns = ColumnWriter()  # batches that come as columns (edge.opcua.columnar)
 
     async def next_batch(self, queue: asyncio.Queue[Sequence[TagSample]]) -> tuple[Sequence[TagSample], int]:
         """The next batch to write from *queue* and how many queue items it took (each needs a
@@ -58,7 +61,11 @@ class NodeWriter:
         batches = [batch]
         while not queue.empty():
             batches.append(queue.get_nowait())
-        merged = latest_per_tag(batches)
+        last = batches[-1]
+        if type(last) is SampleColumns and all(type(b) is SampleColumns and b.keys is last.keys for b in batches):
+            merged: Sequence[TagSample] = last  # the newest batch of the same tags supersedes the others
+        else:
+            merged = latest_per_tag(batches)
         dropped = sum(map(len, batches)) - len(merged)
         if dropped and not self.coalesced:
             log.warning("publish_behind", batches=len(batches), superseded=dropped, hint="the server publishes the latest value of each tag")
@@ -71,6 +78,9 @@ class NodeWriter:
         ``CHUNK`` samples so a large batch does not hold it."""
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if type(batch) is SampleColumns:
+            await self.columns.write(self, batch, now)
+            return
         targets, value_texts, aspace = self.targets, self.value_texts, self.aspace
         for i, sample in enumerate(batch, 1):
             for nid, vtype in targets.get(sample.tag, ()):
@@ -123,6 +133,7 @@ class NodeWriter:
     def forget(self, keys: Sequence[str]) -> None:
         """Tags whose nodes are gone (a reload): a later failure of a new node of that name is logged again."""
         self._failed_tags.difference_update(keys)
+        self.columns.forget()
 
     def _failed(self, sample: TagSample, error: str) -> None:
         self.failures += 1
