@@ -15,11 +15,13 @@ iterated (``batch[i]``), so nothing downstream has to know about columns.
 * ``source`` / ``server``: int64 timestamps in OPC UA ticks (100 ns since 1601-01-01 UTC, the
   DateTime of the wire), as ``ticks`` makes them from a datetime.
 
-Pure: no I/O, NumPy only.
+``EDGE_COLUMNS=0`` in the environment makes drivers send ``TagSample`` lists instead (``ENABLED``),
+which is how the benchmarks compare both paths in one run. Pure otherwise: no I/O, NumPy only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
@@ -28,7 +30,10 @@ import numpy as np
 
 from drivers.sample import TagSample
 
-__all__ = ["SampleColumns", "any_good", "from_ticks", "sample_keys", "ticks"]
+__all__ = ["ENABLED", "SampleColumns", "any_good", "from_ticks", "sample_keys", "ticks"]
+
+# EDGE_COLUMNS=0 makes the drivers that can send columns send samples (to compare the two paths)
+ENABLED = os.environ.get("EDGE_COLUMNS", "1") != "0"
 
 EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)

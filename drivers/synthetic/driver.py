@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import structlog
 
+from drivers import columns
 from drivers.base import DriverContext, LinkState, ReadResult
 from drivers.columns import SampleColumns
 from drivers.sample import Status, TagSample, TagValue, utcnow
@@ -55,7 +56,7 @@ class SyntheticDriver:
             self._gen = Generator(points, seed=self.settings.seed)
             self._index = {p.name: i for i, p in enumerate(points)}
             self._points = points
-            self._keys = tuple(p.name for p in points) if all(p.value_type == "float64" for p in points) else None
+            self._keys = tuple(p.name for p in points) if columns.ENABLED and all(p.value_type == "float64" for p in points) else None
             self._t0 = asyncio.get_running_loop().time()
         return self._gen
 

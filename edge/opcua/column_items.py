@@ -76,24 +76,31 @@ class ColumnGroup:
         self.last_value = np.zeros(n, dtype=np.float64)
         self.last_has = np.zeros(n, dtype=bool)  # the last reported value was not null
         self.last_source = np.zeros(n, dtype=np.int64)
-        for i, state in enumerate(self.states):
-            if state.last_reported is not None:
-                self._set_last(i, state.last_reported)
         self.pending = np.zeros(n, dtype=bool)
         self.p_value = np.zeros(n, dtype=np.float64)
         self.p_status = np.zeros(n, dtype=np.uint32)
         self.p_source = np.zeros(n, dtype=np.int64)
         self.p_server = np.zeros(n, dtype=np.int64)
         self.block: ColumnBlock | None = None
+        moved: dict[int, tuple[ColumnGroup, list[int], list[int]]] = {}  # items of a group built before: its arrays carry over
         for i, state in enumerate(self.states):
+            if state.column is not None:
+                old = moved.setdefault(id(state.column[0]), (state.column[0], [], []))
+                old[1].append(i)
+                old[2].append(state.column[1])
+            elif state.last_reported is not None:
+                self._set_last(i, state.last_reported)
             state.column = (self, i)
+        for old, new_at, old_at in moved.values():
+            self._take_over(old, np.asarray(new_at, dtype=np.intp), np.asarray(old_at, dtype=np.intp))
 
     def __len__(self) -> int:
         return len(self.mids)
 
     # -- the batch ---------------------------------------------------------------------------
-    def offer(self, batch: SampleColumns) -> int:
-        """Decide for every item at once; keep what is reported as pending. Returns how many."""
+    def offer(self, batch: SampleColumns, stale: bool = False) -> int:
+        """Decide for every item at once; keep what is reported as pending. Returns how many.
+        *stale*: items were made or deleted since the group was built (only those that still exist report)."""
         rows = self.rows
         st = batch.status[rows]
         v = batch.values[rows]
@@ -108,6 +115,9 @@ class ColumnGroup:
         modes = [m.mode for m in self.mdatas]
         if _DISABLED in modes:
             changed &= np.fromiter((m != _DISABLED for m in modes), dtype=bool, count=len(modes))
+        if stale:
+            items = self.service._monitored_items
+            changed &= np.fromiter((mid in items for mid in self.mids), dtype=bool, count=len(self.mids))
         rep = np.flatnonzero(changed)
         if not rep.size:
             return 0
@@ -169,8 +179,17 @@ class ColumnGroup:
         self.last_value[i] = float(variant) if self.last_has[i] else 0.0
         self.last_source[i] = ticks(dv.SourceTimestamp) if dv.SourceTimestamp is not None else -1
 
+    def _take_over(self, old: ColumnGroup, new_at: np.ndarray, old_at: np.ndarray) -> None:
+        """Items of *old* (at *old_at*) are this group's now (at *new_at*): their last reported
+        values and pending notifications move here (the pending ones leave *old*'s block)."""
+        for name in ("ever", "last_status", "last_value", "last_has", "last_source", "pending", "p_value", "p_status", "p_source", "p_server"):
+            getattr(self, name)[new_at] = getattr(old, name)[old_at]
+        old.pending[old_at] = False
+        if self.pending.any():
+            self._open_block()
+
     def release(self) -> None:
-        """The group is rebuilt: each item's state takes back its last reported value."""
+        """The group is rebuilt: the states of the items no other group took take back their last reported value."""
         for i, state in enumerate(self.states):
             if state.column is not None and state.column[0] is self:
                 state.column = None

@@ -20,13 +20,18 @@ monitored item in turn: some 20 µs of Python per value. For a batch that comes 
   tag with a ValueAsText, a node with a value callback or setter: those rows go through
   ``NodeWriter.write_batch`` as ``TagSample``s.
 
-The plan (which rows are columnar, the groups) is built per key tuple, and built again when a
-monitored item is made or deleted (``sampling.VERSION``) or tags are removed (``NodeWriter.forget``).
+The plan (which rows are columnar, the groups) is built per key tuple, and built again when tags
+are removed (``NodeWriter.forget``) or monitored items are made or deleted (``sampling.VERSION``);
+the groups at most every ``REBUILD_MIN_S`` (and five times as long as a rebuild took), so a client
+subscribing to 50,000 items 1,000 at a time does not rebuild them 50 times. Meanwhile a new item
+takes each batch through the per-item path (``sampling.RECENT``), and a deleted item gets nothing
+more (``ColumnGroup.offer`` checks the items still exist).
 Status travels as on the other paths: a Bad row is a null value with its status code.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +39,7 @@ import structlog
 from asyncua import ua
 
 from drivers.columns import SampleColumns, from_ticks
-from edge.opcua import sampling
+from edge.opcua import asyncua_patches, sampling
 from edge.opcua.column_items import ColumnGroup, eligible
 from edge.opcua.fastpath import _null_of_type, datavalue
 from edge.opcua.wire import encode_datavalue
@@ -47,6 +52,8 @@ __all__ = ["ColumnValue", "ColumnWriter", "Cursor"]
 _DOUBLE = ua.VariantType.Double
 _VALUE = ua.AttributeIds.Value
 log = structlog.get_logger("edge.opcua.server")
+REBUILD_MIN_S = 0.5  # monitored items made or deleted: the groups are rebuilt at most this often,
+REBUILD_FACTOR = 5.0  # and at most a fifth of the CPU goes to rebuilding them while a client subscribes
 _GEN = [0]  # orders batches (Cursor.gen) and a node's own writes (ColumnValue._own_gen)
 
 
@@ -99,31 +106,46 @@ class ColumnValue:
 
 
 @dataclass(slots=True)
+class _Nodes:
+    values: list[tuple[int, ColumnValue]] = field(default_factory=list)  # (row, the Value of a columnar node)
+    rows: list[int] = field(default_factory=list)  # rows written per sample (NodeWriter)
+    recent_from: int = 0  # sampling.RECENT[aspace][recent_from:]: items made since the groups were built
+    rebuild_after: float = 0.0  # loop time before which a change of monitored items waits for the next rebuild
+
+
+@dataclass(slots=True)
 class _Plan:
     version: tuple[int, int]
     cursor: Cursor
     nodes: int  # columnar nodes
+    nodes_plan: _Nodes
     groups: list[ColumnGroup] = field(default_factory=list)
     items: list[tuple[int, Any, int, Any]] = field(default_factory=list)  # per-item: (row, ColumnValue, handle, callback)
     rows: list[int] = field(default_factory=list)  # rows written per sample (NodeWriter)
+    recent_from: int = 0  # sampling.RECENT[aspace][recent_from:]: items made since the groups were built
+    rebuild_after: float = 0.0  # loop time before which a change of monitored items waits for the next rebuild
 
 
 class ColumnWriter:
     """Writes columnar batches for one ``NodeWriter`` (its address space and target maps)."""
 
     def __init__(self) -> None:
+        asyncua_patches.check_columnar()
         self._plans: dict[int, tuple[tuple[str, ...], _Plan]] = {}  # id(key tuple) -> (the tuple, its plan)
         self._cursors: dict[int, Cursor] = {}
         self.forgotten = 0  # bumped by NodeWriter.forget: plans are rebuilt
         self.notifications = 0  # notifications decided by the groups
 
     async def write(self, writer: NodeWriter, batch: SampleColumns, now: float) -> None:
-        plan = self._plan(writer, batch)
+        plan = self._plan(writer, batch, now)
         _GEN[0] += 1
         plan.cursor.batch, plan.cursor.gen = batch, _GEN[0]
         writer.fast_writes += plan.nodes
+        stale = plan.version[0] != sampling.VERSION[0]  # items made or deleted since the groups were built
         for group in plan.groups:
-            self.notifications += group.offer(batch)
+            self.notifications += group.offer(batch, stale)
+        if stale:
+            self._feed_recent(writer, plan, now)
         built: dict[int, tuple[ua.DataValue, bytes]] = {}
         policy = sampling.POLICY[0] if sampling.POLICY else None
         for row, attval, handle, callback in plan.items:
@@ -140,45 +162,81 @@ class ColumnWriter:
         if plan.rows:
             await writer.write_batch([batch[i] for i in plan.rows])
 
-    def _plan(self, writer: NodeWriter, batch: SampleColumns) -> _Plan:
+    def _feed_recent(self, writer: NodeWriter, plan: _Plan, now: float) -> None:
+        """Items made since the groups were built, on this plan's nodes: each value through the per-item path."""
+        recent = sampling.RECENT.get(writer.aspace, ())
+        for service, mid, mdata, nodeid in recent[plan.recent_from :]:
+            node = writer.aspace.get(nodeid)
+            attval = node.attributes.get(_VALUE) if node is not None else None
+            state = getattr(mdata, "edgetwin", None)
+            if type(attval) is not ColumnValue or attval.cursor is not plan.cursor or state is None or mid not in service._monitored_items:
+                continue
+            dv = attval.value
+            if dv is not None and service.isub.data.RevisedPublishingInterval > 0:
+                sampling._offer(service, mid, mdata, state, dv, encode_datavalue(dv), now)
+
+    def _plan(self, writer: NodeWriter, batch: SampleColumns, now: float) -> _Plan:
         keys = batch.keys
         version = (sampling.VERSION[0], self.forgotten)
         known = self._plans.get(id(keys))
-        if known is not None and known[0] is keys and known[1].version == version:
-            return known[1]
+        if known is not None and known[0] is keys:
+            old = known[1]
+            if old.version == version:
+                return old
+            if old.version[1] == self.forgotten and now < old.rebuild_after:
+                return old  # items come and go (a client subscribing 1,000 at a time): the groups are rebuilt at most this often
+        started = time.process_time()
+        recent = sampling.RECENT.setdefault(writer.aspace, [])
+        if all(p.recent_from == len(recent) for k, p in self._plans.values() if k is not keys):
+            recent.clear()  # every plan includes them now (this one once built)
+            for _, other in self._plans.values():
+                other.recent_from = 0
+        cursor = self._cursors.setdefault(id(keys), Cursor())
+        if known is not None and known[0] is keys and known[1].version[1] == self.forgotten:
+            plan = self._items(known[1].nodes_plan, cursor, version)  # only monitored items changed: the nodes stay
+        else:
+            plan = self._items(self._nodes(writer, keys, cursor), cursor, version)
         if known is not None:
             for group in known[1].groups:
-                group.release()
-        cursor = self._cursors.setdefault(id(keys), Cursor())
-        plan = self._build(writer, keys, cursor, version)
+                group.release()  # after the new groups took over their items
+        plan.recent_from = len(recent)
+        plan.rebuild_after = now + max(REBUILD_MIN_S, REBUILD_FACTOR * (time.process_time() - started))
         self._plans[id(keys)] = (keys, plan)
         return plan
 
-    def _build(self, writer: NodeWriter, keys: tuple[str, ...], cursor: Cursor, version: tuple[int, int]) -> _Plan:
-        plan = _Plan(version, cursor, 0)
+    def _nodes(self, writer: NodeWriter, keys: tuple[str, ...], cursor: Cursor) -> _Nodes:
+        """Which rows are columnar (their nodes now hold a ColumnValue) and which go per sample."""
+        nodes = _Nodes()
         aspace, targets, value_texts = writer.aspace, writer.targets, writer.value_texts
-        per_service: dict[int, tuple[Any, list[tuple[int, Any, int]]]] = {}
-        policy = sampling.POLICY[0] if sampling.POLICY else None
         for row, key in enumerate(keys):
-            nodes = [(nid, aspace.get(nid)) for nid, vtype in targets.get(key, ()) if vtype is _DOUBLE]
-            if not nodes or len(nodes) != len(targets.get(key, ())) or key in value_texts or not all(_columnar(node) for _, node in nodes):
-                plan.rows.append(row)
+            wanted = targets.get(key, ())
+            found = [aspace.get(nid) for nid, vtype in wanted if vtype is _DOUBLE]
+            if not found or len(found) != len(wanted) or key in value_texts or not all(_columnar(node) for node in found):
+                nodes.rows.append(row)
                 continue
-            for _, node in nodes:
+            for node in found:
                 attval = node.attributes[_VALUE]
                 if type(attval) is not ColumnValue or attval.cursor is not cursor:
                     current = attval.value
                     attval = node.attributes[_VALUE] = ColumnValue(cursor, row, current, attval.datachange_callbacks)
                 attval.row = row
-                plan.nodes += 1
-                for handle, callback in attval.datachange_callbacks.items():
-                    service = getattr(callback, "__self__", None)
-                    mid = service._monitored_datachange.get(handle) if service is not None else None
-                    mdata = service._monitored_items.get(mid) if mid is not None else None
-                    if policy is not None and getattr(callback, "__func__", None) is policy and mdata is not None and eligible(service, mdata):
-                        per_service.setdefault(id(service), (service, []))[1].append((mid, mdata, row))
-                    else:
-                        plan.items.append((row, attval, handle, callback))
+                nodes.values.append((row, attval))
+        return nodes
+
+    def _items(self, nodes: _Nodes, cursor: Cursor, version: tuple[int, int]) -> _Plan:
+        """The monitored items of the columnar nodes: in groups where ``eligible``, per item otherwise."""
+        plan = _Plan(version, cursor, len(nodes.values), nodes, rows=nodes.rows)
+        per_service: dict[int, tuple[Any, list[tuple[int, Any, int]]]] = {}
+        policy = sampling.POLICY[0] if sampling.POLICY else None
+        for row, attval in nodes.values:
+            for handle, callback in attval.datachange_callbacks.items():
+                service = getattr(callback, "__self__", None)
+                mid = service._monitored_datachange.get(handle) if service is not None else None
+                mdata = service._monitored_items.get(mid) if mid is not None else None
+                if policy is not None and getattr(callback, "__func__", None) is policy and mdata is not None and eligible(service, mdata):
+                    per_service.setdefault(id(service), (service, []))[1].append((mid, mdata, row))
+                else:
+                    plan.items.append((row, attval, handle, callback))
         plan.groups = [ColumnGroup(service, items) for service, items in per_service.values()]
         return plan
 

@@ -136,6 +136,10 @@ class ItemState:
 
 
 VERSION = [0]  # bumped when a monitored item is made or deleted: columnar plans are rebuilt (edge.opcua.columnar)
+# per address space, the data-change items made since the columnar plans were last rebuilt:
+# (MonitoredItemService, monitored item id, MonitoredItemData, NodeId); the columnar writer feeds them
+# item by item until its plans include them, then clears the list
+RECENT: weakref.WeakKeyDictionary[Any, list[tuple[Any, int, Any, ua.NodeId]]] = weakref.WeakKeyDictionary()
 
 
 def node_facts(aspace: Any, nodeid: ua.NodeId) -> tuple[float, bool, float | None]:
@@ -179,6 +183,9 @@ def make_common(original: Any) -> Any:
         result.RevisedSamplingInterval = revised
         result.RevisedQueueSize = mdata.queue_size = revise_queue_size(req.QueueSize, self.isub.max_queue_size)
         VERSION[0] += 1
+        recent = RECENT.get(self.aspace)  # there once a columnar batch was written to this address space
+        if recent is not None:
+            recent.append((self, result.MonitoredItemId, mdata, params.ItemToMonitor.NodeId))
         flt = req.Filter
         mdata.edgetwin = ItemState(
             interval_s=revised / 1000.0 if revised > min_ms else 0.0,  # at the source's own rate: every change
