@@ -30,6 +30,7 @@ import numpy as np
 from asyncua import ua
 
 from drivers.columns import SampleColumns, from_ticks, ticks
+from edge.opcua import sampling
 from edge.opcua.column_wire import ColumnBlock, encode_rows
 
 __all__ = ["ColumnGroup", "eligible"]
@@ -82,6 +83,7 @@ class ColumnGroup:
         self.p_source = np.zeros(n, dtype=np.int64)
         self.p_server = np.zeros(n, dtype=np.int64)
         self.block: ColumnBlock | None = None
+        self.resized = False  # an item's queue size is no longer 1: the groups are rebuilt
         moved: dict[int, tuple[ColumnGroup, list[int], list[int]]] = {}  # items of a group built before: its arrays carry over
         for i, state in enumerate(self.states):
             if state.column is not None:
@@ -112,6 +114,10 @@ class ColumnGroup:
         value_changed = np.where(both, beyond, has_v != self.last_has)
         trig = self.trigger
         changed = (st != self.last_status) | ((trig >= 1) & value_changed) | ((trig == 2) & (src != self.last_source)) | ~self.ever
+        sizes = [m.queue_size for m in self.mdatas]
+        if sizes.count(1) != len(sizes) and not self.resized:  # ModifyMonitoredItems changed a queue: the item leaves the group
+            self.resized = True
+            sampling.VERSION[0] += 1
         modes = [m.mode for m in self.mdatas]
         if _DISABLED in modes:
             changed &= np.fromiter((m != _DISABLED for m in modes), dtype=bool, count=len(modes))
