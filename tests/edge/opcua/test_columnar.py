@@ -256,3 +256,27 @@ async def test_merged_batches_keep_columns_and_only_newer_samples_of_their_tags(
     assert taken == 4 and merged[0] is new
     assert list(merged[1]) == [other, after]
     assert writer.coalesced == 3  # old's two rows and `before`
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_disabled_item_in_a_group_gets_nothing(served) -> None:
+    reg, server, client, node = served
+    reg.publish(_columns(1.0, 1.0, 1.0))
+    await server.drain()
+    got = Collect()
+    sub = await client.create_subscription(50, got)
+    try:
+        handle = await sub.subscribe_data_change(node("Devices/plc/level"))
+        await asyncio.sleep(0.6)  # past REBUILD_MIN_S: the next batch rebuilds the groups with the item
+        reg.publish(_columns(2.0, 1.0, 1.0))
+        await _settle(server)
+        await sub.set_monitoring_mode(ua.MonitoringMode.Disabled)
+        before = server._writer.columns.notifications  # type: ignore[union-attr]
+        for v in (3.0, 4.0):
+            reg.publish(_columns(v, 1.0, 1.0))
+            await _settle(server)
+        assert [dv.Value.Value for dv in got.values] == [1.0, 2.0]
+        assert server._writer.columns.notifications == before
+        assert handle
+    finally:
+        await sub.delete()
