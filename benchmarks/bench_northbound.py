@@ -7,7 +7,10 @@ Per K, two server processes, one at a time, each serving K Double variables that
 ``--interval`` seconds:
 
     edgetwin   ``edgetwin run`` on a generated config: one synthetic device (``tags = K``,
-               ``pattern = "random_walk"``), security None, anonymous logins
+               ``pattern = "random_walk"``), security None, anonymous logins; its batches travel
+               as columns (``drivers.columns``, ``edge.opcua.columnar``)
+    rows       the same gateway with ``EDGE_COLUMNS=0``: each batch as a list of ``TagSample``, the
+               per-sample publish path (``--servers edgetwin rows stock`` compares all three)
     stock      a plain asyncua server (this script, ``--serve-stock``) with K variables in folders
                of 100 (asyncua's AddNodes slows down with the number of siblings), written from
                its own event loop every interval, as a gateway without edgetwin's publish path would
@@ -178,15 +181,16 @@ def _stop(proc: subprocess.Popen, gc_file: Path) -> tuple[float, float]:
 
 
 def _serve_and_measure(
-    cmd: list[str], ready_line: str, url: str, ns_uri: str, paths: list[str], seconds: float, clients: int, bounds: tuple[float, float], gc_file: Path
-) -> dict | None:
+    cmd: list[str], ready_line: str, url: str, ns_uri: str, paths: list[str], seconds: float, clients: int, bounds: tuple[float, float], gc_file: Path,
+    env: dict[str, str] | None = None,
+) -> dict | None:  # fmt: skip
     """Start the server with *cmd*, wait for *ready_line* (at most ``bounds[0]`` seconds), measure
     (subscribing, warm-up and counting: at most ``bounds[1]``); None when it does not start."""
     import select
 
     startup_bound, bound = bounds
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=None if env is None else os.environ | env)
     row: dict | None = None
     try:
         assert proc.stdout is not None
@@ -221,6 +225,15 @@ def run(n: int, interval: float, seconds: float, clients: int, bounds: tuple[flo
             f"opc.tcp://127.0.0.1:{port}/edgetwin", "urn:edgetwin:gateway", [f"gw/Devices/load/t{i}" for i in range(n)],
             seconds, clients, bounds, gc_file,
         )  # fmt: skip
+        if "rows" in servers:  # the same gateway, batches as TagSample lists (the per-sample path)
+            port = _free_port()
+            cfg, gc_file = Path(tmp) / "gateway_rows.toml", Path(tmp) / "gc_rows.json"
+            _gateway_config(cfg, port, n, tag_interval)
+            rows["rows"] = _serve_and_measure(
+                [sys.executable, __file__, "--run-gateway", str(cfg), str(gc_file)], "serving",
+                f"opc.tcp://127.0.0.1:{port}/edgetwin", "urn:edgetwin:gateway", [f"gw/Devices/load/t{i}" for i in range(n)],
+                seconds, clients, bounds, gc_file, env={"EDGE_COLUMNS": "0"},
+            )  # fmt: skip
         port = _free_port()
         gc_file = Path(tmp) / "gc_stock.json"
         rows["stock"] = None if "stock" not in servers else _serve_and_measure(
@@ -244,6 +257,9 @@ def run(n: int, interval: float, seconds: float, clients: int, bounds: tuple[flo
     gw, stock = rows["edgetwin"], rows["stock"]
     if gw and stock and "rate" in gw and stock.get("rate"):
         print(f"  edgetwin / stock: {gw['rate'] / stock['rate']:.2f}x notifications/s", flush=True)
+    per_sample = rows.get("rows")
+    if gw and per_sample and "rate" in gw and "rate" in per_sample:
+        print(f"  columns / rows: {per_sample['us_per_notification'] / gw['us_per_notification']:.1f}x less CPU per notification", flush=True)
 
 
 def main() -> None:
@@ -264,7 +280,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="measuring window per server")
     ap.add_argument("--bound", type=float, default=60.0, help="seconds per server run once it serves: subscribing, warm-up and measuring")
     ap.add_argument("--startup-bound", type=float, default=240.0, help="seconds a server may take to start")
-    ap.add_argument("--servers", nargs="+", default=["edgetwin", "stock"], choices=["edgetwin", "stock"])
+    ap.add_argument("--servers", nargs="+", default=["edgetwin", "stock"], choices=["edgetwin", "rows", "stock"])
     args = ap.parse_args()
     for n in args.tags:
         for clients in args.clients:

@@ -34,7 +34,7 @@ class ReadResult:
     UncertainNoCommunicationLastUsableValue. Every point appears in exactly one of the two.
     """
 
-    samples: list[TagSample]
+    samples: Sequence[TagSample]  # a list, or columns (drivers.columns.SampleColumns)
     not_fetched: dict[int, list[str]] = field(default_factory=dict)
 
 

@@ -11,7 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 import structlog
 
+from drivers import columns
 from drivers.base import DriverContext, LinkState, ReadResult
+from drivers.columns import SampleColumns
 from drivers.sample import Status, TagSample, TagValue, utcnow
 from drivers.synthetic.patterns import Generator
 from drivers.synthetic.settings import SyntheticPoint, SyntheticSettings
@@ -33,6 +35,7 @@ class SyntheticDriver:
         self._index: dict[str, int] = {}
         self._points: Sequence[SyntheticPoint] = ()
         self._t0 = 0.0
+        self._keys: tuple[str, ...] | None = None  # the points' names when every point is float64: batches as columns
 
     @classmethod
     def from_settings(cls, settings: SyntheticSettings, *, log: Any = None, context: DriverContext | None = None) -> SyntheticDriver:
@@ -53,23 +56,27 @@ class SyntheticDriver:
             self._gen = Generator(points, seed=self.settings.seed)
             self._index = {p.name: i for i, p in enumerate(points)}
             self._points = points
+            self._keys = tuple(p.name for p in points) if columns.ENABLED and all(p.value_type == "float64" for p in points) else None
             self._t0 = asyncio.get_running_loop().time()
         return self._gen
 
-    def _samples(self, points: Sequence[SyntheticPoint], values: list[float]) -> list[TagSample]:
+    def _samples(self, points: Sequence[SyntheticPoint], values: np.ndarray) -> Sequence[TagSample]:
+        """The batch of *values*: columns (``drivers.columns``) when every point is float64, samples otherwise."""
         now = utcnow()
-        return [TagSample(p.name, typed(p.value_type, v, p.offset), Status.Good, now, now) for p, v in zip(points, values)]
+        if self._keys is not None and points is self._points:
+            return SampleColumns.stamped(self._keys, values, Status.Good, now)
+        return [TagSample(p.name, typed(p.value_type, v, p.offset), Status.Good, now, now) for p, v in zip(points, values.tolist())]
 
     async def read(self, points: Sequence[Any]) -> ReadResult:
         """The current values (the gateway pushes instead of polling; used by tools and tests)."""
         gen = self._generator(points)
-        return ReadResult(self._samples(points, gen.values(asyncio.get_running_loop().time() - self._t0).tolist()))
+        return ReadResult(self._samples(points, gen.values(asyncio.get_running_loop().time() - self._t0)))
 
     async def run_subscription(self, points: Sequence[Any], sink: Callable[[ReadResult], None]) -> None:
         loop = asyncio.get_running_loop()
         gen = self._generator(points)
         interval = self.settings.interval_s
-        sink(ReadResult(self._samples(points, gen.values(0.0).tolist())))
+        sink(ReadResult(self._samples(points, gen.values(0.0))))
         tick = 0
         while True:
             tick += 1
@@ -78,7 +85,7 @@ class SyntheticDriver:
                 await asyncio.sleep(delay)
             else:  # late: skip the ticks already missed rather than bursting to catch up
                 tick = max(tick, int((loop.time() - self._t0) / interval))
-            sink(ReadResult(self._samples(points, gen.step(tick * interval).tolist())))
+            sink(ReadResult(self._samples(points, gen.step(tick * interval))))
 
     async def write(self, point: Any, value: TagValue) -> int:
         if not point.writable:

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import structlog
 
+from drivers.columns import SampleColumns
 from drivers.sample import Status, TagSample, is_bad, utcnow
 
 log = structlog.get_logger("edge.core.registry")
@@ -64,6 +65,12 @@ class TagRegistry:
         self._failed_listeners: set[int] = set()  # id() of subscribed listeners whose failure is logged
         self.listener_failures = 0
         self._by_device: dict[str, list[str]] = {}
+        # columnar batches (drivers.columns): the latest batch per key tuple, and where each key's
+        # latest sample is while it is in one (a later sample of the key alone takes it out)
+        # (by the id of the key tuple, which the batch keeps alive: hashing a long tuple is not free)
+        self._columns: dict[int, SampleColumns] = {}
+        self._in_columns: dict[str, tuple[int, int]] = {}
+        self._detached: set[int] = set()  # key tuples some of whose keys were published alone since
 
     # -- declaration -------------------------------------------------------------------------
     def add(self, info: TagInfo) -> None:
@@ -83,6 +90,9 @@ class TagRegistry:
             if info is None:
                 continue
             del self._latest[key]
+            loc = self._in_columns.pop(key, None)
+            if loc is not None:
+                self._leave_columns(loc[0])
             if info.device is not None:
                 tags = self._by_device.get(info.device, [])
                 if key in tags:
@@ -115,6 +125,9 @@ class TagRegistry:
 
     # -- samples -----------------------------------------------------------------------------
     def latest(self, key: str) -> TagSample:
+        loc = self._in_columns.get(key)
+        if loc is not None:
+            return self._columns[loc[0]].sample(loc[1])
         return self._latest[key]
 
     def publish(self, samples: Sequence[TagSample]) -> None:
@@ -127,17 +140,53 @@ class TagRegistry:
         """
         if not samples:
             return
+        if type(samples) is SampleColumns:
+            self._publish_columns(samples)
+            return
         latest = self._latest
         batch = samples
+        in_columns = self._in_columns
         for i, s in enumerate(samples):
             if s.tag not in latest:
                 raise KeyError(f"sample for unknown tag {s.tag!r}")
+            if in_columns:
+                loc = in_columns.pop(s.tag, None)
+                if loc is not None:
+                    self._detached.add(loc[0])
             if s.value is not None and s.status >= _BAD:
                 if batch is samples:
                     batch = list(samples)
                 s = batch[i] = TagSample(s.tag, None, s.status, s.source_time, s.server_time)
             latest[s.tag] = s
         self._notify(batch)
+
+    def _publish_columns(self, batch: SampleColumns) -> None:
+        """A columnar batch: its keys are checked when their tuple is first seen (or after a sample
+        of one of them came alone); each key's latest sample is then read from the batch itself
+        (a Bad row carries no value: ``SampleColumns.sample``)."""
+        keys = batch.keys
+        kid = id(keys)
+        if kid not in self._columns or kid in self._detached:
+            for key in keys:
+                if key not in self._info:
+                    raise KeyError(f"sample for unknown tag {key!r}")
+            for i, key in enumerate(keys):
+                self._in_columns[key] = (kid, i)
+            self._detached.discard(kid)
+        self._columns[kid] = batch
+        self._notify(batch)
+
+    def _leave_columns(self, kid: int) -> None:
+        """Forget the columnar batch of key tuple *kid*: its keys keep their latest sample as rows."""
+        batch = self._columns.pop(kid, None)
+        self._detached.discard(kid)
+        if batch is None:
+            return
+        for i, key in enumerate(batch.keys):
+            loc = self._in_columns.get(key)
+            if loc is not None and loc[0] == kid:
+                del self._in_columns[key]
+                self._latest[key] = batch.sample(i)
 
     def mark_stale(
         self,
@@ -158,7 +207,7 @@ class TagRegistry:
         at = at or utcnow()
         out = []
         for key in keys:
-            last = self._latest[key]
+            last = self.latest(key)
             usable = last.value is not None and not is_bad(last.status)
             confirmed = max(last.source_time, since) if since is not None else last.source_time
             if usable and stale_after_s is not None and (at - confirmed).total_seconds() >= stale_after_s:

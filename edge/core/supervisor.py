@@ -52,6 +52,7 @@ from typing import Any
 import structlog
 
 from drivers.base import Driver, DriverUnavailable, LinkState, ReadResult, StreamingDriver, SubscribingDriver
+from drivers.columns import any_good
 from drivers.sample import Status, TagSample, TagValue, utcnow
 from edge.core.backoff import Backoff
 from edge.core.freshness import FreshnessWatch
@@ -223,7 +224,7 @@ class DeviceRunner:
             self._data_seen = True
         for status, keys in result.not_fetched.items():
             self.registry.mark_stale(keys, stale_after_s=self.stale_after_s, status=status)
-        if self._freshness_timer is None and self._freshness is not None and any(s.status == Status.Good for s in result.samples):
+        if self._freshness_timer is None and self._freshness is not None and any_good(result.samples):
             self._check_freshness()
 
     def _check_freshness(self) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import structlog
 from asyncua import ua
 
+from drivers.columns import sample_keys
 from drivers.sample import Status, TagSample, is_bad, utcnow
 from edge.core import names
 from edge.core.tasks import cancel_and_wait
@@ -270,7 +271,7 @@ class OpcUaAlarms:
         await cancel_and_wait(self._task)
 
     def _on_samples(self, batch: Sequence[TagSample]) -> None:
-        if any(s.tag in self._by_key or s.tag in self._by_detail for s in batch):
+        if any(k in self._by_key or k in self._by_detail for k in sample_keys(batch)):
             self._queue.put_nowait(batch)
 
     async def run(self) -> None:

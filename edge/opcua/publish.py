@@ -7,7 +7,8 @@ range) leaves that node Bad with a null value and is logged once per tag as ``pu
 (counted in ``failures``); the other tags keep flowing.
 
 When the loop falls behind (``COALESCE_AFTER`` or more batches waiting behind the one it takes),
-``next_batch`` takes them all at once and keeps the latest sample of each tag: memory stays bounded
+``next_batch`` takes them all at once and keeps the latest sample of each tag (for columnar batches,
+``drivers.columns``: the latest batch of each key tuple, kept as columns): memory stays bounded
 and clients get the newest values, at the cost of the superseded ones (counted in ``coalesced``,
 logged once as ``publish_behind``), as a server sampling at its own pace would.
 """
@@ -23,7 +24,9 @@ from asyncua import ua
 from asyncua.ua.ua_binary import variant_to_binary
 from asyncua.ua.uaerrors import UaError
 
+from drivers.columns import SampleColumns
 from drivers.sample import Status, TagSample, is_bad
+from edge.opcua.columnar import ColumnWriter
 from edge.opcua.fastpath import write_value
 from edge.opcua.values import to_datavalue
 
@@ -48,22 +51,49 @@ class NodeWriter:
         self.fast_writes = 0  # samples written by fastpath.write_value (the rest went through asyncua)
         self.coalesced = 0  # samples superseded by a newer one of their tag before they were written
         self._failed_tags: set[str] = set()  # tags whose publish failure is logged already
+        self.columns = ColumnWriter()  # batches that come as columns (edge.opcua.columnar)
+        self._keysets: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}  # id(key tuple) -> (it, its keys as a set)
 
-    async def next_batch(self, queue: asyncio.Queue[Sequence[TagSample]]) -> tuple[Sequence[TagSample], int]:
-        """The next batch to write from *queue* and how many queue items it took (each needs a
-        ``task_done``); see the module docstring."""
+    async def next_batch(self, queue: asyncio.Queue[Sequence[TagSample]]) -> tuple[list[Sequence[TagSample]], int]:
+        """The next batches to write from *queue*, in order, and how many queue items they took
+        (each needs a ``task_done``); see the module docstring. Merged batches keep columnar ones as
+        columns (the latest batch of each key tuple), then the latest sample of each other tag."""
         batch = await queue.get()
         if queue.qsize() < COALESCE_AFTER:
-            return batch, 1
+            return [batch], 1
         batches = [batch]
         while not queue.empty():
             batches.append(queue.get_nowait())
-        merged = latest_per_tag(batches)
-        dropped = sum(map(len, batches)) - len(merged)
+        merged = self._merge(batches)
+        dropped = sum(map(len, batches)) - sum(map(len, merged))
         if dropped and not self.coalesced:
             log.warning("publish_behind", batches=len(batches), superseded=dropped, hint="the server publishes the latest value of each tag")
         self.coalesced += dropped
         return merged, len(batches)
+
+    def _merge(self, batches: list[Sequence[TagSample]]) -> list[Sequence[TagSample]]:
+        last: dict[int, int] = {}  # id(key tuple) -> position of its latest columnar batch
+        for i, b in enumerate(batches):
+            if type(b) is SampleColumns:
+                last[id(b.keys)] = i
+        if not last:
+            return [latest_per_tag(batches)]
+        kept: list[Sequence[TagSample]] = [batches[i] for i in sorted(last.values())]
+        keysets = {i: self._keyset(batches[i]) for i in last.values()}  # type: ignore[arg-type]
+        rows: list[Sequence[TagSample]] = []
+        for i, b in enumerate(batches):
+            if type(b) is SampleColumns:
+                continue
+            later = [keys for j, keys in keysets.items() if j > i]  # a later columnar batch of a tag supersedes its sample here
+            rows.append([s for s in b if not any(s.tag in keys for keys in later)] if later else b)
+        merged_rows = latest_per_tag(rows)
+        return [*kept, merged_rows] if merged_rows else kept
+
+    def _keyset(self, batch: SampleColumns) -> frozenset[str]:
+        cached = self._keysets.get(id(batch.keys))
+        if cached is None or cached[0] is not batch.keys:
+            cached = self._keysets[id(batch.keys)] = (batch.keys, frozenset(batch.keys))
+        return cached[1]
 
     async def write_batch(self, batch: Sequence[TagSample]) -> None:
         """Write *batch* to the nodes: each sample in one synchronous step where it can
@@ -71,6 +101,9 @@ class NodeWriter:
         ``CHUNK`` samples so a large batch does not hold it."""
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if type(batch) is SampleColumns:
+            await self.columns.write(self, batch, now)
+            return
         targets, value_texts, aspace = self.targets, self.value_texts, self.aspace
         for i, sample in enumerate(batch, 1):
             for nid, vtype in targets.get(sample.tag, ()):
@@ -123,6 +156,7 @@ class NodeWriter:
     def forget(self, keys: Sequence[str]) -> None:
         """Tags whose nodes are gone (a reload): a later failure of a new node of that name is logged again."""
         self._failed_tags.difference_update(keys)
+        self.columns.forget()
 
     def _failed(self, sample: TagSample, error: str) -> None:
         self.failures += 1

@@ -132,6 +132,14 @@ class ItemState:
     held_wire: bytes | None = None  # the encoding of the held value, when the writer gave one
     timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
+    column: Any = None  # (ColumnGroup, position) while the item is served as arrays (edge.opcua.column_items)
+
+
+VERSION = [0]  # bumped when a monitored item is made or deleted: columnar plans are rebuilt (edge.opcua.columnar)
+# per address space, the data-change items made since the columnar plans were last rebuilt:
+# (MonitoredItemService, monitored item id, MonitoredItemData, NodeId); the columnar writer feeds them
+# item by item until its plans include them, then clears the list
+RECENT: weakref.WeakKeyDictionary[Any, list[tuple[Any, int, Any, ua.NodeId]]] = weakref.WeakKeyDictionary()
 
 
 def node_facts(aspace: Any, nodeid: ua.NodeId) -> tuple[float, bool, float | None]:
@@ -174,6 +182,10 @@ def make_common(original: Any) -> Any:
         revised = revise_sampling_ms(req.SamplingInterval, self.isub.data.RevisedPublishingInterval, min_ms)
         result.RevisedSamplingInterval = revised
         result.RevisedQueueSize = mdata.queue_size = revise_queue_size(req.QueueSize, self.isub.max_queue_size)
+        VERSION[0] += 1
+        recent = RECENT.get(self.aspace)  # there once a columnar batch was written to this address space
+        if recent is not None:
+            recent.append((self, result.MonitoredItemId, mdata, params.ItemToMonitor.NodeId))
         flt = req.Filter
         mdata.edgetwin = ItemState(
             interval_s=revised / 1000.0 if revised > min_ms else 0.0,  # at the source's own rate: every change
@@ -275,9 +287,14 @@ def _report(service: Any, mid: int, mdata: Any, state: ItemState, value: ua.Data
     """Queue the notification of *value* unless the trigger or deadband holds it back; True when
     it is left to the caller to enqueue through asyncua (publishing interval 0)."""
     mdata.mvalue.old_dvalue, mdata.mvalue.current_dvalue = mdata.mvalue.current_dvalue, value
+    column = state.column
+    if column is not None:  # served as arrays too: the group holds the last reported value
+        state.last_reported = column[0].last_datavalue(column[1])
     if not changed(state.last_reported, value, state.trigger, state.deadband):
         return False
     state.last_reported = value
+    if column is not None:
+        column[0].reported_elsewhere(column[1], value)
     isub = service.isub
     queue = isub._triggered_datachanges
     queued = queue.get(mid)
@@ -302,6 +319,7 @@ def delete_item(original: Any) -> Any:
 
     def delete_monitored_items(self: Any, mid: int) -> ua.StatusCode:
         state = getattr(self._monitored_items.get(mid), "edgetwin", None)
+        VERSION[0] += 1
         if state is not None:
             if state.timer is not None:
                 state.timer.cancel()

@@ -356,9 +356,10 @@ class OpcUaServer:
         """The publish loop: write each batch the registry accepted into the address space."""
         assert self._writer is not None, "the address space is built in __aenter__"
         while True:
-            batch, taken = await self._writer.next_batch(self._queue)  # batches waiting behind a busy loop: latest per tag
+            batches, taken = await self._writer.next_batch(self._queue)  # batches waiting behind a busy loop: latest per tag
             try:
-                await self._write_batch(batch)
+                for batch in batches:
+                    await self._write_batch(batch)
             finally:
                 for _ in range(taken):
                     self._queue.task_done()

@@ -19,7 +19,7 @@ from typing import Any
 from asyncua import ua
 
 from edge.opcua.asyncua_patches import monitored_item_count, wrap_create_subscription, wrap_transfer_subscriptions
-from edge.opcua.wire import pack_result
+from edge.opcua.wire import item_count, pack_result
 
 # (leaf, data type, description) of the server's other Diagnostics/Gateway leaves (names.OPCUA_DIAGNOSTICS),
 # published by the gateway's diagnostics loop (``OpcUaServer.diagnostics()``)
@@ -35,7 +35,7 @@ def notifications_in(result: ua.PublishResult) -> int:
     n = 0
     for data in result.NotificationMessage.NotificationData or ():
         if isinstance(data, ua.DataChangeNotification):
-            n += len(data.MonitoredItems or ())
+            n += item_count(data.MonitoredItems or [])
         elif isinstance(data, ua.EventNotificationList):
             n += len(data.Events or ())
     return n

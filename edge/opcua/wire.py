@@ -29,7 +29,9 @@ from asyncua import ua
 from asyncua.ua.ua_binary import struct_to_binary
 from asyncua.ua.uatypes import datetime_to_win_epoch
 
-__all__ = ["WireNotification", "encode_datavalue", "pack_result", "wire_item"]
+from edge.opcua.column_wire import ColumnBlock
+
+__all__ = ["WireNotification", "encode_datavalue", "item_count", "pack_result", "wire_item"]
 
 _V = ua.VariantType
 # scalar variant types encoded here: the struct format of the value
@@ -114,9 +116,22 @@ def wire_item(handle: int, value: ua.DataValue, encoded: bytes) -> WireNotificat
 
 
 def _item_bytes(item: ua.MonitoredItemNotification) -> bytes:
-    if type(item) is WireNotification:
-        return item.wire
+    kind = type(item)
+    if kind is WireNotification:
+        return item.wire  # type: ignore[attr-defined,no-any-return]
+    if kind is ColumnBlock:
+        return item.freeze()  # type: ignore[attr-defined,no-any-return]
     return _I32(item.ClientHandle) + encode_datavalue(item.Value)
+
+
+def item_count(items: list[ua.MonitoredItemNotification]) -> int:
+    """The notifications in *items*: a ``ColumnBlock`` stands for ``count`` of them."""
+    n = len(items)
+    for item in items:
+        if type(item) is ColumnBlock:
+            item.freeze()  # type: ignore[attr-defined]
+            n += item.count - 1  # type: ignore[attr-defined]
+    return n
 
 
 def pack_data_change(notification: ua.DataChangeNotification) -> ua.ExtensionObject:
@@ -124,7 +139,8 @@ def pack_data_change(notification: ua.DataChangeNotification) -> ua.ExtensionObj
     items = notification.MonitoredItems or []
     diagnostics = notification.DiagnosticInfos
     tail = _EMPTY_LIST if not diagnostics else struct_to_binary(ua.DataChangeNotification(DiagnosticInfos=diagnostics))[4:]
-    body = b"".join([_I32(len(items)), *map(_item_bytes, items), tail])
+    parts = list(map(_item_bytes, items))  # first: a ColumnBlock knows its count once encoded
+    body = b"".join([_I32(item_count(items)), *parts, tail])
     return ua.ExtensionObject(TypeId=_DATA_CHANGE_TYPE, Body=body)
 
 

@@ -69,6 +69,11 @@ replaced)                              ``AttributeValue.value`` and its         
                                        ``datachange_callbacks``,                   encoded once (``fastpath``, ``wire``;
                                        ``InternalSubscription._triggered_          the publish callback of
                                        datachanges``, an ExtensionObject's Body    ``wrap_create_subscription`` packs them)
+``check_columnar`` (relied on, not       ``AttributeValue`` replaced by a            node values built when read, monitored
+replaced)                              ``ColumnValue`` (same fields) on columnar   items as arrays, one ``ColumnBlock`` per
+                                       nodes; a ``ColumnBlock`` in                 group in the queue, encoded in one call
+                                       ``_triggered_datachanges`` under a          (``columnar``, ``column_items``,
+                                       negative key                                ``column_wire``)
 =====================================  ==========================================  ==========================================
 
 ``add_node`` (a faster path, not a replacement): asyncua's ``NodeManagementService._add_node`` scans
@@ -114,6 +119,9 @@ from edge.opcua.asyncua_patches.layouts import (
 )
 from edge.opcua.asyncua_patches.layouts import (
     NODE_LAYOUT as NODE_LAYOUT,
+)
+from edge.opcua.asyncua_patches.layouts import (
+    check_columnar as check_columnar,
 )
 from edge.opcua.asyncua_patches.layouts import (
     check_fast_path as check_fast_path,
@@ -235,6 +243,7 @@ __all__ = [
     "PINNED_VERSION",
     "TARGETS",
     "Target",
+    "check_columnar",
     "check_fast_path",
     "check_node_layout",
     "datachange_handles",

@@ -92,3 +92,43 @@ def check_fast_path() -> None:
     if extensionobject_to_binary(probe) != nodeid_to_binary(ua.NodeId(811)) + b"\x01\x02\x00\x00\x00\x01\x02":
         raise _incompatible("an ExtensionObject's Body is no longer written as it is")
     _FAST_PATH.append(True)
+
+
+# -- the columnar path (edge.opcua.columnar, edge.opcua.column_items): what it relies on, checked once ----
+_COLUMNAR: list[bool] = []
+_COLUMNAR_SOURCES = {
+    # a Value attribute is read through ``attval.value`` (a ColumnValue builds it then)
+    "AddressSpace.read_attribute_value": ("return attval.value",),
+    # every queued list of _triggered_datachanges goes, item by item, into one DataChangeNotification
+    # (a ColumnBlock stands in a list of its own under a negative key)
+    "InternalSubscription._pop_triggered_datachanges": (
+        "[item for sublist in self._triggered_datachanges.values() for item in sublist]",
+        "self._triggered_datachanges = {}",
+    ),
+    # a client subscription has a publish request callback (the server's own ones have None)
+    "InternalSubscription.__init__": ("self.pub_request_callback", "self._triggered_datachanges"),
+    # the monitored item's fields the groups read
+    "MonitoredItemData.__init__": ("self.client_handle", "self.mode", "self.queue_size"),
+    "MonitoredItemService.__init__": ("self._monitored_items", "self._monitored_datachange"),
+}
+
+
+def check_columnar() -> None:
+    """Check the asyncua 2.1.0 internals the columnar path uses, once (RuntimeError otherwise):
+    each method in ``_COLUMNAR_SOURCES`` still has the lines named there. The publish fast path's
+    own checks (``check_fast_path``) hold for it too."""
+    if _COLUMNAR:
+        return
+    from asyncua.server.address_space import AddressSpace
+    from asyncua.server.internal_subscription import InternalSubscription
+    from asyncua.server.monitored_item_service import MonitoredItemData, MonitoredItemService
+
+    owners = {"AddressSpace": AddressSpace, "InternalSubscription": InternalSubscription, "MonitoredItemData": MonitoredItemData}
+    owners["MonitoredItemService"] = MonitoredItemService
+    for name, needles in _COLUMNAR_SOURCES.items():
+        owner, method = name.split(".")
+        source = " ".join(inspect.getsource(getattr(owners[owner], method)).split())
+        for needle in needles:
+            if needle not in source:
+                raise _incompatible(f"{name} no longer has `{needle}` (edge.opcua.columnar relies on it)")
+    _COLUMNAR.append(True)

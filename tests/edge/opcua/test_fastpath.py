@@ -167,7 +167,7 @@ async def test_batches_waiting_behind_a_busy_loop_are_merged_to_the_latest_value
     queue.get_nowait()
     for i in range(COALESCE_AFTER + 1):
         queue.put_nowait(batch(("a", float(i)), (f"x{i}", 0.0)))
-    merged, taken = await writer.next_batch(queue)
+    (merged,), taken = await writer.next_batch(queue)
     assert taken == COALESCE_AFTER + 1 and queue.empty()
     assert [(s.tag, s.value) for s in merged] == [("a", float(COALESCE_AFTER)), *((f"x{i}", 0.0) for i in range(COALESCE_AFTER + 1))]
     assert writer.coalesced == COALESCE_AFTER
