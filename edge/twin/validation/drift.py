@@ -38,6 +38,7 @@ class OpenLoop:
     """The model run open loop over the window (see ``open_loop``)."""
 
     err: float  # the latest reading minus the simulated output
+    sim: list[float]  # per index of the history: the readings before the window, then the simulated output
     moves: list[float]  # per index of the history: the part of the simulated output due to input moves in the window
     late: float  # the steady effect of an input changed during the latest period (the model applies it from the next)
 
@@ -76,7 +77,7 @@ def open_loop(hist: Sequence[tuple[float, float, tuple[float, ...]]], orders: tu
     late = sum(theta[na : na + nb]) * (us[-1] - us[-2])
     if not (math.isfinite(err) and math.isfinite(late) and math.isfinite(moves[-1])):
         return None
-    return OpenLoop(err, moves, late)
+    return OpenLoop(err, sim, moves, late)
 
 
 def half_slopes(means: Sequence[float], period_s: float) -> tuple[float, float]:

@@ -225,8 +225,9 @@ class SignalValidator:
             over = max(self.cusum_pos, self.cusum_neg) > p.drift_h
             self._drift_cusum = over and self._cusum_confirmed(ol.err)
             look = max(2, round(FOLLOW_S / period_s) + 1) if math.isfinite(period_s) and period_s > 0 else 6
-            look = min(look, horizon + 1)
-            self._stuck_follow = fails_to_follow([h[0] for h in hist[-look:]], ol.moves[-look:], math.sqrt(self.noise_var), p.follow_sigma)
+            span = min(2 * look - 1, len(hist))  # two look-backs sharing their middle period
+            span -= 1 - span % 2
+            self._stuck_follow = fails_to_follow([h[0] for h in hist[-span:]], ol.moves[-span:], math.sqrt(self.noise_var), p.follow_sigma)
             self.seen["drift"] = self._drift_cusum or self._drift_ramp
             self.seen["stuck"] = self._stuck_repeats or self._stuck_follow
         if allowance <= self.resid_var and (self.resid_n < RESID_WARMUP or (self.trusted and max(self.cusum_pos, self.cusum_neg) < p.drift_h / 2)):
@@ -237,14 +238,14 @@ class SignalValidator:
 
     def _cusum_confirmed(self, err: float) -> bool:
         """Whether an offset against the model counts as a drift: with a ramp test (``CUSUM_MODE``
-        "confirmed") only while the reading's shape agrees (it ramps the way the offset points),
-        so the model's error after a move it does not explain (a settling response) is not one."""
+        "confirmed") only while the ramp view has evidence pointing the same way (the window fits a
+        settling response plus a ramp, the ramp above its limit, no known input move), so the
+        model's error after a move it does not explain (a settling response) is not one."""
         if CUSUM_MODE == "off":
             return False
         if CUSUM_MODE == "alone" or self.ramp is None:
             return True
-        d = self.ramp.rate
-        return math.isfinite(d) and d * err > 0 and abs(d) > self.ramp.min_rate / 2
+        return self.ramp.run > 0 and self.ramp.rate * err > 0
 
     # -- redundancy -----------------------------------------------------------------------------
     def check_related(self, z: float, xs: list[float]) -> None:

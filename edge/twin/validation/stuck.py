@@ -2,8 +2,9 @@
 
 The run-of-repeats form (in ``SignalValidator.observe``) catches a reading frozen at one value. A
 sensor that lost contact with the process (a dry thermowell, a transmitter holding a live but
-unrelated value) still shows its noise; it is caught when the identified model predicts a move of
-the process of several noise deviations (an input step) and the reading stays flat within its noise.
+unrelated value) still shows its noise; it is caught when the identified model predicts that an
+input move bends the reading's course by several noise deviations and the reading stays flat
+within its noise, on the course it had before (flat before, flat after).
 """
 
 from __future__ import annotations
@@ -15,20 +16,26 @@ FLAT_SIGMA = 2.0  # "flat": every period mean within this many reading-noise dev
 FOLLOW_S = 50.0  # the look-back over which the reading must follow the predicted move
 
 
-def fails_to_follow(means: Sequence[float], predicted: Sequence[float], noise_std: float, follow_sigma: float) -> bool:
-    """*means*: the reading's model-period means over the look-back; *predicted*: the model's
-    predicted output change due to input moves, at the same periods (any common offset).
+def fails_to_follow(means: Sequence[float], forced: Sequence[float], noise_std: float, follow_sigma: float) -> bool:
+    """*means*: the reading's model-period means over two look-backs that share their middle
+    period (``2 n - 1`` values); *forced*: the model's response to the input moves, at the same
+    periods (any common offset).
 
-    True when the model predicts a move of at least *follow_sigma* noise deviations over the
-    look-back while every period mean stays within ``FLAT_SIGMA`` deviations of their mean and the
-    reading moved less than a fifth of the prediction."""
-    if len(means) < 2 or len(means) != len(predicted) or not noise_std > 0:
+    The predicted bend is the forced change over the second look-back minus the one over the
+    first; the reading's bend likewise (a reading that was rising and stops when the input steps
+    down bends as predicted). True when the predicted bend is at least *follow_sigma* noise
+    deviations, the second look-back is flat (every mean within ``FLAT_SIGMA`` deviations of
+    their mean) and the reading bent less than a fifth of the prediction."""
+    if len(means) < 3 or len(means) % 2 == 0 or len(means) != len(forced) or not noise_std > 0:
         return False
-    if any(not math.isfinite(x) for x in (*means, *predicted)):
+    if any(not math.isfinite(x) for x in (*means, *forced)):
         return False
-    move = predicted[-1] - predicted[0]
-    if abs(move) < follow_sigma * noise_std:
+    mid = len(means) // 2
+    bend = (forced[-1] - forced[mid]) - (forced[mid] - forced[0])
+    if abs(bend) < follow_sigma * noise_std:
         return False
-    centre = sum(means) / len(means)
-    flat = all(abs(m - centre) <= FLAT_SIGMA * noise_std for m in means)
-    return flat and abs(means[-1] - means[0]) < 0.2 * abs(move)
+    last = means[mid:]
+    centre = sum(last) / len(last)
+    flat = all(abs(m - centre) <= FLAT_SIGMA * noise_std for m in last)
+    seen = (means[-1] - means[mid]) - (means[mid] - means[0])
+    return flat and abs(seen) < 0.2 * abs(bend)

@@ -198,20 +198,27 @@ def test_without_the_ramp_test_a_signal_is_not_judged_by_its_shape() -> None:
 # -- stuck: fails to follow a predicted move -------------------------------------------------------
 
 
+FLAT = [40.0, 40.02, 39.98, 40.01, 40.0, 39.99, 40.02, 39.98, 40.01, 40.0, 39.99]
+STEP = [0.0] * 6 + [0.3, 0.6, 0.9, 1.2, 1.5]  # the model's forced response: an input step at the middle
+RISING = [40.0 + 0.3 * k for k in range(6)] + [41.5] * 5  # rising, then flat when the input steps down
+
+
 @pytest.mark.parametrize(
-    ("means", "predicted", "expected"),
+    ("means", "forced", "expected"),
     [
-        ([40.0, 40.02, 39.98, 40.01, 40.0, 39.99], [0, 0.3, 0.6, 0.9, 1.2, 1.5], True),  # flat, 1.5 predicted
-        ([40.0, 40.3, 40.6, 40.9, 41.2, 41.5], [0, 0.3, 0.6, 0.9, 1.2, 1.5], False),  # follows
-        ([40.0, 40.1, 40.2, 40.3, 40.4, 40.5], [0, 0.3, 0.6, 0.9, 1.2, 1.5], False),  # follows partly (a third)
-        ([40.0, 40.02, 39.98, 40.01, 40.0, 39.99], [0, 0.1, 0.2, 0.3, 0.4, 0.5], False),  # too small a move to judge
-        ([40.0, 40.02, 39.98, 40.01, 40.0, 39.99], [0, -0.3, -0.6, -0.9, -1.2, -1.5], True),  # down
-        ([40.0, 40.02, math.nan, 40.01, 40.0, 39.99], [0, 0.3, 0.6, 0.9, 1.2, 1.5], False),  # a gap: no verdict
+        (FLAT, STEP, True),  # flat before and after a predicted bend of 1.5
+        (FLAT[:6] + [40.0 + x for x in STEP[6:]], STEP, False),  # follows
+        (FLAT[:6] + [40.0 + x / 3 for x in STEP[6:]], STEP, False),  # follows a third of it
+        (FLAT, [x / 3 for x in STEP], False),  # too small a bend to judge (0.5, 5 sigma)
+        (FLAT, [-x for x in STEP], True),  # down
+        (RISING, [-x for x in STEP], False),  # a rise stopped by a step down: bent as predicted
+        (FLAT[:5] + [math.nan] + FLAT[6:], STEP, False),  # a gap: no verdict
+        (FLAT[:10], STEP[:10], False),  # not two look-backs sharing their middle
         ([40.0], [1.5], False),
     ],
 )
-def test_fails_to_follow_table(means: list[float], predicted: list[float], expected: bool) -> None:
-    assert fails_to_follow(means, [float(p) for p in predicted], 0.1, 6.0) is expected
+def test_fails_to_follow_table(means: list[float], forced: list[float], expected: bool) -> None:
+    assert fails_to_follow(means, forced, 0.1, 6.0) is expected
 
 
 A, B, C = 0.96, 0.02, 0.8  # y[k] = A y[k-1] + B u[k-1] + C: gain 0.5, time constant ~245 s at 10 s
@@ -256,3 +263,21 @@ def test_a_reading_that_follows_its_input_steps_is_never_stuck() -> None:
     v = SignalValidator("temperature", PARAMS, 0.1, TICK)
     inputs = [40.0 + 30.0 * ((k // 30) % 2) for k in range(400)]
     assert all(kind == "" for _, kind in run_model(v, rng, inputs))
+
+
+def test_the_validator_suspends_its_ramp_view_when_the_models_input_moves() -> None:
+    """The twin tells the validator the identified model's input each tick (``observe_input``)."""
+    rng = np.random.default_rng(21)
+    moves = [(float(t), 40.0 + 0.02 * t) for t in np.arange(100.0, 1500.0, 30.0)]
+    readings = process(rng, 1500.0, 20.0, moves)
+    told, untold = validator(), validator()
+    flagged = {"told": False, "untold": False}
+    for k, z in enumerate(readings):
+        heater = 40.0 + sum(1 for t, _ in moves if t <= k * TICK)
+        for name, v in (("told", told), ("untold", untold)):
+            v.advance(TICK)
+            if name == "told":
+                v.observe_input(heater)
+            v.observe(z)
+            flagged[name] = flagged[name] or v.kind == "drift"
+    assert flagged == {"told": False, "untold": True}
