@@ -239,12 +239,15 @@ class SignalValidator:
     def _cusum_confirmed(self, err: float) -> bool:
         """Whether an offset against the model counts as a drift: with a ramp test (``CUSUM_MODE``
         "confirmed") only while the ramp view has evidence pointing the same way (the window fits a
-        settling response plus a ramp, the ramp above its limit, no known input move), so the
-        model's error after a move it does not explain (a settling response) is not one."""
+        settling response plus a ramp, the ramp above its limit), so the model's error after a move
+        it does not explain (a settling response) is not one; alone for a window after a move of
+        the model's own input (which suspends the ramp view, and which the model explains)."""
         if CUSUM_MODE == "off":
             return False
         if CUSUM_MODE == "alone" or self.ramp is None:
             return True
+        if self.ramp.blocked:
+            return True  # the model's input moved: the model explains that move, the CUSUM judges alone
         return self.ramp.run > 0 and self.ramp.rate * err > 0
 
     # -- redundancy -----------------------------------------------------------------------------

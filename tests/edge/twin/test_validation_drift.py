@@ -212,7 +212,7 @@ RISING = [40.0 + 0.3 * k for k in range(6)] + [41.5] * 5  # rising, then flat wh
         (FLAT, [x / 3 for x in STEP], False),  # too small a bend to judge (0.5, 5 sigma)
         (FLAT, [-x for x in STEP], True),  # down
         (RISING, [-x for x in STEP], False),  # a rise stopped by a step down: bent as predicted
-        (FLAT[:5] + [math.nan] + FLAT[6:], STEP, False),  # a gap: no verdict
+        ([*FLAT[:5], math.nan, *FLAT[6:]], STEP, False),  # a gap: no verdict
         (FLAT[:10], STEP[:10], False),  # not two look-backs sharing their middle
         ([40.0], [1.5], False),
     ],
