@@ -24,9 +24,6 @@ SUPPORT_MIN = 20  # readings learnt in a bin before the model judges there
 SUPPORT_CAP = 1_000_000
 CLIP_SIGMA = 5.0  # learning statistics clip a deviation at this many sigma
 CUSUM_CAP = 1.5  # the drift CUSUM is capped at CUSUM_CAP * drift_h (so it releases in bounded time)
-# The drift CUSUM against the identified model: "confirmed" (it flags only while the ramp test's rate
-# agrees), "alone" (it flags by itself, as before the ramp test) or "off" (the ramp test only).
-CUSUM_MODE = "confirmed"
 
 
 @dataclass(frozen=True, slots=True)

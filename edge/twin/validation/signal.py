@@ -12,7 +12,6 @@ from .drift import RampTest, open_loop
 from .params import (
     CLIP_SIGMA,
     CUSUM_CAP,
-    CUSUM_MODE,
     FLAT_MAX,
     FLAT_MIN,
     FLAT_PRIOR,
@@ -237,14 +236,12 @@ class SignalValidator:
         self._update_flags()
 
     def _cusum_confirmed(self, err: float) -> bool:
-        """Whether an offset against the model counts as a drift: with a ramp test (``CUSUM_MODE``
-        "confirmed") only while the ramp view has evidence pointing the same way (the window fits a
-        settling response plus a ramp, the ramp above its limit), so the model's error after a move
-        it does not explain (a settling response) is not one; alone for a window after a move of
-        the model's own input (which suspends the ramp view, and which the model explains)."""
-        if CUSUM_MODE == "off":
-            return False
-        if CUSUM_MODE == "alone" or self.ramp is None:
+        """Whether an offset against the model counts as a drift: with a ramp view only while it
+        has evidence pointing the same way (the window fits a settling response plus a ramp, the
+        ramp above its limit), so the model's error after a move it does not explain (a settling
+        response) is not one; alone for a window after a move of the model's own input (which
+        suspends the ramp view, and which the model explains)."""
+        if self.ramp is None:
             return True
         if self.ramp.blocked:
             return True  # the model's input moved: the model explains that move, the CUSUM judges alone
