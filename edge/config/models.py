@@ -195,6 +195,10 @@ class ValidationConfig(Strict):
     drift_k: float = Field(1.5, ge=0)  # CUSUM slack of the model-residual drift test (residual sigmas)
     drift_h: float = Field(10.0, gt=0)  # CUSUM decision level of the drift test (residual sigmas)
     drift_horizon_s: float = Field(120.0, gt=0)  # the drift test runs the identified model open loop over this look-back
+    drift_window_s: float = Field(180.0, ge=40)  # ramp test: window whose two half slopes are compared (a drift flags after one window)
+    drift_tau_s: float = Field(300.0, gt=0)  # ramp test: the process's longest settling time constant under held inputs
+    drift_min_rate: float = Field(0.3, ge=0)  # ramp test: the smallest drift flagged, in the signal's units per minute
+    follow_sigma: float = Field(6.0, gt=0)  # stuck: a predicted move of this many noise deviations the reading must follow
     contradiction_sigma: float = Field(6.0, gt=0)  # smoothed redundancy residual that flags a contradiction
     hold_s: float = Field(30.0, ge=0)  # a flag stays raised at least this long
     alarm: bool = True  # a flagged signal raises the asset's anomaly alarm (its message names signal and kind)

@@ -27,6 +27,7 @@ from edge.twin.diagnosis.signature import extract
 
 EPISODE_S = 120.0
 BASELINE_S = 300.0
+FLAGS_LATE_S = 180.0  # the episode's sensor-validation flags are those raised within EPISODE_S + this
 # (fault, description, action)
 FAULTS: tuple[tuple[Fault, str, str], ...] = (
     (
@@ -88,6 +89,7 @@ def fault_signature(asset: AssetConfig, fault: Fault, strength: float, setpoints
     for c in raised:
         c.clear()
     epi, times = window(EPISODE_S)
+    window(FLAGS_LATE_S)  # the flags raised a little later count too (the ramp view flags a drift within minutes)
     flags = [c.most_common(1)[0][0] if c else "" for c in raised]
     sig = extract(names, base, epi, [times] * len(names), [s.measurement_noise for s in asset.signals], flags, [base_times] * len(names))
     return sig, Episode(asset.name, start.isoformat(), (start + timedelta(seconds=EPISODE_S)).isoformat(), "simulator", f"strength {strength:g}")

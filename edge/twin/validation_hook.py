@@ -67,13 +67,14 @@ def validation_infos(asset: AssetConfig) -> list[TagInfo]:
 
 
 class _Channel:
-    __slots__ = ("alarm", "asset", "kalman", "key", "last_source", "model", "published", "related", "scale", "signal", "tag", "v")
+    __slots__ = ("alarm", "asset", "input", "kalman", "key", "last_source", "model", "published", "related", "scale", "signal", "tag", "v")
 
     def __init__(self, asset: str, signal: str, tag: str, v: SignalValidator, related: list[str], scale: list[tuple[float, float]], alarm: bool) -> None:
         self.asset, self.signal, self.tag, self.v = asset, signal, tag, v
         self.related, self.scale, self.alarm = related, scale, alarm
         self.kalman: tuple[KalmanGroup, int] | None = None
         self.model: tuple[ModelGroup, int] | None = None
+        self.input: str | None = None  # the identified model's input tag (its moves suspend the drift test's ramp view)
         self.last_source: datetime | None = None
         self.key = names.sensor_fault_key(asset, signal)
         self.published: tuple[str, int] | None = None
@@ -112,10 +113,11 @@ class RunnerValidation:
                 info = registry.info(sig.tag) if sig.tag in registry else None
                 low = -math.inf if info is None or info.low is None else float(info.low)
                 span = math.nan if info is None or info.low is None or info.high is None else float(info.high) - float(info.low)
-                v = SignalValidator(sig.name, params, sig.measurement_noise, tick_s, low, len(sig.related), span)
+                v = SignalValidator(sig.name, params, sig.measurement_noise, tick_s, low, len(sig.related), span, ramp=sig.input is not None)
                 scale = [_scale(registry.info(t) if t in registry else None) for t in sig.related]
                 ch = _Channel(asset.name, sig.name, sig.tag, v, list(sig.related), scale, cfg.alarm)
                 ch.kalman = kalman_of.get((asset.name, sig.name))
+                ch.input = sig.input
                 g_i = models.get(asset.name)
                 if g_i is not None and g_i[0].channels[g_i[1]].signal == sig.name:
                     ch.model = g_i
@@ -135,6 +137,10 @@ class RunnerValidation:
         for ch in self.channels:
             v = ch.v
             v.advance(self.tick_s)
+            if ch.input is not None and ch.input in registry:
+                u = registry.latest(ch.input)
+                if u.value is not None and ((int(u.status) >> 30) & 3) == 0:
+                    v.observe_input(float(u.value))  # type: ignore[arg-type]
             s = registry.latest(ch.tag)
             fresh = s.source_time != ch.last_source and s.value is not None and s.status != STALE and ((int(s.status) >> 30) & 3) < 2
             if fresh:
@@ -184,7 +190,7 @@ class RunnerValidation:
             b = mg.bank_of(mi)
             o = mg.candidates[int(mg.choice[mi])]
             horizon = max(1, round(ch.v.params.drift_horizon_s / mg.period_s))
-            ch.v.model_period(float(b.yh[mi, 0]), float(b.uh[mi, 0]), b.theta[mi].tolist(), (o.na, o.nb, o.nk), horizon, float(b.sigma2[mi]))
+            ch.v.model_period(float(b.yh[mi, 0]), float(b.uh[mi, 0]), b.theta[mi].tolist(), (o.na, o.nb, o.nk), horizon, float(b.sigma2[mi]), mg.period_s)
 
     def asset_flags(self, n_assets: int) -> np.ndarray:
         """Per asset of the runner (in its order): has a flagged signal that raises the alarm."""
@@ -224,4 +230,4 @@ class RunnerValidation:
     def forget(self, asset: str) -> None:
         for c in self.by_asset.get(asset, ()):
             v = c.v
-            c.v = SignalValidator(v.name, v.params, v.noise_std0, v.tick_s, v.low, len(v.related), v.span)
+            c.v = SignalValidator(v.name, v.params, v.noise_std0, v.tick_s, v.low, len(v.related), v.span, ramp=v.ramp is not None)
