@@ -40,6 +40,7 @@ from edge import __version__
 from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.core import sdnotify
 from edge.core.backoff import Backoff
+from edge.core.gcpolicy import GcPolicy, serving_gc
 from edge.core.names import gateway_diag_key, gateway_diag_path, tag_key, tag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
@@ -80,6 +81,7 @@ class Gateway:
             self.registry.add(TagInfo(gateway_diag_key(leaf), gateway_diag_path(leaf), dtype, units))
         self.server: OpcUaServer | None = None
         self.mqtt: Any = None  # the MQTT sink (edge.mqtt) while [mqtt] runs
+        self.gc: GcPolicy | None = None  # the garbage-collection policy (edge.core.gcpolicy) once ready
         self._diag_published: dict[str, object] = {}  # leaf -> value last published
 
     def _device(self, dev: DeviceConfig) -> DeviceRunner:
@@ -200,7 +202,8 @@ async def run_gateway(
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
-            gw.server.freeze_heap()  # full GC passes no longer scan the address space (docs/opcua.md)
+            # freeze the heap, keep full GC passes short while serving, sweep leaks rarely (edge.core.gcpolicy, docs/performance.md)
+            gw.gc = await stack.enter_async_context(serving_gc(tasks=tg))
             if on_ready is not None:
                 on_ready(gw)
             service.started(gw)  # READY=1 once every device made its first connect attempt
