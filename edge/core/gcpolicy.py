@@ -46,7 +46,7 @@ import contextlib
 import enum
 import gc
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ import structlog
 from edge.core.stats import Histogram
 from edge.core.tasks import cancel_and_wait, start_supervised
 
-__all__ = ["Action", "GcPolicy", "GcSettings", "GcStats", "decide", "serving_gc", "sweep_due"]
+__all__ = ["Action", "GcPolicy", "GcSettings", "GcStats", "decide", "paused_gc", "serving_gc", "sweep_due"]
 
 log = structlog.get_logger("edge.core.gcpolicy")
 
@@ -252,3 +252,17 @@ async def serving_gc(settings: GcSettings | None = None, *, tasks: asyncio.TaskG
             await cancel_and_wait(task)
         finally:
             policy.uninstall()
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No collection while building objects that all live on (the registry entries of a device at
+    start-up): a collection in between would only scan them. Synchronous code only; left as it
+    was if collection was off already."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
