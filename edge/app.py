@@ -40,7 +40,7 @@ from edge.config import DeviceConfig, GatewayConfig, SimulatorSection
 from edge.core import sdnotify
 from edge.core.backoff import Backoff
 from edge.core.device_tags import device_tag_infos, renamed_points
-from edge.core.gcpolicy import GcPolicy, paused_gc, serving_gc
+from edge.core.gcpolicy import GcPolicy, gateway_gc, paused_gc
 from edge.core.names import gateway_diag_key, gateway_diag_path
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.supervisor import DeviceRunner, Supervisor
@@ -142,6 +142,7 @@ async def run_gateway(
         # the northbound side is closed inside the TaskGroup, after the producers have stopped
         async with AsyncExitStack() as stack:
             producers: list[asyncio.Task] = []
+            gw.gc = await stack.enter_async_context(gateway_gc())  # no full GC pass over the heap while it is built
             # systemd: READY/STATUS/WATCHDOG/STOPPING (no-op without $NOTIFY_SOCKET); entered first so
             # the watchdog keeps pinging until everything below has closed
             service = await stack.enter_async_context(ServiceNotifications.from_env(tasks=tg))
@@ -188,7 +189,7 @@ async def run_gateway(
             gw.registry.publish(gw.gateway_diagnostics())
             log.info("gateway_ready", endpoint=cfg.gateway.endpoint, devices=len(cfg.devices), assets=len(cfg.assets), tags=len(gw.registry))
             # freeze the heap, keep full GC passes short while serving, sweep leaks rarely (edge.core.gcpolicy, docs/performance.md)
-            gw.gc = await stack.enter_async_context(serving_gc(tasks=tg))
+            gw.gc.serve(tg)
             if on_ready is not None:
                 on_ready(gw)
             service.started(gw)  # READY=1 once every device made its first connect attempt

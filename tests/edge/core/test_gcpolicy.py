@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from edge.core.gcpolicy import Action, GcPolicy, GcSettings, GcStats, decide, serving_gc, sweep_due
+from edge.core.gcpolicy import Action, GcPolicy, GcSettings, GcStats, decide, gateway_gc, paused_gc, serving_gc, sweep_due
 
 S = GcSettings(freeze_at=100, collect_limit=1_000, sweep_growth=0.5, sweep_min_objects=1_000, sweep_min_interval_s=60.0)
 
@@ -171,3 +171,36 @@ async def test_serving_gc_runs_the_loop_as_a_named_task_and_restores_the_thresho
         assert policy.stats.freezes > 1  # install, then the loop's steps
     assert gc.get_threshold() == before
     assert not any(t.get_name() == "gc:policy" and not t.done() for t in asyncio.all_tasks())
+
+
+async def test_the_gateway_holds_full_collections_off_from_start_up_and_restores_on_exit(restored_gc) -> None:
+    before = gc.get_threshold()
+    settings = GcSettings(thresholds=(1_234, 9, 777_777))
+    async with gateway_gc(settings) as policy:
+        assert gc.get_threshold() == (1_234, 9, 777_777)  # held from the start, before anything is frozen
+        assert not policy.installed and policy.stats.freezes == 0
+        policy.serve()
+        assert policy.installed and policy.stats.freezes == 1
+    assert gc.get_threshold() == before and not policy.installed
+
+
+async def test_a_start_up_that_fails_restores_the_thresholds(restored_gc) -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError):
+        async with gateway_gc(GcSettings(thresholds=(1_234, 9, 777_777))):
+            raise RuntimeError("the server port is busy")
+    assert gc.get_threshold() == before
+
+
+def test_paused_gc_restores_the_state_it_found() -> None:
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
