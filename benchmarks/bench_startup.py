@@ -66,12 +66,12 @@ def one(n: int, folders: int, first_start: bool = False) -> dict:
         port = s.getsockname()[1]
     state = tempfile.mkdtemp()
     cfg = parse_config(config(n, folders, port, state), str(Path(state) / "g.toml"))
-    if not first_start:  # a gateway's usual start: the shelf of standard nodes exists
-        from edge.opcua.standard_nodes import prepare, shelf_for
-
-        shelf = shelf_for(Path(state) / "generated")
-        if shelf is not None:
-            asyncio.run(prepare(shelf))
+    if not first_start:  # a gateway's usual start: the shelf of standard nodes exists (built in another process: RSS)
+        prep = (
+            "import asyncio, sys, pathlib; from edge.opcua.standard_nodes import prepare, shelf_for\n"
+            "shelf = shelf_for(pathlib.Path(sys.argv[1]))\nif shelf: asyncio.run(prepare(shelf))"
+        )
+        subprocess.run([sys.executable, "-c", prep, str(Path(state) / "generated")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     gc.collect()
     before = rss_bytes()
     result: dict = {}
