@@ -134,7 +134,8 @@ def gc_source(gw: Any) -> Source:
             "edgetwin_gc_full_pauses_over_budget", f"full collections longer than {policy.settings.pause_budget_s * 1e3:g} ms", value=st.over_budget
         )
         yield CounterMetricFamily("edgetwin_gc_sweeps", "full collections over the frozen objects too (to free leaked reference cycles)", value=st.sweeps)
-        yield GaugeMetricFamily("edgetwin_gc_frozen_objects", "objects in the permanent generation when last counted", value=st.frozen)
+        yield GaugeMetricFamily("edgetwin_gc_frozen_objects", "objects in the permanent generation at ready and after the last sweep", value=st.frozen)
+        yield GaugeMetricFamily("edgetwin_gc_allocated_blocks", "the interpreter's allocated memory blocks when last read (once a minute)", value=st.blocks)
 
     return collect
 

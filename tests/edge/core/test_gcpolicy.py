@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from edge.core.gcpolicy import Action, GcPolicy, GcSettings, GcStats, decide, gateway_gc, paused_gc, serving_gc, sweep_due
 
-S = GcSettings(freeze_at=100, collect_limit=1_000, sweep_growth=0.5, sweep_min_objects=1_000, sweep_min_interval_s=60.0)
+S = GcSettings(freeze_at=100, collect_limit=1_000, sweep_growth=0.5, sweep_min_blocks=1_000, sweep_min_interval_s=60.0)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_decide(unfrozen: int, action: Action) -> None:
         (15_000, 10_000, 3_600.0, True),  # half as much again, an hour after the last sweep
         (15_000, 10_000, 59.9, False),  # ... but never twice within the minimum interval
         (15_000, 10_000, 60.0, True),
-        (1_999, 1_000, 3_600.0, False),  # a small heap: at least sweep_min_objects of growth
+        (1_999, 1_000, 3_600.0, False),  # a small heap: at least sweep_min_blocks of growth
         (2_000, 1_000, 3_600.0, True),
         (5_000, 10_000, 3_600.0, False),  # shrunk (sessions closed): nothing leaked
     ],
@@ -53,7 +53,7 @@ def test_sweep_due(frozen: int, after_last: int, since_s: float, due: bool) -> N
 @given(st.integers(0, 10**8), st.integers(0, 10**8), st.floats(0, 10**6))
 def test_a_sweep_needs_growth_and_time(frozen: int, after_last: int, since_s: float) -> None:
     if sweep_due(frozen, after_last, since_s, S):
-        assert frozen - after_last >= S.sweep_min_objects and since_s >= S.sweep_min_interval_s
+        assert frozen - after_last >= S.sweep_min_blocks and since_s >= S.sweep_min_interval_s
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_install_freezes_sets_thresholds_and_records(restored_gc) -> None:
     policy.install()
     try:
         assert gc.get_threshold() == (1_500, 7, 999_999)
-        assert policy.stats.frozen > 0 and policy.stats.frozen == gc.get_freeze_count()
+        assert policy.stats.frozen > 0 and policy.stats.frozen == gc.get_freeze_count() and policy.stats.blocks > 0
         gc.collect(2)
         assert policy.stats.collections[2] == 1 and policy.stats.full_pauses.count == 1
     finally:
@@ -136,11 +136,11 @@ def test_a_step_collects_a_small_unfrozen_set_and_freezes_the_survivors(restored
 def test_a_sweep_frees_cycles_that_became_garbage_after_they_were_frozen(restored_gc) -> None:
     """Frozen objects are never collected: what leaks that way is freed by the sweep."""
     clock = [0.0]
-    settings = GcSettings(freeze_at=1, collect_limit=1, sweep_check_s=1.0, sweep_growth=0.001, sweep_min_objects=1_000, sweep_min_interval_s=10.0)
+    settings = GcSettings(freeze_at=1, collect_limit=1, sweep_check_s=1.0, sweep_growth=0.001, sweep_min_blocks=1_000, sweep_min_interval_s=10.0)
     policy = GcPolicy(settings, clock=lambda: clock[0])
     policy.install()
     try:
-        installed = policy.stats.frozen
+        installed = gc.get_freeze_count()
         leaked = [_Cycle() for _ in range(5_000)]
         assert policy.step() is Action.FREEZE  # more than collect_limit: frozen without a full pass
         del leaked  # unreachable cycles, but frozen: no collection frees them now
@@ -156,7 +156,8 @@ def test_a_sweep_frees_cycles_that_became_garbage_after_they_were_frozen(restore
         assert policy.stats.sweeps == 1
         assert gc.get_freeze_count() <= grown - 5_000
         sweep = next(e for e in logs if e["event"] == "gc_sweep")
-        assert sweep["unreachable"] >= 5_000 and sweep["frozen_after"] == policy.stats.frozen
+        assert sweep["unreachable"] >= 5_000 and sweep["frozen"] == policy.stats.frozen
+        assert sweep["blocks_after"] < sweep["blocks_before"]  # the memory of the cycles is back
     finally:
         policy.uninstall()
 

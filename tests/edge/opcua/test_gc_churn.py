@@ -110,7 +110,7 @@ async def served(free_port):
 @pytest.mark.slow  # about 10 s: eight sessions of 300 monitored items
 async def test_churned_sessions_keep_memory_bounded_and_the_pauses_exported(served) -> None:
     url, reg = served
-    settings = GcSettings(check_s=0.05, freeze_at=1, collect_limit=1, sweep_check_s=0.05, sweep_growth=0.001, sweep_min_objects=200, sweep_min_interval_s=0.0)
+    settings = GcSettings(check_s=0.05, freeze_at=1, collect_limit=1, sweep_check_s=0.05, sweep_growth=1e-9, sweep_min_blocks=200, sweep_min_interval_s=0.0)
     counts, fams = await _churn(url, reg, settings)
     # every round's leftovers (some 3,400 objects in cycles) are swept; what stays is about 90
     # objects a round (closures and timer handles still pending in asyncua; the first rounds warm caches up)
