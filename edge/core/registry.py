@@ -74,13 +74,18 @@ class TagRegistry:
 
     # -- declaration -------------------------------------------------------------------------
     def add(self, info: TagInfo) -> None:
-        if info.key in self._info:
-            raise ValueError(f"duplicate tag key {info.key!r}")
-        self._info[info.key] = info
+        self.add_all((info,))
+
+    def add_all(self, infos: Iterable[TagInfo]) -> None:
+        """``add`` each of *infos*, in order (one timestamp for their BadWaitingForInitialData samples)."""
         now = utcnow()
-        self._latest[info.key] = TagSample(info.key, None, Status.BadWaitingForInitialData, now, now)
-        if info.device is not None:
-            self._by_device.setdefault(info.device, []).append(info.key)
+        for info in infos:
+            if info.key in self._info:
+                raise ValueError(f"duplicate tag key {info.key!r}")
+            self._info[info.key] = info
+            self._latest[info.key] = TagSample(info.key, None, Status.BadWaitingForInitialData, now, now)
+            if info.device is not None:
+                self._by_device.setdefault(info.device, []).append(info.key)
 
     def remove(self, keys: Iterable[str]) -> None:
         """Forget *keys* (a reload removed or redeclares them); their producers must have stopped,

@@ -106,6 +106,40 @@ def opcua_source(gw: Any) -> Source:
     return collect
 
 
+GC_GENERATIONS = ("0", "1", "2")
+
+
+def gc_source(gw: Any) -> Source:
+    """The garbage collector under the daemon's policy (``gw.gc``, an ``edge.core.gcpolicy.GcPolicy``;
+    nothing until the gateway is ready): collections and pauses per generation, the full-pause
+    histogram, full pauses over the budget, sweeps, frozen objects."""
+
+    def collect() -> Iterator[Metric]:
+        policy = gw.gc
+        if policy is None:
+            return
+        st = policy.stats
+        runs = CounterMetricFamily("edgetwin_gc_collections", "garbage collections since the gateway was ready", labels=["generation"])
+        paused = CounterMetricFamily("edgetwin_gc_pause_seconds", "time the event loop stood still in garbage collections", labels=["generation"])
+        longest = GaugeMetricFamily("edgetwin_gc_longest_pause_seconds", "longest garbage-collection pause since the gateway was ready", labels=["generation"])
+        for g, name in enumerate(GC_GENERATIONS):
+            runs.add_metric([name], st.collections[g])
+            paused.add_metric([name], st.pause_s[g])
+            longest.add_metric([name], st.longest_s[g])
+        yield from (runs, paused, longest)
+        full = HistogramMetricFamily("edgetwin_gc_full_pause_seconds", "duration of each full (generation 2) collection, sweeps included")
+        full.add_metric([], histogram_buckets(st.full_pauses), st.full_pauses.sum)
+        yield full
+        yield CounterMetricFamily(
+            "edgetwin_gc_full_pauses_over_budget", f"full collections longer than {policy.settings.pause_budget_s * 1e3:g} ms", value=st.over_budget
+        )
+        yield CounterMetricFamily("edgetwin_gc_sweeps", "full collections over the frozen objects too (to free leaked reference cycles)", value=st.sweeps)
+        yield GaugeMetricFamily("edgetwin_gc_frozen_objects", "objects in the permanent generation at ready and after the last sweep", value=st.frozen)
+        yield GaugeMetricFamily("edgetwin_gc_allocated_blocks", "the interpreter's allocated memory blocks when last read (once a minute)", value=st.blocks)
+
+    return collect
+
+
 def history_source(recorder: Any) -> Source:
     """The history recorder (``edge.history.recorder.HistoryRecorder``): queue depth, rows written
     and dropped, database size."""
@@ -150,6 +184,7 @@ def gateway_collector(gw: Any, extensions: Sequence[Any] = ()) -> GatewayCollect
     collector.register("devices", device_source(gw.supervisor.runners))
     collector.register("twin", twin_source(gw.twins))
     collector.register("opcua", opcua_source(gw))
+    collector.register("gc", gc_source(gw))
     recorder = next((ext.recorder for ext in extensions if hasattr(ext, "recorder")), None)
     if recorder is not None:
         collector.register("history", history_source(recorder))

@@ -32,7 +32,8 @@ from edge.opcua.values import to_datavalue
 
 log = structlog.get_logger("edge.opcua.server")
 
-CHUNK = 2000  # samples written between two yields to the event loop
+SLICE_S = 0.01  # longest run of samples written before the event loop is given back
+CHECK_EVERY = 64  # samples written between two looks at the clock
 COALESCE_AFTER = 3  # batches waiting behind the one taken before they are merged (latest sample per tag)
 
 Targets = Mapping[str, Sequence[tuple[ua.NodeId, ua.VariantType]]]
@@ -97,8 +98,9 @@ class NodeWriter:
 
     async def write_batch(self, batch: Sequence[TagSample]) -> None:
         """Write *batch* to the nodes: each sample in one synchronous step where it can
-        (``fastpath.write_value``), through asyncua's write otherwise; the loop is given back every
-        ``CHUNK`` samples so a large batch does not hold it."""
+        (``fastpath.write_value``), through asyncua's write otherwise; the loop is given back once
+        ``SLICE_S`` has passed (looked at every ``CHECK_EVERY`` samples), so a large batch does not
+        hold it, however much each sample costs."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if type(batch) is SampleColumns:
@@ -120,7 +122,7 @@ class NodeWriter:
                         log.exception("datachange_callback_failed", tag=sample.tag)
             for text_nid, states in value_texts.get(sample.tag, ()):
                 await self.write_value_text(text_nid, states, sample)
-            if i % CHUNK == 0 and i < len(batch):
+            if i % CHECK_EVERY == 0 and loop.time() - now >= SLICE_S and i < len(batch):
                 await asyncio.sleep(0)
                 now = loop.time()
 

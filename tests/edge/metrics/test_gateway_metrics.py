@@ -150,6 +150,10 @@ async def test_metrics_match_the_diagnostics_and_grow(free_port_factory, tmp_pat
         for family in ("edgetwin_opcua_sessions", "edgetwin_opcua_subscriptions", "edgetwin_opcua_monitored_items", "edgetwin_history_queue_depth"):
             assert family in first, family
         assert _one(first, "process_resident_memory_bytes") > 10e6 and _one(first, "process_open_fds") > 5
+        # the GC policy's figures (edge.core.gcpolicy): the running gateway's collections, from ready on
+        assert _one(second, "edgetwin_gc_collections", "edgetwin_gc_collections_total", generation="0") > 0
+        assert _one(first, "edgetwin_gc_frozen_objects") > 100_000  # asyncua's nodes and the address space, frozen at ready
+        assert "edgetwin_gc_full_pauses_over_budget" in first and "edgetwin_gc_full_pause_seconds" in first
         build = next(iter(first["edgetwin_build_info"]))
         assert dict(build[1])["kernels"] in ("cython", "numpy")
 

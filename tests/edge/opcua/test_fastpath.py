@@ -171,3 +171,33 @@ async def test_batches_waiting_behind_a_busy_loop_are_merged_to_the_latest_value
     assert taken == COALESCE_AFTER + 1 and queue.empty()
     assert [(s.tag, s.value) for s in merged] == [("a", float(COALESCE_AFTER)), *((f"x{i}", 0.0) for i in range(COALESCE_AFTER + 1))]
     assert writer.coalesced == COALESCE_AFTER
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("slice_s", "yields"), [(0.0, 9), (3600.0, 0)])
+async def test_a_large_batch_gives_the_loop_back_by_time(monkeypatch: pytest.MonkeyPatch, slice_s: float, yields: int) -> None:
+    """The per-sample path yields once ``SLICE_S`` has passed (the clock looked at every
+    ``CHECK_EVERY`` samples), never in the middle of a batch that fits in its slice."""
+    from edge.opcua import publish
+
+    monkeypatch.setattr(publish, "SLICE_S", slice_s)
+    now = datetime.now(UTC)
+    batch = [TagSample(f"t{i}", 1.0, Status.Good, now, now) for i in range(10 * publish.CHECK_EVERY)]
+    writer = publish.NodeWriter(None, {}, {})
+    ran = 0
+
+    async def other() -> None:
+        nonlocal ran
+        while True:
+            await asyncio.sleep(0)
+            ran += 1
+
+    task = asyncio.create_task(other(), name="test:other")
+    await asyncio.sleep(0)  # the other task is waiting on the loop
+    before = ran
+    await writer.write_batch(batch)
+    during = ran - before
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert during == yields
