@@ -26,7 +26,6 @@ the asset's Simulate and ResetModel methods on the OPC UA server.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ import structlog
 from drivers.sample import Status, TagSample, utcnow
 from edge.config import AssetConfig
 from edge.core import names
+from edge.core.gcpolicy import paused_gc
 from edge.core.registry import TagInfo, TagRegistry
 from edge.core.stats import Histogram
 from edge.twin.alarm import AssetAlarms, ModelLinks
@@ -185,13 +185,8 @@ class TwinRunner:
         # of channels the cyclic GC would otherwise run every few hundred allocations and walk the
         # whole registry each time (half the tick's cost at 10,000 channels); nothing here makes
         # reference cycles, so it is paused for the tick and restored after.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             return self._tick(utcnow() if now is None else now)
-        finally:
-            if enabled:
-                gc.enable()
 
     def _tick(self, now: datetime) -> list[TagSample]:
         out: list[TagSample] = self.validation.before(self.registry, now)  # before the filters: held-back spikes never reach them
