@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .detect import AlarmPolicy, PcaDetector, PcaModel, jackson_mudholkar_limit, kept_components, t2_limit
+from .detect_fit import training_rows
 from .detect_release import PeakRelease
 
 __all__ = ["Adaptation", "AdaptivePca", "AdaptiveStats", "covariance_of", "data_floor", "fit_pca_cov"]
@@ -182,13 +183,8 @@ class AdaptivePca:
         peak_release: float = 0.0,
     ) -> AdaptivePca:
         """Fit on a normal window (m, p) (rows with NaN are dropped) with the variance floor (p,)."""
-        X = np.asarray(train, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"train must be (n, p), got shape {X.shape}")
-        X = X[~np.isnan(X).any(axis=1)]
+        X = training_rows(train)
         n, p = X.shape
-        if n < p + 2:
-            raise ValueError(f"need at least {p + 2} complete training rows for {p} signals, got {n}")
         floor = np.zeros(p) if var_floor is None else np.asarray(var_floor, dtype=np.float64).reshape(-1)
         if floor.shape != (p,) or not np.all(np.isfinite(floor) & (floor >= 0)):
             raise ValueError(f"var_floor must be {p} finite values >= 0")

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "PcaModel",
@@ -25,6 +26,7 @@ __all__ = [
     "kept_components",
     "norm_quantile",
     "t2_limit",
+    "training_rows",
 ]
 
 
@@ -176,13 +178,9 @@ def kept_components(w: np.ndarray, explained: float, components: int | None) -> 
     return max(1, int((w[:a] > 1e-12 * max(w[0], 1e-300)).sum()))
 
 
-def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99, min_scale: float = 1e-9) -> PcaModel:
-    """Fit mean, scale (sample std, floored at *min_scale* x the largest), loadings and limits.
-
-    Components: *components* when given, else the fewest that explain at least *explained* of the
-    standardised variance (and at most p - 1, so Q is defined). Limits at confidence *alpha*.
-    Rows with NaN are dropped. Raises ValueError when fewer than p + 2 rows remain.
-    """
+def training_rows(train: ArrayLike) -> np.ndarray:
+    """The complete rows (no NaN) of a training window (n, p) as float64; ValueError when it is not
+    two-dimensional or fewer than p + 2 complete rows remain (the least a covariance and Q need)."""
     X = np.asarray(train, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"train must be (n, p), got shape {X.shape}")
@@ -190,6 +188,18 @@ def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = 
     n, p = X.shape
     if n < p + 2:
         raise ValueError(f"need at least {p + 2} complete training rows for {p} signals, got {n}")
+    return X
+
+
+def fit_pca(train: np.ndarray, explained: float = 0.9, components: int | None = None, alpha: float = 0.99, min_scale: float = 1e-9) -> PcaModel:
+    """Fit mean, scale (sample std, floored at *min_scale* x the largest), loadings and limits.
+
+    Components: *components* when given, else the fewest that explain at least *explained* of the
+    standardised variance (and at most p - 1, so Q is defined). Limits at confidence *alpha*.
+    Rows with NaN are dropped. Raises ValueError when fewer than p + 2 rows remain.
+    """
+    X = training_rows(train)
+    n = X.shape[0]
     mean = X.mean(axis=0)
     sd = X.std(axis=0, ddof=1)
     floor = max(float(sd.max()), 1.0) * min_scale
