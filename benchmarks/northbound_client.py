@@ -28,6 +28,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 
+import numpy as np
 from asyncua import Client, ua
 from asyncua.common.utils import Buffer
 from asyncua.ua.ua_binary import nodeid_from_binary, struct_from_binary, variant_from_binary
@@ -66,13 +67,38 @@ def _skip_variant(raw: bytes, pos: int) -> int:
     return buf._cur_pos  # asyncua's Buffer: the read position
 
 
+def _uniform_records(raw: bytes, pos: int, n: int) -> np.ndarray | None:
+    """The *n* notifications at *pos* as one record array when they all share the first one's
+    layout (same mask and fixed-size scalar variant type, no picoseconds), else None."""
+    mask = raw[pos + 4]
+    if n < 2 or mask & 0x30 or not mask & 1 or raw[pos + 5] & 0xC0 or (raw[pos + 5] & 0x3F) not in FIXED:
+        return None
+    fields: list[tuple[str, str]] = [("handle", "<u4"), ("mask", "u1"), ("vtype", "u1"), ("value", f"V{FIXED[raw[pos + 5] & 0x3F]}")]
+    fields += [("status", "<u4")] if mask & 2 else []
+    fields += [("source", "<i8")] if mask & 4 else []
+    fields += [("server", "<i8")] if mask & 8 else []
+    dtype = np.dtype(fields)
+    if pos + n * dtype.itemsize > len(raw):
+        return None
+    rec = np.frombuffer(raw, dtype=dtype, count=n, offset=pos)
+    if (rec["mask"] != mask).any() or (rec["vtype"] != raw[pos + 5]).any():
+        return None
+    return rec
+
+
 def count_items(raw: bytes, pos: int, arrived: float, tally: Tally) -> int:
     """Walk the MonitoredItemNotifications of a DataChangeNotification body at *pos*; return
-    how many there were."""
+    how many there were. Notifications that all share one fixed layout (a server encoding a
+    batch of Doubles) are read as one record array; any other body item by item."""
     n = _I32.unpack_from(raw, pos)[0]
     pos += 4
     lat = tally.latencies if tally.counting else None
     now_ticks = arrived * 1e7 + EPOCH_TICKS
+    rec = _uniform_records(raw, pos, n)
+    if rec is not None:
+        if lat is not None and "source" in rec.dtype.names:
+            lat.extend(((now_ticks - rec["source"]) / 1e7).tolist())
+        return n
     for _ in range(max(n, 0)):
         mask = raw[pos + 4]
         pos += 5
