@@ -3,25 +3,19 @@ first 400 rows as the live twin would be: the defaults adapt to its slow drift."
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from edge.replay.metrics import read_signal_csv
 from edge.replay.run import DetectorSettings, run_detector
+from tests.skab_data import SKAB, require
 
-ROOT = Path(__file__).resolve().parents[3]
-FREE = ROOT.parent / "shared" / "datasets" / "skab" / "data" / "anomaly-free" / "anomaly-free.csv"
+FREE = SKAB / "anomaly-free" / "anomaly-free.csv"
 
 
 @pytest.fixture(scope="module")
 def table():
-    if not FREE.exists():
-        if os.environ.get("CI"):  # CI has ../shared beside the checkout: a missing data set is a failure there
-            pytest.fail(f"SKAB data not found at {FREE} (CI must provide ../shared/datasets/skab)")
-        pytest.skip(f"SKAB data not found at {FREE} (a checkout without ../shared)")
+    require(FREE)
     return read_signal_csv(FREE)
 
 
@@ -45,10 +39,7 @@ def test_peak_release_ends_the_alarm_held_after_a_rotor_imbalance() -> None:
     plain hysteresis the alarm holds on a third of the rows after the fault, with the default
     peak-relative release on under a tenth, while the fault itself stays alarmed throughout."""
     path = FREE.parents[1] / "other" / "5.csv"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"SKAB data not found at {path} (CI must provide ../shared/datasets/skab)")
-        pytest.skip(f"SKAB data not found at {path} (a checkout without ../shared)")
+    require(path)
     t = read_signal_csv(path)
     fault = t.labels["anomaly"].astype(bool)
     end = len(fault) - int(np.argmax(fault[::-1]))

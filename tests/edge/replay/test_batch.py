@@ -3,7 +3,6 @@ thresholds of the residual detectors."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +17,7 @@ from edge.replay.run import DetectorSettings, run_detector
 from edge.replay.table import read_signal_csv
 from edge.twin.detector import pca_features
 from tests.edge.replay.recordings import recording
-
-SKAB = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "skab" / "data"
+from tests.skab_data import SKAB, require
 
 
 def _table_rows(text: str) -> dict[str, list[str]]:
@@ -141,10 +139,7 @@ def test_residual_detectors_default_to_a_threshold_from_the_training_rows(tmp_pa
 def test_residual_detector_defaults_on_skab_anomaly_free(tmp_path: Path) -> None:
     """SKAB's 2.6 h anomaly-free run, fitted on its first 400 rows: few false alarms by default."""
     f = SKAB / "anomaly-free" / "anomaly-free.csv"
-    if not f.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"SKAB data not found at {SKAB} (CI must provide ../shared/datasets/skab)")
-        pytest.skip(f"SKAB data not found at {SKAB} (a checkout without ../shared)")
+    require(f)
     prep = batch.prepare(read_signal_csv(f), 400)
     far = {k: 100 * batch.score(prep, DetectorSettings(kind=k), batch.Threshold()).result.alarm[400:].mean() for k in ("ewma", "cusum")}
     assert far["ewma"] < 2 and far["cusum"] < 7, far  # measured 0.87 % and 5.00 %

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.replay.table import LABEL_COLUMNS, SEPARATORS, CsvError, SignalTable, parse_signal_csv, read_signal_csv
+from tests.skab_data import SKAB, require
 
-SKAB = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "skab" / "data"
 PATH = "rec.csv"
 LOCATED = re.compile(rf"^{re.escape(PATH)}(:\d+)?: \S")
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,10 +76,7 @@ def test_numeric_header_only_or_labels_are_accepted_or_located(rows: list[list[f
 
 
 def _skab_heads() -> list[bytes]:
-    if not SKAB.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"SKAB data not found at {SKAB} (CI must provide ../shared/datasets/skab)")
-        pytest.skip(f"SKAB data not found at {SKAB} (a checkout without ../shared)")
+    require(SKAB)
     files = [SKAB / "valve1" / "3.csv", SKAB / "other" / "10.csv", SKAB / "anomaly-free" / "anomaly-free.csv"]
     return [b"".join(f.read_bytes().splitlines(keepends=True)[:40]) for f in files]
 
