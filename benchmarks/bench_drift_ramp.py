@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from edge.sim.plant import Fault, Plant
+from edge.sim.plant import Fault, Plant, random_move
 from edge.twin.validation import RampTest, ValidationParams
 
 TICK = 0.5
@@ -43,18 +43,8 @@ def flags(seed: int, minutes: float, drift: float = 0.0, onset_s: float = math.i
     while t < minutes * 60:
         if moves and t >= next_move:
             next_move = t + rng.uniform(60, 300)
-            r = rng.random()
-            if r < 0.5:
-                plant.heater_pct = float(rng.uniform(10, 90))
+            if random_move(plant, rng) == "heater" or told_all:
                 test.input_moved()
-            elif r < 0.8:
-                plant.pump_speed_pct = float(rng.uniform(30, 100))
-                if told_all:
-                    test.input_moved()
-            else:
-                plant.valve_pct = float(rng.uniform(30, 80))
-                if told_all:
-                    test.input_moved()
         if t >= onset_s and plant.fault is Fault.NONE:
             plant.fault_strength = drift  # the plant's drift rate is 1 degC/min x strength
             plant.fault = Fault.SENSOR_DRIFT

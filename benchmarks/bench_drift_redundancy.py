@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from edge.sim.plant import Fault, Plant
+from edge.sim.plant import Fault, Plant, random_move
 
 TICK = 0.5
 PER = 20  # ticks per 10 s period
@@ -64,13 +64,7 @@ def flags(seed: int, minutes: float, window: int, need: int, sigma: float, drift
     while t < minutes * 60:
         if moves and t >= next_move:
             next_move, last_move = t + rng.uniform(60, 300), t
-            r = rng.random()
-            if r < 0.5:
-                plant.heater_pct = float(rng.uniform(10, 90))
-            elif r < 0.8:
-                plant.pump_speed_pct = float(rng.uniform(30, 100))
-            else:
-                plant.valve_pct = float(rng.uniform(30, 80))
+            random_move(plant, rng)
         if t >= onset_s and plant.fault is Fault.NONE:
             plant.fault_strength = drift
             plant.fault = Fault.SENSOR_DRIFT

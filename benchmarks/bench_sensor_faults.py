@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from edge.config import load_config
 from edge.sim.drive import PlantDrive
-from edge.sim.plant import Fault, Plant
+from edge.sim.plant import Fault, Plant, random_move
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 FAULTS = (Fault.STUCK_SENSOR, Fault.SENSOR_DRIFT, Fault.SPIKE, Fault.BEARING_WEAR, Fault.FLOW_SENSOR)
@@ -90,13 +90,7 @@ def simulate(n_per_fault: int, n_normal: int, warmup_min: float, onset_min: floa
         for i, (plant, run, mrng) in enumerate(zip(plants, runs, moves)):
             if t >= next_move[i]:
                 next_move[i] = t + mrng.uniform(60, 300)
-                r = mrng.random()
-                if r < 0.5:
-                    plant.heater_pct = float(mrng.uniform(10, 90))
-                elif r < 0.8:
-                    plant.pump_speed_pct = float(mrng.uniform(30, 100))
-                else:
-                    plant.valve_pct = float(mrng.uniform(30, 80))
+                random_move(plant, mrng)
             if run.fault is not Fault.NONE and plant.fault is Fault.NONE and t >= run.onset_s:
                 plant.fault_strength = run.strength
                 plant.fault = run.fault

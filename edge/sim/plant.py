@@ -366,3 +366,17 @@ class Plant:
             "pump_runtime_s": true["pump_runtime_s"],
             "pumped_volume_l": true["pumped_volume_l"],
         }
+
+
+def random_move(plant: Plant, rng: np.random.Generator) -> str:
+    """One setpoint move of normal operation, as the benchmarks make them: the heater (half the
+    time, 10-90 %), the pump (30-100 %) or the inlet valve (30-80 %). Returns which one moved."""
+    r = rng.random()
+    if r < 0.5:
+        plant.heater_pct = float(rng.uniform(10, 90))
+        return "heater"
+    if r < 0.8:
+        plant.pump_speed_pct = float(rng.uniform(30, 100))
+        return "pump"
+    plant.valve_pct = float(rng.uniform(30, 80))
+    return "valve"
