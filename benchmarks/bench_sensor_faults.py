@@ -133,6 +133,10 @@ def report(runs: list[Run], exposure_h: float, wall: float, n_plants: int, sim_m
             f"{NAMES[f]:<13} {len(rs):>4} {len(hits):>4}/{len(rs):<3} {pct(hits, 50):>9.0f} {pct(hits, 90):>7.0f} {alarms:>6}/{len(rs):<4}  "
             + ", ".join(f"{k} ({v})" for k, v in sorted(conf.items()))
         )
+    for r in runs:
+        if r.fault is Fault.SENSOR_DRIFT:
+            seen = f"flagged after {r.first[0]:.0f} s at {r.first[0] * r.strength / 60:.2f} degC" if r.first is not None else "not flagged"
+            print(f"  drift {r.strength:.2f} degC/min from {r.onset_s / 60:.1f} min: {seen}")
     drift = [(r.first[0] * r.strength / 60, r.strength) for r in runs if r.fault is Fault.SENSOR_DRIFT and r.first is not None]
     if drift:
         sizes = [d for d, _ in drift]

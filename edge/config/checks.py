@@ -73,6 +73,18 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
                     _unknown_tag(c, f"{prefix}.signals[{i}].related[{k}]", rel, tags)
                 elif not _is_numeric(rtag) or rel == sig.tag:
                     c.add(f"{prefix}.signals[{i}].related[{k}]", f"tag {rel!r} cannot be related: it must be a numeric tag other than the signal's own")
+            for k, term in enumerate(sig.balance_terms):  # sensor validation: the tags that explain this signal's rate
+                for ref in (t for t in term[:2] if t is not None):
+                    btag = tags.get(ref)
+                    if btag is None and ref.partition(".")[0] in broken:
+                        continue
+                    if btag is None:
+                        _unknown_tag(c, f"{prefix}.signals[{i}].explained_by[{k}]", ref, tags)
+                    elif not _is_numeric(btag) or ref == sig.tag:
+                        c.add(
+                            f"{prefix}.signals[{i}].explained_by[{k}]",
+                            f"tag {ref!r} cannot explain the signal: it must be a numeric tag other than the signal's own",
+                        )
         _check_identified(c, prefix, asset, tags, broken)
 
 

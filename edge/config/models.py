@@ -7,6 +7,7 @@ registered in ``drivers.DRIVER_KINDS``; ``DeviceConfig`` is their union, told ap
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
@@ -200,6 +201,7 @@ class ValidationConfig(Strict):
     drift_min_rate: float = Field(0.3, ge=0)  # ramp test: the smallest drift flagged, in the signal's units per minute
     follow_sigma: float = Field(6.0, gt=0)  # stuck: a predicted move of this many noise deviations the reading must follow
     contradiction_sigma: float = Field(6.0, gt=0)  # smoothed redundancy residual that flags a contradiction
+    balance_sigma: float = Field(5.0, gt=0)  # drift against a balance (signals with explained_by): the level, in deviations of the windowed residual
     hold_s: float = Field(30.0, ge=0)  # a flag stays raised at least this long
     alarm: bool = True  # a flagged signal raises the asset's anomaly alarm (its message names signal and kind)
 
@@ -229,6 +231,28 @@ class SignalConfig(Strict):
     model_warmup: int = Field(30, ge=3)  # model samples before identified outputs are published
     max_gain_rel_std: float = Field(0.25, gt=0)  # warm only once the gain is known this well
     related: list[str] = Field(default_factory=list)  # device tags this signal must agree with (sensor validation: contradiction)
+    # Sensor validation, drift against a balance: the device tags whose readings explain this
+    # signal's rate of change ("a / b": a flow through a volume; "a * b": a setpoint times an enable), docs/detection.md.
+    explained_by: list[str] = Field(default_factory=list)
+
+    @field_validator("explained_by")
+    @classmethod
+    def _explained_by(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            parts = re.split(r"[/*]", entry)
+            if len(parts) > 2 or not all(p.strip() for p in parts):
+                raise ValueError(f"{entry!r} must be a tag, a ratio 'a / b' (a flow through a volume) or a product 'a * b' of two tags")
+        return v
+
+    @property
+    def balance_terms(self) -> list[tuple[str, str | None, str]]:
+        """``explained_by`` as ``(tag, None, "")``, ``(a, b, "/")`` or ``(a, b, "*")`` terms."""
+        out: list[tuple[str, str | None, str]] = []
+        for entry in self.explained_by:
+            m = re.fullmatch(r"\s*(.+?)\s*(?:([/*])\s*(.+?)\s*)?", entry)
+            assert m is not None  # checked by _explained_by
+            out.append((m[1], m[3], m[2] or ""))
+        return out
 
     @field_validator("arx_orders")
     @classmethod

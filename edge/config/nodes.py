@@ -137,7 +137,7 @@ def _asset(prefix: str, asset: Any) -> list[PlannedNode]:
     if identified:  # Simulate and ResetModel act on the (one) identified model of the asset
         for method in names.ASSET_METHODS:
             out.append(PlannedNode(names.method_path(a, method), "method", f"{identified[0]}.input", f"the asset's {method} method"))
-    if asset.validation is not None or any(sig.related for sig in asset.signals):  # sensor validation (edge.twin.validation)
+    if asset.validation is not None or any(sig.related or sig.explained_by for sig in asset.signals):  # sensor validation (edge.twin.validation)
         out.append(PlannedNode(names.sensor_fault_path(a), "variable", prefix, f"the asset's {names.SENSOR_FAULT} variable"))
         for j, sig in enumerate(asset.signals):
             out.append(

@@ -38,6 +38,7 @@ TAGS: dict[str, tuple[str, float, str, float, float]] = {
     "vibration": ("vibration_mm_s", 0.0, "mm/s", 0.0, 50.0),
 }
 SETPOINTS = {"heater_setpoint": "heater_pct", "pump_speed_setpoint": "pump_speed_pct", "valve_setpoint": "valve_pct"}
+SWITCHES = ("heater_enable", "pump_enable")  # coils, read back as the plant has them
 
 
 def asset_for(template: AssetConfig, index: int) -> AssetConfig:
@@ -49,7 +50,14 @@ def asset_for(template: AssetConfig, index: int) -> AssetConfig:
         return f"{dev}.{tag.partition('.')[2]}"
 
     signals = [
-        s.model_copy(update={"tag": retag(s.tag), "input": None if s.input is None else retag(s.input), "related": [retag(t) for t in s.related]})
+        s.model_copy(
+            update={
+                "tag": retag(s.tag),
+                "input": None if s.input is None else retag(s.input),
+                "related": [retag(t) for t in s.related],
+                "explained_by": [retag(a) if b is None else f"{retag(a)} {op} {retag(b)}" for a, b, op in s.balance_terms],
+            }
+        )
         for s in template.signals
     ]
     return template.model_copy(update={"name": f"tank{index}", "signals": signals})
@@ -64,6 +72,8 @@ def demo_registry(assets: Sequence[AssetConfig]) -> TagRegistry:
             reg.add(TagInfo(f"{dev}.{tag}", ("Devices", dev, tag), "float64", units, low, high, device=dev))
         for tag in SETPOINTS:
             reg.add(TagInfo(f"{dev}.{tag}", ("Devices", dev, tag), "float64", "%", 0.0, 100.0, device=dev))
+        for tag in SWITCHES:
+            reg.add(TagInfo(f"{dev}.{tag}", ("Devices", dev, tag), "bool", device=dev))
     for asset in assets:
         for info in signal_infos(asset, reg):
             reg.add(info)
@@ -121,6 +131,8 @@ class PlantDrive:
                 out.append(TagSample(key, self.forced.get(key, v), Status.Good, self.t, self.t))
             for tag, attr in SETPOINTS.items():
                 out.append(TagSample(f"{dev}.{tag}", round(getattr(plant, attr) * 10) / 10, Status.Good, self.t, self.t))
+            for tag in SWITCHES:
+                out.append(TagSample(f"{dev}.{tag}", bool(getattr(plant, tag)), Status.Good, self.t, self.t))
         return out
 
     def run(self, ticks: int) -> Sequence[TagSample]:

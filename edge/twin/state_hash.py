@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edge.config import AssetConfig, GatewayConfig
+from edge.config.models import ValidationConfig
 from edge.core.names import tag_key
 
 # Keys that do not change what the saved state means: editing them keeps the learnt state.
@@ -70,9 +71,12 @@ def asset_section(asset: AssetConfig) -> dict[str, Any]:
     # sensor validation: absent when unused, so configs without it keep the hashes they had
     if d.get("validation") is None:
         d.pop("validation", None)
+    elif d["validation"].get("balance_sigma") == ValidationConfig.model_fields["balance_sigma"].default:
+        del d["validation"]["balance_sigma"]
     for s in d["signals"]:
-        if not s.get("related"):
-            s.pop("related", None)
+        for key in ("related", "explained_by"):
+            if not s.get(key):
+                s.pop(key, None)
     return d
 
 
@@ -84,7 +88,12 @@ def tag_meaning(driver: str, point: Any) -> dict[str, Any]:
 
 def tags_read(asset: AssetConfig) -> list[str]:
     """Registry keys of the device tags the asset's twin reads, sorted, each once."""
-    return sorted({s.tag for s in asset.signals} | {s.input for s in asset.signals if s.input is not None} | {t for s in asset.signals for t in s.related})
+    return sorted(
+        {s.tag for s in asset.signals}
+        | {s.input for s in asset.signals if s.input is not None}
+        | {t for s in asset.signals for t in s.related}
+        | {t for s in asset.signals for term in s.balance_terms for t in term[:2] if t is not None}
+    )
 
 
 def asset_config_hash(asset: AssetConfig, tags: Mapping[str, Any]) -> str:

@@ -28,13 +28,13 @@ import structlog
 
 from drivers.sample import Status, TagSample
 from edge.config import AssetConfig
-from edge.config.models import ValidationConfig
+from edge.config.models import SignalConfig, ValidationConfig
 from edge.core import names
 from edge.core.registry import TagInfo, TagRegistry
 from edge.twin.identified import ModelGroup
 from edge.twin.io import STALE, sample
 from edge.twin.kalman import KalmanGroup
-from edge.twin.validation import SignalValidator, ValidationParams
+from edge.twin.validation import BalanceTest, SignalValidator, ValidationParams
 
 log = structlog.get_logger("edge.twin.validation")
 
@@ -47,7 +47,7 @@ def validation_of(asset: AssetConfig) -> ValidationConfig | None:
     """The asset's validation settings, or None when it is not validated."""
     if asset.validation is not None:
         return asset.validation
-    return ValidationConfig() if any(s.related for s in asset.signals) else None
+    return ValidationConfig() if any(s.related or s.explained_by for s in asset.signals) else None
 
 
 def params_of(cfg: ValidationConfig) -> ValidationParams:
@@ -67,7 +67,7 @@ def validation_infos(asset: AssetConfig) -> list[TagInfo]:
 
 
 class _Channel:
-    __slots__ = ("alarm", "asset", "input", "kalman", "key", "last_source", "model", "published", "related", "scale", "signal", "tag", "v")
+    __slots__ = ("alarm", "asset", "balance_tags", "input", "kalman", "key", "last_source", "model", "published", "related", "scale", "signal", "tag", "v")
 
     def __init__(self, asset: str, signal: str, tag: str, v: SignalValidator, related: list[str], scale: list[tuple[float, float]], alarm: bool) -> None:
         self.asset, self.signal, self.tag, self.v = asset, signal, tag, v
@@ -75,9 +75,25 @@ class _Channel:
         self.kalman: tuple[KalmanGroup, int] | None = None
         self.model: tuple[ModelGroup, int] | None = None
         self.input: str | None = None  # the identified model's input tag (its moves suspend the drift test's ramp view)
+        self.balance_tags: list[str] = []  # the tags of the drift test's balance view (explained_by)
         self.last_source: datetime | None = None
         self.key = names.sensor_fault_key(asset, signal)
         self.published: tuple[str, int] | None = None
+
+
+def _good_value(registry: TagRegistry, tag: str) -> float:
+    """The tag's latest value when Good, else NaN."""
+    r = registry.latest(tag)
+    return float(r.value) if r.value is not None and ((int(r.status) >> 30) & 3) == 0 else math.nan  # type: ignore[arg-type]
+
+
+def _span(info: TagInfo | None) -> float:
+    """The tag's high - low (1 for a bool; NaN when not known)."""
+    if info is not None and info.data_type == "bool":
+        return 1.0
+    if info is None or info.low is None or info.high is None or not info.high > info.low:
+        return math.nan
+    return float(info.high) - float(info.low)
 
 
 def _scale(info: TagInfo | None) -> tuple[float, float]:
@@ -85,6 +101,18 @@ def _scale(info: TagInfo | None) -> tuple[float, float]:
     if info is None or info.low is None or info.high is None or not info.high > info.low:
         return 0.0, 1.0
     return float(info.low), float(info.high) - float(info.low)
+
+
+def _balance_of(sig: SignalConfig, registry: TagRegistry, tick_s: float, params: ValidationParams) -> tuple[BalanceTest | None, list[str]]:
+    """The drift test's balance view of a signal with ``explained_by`` tags, and those tags (each once)."""
+    if not sig.explained_by:
+        return None, []
+    tags: list[str] = []
+    for a, b, _ in sig.balance_terms:
+        tags += [t for t in (a, b) if t is not None and t not in tags]
+    terms = [(tags.index(a), None if b is None else tags.index(b), op) for a, b, op in sig.balance_terms]
+    spans = [_span(registry.info(t) if t in registry else None) for t in tags]
+    return BalanceTest(tick_s, terms, spans, params.drift_window_s, params.balance_sigma), tags
 
 
 class RunnerValidation:
@@ -113,11 +141,13 @@ class RunnerValidation:
                 info = registry.info(sig.tag) if sig.tag in registry else None
                 low = -math.inf if info is None or info.low is None else float(info.low)
                 span = math.nan if info is None or info.low is None or info.high is None else float(info.high) - float(info.low)
-                v = SignalValidator(sig.name, params, sig.measurement_noise, tick_s, low, len(sig.related), span, ramp=sig.input is not None)
+                balance, balance_tags = _balance_of(sig, registry, tick_s, params)
+                v = SignalValidator(sig.name, params, sig.measurement_noise, tick_s, low, len(sig.related), span, ramp=sig.input is not None, balance=balance)
                 scale = [_scale(registry.info(t) if t in registry else None) for t in sig.related]
                 ch = _Channel(asset.name, sig.name, sig.tag, v, list(sig.related), scale, cfg.alarm)
                 ch.kalman = kalman_of.get((asset.name, sig.name))
                 ch.input = sig.input
+                ch.balance_tags = balance_tags
                 g_i = models.get(asset.name)
                 if g_i is not None and g_i[0].channels[g_i[1]].signal == sig.name:
                     ch.model = g_i
@@ -143,10 +173,12 @@ class RunnerValidation:
                     v.observe_input(float(u.value))  # type: ignore[arg-type]
             s = registry.latest(ch.tag)
             fresh = s.source_time != ch.last_source and s.value is not None and s.status != STALE and ((int(s.status) >> 30) & 3) < 2
+            held = False
             if fresh:
                 ch.last_source = s.source_time
                 z = float(s.value)  # type: ignore[arg-type]
                 if not v.observe(z):  # held back: the filter and the identification never see it
+                    held = True
                     if ch.kalman is not None:
                         g, i = ch.kalman
                         g.last_source[i] = s.source_time
@@ -160,6 +192,9 @@ class RunnerValidation:
                         good = r.value is not None and ((int(r.status) >> 30) & 3) == 0
                         xs.append((float(r.value) - off) / span if good else math.nan)  # type: ignore[arg-type]
                     v.check_related(z, xs)
+            if ch.balance_tags:
+                good = s.value is not None and s.status != STALE and ((int(s.status) >> 30) & 3) == 0 and not held
+                v.observe_balance(float(s.value) if good else None, [_good_value(registry, t) for t in ch.balance_tags])  # type: ignore[arg-type]
             status = BAD_WAITING if not v.warm else (GOOD if ((int(s.status) >> 30) & 3) == 0 else UNCERTAIN)
             kind = v.kind
             if ch.published != (kind, status):
@@ -230,4 +265,6 @@ class RunnerValidation:
     def forget(self, asset: str) -> None:
         for c in self.by_asset.get(asset, ()):
             v = c.v
-            c.v = SignalValidator(v.name, v.params, v.noise_std0, v.tick_s, v.low, len(v.related), v.span, ramp=v.ramp is not None)
+            b = v.balance
+            balance = None if b is None else BalanceTest(v.tick_s, b.terms, b.spans, v.params.drift_window_s, v.params.balance_sigma)
+            c.v = SignalValidator(v.name, v.params, v.noise_std0, v.tick_s, v.low, len(v.related), v.span, ramp=v.ramp is not None, balance=balance)

@@ -46,10 +46,11 @@ flagged reading. ``trusted`` (no flag, nothing held back, learnt) is what the id
 learn from.
 """
 
+from .balance import BalanceTest
 from .drift import RampTest, open_loop
 from .params import KINDS, ValidationParams
 from .related import RelatedModel
 from .signal import SignalValidator
 from .stuck import fails_to_follow
 
-__all__ = ["KINDS", "RampTest", "RelatedModel", "SignalValidator", "ValidationParams", "fails_to_follow", "open_loop"]
+__all__ = ["KINDS", "BalanceTest", "RampTest", "RelatedModel", "SignalValidator", "ValidationParams", "fails_to_follow", "open_loop"]

@@ -42,4 +42,5 @@ class ValidationParams:
     drift_min_rate: float = 0.3
     follow_sigma: float = 6.0
     contradiction_sigma: float = 6.0
+    balance_sigma: float = 5.0
     hold_s: float = 30.0

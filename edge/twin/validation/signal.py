@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .balance import BalanceTest
 from .drift import RampTest, open_loop
 from .params import (
     CLIP_SIGMA,
@@ -44,12 +45,15 @@ class SignalValidator:
         n_related: int = 0,
         span: float = math.nan,
         ramp: bool = False,
+        balance: BalanceTest | None = None,
     ) -> None:
         """*noise_std*: the configured measurement noise (a prior); *low*: the tag's low limit;
         *span*: the tag's high - low (sizes the redundancy models' prior: a coefficient may be as
         large as the whole range per unit of the scaled related reading); *ramp*: run the drift
         test's ramp test (``drift.RampTest``) on the reading (a signal whose process settles
-        within ``drift_tau_s`` under held inputs: the identified signal)."""
+        within ``drift_tau_s`` under held inputs: the identified signal); *balance*: the drift
+        test's balance view (``balance.BalanceTest``, a signal with ``explained_by`` tags), fed by
+        ``observe_balance``."""
         if not (noise_std > 0 and tick_s > 0):
             raise ValueError("noise_std and tick_s must be > 0")
         self.name = name
@@ -71,7 +75,8 @@ class SignalValidator:
         self.cusum_pos = 0.0
         self.cusum_neg = 0.0
         self.ramp = RampTest(tick_s, params.drift_window_s, params.drift_tau_s, params.drift_min_rate) if ramp else None
-        self._drift_cusum = self._drift_ramp = False  # what each view of the drift test sees
+        self.balance = balance
+        self._drift_cusum = self._drift_ramp = self._drift_balance = False  # what each view of the drift test sees
         self._last_input: float | None = None
         self._stuck_repeats = self._stuck_follow = False  # what each form of the stuck test sees
         self.span = span
@@ -152,12 +157,29 @@ class SignalValidator:
         self.seen["spike"] = spike
         if self.ramp is not None:
             self._drift_ramp = self.ramp.add(z if accept else None, self.noise_var)
-            self.seen["drift"] = self._drift_cusum or self._drift_ramp
+            self._see_drift()
         # learn the noise and the share of repeats from readings nobody doubts
         if accept and not self.raised and not spike:
             self._learn_noise(z, flat)
         self._update_flags()
         return accept
+
+    def observe_balance(self, y: float | None, xs: Sequence[float]) -> None:
+        """This tick's reading (None: held back or not Good) and the readings of the tags that
+        explain its rate (NaN: not Good), for the drift test's balance view."""
+        if self.balance is None:
+            return
+        self._drift_balance = self.balance.add(y, xs, learn=self.trusted, noise_var=self.noise_var)
+        self._see_drift()
+        self._update_flags()
+
+    def _see_drift(self) -> None:
+        """A signal with a balance view that judges is judged by it alone (it tells a drift from
+        a setpoint move the ramp and the model views cannot explain); otherwise by those two."""
+        if self.balance is not None and self.balance.judging:
+            self.seen["drift"] = self._drift_balance
+        else:
+            self.seen["drift"] = self._drift_cusum or self._drift_ramp
 
     def observe_input(self, u: float) -> None:
         """The identified model's input now (a setpoint): a move of it suspends the drift test's
@@ -227,7 +249,7 @@ class SignalValidator:
             span = min(2 * look - 1, len(hist))  # two look-backs sharing their middle period
             span -= 1 - span % 2
             self._stuck_follow = fails_to_follow([h[0] for h in hist[-span:]], ol.moves[-span:], math.sqrt(self.noise_var), p.follow_sigma)
-            self.seen["drift"] = self._drift_cusum or self._drift_ramp
+            self._see_drift()
             self.seen["stuck"] = self._stuck_repeats or self._stuck_follow
         if allowance <= self.resid_var and (self.resid_n < RESID_WARMUP or (self.trusted and max(self.cusum_pos, self.cusum_neg) < p.drift_h / 2)):
             e2 = min(err * err, CLIP_SIGMA**2 * self.resid_var)
@@ -292,6 +314,7 @@ class SignalValidator:
                 }
                 for m in self.related
             ],
+            "balance": None if self.balance is None else self.balance.export(),
         }
 
     def restore(self, doc: Any) -> None:
@@ -324,6 +347,12 @@ class SignalValidator:
             if len(support) != SUPPORT_BINS or min(support) < 0:
                 raise ValueError(f"validation state of {self.name!r}: bad related model support")
             models.append(RelatedModel(self.related[len(models)].p0, theta.tolist(), P.tolist(), var, updates, support))
+        balance = doc.get("balance")  # absent in a state saved before the balance view: learnt afresh
+        if balance is not None and self.balance is not None:
+            try:
+                self.balance.restore(balance)
+            except ValueError as exc:
+                raise ValueError(f"validation state of {self.name!r}: {exc}") from None
         self.noise_var, self.p_flat, self.learnt = noise_var, p_flat, learnt
         self.resid_var = math.nan if resid is None else float(resid)
         self.resid_n = resid_n

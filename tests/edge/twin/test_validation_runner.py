@@ -23,7 +23,7 @@ from edge.sim.plant import Fault, Plant
 from edge.twin.persist import TwinStateStore
 from edge.twin.runner import TwinRunner, signal_infos
 from edge.twin.state import decode, encode
-from edge.twin.state_hash import asset_hashes
+from edge.twin.state_hash import asset_hashes, asset_section
 from tests.edge.twin.rig import Process, asset_config, registry_for
 
 DEMO = "config/demo.toml"
@@ -129,12 +129,61 @@ def test_a_saved_validation_state_that_does_not_fit_is_refused() -> None:
         other.import_state(state, utcnow())
 
 
+EXPLAINED = '  explained_by = ["tank1_plc.heater_setpoint * tank1_plc.heater_enable", "tank1_plc.ambient_temperature", "tank1_plc.flow / tank1_plc.level"]\n'
+
+
 def test_config_hashes_without_validation_are_unchanged_by_it() -> None:
     cfg = load_config(DEMO)
     text = Path(DEMO).read_text()
-    plain = parse_config(text.replace('  related = ["tank1_plc.motor_current", "tank1_plc.pump_speed"]\n', "").replace("  [assets.validation]\n", ""), DEMO)
+    assert EXPLAINED in text
+    plain = parse_config(
+        text.replace('  related = ["tank1_plc.motor_current", "tank1_plc.pump_speed"]\n', "").replace("  [assets.validation]\n", "").replace(EXPLAINED, ""),
+        DEMO,
+    )
     assert asset_hashes(cfg) != asset_hashes(plain)  # validation is part of what the state was learnt under
-    assert plain.assets[0].validation is None and not any(s.related for s in plain.assets[0].signals)
+    assert plain.assets[0].validation is None and not any(s.related or s.explained_by for s in plain.assets[0].signals)
+    section = asset_section(plain.assets[0])
+    assert "validation" not in section and not any("related" in s or "explained_by" in s for s in section["signals"])
+    assert "balance_sigma" not in asset_section(cfg.assets[0])["validation"]  # at its default: hashes from before it stay
+    other = parse_config(text.replace("  # balance_sigma = 5.0", "  balance_sigma = 6.0"), DEMO)
+    assert asset_hashes(other) != asset_hashes(cfg)
+
+
+def test_explained_by_names_known_numeric_tags_in_terms_of_one_or_two() -> None:
+    text = Path(DEMO).read_text()
+    bad = text.replace(EXPLAINED, '  explained_by = ["tank1_plc.heater_setpont", "tank1_plc.flow / tank1_plc.temperature", "tank1_plc.status_word"]\n')
+    with pytest.raises(ConfigError) as info:
+        parse_config(bad, DEMO)
+    msg = str(info.value)
+    assert "explained_by[0]" in msg and "unknown tag 'tank1_plc.heater_setpont'" in msg and "did you mean" in msg
+    assert "explained_by[1]" in msg and "other than the signal's own" in msg
+    syntax = text.replace(EXPLAINED, '  explained_by = ["tank1_plc.flow / tank1_plc.level / tank1_plc.level"]\n')
+    with pytest.raises(ConfigError, match="must be a tag, a ratio"):
+        parse_config(syntax, DEMO)
+    terms = load_config(DEMO).assets[0].signals[0].balance_terms
+    assert terms == [
+        ("tank1_plc.heater_setpoint", "tank1_plc.heater_enable", "*"),
+        ("tank1_plc.ambient_temperature", None, ""),
+        ("tank1_plc.flow", "tank1_plc.level", "/"),
+    ]
+
+
+def test_the_demo_temperature_has_a_balance_view_whose_state_is_saved() -> None:
+    asset = load_config(DEMO).assets[0]
+    drive = PlantDrive.build(asset, [Plant(seed=3)])
+    drive.run(2 * 60 * 15)  # 15 min
+    ch = drive.twin.validation.by_asset["tank1"][0]
+    assert ch.signal == "temperature" and ch.v.balance is not None and ch.v.balance.learnt > 0
+    assert ch.balance_tags == ["tank1_plc.heater_setpoint", "tank1_plc.heater_enable", "tank1_plc.ambient_temperature", "tank1_plc.flow", "tank1_plc.level"]
+    doc = drive.twin.validation.export_state("tank1")
+    assert doc is not None and doc["temperature"]["balance"]["learnt"] == ch.v.balance.learnt
+    fresh = PlantDrive.build(asset, [Plant(seed=3)])
+    fresh.twin.validation.import_state("tank1", doc)
+    assert fresh.twin.validation.export_state("tank1") == doc
+    older = {k: {kk: vv for kk, vv in v.items() if kk != "balance"} for k, v in doc.items()}  # saved before the balance view
+    again = PlantDrive.build(asset, [Plant(seed=3)])
+    again.twin.validation.import_state("tank1", older)
+    assert again.twin.validation.by_asset["tank1"][0].v.balance.learnt == 0
 
 
 def test_related_tags_must_be_known_numeric_tags() -> None:
