@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer and shorter runs (about 20 s)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--normal-hours", type=float, default=24.0, help="then normal operation only, for the false alarms (0: none)")
     args = ap.parse_args(argv)
     if args.quick:
         per_fault, normal, warm, onset, watch = 1, 1, 10.0, 2.0, 4.0
@@ -165,6 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         per_fault, normal, warm, onset, watch = 3, 2, 20.0, 8.0, 6.0
     runs, exposure_h, wall = simulate(per_fault, normal, warm, onset, watch, args.seed)
     report(runs, exposure_h, wall, len(runs), warm + onset + watch)
+    if args.normal_hours > 0 and not args.quick:
+        plants = 8
+        minutes = args.normal_hours * 60 / plants
+        runs, exposure_h, wall = simulate(0, plants, warm, minutes, 0.0, args.seed + 100)
+        kinds: Counter[str] = Counter()
+        for r in runs:
+            kinds.update(r.false)
+        which = ", ".join(f"{k} ({v})" for k, v in sorted(kinds.items()))
+        print(f"\nnormal operation only, {plants} plants x {minutes + warm:.0f} min ({wall:.0f} s wall):")
+        n = sum(kinds.values())
+        tail = f" [{which}]" if which else ""
+        print(f"false alarms: {n} flags in {exposure_h:.1f} h after the warm-up: {n / exposure_h * 24:.2f} per day per asset{tail}")
     return 0
 
 

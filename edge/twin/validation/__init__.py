@@ -20,16 +20,21 @@ the identified model and publishes its flags. Four tests, each naming the signal
     the filter or the identification); if the next reading stays away, the process moved and the
     new reading is accepted.
 ``drift``
-    A slow offset (``drift.py``), two views. Ramp (signals with an identified model, whether or
-    not the model has learnt yet): over a window of ``drift_window_s`` the reading's slopes in its
-    two halves leave a rate ``d`` that a process settling with a time constant up to
-    ``drift_tau_s`` cannot make; ``d`` above ``drift_min_rate`` (per minute) and its noise, in the
-    direction the reading moves, for a whole window, flags it. Against the model: the reading
-    minus the identified model run open loop from the readings ``drift_horizon_s`` ago under the
-    inputs since (a drifting sensor builds up an offset there), in units of that error's standard
-    deviation learnt while the signal was trusted, into a two-sided CUSUM (slack ``drift_k``,
-    decision level ``drift_h``) that flags while the ramp test's rate points the same way (the
-    model's error after a move it does not explain settles; a drift does not).
+    A slow offset, three views. Balance (``balance.py``, signals with ``explained_by`` tags): the
+    signal's rate of change against what those tags explain (a heat balance: heater, ambient,
+    inflow through the volume), learnt by least squares on 10 s means; the residual summed over
+    ``drift_window_s`` above ``balance_sigma`` deviations for 3 periods flags. It explains setpoint
+    moves of every input it is told of, so once it has learnt it judges the drift alone. Ramp
+    (``drift.py``, signals with an identified model, whether or not the model has learnt yet): over
+    a window of ``drift_window_s`` the reading's slopes in its two halves leave a rate ``d`` that
+    a process settling with a time constant up to ``drift_tau_s`` cannot make; ``d`` above
+    ``drift_min_rate`` (per minute) and its noise, in the direction the reading moves, for a whole
+    window, flags it. Against the model: the reading minus the identified model run open loop
+    from the readings ``drift_horizon_s`` ago under the inputs since (a drifting sensor builds up
+    an offset there), in units of that error's standard deviation learnt while the signal was
+    trusted, into a two-sided CUSUM (slack ``drift_k``, decision level ``drift_h``) that flags
+    while the ramp test's rate points the same way (the model's error after a move it does not
+    explain settles; a drift does not).
 ``contradiction``
     The reading disagrees with its ``related`` signals: per related signal an online least-squares
     model ``signal ~ c0 + c1 x + c2 x^2`` (x the related reading scaled to its tag range,

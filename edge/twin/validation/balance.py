@@ -22,7 +22,11 @@ tag moved by more than ``BALANCE_MOVE`` of its span, and the one after, are left
 within a period is not a smooth rate). The sum's variance is learnt while it is quiet, plus a share
 (``BALANCE_UNC``) of the part the coefficients' uncertainty gives it: at an operating point the
 model has not seen, the uncertainty is large and a flag needs more. ``BALANCE_NEED`` consecutive
-periods above ``sigma`` deviations flag.
+periods above ``sigma`` deviations flag. A period whose prediction variance is more than
+``BALANCE_NOVEL`` times the residual variance (an operating point the model has not seen, e.g. the
+first pump move after a long steady spell, when a few periods there would shrink that uncertainty
+long before the coefficients are right) holds the verdict until the model has learnt
+``BALANCE_NOVEL_LEARN`` periods there.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ BALANCE_LEARN_SIGMA = 4.0  # a period whose residual is this many deviations awa
 BALANCE_MOVE = 0.02  # a term's tag whose period mean moved by this share of its span moved (a step)
 BALANCE_UNC = 0.1  # share of the coefficients' uncertainty added to the sum's learnt variance
 BALANCE_NEED = 3  # consecutive periods above the level to flag
+BALANCE_NOVEL = 8.0  # a period whose prediction variance is this many residual variances is at a new operating point
+BALANCE_NOVEL_LEARN = 6  # after one, the verdict is held until this many periods past the window are learnt
 BALANCE_MIN_PERIODS = 60  # periods learnt from before the test judges (10 min at 10 s)
 BALANCE_VAR_ALPHA = 0.03  # EWMA weight of the sum's variance, down
 BALANCE_VAR_ALPHA_UP = 0.01  # and up (slower: a drift's onset grows the sum before it flags)
@@ -88,6 +94,7 @@ class BalanceTest:
         self.unc = 0.0  # the part of its variance the coefficients' uncertainty gives it (BALANCE_UNC of it)
         self.z = 0.0  # the statistic in units of its deviation
         self.run = 0  # consecutive periods above the level
+        self.hold = 0  # periods left before a new operating point is judged
         self.seen = False
         self._ysum = 0.0
         self._yn = 0
@@ -152,6 +159,10 @@ class BalanceTest:
         phi = self._regressors(y0, x0, x1)
         if phi is None:
             usable, phi = False, np.zeros(self.n_coef)
+        if usable and float(phi @ self.cov @ phi) > BALANCE_NOVEL:
+            self.hold = self.window + BALANCE_NOVEL_LEARN  # a new operating point: learn it before judging
+        elif self.hold:
+            self.hold -= 1
         self._win.append((y1 - y0, phi, usable and learn))
         if len(self._win) > self.window:
             d, f, use = self._win.popleft()
@@ -164,11 +175,11 @@ class BalanceTest:
         if self.learnt < BALANCE_MIN_PERIODS or len(self._win) < self.window:
             self.run, self.seen, self.z = 0, False, 0.0
             return
-        if math.isnan(self.svar):  # prior: the window's one-period residuals independent
-            self.svar = max(len(used) * self.evar, self.floor)
+        if math.isnan(self.svar):  # prior: one period's residual (the readings' noise in the sum telescopes)
+            self.svar = max(self.evar, self.floor)
         else:
             self.z = self.stat / math.sqrt(max(self.svar, self.floor) + self.unc + 1e-18)
-            self.run = self.run + 1 if abs(self.z) > self.sigma else 0
+            self.run = self.run + 1 if abs(self.z) > self.sigma and not self.hold else 0
         if learn and not self.seen and self.run == 0 and self._quiet():
             s2 = self.stat**2  # (below BALANCE_GATE**2 svar: quiet)
             a = BALANCE_VAR_ALPHA if s2 < self.svar else BALANCE_VAR_ALPHA_UP
