@@ -98,12 +98,15 @@ class BalanceTest:
         self.seen = False
         self._ysum = 0.0
         self._yn = 0
-        self._xsum = np.zeros(len(self.spans))
-        self._xn = np.zeros(len(self.spans))
+        self._xsum = [0.0] * len(self.spans)
+        self._xn = [0] * len(self.spans)
         self._count = 0
         self._prev: tuple[float, np.ndarray] | None = None  # (signal mean, tag means) of the last period
         self._moved_last = False
         self._win: deque[tuple[float, np.ndarray, bool]] = deque()  # (dy, regressors, usable)
+        self._dsum = 0.0  # the usable dy of the window, summed
+        self._fsum = np.zeros(self.n_coef)  # and their regressors
+        self._periods = 0
 
     def _regressors(self, y0: float, x0: np.ndarray, x1: np.ndarray) -> np.ndarray | None:
         xm = (x0 + x1) / 2.0
@@ -130,18 +133,19 @@ class BalanceTest:
         if y is not None and math.isfinite(y):
             self._ysum += y
             self._yn += 1
-        x = np.asarray(xs, dtype=np.float64)
-        ok = np.isfinite(x)
-        self._xsum[ok] += x[ok]
-        self._xn[ok] += 1
+        xsum, xn = self._xsum, self._xn
+        for i, x in enumerate(xs):  # plain floats: a handful of tags, every tick
+            if math.isfinite(x):
+                xsum[i] += x
+                xn[i] += 1
         if self._count < self.per_period:
             return self.seen
         half = self.per_period / 2.0
         y1 = self._ysum / self._yn if self._yn >= half else math.nan
-        x1 = np.where(self._xn >= half, self._xsum / np.maximum(self._xn, 1), np.nan)
+        x1 = np.array([xsum[i] / xn[i] if xn[i] >= half else math.nan for i in range(len(xsum))])
         self._ysum, self._yn, self._count = 0.0, 0, 0
-        self._xsum[:] = 0.0
-        self._xn[:] = 0
+        self._xsum = [0.0] * len(xsum)
+        self._xn = [0] * len(xn)
         self._period(y1, x1, learn)
         return self.seen
 
@@ -149,6 +153,7 @@ class BalanceTest:
         prev, self._prev = self._prev, (y1, x1)
         if prev is None or not math.isfinite(y1) or not math.isfinite(prev[0]) or not np.all(np.isfinite(x1)) or not np.all(np.isfinite(prev[1])):
             self._win.clear()  # a gap: the sum starts again
+            self._resum()
             self.run, self.seen = 0, False
             return
         y0, x0 = prev
@@ -163,14 +168,23 @@ class BalanceTest:
             self.hold = self.window + BALANCE_NOVEL_LEARN  # a new operating point: learn it before judging
         elif self.hold:
             self.hold -= 1
-        self._win.append((y1 - y0, phi, usable and learn))
+        use_now = usable and learn
+        self._win.append((y1 - y0, phi, use_now))
+        if use_now:
+            self._dsum += y1 - y0
+            self._fsum += phi
         if len(self._win) > self.window:
             d, f, use = self._win.popleft()
-            if use and learn and not self.seen and self.run == 0:
-                self._learn(d, f)
-        used = [(d, f) for d, f, use in self._win if use]
-        self.stat = sum(d - float(f @ self.theta) for d, f in used)
-        fs = sum((f for _, f in used), np.zeros(self.n_coef))
+            if use:
+                self._dsum -= d
+                self._fsum -= f
+                if learn and not self.seen and self.run == 0:
+                    self._learn(d, f)
+        self._periods += 1
+        if self._periods % self.window == 0:  # the running sums afresh now and then (rounding)
+            self._resum()
+        fs = self._fsum
+        self.stat = self._dsum - float(fs @ self.theta)  # the window's residuals summed: linear in the coefficients
         self.unc = BALANCE_UNC * float(fs @ self.cov @ fs) * self.evar if math.isfinite(self.evar) else 0.0
         if self.learnt < BALANCE_MIN_PERIODS or len(self._win) < self.window:
             self.run, self.seen, self.z = 0, False, 0.0
@@ -185,6 +199,11 @@ class BalanceTest:
             a = BALANCE_VAR_ALPHA if s2 < self.svar else BALANCE_VAR_ALPHA_UP
             self.svar = (1 - a) * self.svar + a * s2
         self.seen = self.run >= BALANCE_NEED
+
+    def _resum(self) -> None:
+        used = [(d, f) for d, f, use in self._win if use]
+        self._dsum = sum(d for d, _ in used)
+        self._fsum = np.sum([f for _, f in used], axis=0) if used else np.zeros(self.n_coef)
 
     @property
     def judging(self) -> bool:
@@ -217,11 +236,12 @@ class BalanceTest:
     def reset(self) -> None:
         """Forget the transient state (the window, the run), keep what was learnt."""
         self._win.clear()
+        self._resum()
         self._prev = None
         self._moved_last = False
         self._ysum, self._yn, self._count = 0.0, 0, 0
-        self._xsum[:] = 0.0
-        self._xn[:] = 0
+        self._xsum = [0.0] * len(self.spans)
+        self._xn = [0] * len(self.spans)
         self.run, self.seen, self.stat, self.z = 0, False, 0.0, 0.0
 
     # -- saved state ----------------------------------------------------------------------------
