@@ -66,26 +66,22 @@ def _check_assets(c: _Collector, devices: list[tuple[str, Any]], assets: list[tu
             elif not _is_numeric(tag):
                 c.add(path, f"tag {sig.tag!r} has type {_type_text(tag)}; a twin signal needs a numeric tag")
             for k, rel in enumerate(sig.related):  # sensor validation: the tags this signal must agree with
-                rtag = tags.get(rel)
-                if rtag is None and rel.partition(".")[0] in broken:
-                    continue
-                if rtag is None:
-                    _unknown_tag(c, f"{prefix}.signals[{i}].related[{k}]", rel, tags)
-                elif not _is_numeric(rtag) or rel == sig.tag:
-                    c.add(f"{prefix}.signals[{i}].related[{k}]", f"tag {rel!r} cannot be related: it must be a numeric tag other than the signal's own")
+                _check_other_tag(c, f"{prefix}.signals[{i}].related[{k}]", rel, sig.tag, tags, broken, "be related")
             for k, term in enumerate(sig.balance_terms):  # sensor validation: the tags that explain this signal's rate
                 for ref in (t for t in term[:2] if t is not None):
-                    btag = tags.get(ref)
-                    if btag is None and ref.partition(".")[0] in broken:
-                        continue
-                    if btag is None:
-                        _unknown_tag(c, f"{prefix}.signals[{i}].explained_by[{k}]", ref, tags)
-                    elif not _is_numeric(btag) or ref == sig.tag:
-                        c.add(
-                            f"{prefix}.signals[{i}].explained_by[{k}]",
-                            f"tag {ref!r} cannot explain the signal: it must be a numeric tag other than the signal's own",
-                        )
+                    _check_other_tag(c, f"{prefix}.signals[{i}].explained_by[{k}]", ref, sig.tag, tags, broken, "explain the signal")
         _check_identified(c, prefix, asset, tags, broken)
+
+
+def _check_other_tag(c: _Collector, path: str, ref: str, own: str, tags: Mapping[str, Any], broken: frozenset[str], role: str) -> None:
+    """*ref* at *path* must be a known numeric tag other than the signal's own (*own*)."""
+    tag = tags.get(ref)
+    if tag is None and ref.partition(".")[0] in broken:
+        return
+    if tag is None:
+        _unknown_tag(c, path, ref, tags)
+    elif not _is_numeric(tag) or ref == own:
+        c.add(path, f"tag {ref!r} cannot {role}: it must be a numeric tag other than the signal's own")
 
 
 def _unknown_tag(c: _Collector, path: str, ref: str, tags: Mapping[str, Any]) -> None:
