@@ -1,6 +1,6 @@
 """The drift test's balance view alone on the simulated plant's temperature: false flags over many hours, drift size when flagged.
 
-    python benchmarks/bench_drift_balance.py [--hours 48] [--seeds 1,2,3,4] [--sigma 5]
+    python benchmarks/bench_drift_balance.py [--hours 48] [--seeds 1,2,3,4] [--sigma 5] [--speed]
 
 The pure plant (edge/sim/plant.py, no twin, no sockets) at the demo's tick (0.5 s), readings
 quantised as the demo's registers deliver them, random setpoint moves as in bench_sensor_faults.py
@@ -11,11 +11,14 @@ the demo's ``explained_by`` tags (heater setpoint x enable, ambient, flow / leve
 then drifts of 0.5 and 1.0 degC/min from minute 30 of a fresh plant (three plants with moves, one
 whose setpoints stay where they start): the drift's size when flagged ("missed": not within 20 min).
 The defaults were chosen on seeds 1-4; ``--seeds 5,6,7,8`` is the held-out check.
+``--speed``: only the cost of ``BalanceTest.add`` on one plant's recorded readings (per tick
+within a period, per period end, and per tick in all), best of 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -65,12 +68,47 @@ def flags(seed: int, minutes: float, sigma: float, drift: float = 0.0, moves: bo
     return out
 
 
+def speed() -> None:
+    """The cost of the view per signal, on 2 h of one plant's readings (recorded first)."""
+    plant = Plant(seed=1)
+    rng = np.random.default_rng([1, 7])
+    rows, next_move = [], 0.0
+    for k in range(int(2 * 3600 / TICK)):
+        if k * TICK >= next_move:
+            next_move = k * TICK + rng.uniform(60, 300)
+            random_move(plant, rng)
+        plant.step(TICK)
+        m = plant.measurements()
+        xs = [q(plant.heater_pct, 0.1), float(plant.heater_enable), q(m["ambient_temp_c"], 0.1), m["flow_l_min"], q(m["level_pct"], 0.1)]
+        rows.append((q(m["tank_temp_c"], 0.1), xs))
+    p = ValidationParams()
+    best_all, best_tick = math.inf, math.inf
+    for _ in range(3):
+        test = BalanceTest(TICK, TERMS, SPANS, p.drift_window_s, p.balance_sigma)
+        t0 = time.perf_counter()
+        for y, xs in rows:
+            test.add(y, xs, noise_var=NOISE_VAR)
+        best_all = min(best_all, (time.perf_counter() - t0) / len(rows))
+        test.per_period = len(rows) + 1  # no period ends: the per-tick part alone
+        t0 = time.perf_counter()
+        for y, xs in rows:
+            test.add(y, xs, noise_var=NOISE_VAR)
+        best_tick = min(best_tick, (time.perf_counter() - t0) / len(rows))
+    per_period = (best_all - best_tick) * round(10.0 / TICK)
+    print(f"BalanceTest.add: {best_tick * 1e6:.1f} us per tick, {per_period * 1e6:.0f} us per period end", end="")
+    print(f", {best_all * 1e6:.1f} us per tick in all ({len(rows)} ticks, best of 3)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=48.0, help="normal operation per seed (in 3 h plants)")
     ap.add_argument("--seeds", default="1,2,3,4")
     ap.add_argument("--sigma", type=float, default=ValidationParams().balance_sigma, help="the level (balance_sigma)")
+    ap.add_argument("--speed", action="store_true", help="only the cost per tick and per period")
     args = ap.parse_args(argv)
+    if args.speed:
+        speed()
+        return 0
     started = time.perf_counter()
     n = max(1, round(args.hours / 3))
     total_flags, total_h = 0, 0.0

@@ -98,9 +98,10 @@ def _span(info: TagInfo | None) -> float:
 
 def _scale(info: TagInfo | None) -> tuple[float, float]:
     """``(offset, span)`` mapping a related tag's low..high onto 0..1 (identity when not known)."""
-    if info is None or info.low is None or info.high is None or not info.high > info.low:
+    span = _span(info)
+    if info is None or info.low is None or math.isnan(span):
         return 0.0, 1.0
-    return float(info.low), float(info.high) - float(info.low)
+    return float(info.low), span
 
 
 def _balance_of(sig: SignalConfig, registry: TagRegistry, tick_s: float, params: ValidationParams) -> tuple[BalanceTest | None, list[str]]:
@@ -140,7 +141,7 @@ class RunnerValidation:
             for sig in asset.signals:
                 info = registry.info(sig.tag) if sig.tag in registry else None
                 low = -math.inf if info is None or info.low is None else float(info.low)
-                span = math.nan if info is None or info.low is None or info.high is None else float(info.high) - float(info.low)
+                span = _span(info)
                 balance, balance_tags = _balance_of(sig, registry, tick_s, params)
                 v = SignalValidator(sig.name, params, sig.measurement_noise, tick_s, low, len(sig.related), span, ramp=sig.input is not None, balance=balance)
                 scale = [_scale(registry.info(t) if t in registry else None) for t in sig.related]
@@ -186,11 +187,7 @@ class RunnerValidation:
                         mg, mi = ch.model
                         mg.last_source[mi] = s.source_time
                 if ch.related:
-                    xs = []
-                    for tag, (off, span) in zip(ch.related, ch.scale):
-                        r = registry.latest(tag)
-                        good = r.value is not None and ((int(r.status) >> 30) & 3) == 0
-                        xs.append((float(r.value) - off) / span if good else math.nan)  # type: ignore[arg-type]
+                    xs = [(_good_value(registry, tag) - off) / span for tag, (off, span) in zip(ch.related, ch.scale)]
                     v.check_related(z, xs)
             if ch.balance_tags:
                 good = s.value is not None and s.status != STALE and ((int(s.status) >> 30) & 3) == 0 and not held

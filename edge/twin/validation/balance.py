@@ -80,6 +80,7 @@ class BalanceTest:
             raise ValueError("every term must name tags by their index in spans, with an operator '/' or '*' for two")
         self.terms = list(terms)
         self.spans = [s if math.isfinite(s) and s > 0 else math.nan for s in spans]
+        self._move = np.array([BALANCE_MOVE * s if math.isfinite(s) else math.inf for s in self.spans])  # a step of a tag
         self.per_period = max(1, round(BALANCE_PERIOD_S / tick_s))
         self.window = max(2, round(window_s / (self.per_period * tick_s)))
         self.sigma = sigma
@@ -157,8 +158,7 @@ class BalanceTest:
             self.run, self.seen = 0, False
             return
         y0, x0 = prev
-        spans = np.asarray(self.spans)
-        moved_now = bool(np.any(np.abs(x1 - x0) > BALANCE_MOVE * np.where(np.isfinite(spans), spans, np.inf)))
+        moved_now = bool(np.any(np.abs(x1 - x0) > self._move))
         usable = not (moved_now or self._moved_last)
         self._moved_last = moved_now
         phi = self._regressors(y0, x0, x1)
